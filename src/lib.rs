@@ -1,1 +1,54 @@
+//! # larder
+//!
+//! A fast, lean, concurrent in-process cache: a lock-striped hash map with per-entry
+//! TTL, a bound on total weight, and CLOCK-family eviction whose hits take only a
+//! shard *read* lock (or exact LRU, when asked for).
+//!
+//! ```
+//! use larder::{Cache, Policy};
+//! use std::time::Duration;
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .max_entries(10_000)
+//!     .time_to_live(Duration::from_secs(300))
+//!     .build()?;
+//! cache.insert(7, "seven".to_string());
+//! assert_eq!(cache.get(&7).as_deref(), Some("seven"));
+//! # Ok::<(), larder::BuildError>(())
+//! ```
+//!
+//! ## What to read
+//! - [`Cache`]: the operations, how the capacity is split over shards, what locks
+//!   each method takes, and how expiry works without a background thread.
+//! - [`CacheBuilder`]: capacity (entries or weight), policy, TTL, shards, listener,
+//!   clock.
+//! - [`Policy`]: the eviction policies and what their hits cost.
+//! - [`Clock`]: real or manual time (tests never sleep).
+//!
+//! ## Cargo features
+//! | feature | what it adds |
+//! |---|---|
+//! | `memcached` | a sans-IO memcached codec and an executor over the cache |
+//!
+//! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod builder;
+mod cache;
+mod clock;
+mod policy;
+mod shard;
+mod slab;
+mod sync;
+
+pub use builder::{BuildError, CacheBuilder, MAX_SHARDS};
+pub use cache::{Cache, Occupied, Op, RemovalCause, Stats};
+pub use clock::{Clock, ManualClock};
+pub use policy::Policy;
+pub use shard::SWEEP_STEP;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -1,0 +1,819 @@
+//! [`Cache`]: hashes a key, picks its shard, and forwards to the shard under the
+//! right lock. Also the public value types that go with it.
+
+#![forbid(unsafe_code)]
+
+use crate::builder::CacheBuilder;
+use crate::clock::{ttl_ms, Clock};
+use crate::policy::Policy;
+use crate::shard::{short_hash, Garbage, Shard};
+use crate::sync::{AtomicU64, RwLock};
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+/// Why an entry left the cache; passed to the
+/// [eviction listener](crate::CacheBuilder::eviction_listener).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Evicted by the policy to make room, or never stored because it was heavier
+    /// than its shard's share of the capacity.
+    Evicted,
+    /// Its time to live ran out.
+    Expired,
+    /// Overwritten by a new value for the same key (the listener sees the old value).
+    Replaced,
+    /// Removed by [`Cache::remove`], [`Cache::retain`], [`Cache::clear`] or
+    /// [`Op::Remove`].
+    Removed,
+}
+
+/// Counts of what a cache has done, from [`Cache::stats`].
+///
+/// Counts are per operation, not per entry state: a `get` of an expired entry is a
+/// miss. `peek` and `contains_key` are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `get`s that found a live entry.
+    pub hits: u64,
+    /// `get`s that did not.
+    pub misses: u64,
+    /// New entries stored.
+    pub inserts: u64,
+    /// Values replaced in existing entries.
+    pub updates: u64,
+    /// Entries evicted by the policy (or refused for weight).
+    pub evictions: u64,
+    /// Entries reclaimed because their TTL ran out.
+    pub expirations: u64,
+    /// Entries removed explicitly (`remove`, `retain`, `clear`, `Op::Remove`).
+    pub removals: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 when there were no gets.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+/// The current entry as [`Cache::compute`] shows it to its closure.
+#[derive(Debug)]
+pub struct Occupied<'a, V> {
+    value: &'a V,
+    ttl: Option<Duration>,
+}
+
+impl<'a, V> Occupied<'a, V> {
+    /// The current value.
+    pub fn value(&self) -> &'a V {
+        self.value
+    }
+
+    /// The time left before the entry expires; `None` if it never does.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+}
+
+/// What [`Cache::compute`] should do with the entry.
+#[derive(Debug)]
+pub enum Op<V> {
+    /// Leave the entry as it is (or absent).
+    Nop,
+    /// Store this value. An existing entry keeps its TTL; a new one gets the cache's
+    /// default TTL.
+    Put(V),
+    /// Store this value with this TTL (`None`: never expires).
+    PutWithTtl(V, Option<Duration>),
+    /// Keep the value, change the TTL (`None`: never expires). No effect if absent.
+    SetTtl(Option<Duration>),
+    /// Remove the entry.
+    Remove,
+}
+
+/// One shard and the counters its readers bump, on a cache line of its own.
+#[repr(align(128))]
+struct Cell<K, V> {
+    lock: RwLock<Shard<K, V>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A concurrent, bounded cache with per-entry TTL.
+///
+/// # Sharding and the bound
+/// Keys are spread over a power-of-two number of shards by their hash; each shard
+/// has its own lock, policy and share of the capacity. The capacity is split exactly
+/// (shares differ by at most one unit and add up to the capacity), and each shard
+/// enforces its share on every write, so **the total weight never exceeds the
+/// capacity: the slack is zero**. The price is that an entry heavier than its shard's
+/// share (`capacity / shards`) is never stored, and that a full shard evicts even
+/// when another has room. A capacity smaller than the shard count reduces the shard
+/// count (see [`CacheBuilder::shards`]).
+///
+/// # Locking behaviour
+/// A hit takes its shard's read lock under the CLOCK-family policies, and the write
+/// lock under [`Policy::lru`]. Writes take the write lock of one shard. No method
+/// holds two shard locks at once; [`len`](Self::len), [`stats`](Self::stats),
+/// [`clear`](Self::clear), [`retain`](Self::retain) and
+/// [`run_pending_tasks`](Self::run_pending_tasks) lock the shards one after another.
+/// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
+/// expired and replaced values are dropped, and the eviction listener runs, after the
+/// lock is released. The closures given to [`compute`](Self::compute) and
+/// [`retain`](Self::retain) run under a write lock and must not call into the same
+/// cache.
+///
+/// # Expiry
+/// An expired entry is never returned. Every write to a shard that holds entries with
+/// a deadline examines the next [`SWEEP_STEP`](crate::SWEEP_STEP) slots of that shard
+/// and reclaims the expired ones, so a shard of `n` slots is swept completely every
+/// `n / 8` writes to it, with no background thread. The policy also prefers an
+/// expired entry as a victim whenever it meets one. [`run_pending_tasks`]
+/// (Self::run_pending_tasks) sweeps everything at once.
+///
+/// ```
+/// use larder::Cache;
+/// use std::time::Duration;
+///
+/// let cache: Cache<u64, String> = Cache::builder().max_entries(1_000).build()?;
+/// cache.insert(1, "one".to_string());
+/// cache.insert_with_ttl(2, "two".to_string(), Duration::from_secs(30));
+/// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+/// assert_eq!(cache.remove(&2).as_deref(), Some("two"));
+/// assert_eq!(cache.len(), 1);
+/// # Ok::<(), larder::BuildError>(())
+/// ```
+pub struct Cache<K, V> {
+    cells: Box<[Cell<K, V>]>,
+    mask: usize,
+    hasher: ahash::RandomState,
+    clock: Clock,
+    ttl_ms: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    policy: Policy,
+    exclusive_hits: bool,
+    capacity: u64,
+}
+
+impl<K, V> Cache<K, V> {
+    /// A builder; see [`CacheBuilder`].
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq,
+{
+    /// A cache of at most `max_entries` entries with the default policy and no TTL.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(100);
+    /// cache.insert("k", 1);
+    /// assert_eq!(cache.get("k"), Some(1));
+    /// ```
+    pub fn new(max_entries: u64) -> Self {
+        match Self::builder().max_entries(max_entries).build() {
+            Ok(c) => c,
+            Err(e) => unreachable!("a max_entries-only builder cannot fail: {e}"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        capacity: u64,
+        shards: usize,
+        by_entries: bool,
+        policy: Policy,
+        ttl: Option<Duration>,
+        weigher: Option<Weigher<K, V>>,
+        listener: Option<Listener<K, V>>,
+        clock: Clock,
+    ) -> Self {
+        let now = clock.now_ms();
+        let n = shards as u64;
+        let cells = (0..n)
+            .map(|i| {
+                let share = capacity / n + u64::from(i < capacity % n);
+                let slot_hint = if by_entries {
+                    usize::try_from(share).unwrap_or(usize::MAX)
+                } else {
+                    usize::MAX
+                };
+                Cell {
+                    lock: RwLock::new(Shard::new(&policy, share, slot_hint, now)),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                }
+            })
+            .collect();
+        #[cfg(larder_loom)]
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        #[cfg(not(larder_loom))]
+        let hasher = ahash::RandomState::new();
+        Cache {
+            cells,
+            mask: shards - 1,
+            hasher,
+            clock,
+            ttl_ms: ttl.map(ttl_ms),
+            weigher,
+            listener,
+            exclusive_hits: policy.exclusive_hits(),
+            policy,
+            capacity,
+        }
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn cell(&self, hash: u64) -> &Cell<K, V> {
+        // The high half picks the shard; the low half is what the shard stores.
+        &self.cells[(hash >> 32) as usize & self.mask]
+    }
+
+    #[inline]
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        match &self.weigher {
+            Some(w) => w(key, value).max(1),
+            None => 1,
+        }
+    }
+
+    /// Reports removed entries to the listener and drops them; no lock is held here.
+    #[inline]
+    fn finish(&self, mut garbage: Garbage<K, V>) {
+        if garbage.is_empty() {
+            return;
+        }
+        if let Some(listener) = &self.listener {
+            for (k, v, cause) in garbage.drain() {
+                listener(&k, &v, cause);
+            }
+        }
+    }
+
+    /// Stores `value` under `key` with the cache's default TTL, replacing any value
+    /// the key had. Evicts as needed to stay within the capacity.
+    ///
+    /// If the entry is heavier than its shard's share of the capacity it is not
+    /// stored (and any old value for the key is removed); the listener sees it as
+    /// [`RemovalCause::Evicted`].
+    ///
+    /// **Locking behaviour:** takes the key's shard write lock. The weigher runs
+    /// before the lock is taken.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert("a", 1);
+    /// cache.insert("a", 2);
+    /// assert_eq!(cache.get("a"), Some(2));
+    /// ```
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_inner(key, value, self.ttl_ms);
+    }
+
+    /// Like [`insert`](Self::insert), with a TTL for this entry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert_with_ttl("session", 7, Duration::from_secs(30));
+    /// assert!(cache.contains_key("session"));
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.insert_inner(key, value, Some(ttl_ms(ttl)));
+    }
+
+    fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) {
+        let hash = self.hash(&key);
+        let weight = self.weigh(&key, &value);
+        let mut now = if ttl.is_some() { self.clock.now_ms() } else { 0 };
+        let mut garbage = Garbage::new();
+        {
+            let mut shard = self.cell(hash).lock.write();
+            if now == 0 && shard.has_timed() {
+                now = self.clock.now_ms();
+            }
+            shard.insert(key, value, short_hash(hash), weight, ttl, now, &mut garbage);
+        }
+        self.finish(garbage);
+    }
+
+    /// The value for `key`, if present and not expired. Counts as a hit or miss and
+    /// tells the policy the entry was used.
+    ///
+    /// **Locking behaviour:** the shard's read lock (write lock under
+    /// [`Policy::lru`]). The value's `Clone` runs under that lock.
+    ///
+    /// ```
+    /// let cache: larder::Cache<String, u32> = larder::Cache::new(10);
+    /// cache.insert("k".to_string(), 1);
+    /// assert_eq!(cache.get("k"), Some(1)); // borrowed lookup: &str for String keys
+    /// assert_eq!(cache.get("nope"), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.lookup(key, true, |v, _| v.clone())
+    }
+
+    /// Like [`get`](Self::get), also returning the time left to live (`None`: never
+    /// expires).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (clock, hand) = larder::Clock::manual();
+    /// let cache = larder::Cache::builder().max_entries(10).clock(clock).build()?;
+    /// cache.insert_with_ttl("k", 1, Duration::from_secs(10));
+    /// hand.advance(Duration::from_secs(4));
+    /// assert_eq!(cache.get_with_ttl("k"), Some((1, Some(Duration::from_secs(6)))));
+    /// # Ok::<(), larder::BuildError>(())
+    /// ```
+    pub fn get_with_ttl<Q>(&self, key: &Q) -> Option<(V, Option<Duration>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.lookup(key, true, |v, ttl| (v.clone(), ttl()))
+    }
+
+    /// The value for `key` without counting a hit or telling the policy.
+    ///
+    /// **Locking behaviour:** the shard's read lock, for every policy.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert(1, "x");
+    /// assert_eq!(cache.peek(&1), Some("x"));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.lookup(key, false, |v, _| v.clone())
+    }
+
+    /// Whether `key` has a live entry. Not counted, no policy update.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert(1, ());
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lookup(key, false, |_, _| ()).is_some()
+    }
+
+    /// The shared read path: finds a live entry and maps it under the lock.
+    #[inline]
+    fn lookup<Q, R>(
+        &self,
+        key: &Q,
+        record: bool,
+        map: impl FnOnce(&V, &dyn Fn() -> Option<Duration>) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let cell = self.cell(hash);
+        let h32 = short_hash(hash);
+        let found = if record && self.exclusive_hits {
+            let mut shard = cell.lock.write();
+            match shard.find(h32, key) {
+                Some(idx) => {
+                    let e = shard.slab.entry(idx);
+                    let now = if e.deadline != 0 { self.clock.now_ms() } else { 0 };
+                    if e.deadline != 0 && shard.is_expired(e, now) {
+                        None
+                    } else {
+                        shard.touch_locked(idx);
+                        let e = shard.slab.entry(idx);
+                        Some(map(&e.value, &|| shard.ttl_of(e, now)))
+                    }
+                }
+                None => None,
+            }
+        } else {
+            let shard = cell.lock.read();
+            match shard.find(h32, key) {
+                Some(idx) => {
+                    let e = shard.slab.entry(idx);
+                    let now = if e.deadline != 0 { self.clock.now_ms() } else { 0 };
+                    if e.deadline != 0 && shard.is_expired(e, now) {
+                        None
+                    } else {
+                        if record {
+                            e.bump(shard.max_freq);
+                        }
+                        Some(map(&e.value, &|| shard.ttl_of(e, now)))
+                    }
+                }
+                None => None,
+            }
+        };
+        if record {
+            let counter = if found.is_some() {
+                &cell.hits
+            } else {
+                &cell.misses
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        found
+    }
+
+    /// Removes `key`, returning its value if it had a live one.
+    ///
+    /// **Locking behaviour:** the shard's write lock.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert("a", 1);
+    /// assert_eq!(cache.remove("a"), Some(1));
+    /// assert_eq!(cache.remove("a"), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = self.clock.now_ms();
+        let mut garbage = Garbage::new();
+        let mut out = None;
+        {
+            let mut shard = self.cell(hash).lock.write();
+            shard.maintain(now, &mut garbage);
+            if let Some(idx) = shard.find(short_hash(hash), key) {
+                if shard.is_expired(shard.slab.entry(idx), now) {
+                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
+                } else {
+                    shard.remove_slot(idx, RemovalCause::Removed, &mut garbage);
+                    out = garbage.pop();
+                }
+            }
+        }
+        self.finish(garbage);
+        out.map(|(k, v, cause)| {
+            if let Some(listener) = &self.listener {
+                listener(&k, &v, cause);
+            }
+            v
+        })
+    }
+
+    /// Sets the TTL of a live entry (`None`: never expires). Returns whether the key
+    /// had a live entry.
+    ///
+    /// **Locking behaviour:** the shard's write lock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert("a", 1);
+    /// assert!(cache.touch("a", Some(Duration::from_secs(60))));
+    /// assert!(!cache.touch("b", None));
+    /// ```
+    pub fn touch<Q>(&self, key: &Q, ttl: Option<Duration>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let now = self.clock.now_ms();
+        let mut garbage = Garbage::new();
+        let mut touched = false;
+        {
+            let mut shard = self.cell(hash).lock.write();
+            shard.maintain(now, &mut garbage);
+            if let Some(idx) = shard.find(short_hash(hash), key) {
+                if shard.is_expired(shard.slab.entry(idx), now) {
+                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
+                } else {
+                    let d = shard.deadline_for(now, ttl.map(ttl_ms));
+                    shard.set_deadline(idx, d);
+                    touched = true;
+                }
+            }
+        }
+        self.finish(garbage);
+        touched
+    }
+
+    /// Atomically reads and changes one entry: `f` sees the live entry (if any) and
+    /// returns what to do with it and a result for the caller.
+    ///
+    /// This is the building block for compare-and-swap, counters, append and
+    /// insert-if-absent: nothing else can touch the key between the read and the
+    /// write.
+    ///
+    /// **Locking behaviour:** `f` (and the weigher, on the value `f` returns) runs
+    /// under the shard's write lock: keep it short and do not call into this cache
+    /// from it (that deadlocks). If `f` panics, nothing is changed.
+    ///
+    /// ```
+    /// use larder::{Cache, Op};
+    /// let cache: Cache<&str, u64> = Cache::new(10);
+    /// let incr = |c: &Cache<&str, u64>| {
+    ///     c.compute("hits", |cur| {
+    ///         let next = cur.map_or(1, |e| *e.value() + 1);
+    ///         (Op::Put(next), next)
+    ///     })
+    /// };
+    /// assert_eq!(incr(&cache), 1);
+    /// assert_eq!(incr(&cache), 2);
+    /// // insert-if-absent
+    /// let added = cache.compute("x", |cur| match cur {
+    ///     Some(_) => (Op::Nop, false),
+    ///     None => (Op::Put(7), true),
+    /// });
+    /// assert!(added);
+    /// ```
+    pub fn compute<R>(&self, key: K, f: impl FnOnce(Option<Occupied<'_, V>>) -> (Op<V>, R)) -> R {
+        let hash = self.hash(&key);
+        let h32 = short_hash(hash);
+        let now = self.clock.now_ms();
+        let mut garbage = Garbage::new();
+        let result;
+        {
+            let mut shard = self.cell(hash).lock.write();
+            shard.maintain(now, &mut garbage);
+            let mut found = shard.find(h32, &key);
+            if let Some(idx) = found {
+                if shard.is_expired(shard.slab.entry(idx), now) {
+                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
+                    found = None;
+                }
+            }
+            let current = found.map(|idx| {
+                let e = shard.slab.entry(idx);
+                Occupied {
+                    value: &e.value,
+                    ttl: shard.ttl_of(e, now),
+                }
+            });
+            let (op, r) = f(current);
+            result = r;
+            let ttl_deadline =
+                |shard: &Shard<K, V>, ttl: Option<Duration>| shard.deadline_for(now, ttl.map(ttl_ms));
+            match (op, found) {
+                (Op::Nop, _) | (Op::SetTtl(_), None) | (Op::Remove, None) => {
+                    garbage.spare_key = Some(key);
+                }
+                (Op::Remove, Some(idx)) => {
+                    shard.remove_slot(idx, RemovalCause::Removed, &mut garbage);
+                    garbage.spare_key = Some(key);
+                }
+                (Op::SetTtl(ttl), Some(idx)) => {
+                    let d = ttl_deadline(&shard, ttl);
+                    shard.set_deadline(idx, d);
+                    garbage.spare_key = Some(key);
+                }
+                (Op::Put(v), Some(idx)) => {
+                    let w = self.weigh(&key, &v);
+                    shard.replace(idx, key, v, w, None, now, &mut garbage);
+                }
+                (Op::Put(v), None) => {
+                    let w = self.weigh(&key, &v);
+                    let d = shard.deadline_for(now, self.ttl_ms);
+                    shard.insert_new(key, v, h32, w, d, now, &mut garbage);
+                }
+                (Op::PutWithTtl(v, ttl), Some(idx)) => {
+                    let w = self.weigh(&key, &v);
+                    let d = ttl_deadline(&shard, ttl);
+                    shard.replace(idx, key, v, w, Some(d), now, &mut garbage);
+                }
+                (Op::PutWithTtl(v, ttl), None) => {
+                    let w = self.weigh(&key, &v);
+                    let d = ttl_deadline(&shard, ttl);
+                    shard.insert_new(key, v, h32, w, d, now, &mut garbage);
+                }
+            }
+        }
+        self.finish(garbage);
+        result
+    }
+
+    /// Keeps only the entries for which `keep` returns true. Expired entries are
+    /// removed without being shown to `keep`.
+    ///
+    /// **Locking behaviour:** `keep` runs under each shard's write lock in turn; do
+    /// not call into this cache from it. If it panics, the entries already removed
+    /// stay removed and the cache stays consistent.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// for i in 0..6 { cache.insert(i, i * 10); }
+    /// cache.retain(|k, _| k % 2 == 0);
+    /// assert_eq!(cache.len(), 3);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let now = self.clock.now_ms();
+        for cell in self.cells.iter() {
+            let mut garbage = Garbage::new();
+            {
+                let mut shard = cell.lock.write();
+                shard.retain(now, &mut keep, &mut garbage);
+            }
+            self.finish(garbage);
+        }
+    }
+
+    /// Removes every entry (the listener sees each as [`RemovalCause::Removed`]).
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        for cell in self.cells.iter() {
+            let mut garbage = Garbage::new();
+            {
+                let mut shard = cell.lock.write();
+                shard.clear(&self.policy, &mut garbage);
+            }
+            self.finish(garbage);
+        }
+    }
+
+    /// Reclaims every expired entry now (writes already do this a few slots at a
+    /// time; call this to free memory at a moment of your choosing).
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (clock, hand) = larder::Clock::manual();
+    /// let cache = larder::Cache::builder().max_entries(10).clock(clock).build()?;
+    /// cache.insert_with_ttl(1, 1, Duration::from_secs(1));
+    /// hand.advance(Duration::from_secs(1));
+    /// cache.run_pending_tasks();
+    /// assert_eq!(cache.stats().expirations, 1);
+    /// # Ok::<(), larder::BuildError>(())
+    /// ```
+    pub fn run_pending_tasks(&self) {
+        let now = self.clock.now_ms();
+        for cell in self.cells.iter() {
+            let mut garbage = Garbage::new();
+            {
+                let mut shard = cell.lock.write();
+                shard.maintain(now, &mut garbage);
+                let n = shard.slab.len();
+                shard.sweep(now, n, &mut garbage);
+            }
+            self.finish(garbage);
+        }
+    }
+
+    /// The number of entries stored, including expired ones not yet reclaimed.
+    ///
+    /// **Locking behaviour:** each shard's read lock in turn.
+    pub fn len(&self) -> usize {
+        self.cells.iter().map(|c| c.lock.read().len()).sum()
+    }
+
+    /// Whether the cache holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight of the entries stored (equal to [`len`](Self::len) without a
+    /// weigher).
+    ///
+    /// **Locking behaviour:** each shard's read lock in turn.
+    pub fn weight(&self) -> u64 {
+        self.cells.iter().map(|c| c.lock.read().weight).sum()
+    }
+
+    /// The capacity given to the builder (entries, or weight).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Counts of what the cache has done since it was built.
+    ///
+    /// **Locking behaviour:** each shard's read lock in turn.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// cache.get(&1);
+    /// cache.get(&2);
+    /// let s = cache.stats();
+    /// assert_eq!((s.hits, s.misses, s.inserts), (1, 1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for cell in self.cells.iter() {
+            s.hits += cell.hits.load(Relaxed);
+            s.misses += cell.misses.load(Relaxed);
+            let c = cell.lock.read().counters;
+            s.inserts += c.inserts;
+            s.updates += c.updates;
+            s.evictions += c.evictions;
+            s.expirations += c.expirations;
+            s.removals += c.removals;
+        }
+        s
+    }
+
+    /// Heap bytes the cache's own structures hold (slabs, index tables, policy
+    /// state), not counting heap memory owned by keys and values.
+    ///
+    /// **Locking behaviour:** each shard's read lock in turn.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.cells)
+            + self
+                .cells
+                .iter()
+                .map(|c| c.lock.read().heap_bytes())
+                .sum::<usize>()
+    }
+
+    /// Checks every internal invariant and panics if one is broken. For tests and
+    /// fuzzing; O(n).
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        for cell in self.cells.iter() {
+            cell.lock.read().validate();
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    /// Never blocks: a shard whose lock is held is shown as `<locked>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Shards<'a, K, V>(&'a [Cell<K, V>]);
+        impl<K, V> fmt::Debug for Shards<'_, K, V> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut list = f.debug_list();
+                for cell in self.0 {
+                    match cell.lock.try_read() {
+                        Some(s) => list.entry(&format_args!(
+                            "{{ len: {}, weight: {}/{} }}",
+                            s.slab.live, s.weight, s.capacity
+                        )),
+                        None => list.entry(&format_args!("<locked>")),
+                    };
+                }
+                list.finish()
+            }
+        }
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("policy", &self.policy)
+            .field("time_to_live_ms", &self.ttl_ms)
+            .field("shards", &Shards(&self.cells))
+            .finish()
+    }
+}

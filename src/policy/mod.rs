@@ -1,0 +1,366 @@
+//! Eviction policies.
+//!
+//! A policy is chosen at build time with an opaque constructor ([`Policy::clock`],
+//! [`Policy::lru`], [`Policy::s3fifo`], or the default) and lives per shard as a
+//! [`PolicyState`]. Every policy works on slab indices only; none of them calls user
+//! code. The CLOCK family (clock, s3fifo) learns from a 2-bit access counter in each
+//! entry that hits bump under the shard's *read* lock; exact LRU has to move a list
+//! node on every hit and so takes the write lock.
+
+#![forbid(unsafe_code)]
+
+mod ghost;
+mod lru;
+mod queue;
+
+use crate::slab::Slab;
+use ghost::Ghost;
+use lru::Lru;
+use queue::Queue;
+use std::fmt;
+
+/// An eviction policy, chosen with [`CacheBuilder::policy`](crate::CacheBuilder::policy).
+///
+/// | policy | hit path | strength |
+/// |---|---|---|
+/// | [`Policy::s3fifo`] (default) | read lock, one relaxed store | scan- and loop-resistant, frequency-aware |
+/// | [`Policy::clock`] | read lock, one relaxed store | second-chance CLOCK: close to LRU, cheaper |
+/// | [`Policy::lru`] | **write lock** (list move) | exact least-recently-used order per shard |
+///
+/// ```
+/// use larder::{Cache, Policy};
+/// let cache: Cache<u32, u32> = Cache::builder().max_entries(100).policy(Policy::lru()).build()?;
+/// # Ok::<(), larder::BuildError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub(crate) kind: PolicyKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PolicyKind {
+    Clock,
+    Lru,
+    S3Fifo,
+}
+
+impl Policy {
+    /// Second-chance CLOCK: a FIFO where an entry hit since its last pass gets one more
+    /// round instead of being evicted.
+    pub fn clock() -> Policy {
+        Policy {
+            kind: PolicyKind::Clock,
+        }
+    }
+
+    /// Exact LRU within each shard. Every hit takes the shard's write lock to move the
+    /// entry, so reads scale worse than with the CLOCK-family policies.
+    pub fn lru() -> Policy {
+        Policy {
+            kind: PolicyKind::Lru,
+        }
+    }
+
+    /// S3-FIFO: new entries wait in a small probation FIFO (10% of the weight); those
+    /// hit while there move to the main queue, a CLOCK with 2-bit counters; those not
+    /// hit are evicted and remembered in a ghost set, so that if they come back soon
+    /// they go straight to the main queue. One-hit wonders and scans pass through
+    /// probation without displacing the working set.
+    pub fn s3fifo() -> Policy {
+        Policy {
+            kind: PolicyKind::S3Fifo,
+        }
+    }
+
+    /// Whether hits need the write lock.
+    pub(crate) fn exclusive_hits(&self) -> bool {
+        self.kind == PolicyKind::Lru
+    }
+}
+
+impl Default for Policy {
+    /// The default policy: currently [`Policy::s3fifo`].
+    fn default() -> Self {
+        Policy::s3fifo()
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.kind {
+            PolicyKind::Clock => "clock",
+            PolicyKind::Lru => "lru",
+            PolicyKind::S3Fifo => "s3fifo",
+        };
+        write!(f, "Policy::{name}")
+    }
+}
+
+const SMALL: u32 = 0;
+const MAIN: u32 = 1;
+
+/// One shard's policy state.
+#[derive(Debug)]
+pub(crate) enum PolicyState {
+    Clock(Queue),
+    Lru(Lru),
+    S3Fifo(S3Fifo),
+}
+
+#[derive(Debug)]
+pub(crate) struct S3Fifo {
+    small: Queue,
+    main: Queue,
+    ghost: Ghost,
+    small_cap: u64,
+    small_weight: u64,
+    main_weight: u64,
+}
+
+/// Whether the entry in `idx` is past its deadline at `now` (relative ticks).
+#[inline]
+fn expired<K, V>(slab: &Slab<K, V>, idx: u32, now: u64) -> bool {
+    let d = slab.entry(idx).deadline;
+    d != 0 && now >= u64::from(d)
+}
+
+impl PolicyState {
+    pub(crate) fn new(policy: &Policy, capacity: u64) -> Self {
+        match policy.kind {
+            PolicyKind::Clock => PolicyState::Clock(Queue::new()),
+            PolicyKind::Lru => PolicyState::Lru(Lru::new()),
+            PolicyKind::S3Fifo => PolicyState::S3Fifo(S3Fifo {
+                small: Queue::new(),
+                main: Queue::new(),
+                ghost: Ghost::new(),
+                small_cap: (capacity / 10).max(1),
+                small_weight: 0,
+                main_weight: 0,
+            }),
+        }
+    }
+
+    /// The highest value hits may push an entry's access counter to.
+    pub(crate) fn max_freq(&self) -> u32 {
+        match self {
+            PolicyState::Clock(_) => 1,
+            PolicyState::Lru(_) => 0,
+            PolicyState::S3Fifo(_) => 3,
+        }
+    }
+
+    /// A new entry was stored in `idx`.
+    pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        match self {
+            PolicyState::Clock(q) => q.push_back(slab, idx),
+            PolicyState::Lru(l) => l.push_back(slab, idx),
+            PolicyState::S3Fifo(s) => {
+                let e = slab.entry(idx);
+                let w = u64::from(e.weight());
+                s.ghost.fit(slab.live as usize);
+                if s.ghost.take(e.hash.get()) {
+                    e.set_queue(MAIN);
+                    s.main_weight += w;
+                    s.main.push_back(slab, idx);
+                } else {
+                    e.set_queue(SMALL);
+                    s.small_weight += w;
+                    s.small.push_back(slab, idx);
+                }
+            }
+        }
+    }
+
+    /// A hit seen under the write lock (exclusive-hit policies, and updates).
+    pub(crate) fn on_hit_locked<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        match self {
+            PolicyState::Lru(l) => l.touch(slab, idx),
+            _ => {
+                let max = self.max_freq();
+                slab.entry(idx).bump(max);
+            }
+        }
+    }
+
+    /// The weight of the entry in `idx` changed from `old` to its current weight.
+    pub(crate) fn on_reweigh<K, V>(&mut self, slab: &Slab<K, V>, idx: u32, old: u32) {
+        if let PolicyState::S3Fifo(s) = self {
+            let e = slab.entry(idx);
+            let slot = if e.queue() == MAIN {
+                &mut s.main_weight
+            } else {
+                &mut s.small_weight
+            };
+            *slot = *slot - u64::from(old) + u64::from(e.weight());
+        }
+    }
+
+    /// The entry in `idx` is about to be removed (not by eviction). Returns whether a
+    /// queue still threads through the slot (lazy removal).
+    pub(crate) fn on_remove<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) -> bool {
+        match self {
+            PolicyState::Clock(_) => true,
+            PolicyState::Lru(l) => {
+                l.unlink(slab, idx);
+                false
+            }
+            PolicyState::S3Fifo(s) => {
+                let e = slab.entry(idx);
+                let w = u64::from(e.weight());
+                if e.queue() == MAIN {
+                    s.main_weight -= w;
+                } else {
+                    s.small_weight -= w;
+                }
+                true
+            }
+        }
+    }
+
+    /// Picks a victim, unlinks it and returns its slot. An expired entry met on the way
+    /// is always the victim. Dead slots met on the way are reclaimed.
+    pub(crate) fn evict<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
+        match self {
+            PolicyState::Clock(q) => loop {
+                let idx = q.pop_front(slab)?;
+                if !slab.is_full(idx) {
+                    slab.reclaim_dead(idx);
+                    continue;
+                }
+                let e = slab.entry(idx);
+                if e.freq() > 0 && !expired(slab, idx, now) {
+                    e.set_freq(0);
+                    q.push_back(slab, idx);
+                    continue;
+                }
+                return Some(idx);
+            },
+            PolicyState::Lru(l) => l.pop_front(slab),
+            PolicyState::S3Fifo(s) => s.evict(slab, now),
+        }
+    }
+
+    /// Drops dead slots from the queues.
+    pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) {
+        match self {
+            PolicyState::Clock(q) => q.compact(slab),
+            PolicyState::Lru(_) => {}
+            PolicyState::S3Fifo(s) => {
+                s.small.compact(slab);
+                s.main.compact(slab);
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self, policy: &Policy, capacity: u64) {
+        let ghost = match self {
+            PolicyState::S3Fifo(s) => {
+                let mut g = std::mem::replace(&mut s.ghost, Ghost::new());
+                g.clear();
+                Some(g)
+            }
+            _ => None,
+        };
+        *self = PolicyState::new(policy, capacity);
+        if let (PolicyState::S3Fifo(s), Some(g)) = (self, ghost) {
+            s.ghost = g;
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            PolicyState::Clock(_) => 0,
+            PolicyState::Lru(l) => l.heap_bytes(),
+            PolicyState::S3Fifo(s) => s.ghost.heap_bytes(),
+        }
+    }
+
+    /// Checks that the queues hold exactly the full and dead slots, and the weights
+    /// add up (tests and fuzzing only).
+    pub(crate) fn validate<K, V>(&self, slab: &Slab<K, V>, weight: u64) {
+        let mut seen = vec![false; slab.len()];
+        let mut full = 0u32;
+        let mut dead = 0u32;
+        let mut visit = |idx: u32| {
+            assert!(!seen[idx as usize], "slot {idx} queued twice");
+            seen[idx as usize] = true;
+            if slab.is_full(idx) {
+                full += 1;
+            } else {
+                dead += 1;
+            }
+        };
+        match self {
+            PolicyState::Clock(q) => q.for_each(slab, &mut visit),
+            PolicyState::Lru(l) => l.for_each(slab, &mut visit),
+            PolicyState::S3Fifo(s) => {
+                let (mut sw, mut mw) = (0u64, 0u64);
+                s.small.for_each(slab, |i| {
+                    visit(i);
+                    if slab.is_full(i) {
+                        assert_eq!(slab.entry(i).queue(), SMALL);
+                        sw += u64::from(slab.entry(i).weight());
+                    }
+                });
+                s.main.for_each(slab, |i| {
+                    visit(i);
+                    if slab.is_full(i) {
+                        assert_eq!(slab.entry(i).queue(), MAIN);
+                        mw += u64::from(slab.entry(i).weight());
+                    }
+                });
+                assert_eq!(sw, s.small_weight);
+                assert_eq!(mw, s.main_weight);
+                assert_eq!(sw + mw, weight);
+            }
+        }
+        assert_eq!(full, slab.live, "a live entry is not queued");
+        assert_eq!(dead, slab.dead, "a dead slot is not queued");
+    }
+}
+
+impl S3Fifo {
+    fn evict<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
+        loop {
+            if self.small_weight == 0 && self.main_weight == 0 {
+                return None;
+            }
+            if self.small_weight > self.small_cap || self.main_weight == 0 {
+                let idx = self.small.pop_front(slab)?;
+                if !slab.is_full(idx) {
+                    slab.reclaim_dead(idx);
+                    continue;
+                }
+                let e = slab.entry(idx);
+                let w = u64::from(e.weight());
+                self.small_weight -= w;
+                if expired(slab, idx, now) {
+                    return Some(idx);
+                }
+                if e.freq() > 0 {
+                    e.set_freq(0);
+                    e.set_queue(MAIN);
+                    self.main_weight += w;
+                    self.main.push_back(slab, idx);
+                    continue;
+                }
+                self.ghost.insert(e.hash.get());
+                return Some(idx);
+            }
+            let idx = self.main.pop_front(slab)?;
+            if !slab.is_full(idx) {
+                slab.reclaim_dead(idx);
+                continue;
+            }
+            let e = slab.entry(idx);
+            let f = e.freq();
+            if f > 0 && !expired(slab, idx, now) {
+                e.set_freq(f - 1);
+                self.main.push_back(slab, idx);
+                continue;
+            }
+            self.main_weight -= u64::from(e.weight());
+            return Some(idx);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Singly linked FIFO queues threaded through the slab's `next` links.
+//!
+//! Removal is lazy: an entry removed from the middle of a queue leaves a dead slot
+//! behind, which is reclaimed when the queue's head reaches it or when the shard
+//! compacts its queues (see `Shard::maybe_compact`). This keeps the per-entry cost of
+//! a queue at one `u32`.
+
+#![forbid(unsafe_code)]
+
+use crate::slab::{Slab, NIL};
+
+#[derive(Debug)]
+pub(crate) struct Queue {
+    head: u32,
+    tail: u32,
+}
+
+impl Queue {
+    pub(crate) const fn new() -> Self {
+        Queue {
+            head: NIL,
+            tail: NIL,
+        }
+    }
+
+    pub(crate) fn push_back<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        slab.slot_mut(idx).set_next(NIL);
+        if self.tail == NIL {
+            self.head = idx;
+        } else {
+            slab.slot_mut(self.tail).set_next(idx);
+        }
+        self.tail = idx;
+    }
+
+    pub(crate) fn pop_front<K, V>(&mut self, slab: &mut Slab<K, V>) -> Option<u32> {
+        let idx = self.head;
+        if idx == NIL {
+            return None;
+        }
+        self.head = slab.slot(idx).next();
+        if self.head == NIL {
+            self.tail = NIL;
+        }
+        Some(idx)
+    }
+
+    /// Unlinks every dead slot, returning it to the slab's free list.
+    pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) {
+        let mut cur = self.head;
+        *self = Queue::new();
+        while cur != NIL {
+            let next = slab.slot(cur).next();
+            if slab.is_full(cur) {
+                self.push_back(slab, cur);
+            } else {
+                slab.reclaim_dead(cur);
+            }
+            cur = next;
+        }
+    }
+
+    /// Visits every slot in queue order (tests only).
+    pub(crate) fn for_each<K, V>(&self, slab: &Slab<K, V>, mut f: impl FnMut(u32)) {
+        let mut cur = self.head;
+        let mut steps = 0usize;
+        while cur != NIL {
+            f(cur);
+            steps += 1;
+            assert!(steps <= slab.len(), "queue cycles");
+            let next = slab.slot(cur).next();
+            if next == NIL {
+                assert_eq!(cur, self.tail, "tail is not the last node");
+            }
+            cur = next;
+        }
+    }
+}

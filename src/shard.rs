@@ -1,0 +1,478 @@
+//! Everything that runs under one shard lock.
+//!
+//! A shard is an index table (`hash -> slot`), a slab of entries, the eviction
+//! policy's state and the shard's share of the weight bound. Nothing here calls user
+//! code except `Eq` (inside lookups, before any mutation, so a panic leaves the shard
+//! as it was) and `Clone` on the read path. Values and keys that leave the shard are
+//! handed back in a [`Garbage`] list so the caller can drop them, and run the eviction
+//! listener, after the lock is released.
+//!
+//! Time: deadlines are `u32` millisecond ticks relative to the shard's `base_ms`.
+//! When the clock runs `REBASE_AFTER` ticks past the base, the next write moves the
+//! base forward and shifts every deadline (an O(n) pass once every ~12 days), so
+//! deadlines never overflow however long the cache lives, and any TTL up to
+//! `u32::MAX - REBASE_AFTER` ms (about 37 days) is represented exactly. Longer TTLs are
+//! clamped to that (the entry may expire early, never late).
+
+#![forbid(unsafe_code)]
+
+use crate::policy::{Policy, PolicyState};
+use crate::slab::{Entry, Slab, Slot, MAX_WEIGHT};
+use crate::RemovalCause;
+use hashbrown::HashTable;
+use std::borrow::Borrow;
+use std::num::NonZeroU32;
+
+/// Ticks past the base after which a write rebases the shard's deadlines.
+const REBASE_AFTER: u64 = 1 << 30;
+
+/// Slots a write examines for expired entries when its shard holds entries with a
+/// deadline.
+pub const SWEEP_STEP: u32 = 8;
+
+/// Spreads the stored 32-bit hash over 64 bits for the index table (hashbrown uses
+/// the top 7 bits as a tag and the low bits as the position).
+#[inline]
+pub(crate) fn table_hash(h: NonZeroU32) -> u64 {
+    u64::from(h.get()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The stored hash: the low 32 bits of the full hash, never zero.
+#[inline]
+pub(crate) fn short_hash(h: u64) -> NonZeroU32 {
+    NonZeroU32::new(h as u32).unwrap_or(NonZeroU32::MIN)
+}
+
+/// Operation counts that change only under the write lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) inserts: u64,
+    pub(crate) updates: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expirations: u64,
+    pub(crate) removals: u64,
+}
+
+/// Keys and values that left a shard, to be dropped (and reported to the listener)
+/// once the lock is released. Holds the first item inline so the common case of one
+/// eviction per insert does not allocate.
+pub(crate) struct Garbage<K, V> {
+    first: Option<(K, V, RemovalCause)>,
+    rest: Vec<(K, V, RemovalCause)>,
+    /// A key that was not stored (the incoming key of an update).
+    pub(crate) spare_key: Option<K>,
+}
+
+impl<K, V> Garbage<K, V> {
+    pub(crate) fn new() -> Self {
+        Garbage {
+            first: None,
+            rest: Vec::new(),
+            spare_key: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.first.is_none() {
+            self.first = Some((key, value, cause));
+        } else {
+            self.rest.push((key, value, cause));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.spare_key.is_none()
+    }
+
+    /// Every removed item, in the order removed.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, V, RemovalCause)> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain(..))
+    }
+
+    /// Removes the last item pushed (used by `remove` to hand the value back).
+    pub(crate) fn pop(&mut self) -> Option<(K, V, RemovalCause)> {
+        self.rest.pop().or_else(|| self.first.take())
+    }
+}
+
+pub(crate) struct Shard<K, V> {
+    table: HashTable<u32>,
+    pub(crate) slab: Slab<K, V>,
+    policy: PolicyState,
+    pub(crate) capacity: u64,
+    pub(crate) weight: u64,
+    /// Highest value a read-locked hit may push an entry's counter to.
+    pub(crate) max_freq: u32,
+    pub(crate) base_ms: u64,
+    /// Entries with a deadline.
+    timed: u32,
+    sweep_cursor: u32,
+    pub(crate) counters: Counters,
+}
+
+impl<K, V> Shard<K, V>
+where
+    K: Eq,
+{
+    pub(crate) fn new(policy: &Policy, capacity: u64, slot_hint: usize, now: u64) -> Self {
+        let policy_state = PolicyState::new(policy, capacity);
+        Shard {
+            table: HashTable::new(),
+            slab: Slab::new(slot_hint),
+            max_freq: policy_state.max_freq(),
+            policy: policy_state,
+            capacity,
+            weight: 0,
+            base_ms: now.saturating_sub(1),
+            timed: 0,
+            sweep_cursor: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.live as usize
+    }
+
+    /// Whether any entry has a deadline (if not, writes need not read the clock).
+    #[inline]
+    pub(crate) fn has_timed(&self) -> bool {
+        self.timed > 0
+    }
+
+    /// A hit under the write lock (exact LRU moves the entry).
+    #[inline]
+    pub(crate) fn touch_locked(&mut self, idx: u32) {
+        self.policy.on_hit_locked(&mut self.slab, idx);
+    }
+
+    /// Current time relative to this shard's base.
+    #[inline]
+    pub(crate) fn rel(&self, now: u64) -> u64 {
+        now.saturating_sub(self.base_ms)
+    }
+
+    #[inline]
+    pub(crate) fn is_expired(&self, e: &Entry<K, V>, now: u64) -> bool {
+        e.deadline != 0 && self.rel(now) >= u64::from(e.deadline)
+    }
+
+    /// Remaining time to live of an entry: `None` if it never expires.
+    pub(crate) fn ttl_of(&self, e: &Entry<K, V>, now: u64) -> Option<std::time::Duration> {
+        if e.deadline == 0 {
+            return None;
+        }
+        let left = u64::from(e.deadline).saturating_sub(self.rel(now));
+        Some(std::time::Duration::from_millis(left))
+    }
+
+    /// A relative deadline for a TTL starting now (`None`: no deadline).
+    pub(crate) fn deadline_for(&self, now: u64, ttl_ms: Option<u64>) -> u32 {
+        match ttl_ms {
+            None => 0,
+            Some(ttl) => {
+                let d = self.rel(now).saturating_add(ttl);
+                d.clamp(1, u64::from(u32::MAX)) as u32
+            }
+        }
+    }
+
+    /// The slot holding `key`, if any (expired or not).
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slab = &self.slab;
+        self.table
+            .find(table_hash(hash), |&i| {
+                let e = slab.entry(i);
+                e.hash == hash && e.key.borrow() == key
+            })
+            .copied()
+    }
+
+    /// Housekeeping done by every write: move the time base if due, and reclaim a few
+    /// expired entries.
+    pub(crate) fn maintain(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
+        if self.rel(now) >= REBASE_AFTER {
+            self.rebase(now);
+        }
+        if self.timed > 0 {
+            self.sweep(now, SWEEP_STEP as usize, garbage);
+        }
+    }
+
+    fn rebase(&mut self, now: u64) {
+        let new_base = now - 1;
+        let shift = new_base - self.base_ms;
+        for i in 0..self.slab.len() as u32 {
+            if let Slot::Full(e) = self.slab.slot_mut(i) {
+                if e.deadline != 0 {
+                    let d = u64::from(e.deadline);
+                    e.deadline = if d <= shift { 1 } else { (d - shift) as u32 };
+                }
+            }
+        }
+        self.base_ms = new_base;
+    }
+
+    /// Examines up to `budget` slots from the sweep cursor, removing expired entries.
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, garbage: &mut Garbage<K, V>) {
+        let n = self.slab.len() as u32;
+        if n == 0 {
+            return;
+        }
+        for _ in 0..budget.min(n as usize) {
+            if self.sweep_cursor >= n {
+                self.sweep_cursor = 0;
+            }
+            let idx = self.sweep_cursor;
+            self.sweep_cursor += 1;
+            if let Slot::Full(e) = self.slab.slot(idx) {
+                if self.is_expired(e, now) {
+                    self.remove_slot(idx, RemovalCause::Expired, garbage);
+                }
+            }
+        }
+    }
+
+    /// Removes the entry in `idx` (not an eviction: the policy unlinks it its own way).
+    pub(crate) fn remove_slot(&mut self, idx: u32, cause: RemovalCause, garbage: &mut Garbage<K, V>) {
+        let queued = self.policy.on_remove(&mut self.slab, idx);
+        let e = self.slab.take(idx, queued);
+        self.forget(idx, &e, cause);
+        garbage.push(e.key, e.value, cause);
+    }
+
+    /// Bookkeeping for an entry that has left slot `idx`.
+    fn forget(&mut self, idx: u32, e: &Entry<K, V>, cause: RemovalCause) {
+        self.table
+            .find_entry(table_hash(e.hash), |&i| i == idx)
+            .map(|o| o.remove())
+            .unwrap_or_else(|_| unreachable!("slot {idx} missing from the index"));
+        self.weight -= u64::from(e.weight());
+        if e.deadline != 0 {
+            self.timed -= 1;
+        }
+        match cause {
+            RemovalCause::Evicted => self.counters.evictions += 1,
+            RemovalCause::Expired => self.counters.expirations += 1,
+            RemovalCause::Removed => self.counters.removals += 1,
+            RemovalCause::Replaced => {}
+        }
+    }
+
+    /// Evicts until `extra` more weight fits within the capacity.
+    fn make_room(&mut self, extra: u64, now: u64, garbage: &mut Garbage<K, V>) {
+        while self.weight + extra > self.capacity {
+            let rel = self.rel(now);
+            let Some(idx) = self.policy.evict(&mut self.slab, rel) else {
+                break;
+            };
+            let e = self.slab.take(idx, false);
+            let cause = if self.is_expired(&e, now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Evicted
+            };
+            self.forget(idx, &e, cause);
+            garbage.push(e.key, e.value, cause);
+        }
+    }
+
+    /// Inserts or replaces. `weight` must be at least 1.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &mut self,
+        key: K,
+        value: V,
+        hash: NonZeroU32,
+        weight: u32,
+        ttl_ms: Option<u64>,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        self.maintain(now, garbage);
+        let deadline = self.deadline_for(now, ttl_ms);
+        match self.find(hash, &key) {
+            Some(idx) if !self.is_expired(self.slab.entry(idx), now) => {
+                self.replace(idx, key, value, weight, Some(deadline), now, garbage);
+            }
+            found => {
+                if let Some(idx) = found {
+                    self.remove_slot(idx, RemovalCause::Expired, garbage);
+                }
+                self.insert_new(key, value, hash, weight, deadline, now, garbage);
+            }
+        }
+    }
+
+    /// Whether an entry of this weight can be stored at all.
+    #[inline]
+    fn fits(&self, weight: u32) -> bool {
+        weight <= MAX_WEIGHT && u64::from(weight) <= self.capacity
+    }
+
+    /// Stores a key known to be absent.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_new(
+        &mut self,
+        key: K,
+        value: V,
+        hash: NonZeroU32,
+        weight: u32,
+        deadline: u32,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        if !self.fits(weight) {
+            // Heavier than this shard's whole share: never stored.
+            self.counters.evictions += 1;
+            garbage.push(key, value, RemovalCause::Evicted);
+            return;
+        }
+        self.make_room(u64::from(weight), now, garbage);
+        self.maybe_compact();
+        let idx = self
+            .slab
+            .alloc(Entry::new(key, value, hash, weight, deadline));
+        let slab = &self.slab;
+        self.table
+            .insert_unique(table_hash(hash), idx, |&i| table_hash(slab.entry(i).hash));
+        self.weight += u64::from(weight);
+        if deadline != 0 {
+            self.timed += 1;
+        }
+        self.policy.on_insert(&mut self.slab, idx);
+        self.counters.inserts += 1;
+    }
+
+    /// Replaces the value of the live entry in `idx`; `deadline: None` keeps the old
+    /// one. `key` is the caller's copy of the key, reported with the old value.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn replace(
+        &mut self,
+        idx: u32,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: Option<u32>,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        if !self.fits(weight) {
+            // Too heavy to keep: the old value goes, the new one is never stored.
+            self.remove_slot(idx, RemovalCause::Replaced, garbage);
+            self.counters.evictions += 1;
+            garbage.push(key, value, RemovalCause::Evicted);
+            return;
+        }
+        let e = self.slab.entry_mut(idx);
+        let old_weight = e.weight();
+        let old = std::mem::replace(&mut e.value, value);
+        e.set_weight(weight);
+        if let Some(d) = deadline {
+            match (e.deadline != 0, d != 0) {
+                (false, true) => self.timed += 1,
+                (true, false) => self.timed -= 1,
+                _ => {}
+            }
+            e.deadline = d;
+        }
+        self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+        self.policy.on_reweigh(&self.slab, idx, old_weight);
+        self.policy.on_hit_locked(&mut self.slab, idx);
+        self.counters.updates += 1;
+        garbage.push(key, old, RemovalCause::Replaced);
+        if self.weight > self.capacity {
+            self.make_room(0, now, garbage);
+        }
+    }
+
+    /// Changes the deadline of the live entry in `idx`.
+    pub(crate) fn set_deadline(&mut self, idx: u32, deadline: u32) {
+        let e = self.slab.entry_mut(idx);
+        match (e.deadline != 0, deadline != 0) {
+            (false, true) => self.timed += 1,
+            (true, false) => self.timed -= 1,
+            _ => {}
+        }
+        e.deadline = deadline;
+    }
+
+    /// Compacts the policy queues when dead slots have piled up (amortised O(1): a
+    /// pass costs O(live + dead) and runs only after `live / 4` removals).
+    fn maybe_compact(&mut self) {
+        if self.slab.dead > self.slab.live / 4 + 16 {
+            self.policy.compact(&mut self.slab);
+        }
+    }
+
+    /// Removes everything, returning the entries.
+    pub(crate) fn clear(&mut self, policy: &Policy, garbage: &mut Garbage<K, V>) {
+        let removed = self.slab.live as u64;
+        for e in self.slab.drain() {
+            garbage.push(e.key, e.value, RemovalCause::Removed);
+        }
+        self.table = HashTable::new();
+        self.policy.clear(policy, self.capacity);
+        self.weight = 0;
+        self.timed = 0;
+        self.sweep_cursor = 0;
+        self.counters.removals += removed;
+    }
+
+    /// Visits every live entry; removes those for which `keep` says false.
+    pub(crate) fn retain(
+        &mut self,
+        now: u64,
+        keep: &mut impl FnMut(&K, &V) -> bool,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        for idx in 0..self.slab.len() as u32 {
+            let (expired, kept) = match self.slab.slot(idx) {
+                Slot::Full(e) => {
+                    let expired = self.is_expired(e, now);
+                    (expired, expired || keep(&e.key, &e.value))
+                }
+                Slot::Empty { .. } => continue,
+            };
+            if expired {
+                self.remove_slot(idx, RemovalCause::Expired, garbage);
+            } else if !kept {
+                self.remove_slot(idx, RemovalCause::Removed, garbage);
+            }
+        }
+    }
+
+    /// Bytes of heap this shard holds for its own structures (not counting what keys
+    /// and values own).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slab.heap_bytes()
+            + self.table.allocation_size()
+            + self.policy.heap_bytes()
+    }
+
+    /// Checks every invariant of the shard (tests and fuzzing only).
+    pub(crate) fn validate(&self) {
+        self.slab.validate();
+        assert_eq!(self.table.len(), self.slab.live as usize);
+        let mut weight = 0u64;
+        let mut timed = 0u32;
+        for &i in self.table.iter() {
+            let e = self.slab.entry(i);
+            weight += u64::from(e.weight());
+            timed += u32::from(e.deadline != 0);
+            assert!(self
+                .table
+                .find(table_hash(e.hash), |&j| j == i)
+                .is_some());
+        }
+        assert_eq!(weight, self.weight);
+        assert_eq!(timed, self.timed);
+        assert!(self.weight <= self.capacity, "over capacity");
+        self.policy.validate(&self.slab, self.weight);
+    }
+}

@@ -1,0 +1,662 @@
+//! One behaviour per test, for every public method. Time is a manual clock.
+
+use larder::{BuildError, Cache, Clock, ManualClock, Op, Policy, RemovalCause};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn manual(cap: u64) -> (Cache<u64, u64>, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    let cache = Cache::builder().max_entries(cap).clock(clock).build().unwrap();
+    (cache, hand)
+}
+
+fn policies() -> [Policy; 3] {
+    [Policy::s3fifo(), Policy::clock(), Policy::lru()]
+}
+
+type Log = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+fn logged(cap: u64, policy: Policy, shards: usize) -> (Cache<u64, u64>, ManualClock, Log) {
+    let (clock, hand) = Clock::manual();
+    let log: Log = Arc::default();
+    let sink = log.clone();
+    let cache = Cache::builder()
+        .max_entries(cap)
+        .policy(policy)
+        .shards(shards)
+        .clock(clock)
+        .eviction_listener(move |k, v, c| sink.lock().unwrap().push((*k, *v, c)))
+        .build()
+        .unwrap();
+    (cache, hand, log)
+}
+
+#[test]
+fn cache_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Cache<String, Arc<Vec<u8>>>>();
+    check::<larder::CacheBuilder<u64, u64>>();
+    check::<Clock>();
+    check::<ManualClock>();
+    check::<BuildError>();
+}
+
+#[test]
+fn build_errors_are_typed() {
+    let e = Cache::<u64, u64>::builder().build().unwrap_err();
+    assert_eq!(e, BuildError::MissingCapacity);
+    let e = Cache::<u64, u64>::builder().max_entries(1).max_weight(1).build().unwrap_err();
+    assert_eq!(e, BuildError::ConflictingCapacity);
+    let e = Cache::<u64, u64>::builder()
+        .max_entries(10)
+        .weigher(|_, _| 1)
+        .build()
+        .unwrap_err();
+    assert_eq!(e, BuildError::WeigherWithMaxEntries);
+    for bad in [0, 3, 6, larder::MAX_SHARDS * 2] {
+        let e = Cache::<u64, u64>::builder().max_entries(1000).shards(bad).build().unwrap_err();
+        assert_eq!(e, BuildError::InvalidShardCount(bad));
+        assert!(e.to_string().contains("power of two"));
+    }
+}
+
+#[test]
+fn get_returns_inserted_value() {
+    for p in policies() {
+        let c: Cache<u64, u64> = Cache::builder().max_entries(100).policy(p).build().unwrap();
+        c.insert(1, 10);
+        assert_eq!(c.get(&1), Some(10));
+        assert_eq!(c.get(&2), None);
+    }
+}
+
+#[test]
+fn insert_replaces_and_reports_old_value() {
+    let (c, _, log) = logged(10, Policy::default(), 1);
+    c.insert(1, 10);
+    c.insert(1, 11);
+    assert_eq!(c.get(&1), Some(11));
+    assert_eq!(c.len(), 1);
+    assert_eq!(*log.lock().unwrap(), vec![(1, 10, RemovalCause::Replaced)]);
+    let s = c.stats();
+    assert_eq!((s.inserts, s.updates), (1, 1));
+}
+
+#[test]
+fn borrowed_lookups_work_for_string_keys() {
+    let c: Cache<String, u32> = Cache::new(10);
+    c.insert("alpha".to_string(), 1);
+    assert_eq!(c.get("alpha"), Some(1));
+    assert_eq!(c.peek("alpha"), Some(1));
+    assert!(c.contains_key("alpha"));
+    assert!(c.touch("alpha", None));
+    assert_eq!(c.remove("alpha"), Some(1));
+}
+
+#[test]
+fn expired_entry_is_never_returned() {
+    for p in policies() {
+        let (clock, hand) = Clock::manual();
+        let c: Cache<u64, u64> = Cache::builder().max_entries(10).policy(p).clock(clock).build().unwrap();
+        c.insert_with_ttl(1, 1, Duration::from_millis(100));
+        hand.advance(Duration::from_millis(99));
+        assert_eq!(c.get(&1), Some(1));
+        hand.advance(Duration::from_millis(1));
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.peek(&1), None);
+        assert!(!c.contains_key(&1));
+        assert_eq!(c.get_with_ttl(&1), None);
+        assert!(!c.touch(&1, None));
+        assert_eq!(c.remove(&1), None);
+        let mut seen = 0;
+        c.retain(|_, _| {
+            seen += 1;
+            true
+        });
+        assert_eq!(seen, 0);
+    }
+}
+
+#[test]
+fn zero_ttl_expires_immediately() {
+    let (c, _) = manual(10);
+    c.insert_with_ttl(1, 1, Duration::ZERO);
+    assert_eq!(c.get(&1), None);
+}
+
+#[test]
+fn default_ttl_applies_to_insert_and_is_overridden_per_entry() {
+    let (clock, hand) = Clock::manual();
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(10)
+        .time_to_live(Duration::from_secs(10))
+        .clock(clock)
+        .build()
+        .unwrap();
+    c.insert(1, 1);
+    c.insert_with_ttl(2, 2, Duration::from_secs(20));
+    assert_eq!(c.get_with_ttl(&1), Some((1, Some(Duration::from_secs(10)))));
+    hand.advance(Duration::from_secs(10));
+    assert_eq!(c.get(&1), None);
+    assert_eq!(c.get(&2), Some(2));
+}
+
+#[test]
+fn touch_changes_ttl_and_can_remove_it() {
+    let (c, hand) = manual(10);
+    c.insert_with_ttl(1, 1, Duration::from_secs(1));
+    assert!(c.touch(&1, Some(Duration::from_secs(5))));
+    hand.advance(Duration::from_secs(3));
+    assert_eq!(c.get(&1), Some(1));
+    assert!(c.touch(&1, None));
+    hand.advance(Duration::from_secs(3600));
+    assert_eq!(c.get_with_ttl(&1), Some((1, None)));
+    assert!(!c.touch(&2, None));
+}
+
+#[test]
+fn ttl_longer_than_a_month_is_kept() {
+    let (c, hand) = manual(10);
+    let thirty_days = Duration::from_secs(30 * 24 * 3600);
+    c.insert_with_ttl(1, 1, thirty_days);
+    hand.advance(thirty_days - Duration::from_secs(1));
+    assert_eq!(c.get(&1), Some(1));
+    hand.advance(Duration::from_secs(1));
+    assert_eq!(c.get(&1), None);
+}
+
+#[test]
+fn deadlines_survive_a_long_running_clock() {
+    // Forty days of writes move the shard's time base several times.
+    let (c, hand) = manual(100);
+    c.insert_with_ttl(1, 1, Duration::from_secs(3600 * 24 * 20));
+    c.insert(2, 2);
+    for day in 1..=40u64 {
+        hand.advance(Duration::from_secs(3600 * 24));
+        c.insert(100 + day, day);
+        let alive = c.get(&1).is_some();
+        assert_eq!(alive, day < 20, "day {day}");
+        c.insert_with_ttl(3, day, Duration::from_secs(3600));
+        assert_eq!(c.get_with_ttl(&3), Some((day, Some(Duration::from_secs(3600)))));
+    }
+    assert_eq!(c.get(&2), Some(2));
+    c.validate();
+}
+
+#[test]
+fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
+    let (c, hand) = manual(10_000);
+    for k in 0..5_000 {
+        c.insert_with_ttl(k, k, Duration::from_secs(1));
+    }
+    hand.advance(Duration::from_secs(2));
+    // No reads of the expired keys, no maintenance call: only other writes.
+    let shards = c.shard_count() as u64;
+    let per_shard_slots = 5_000 / shards + 200;
+    let writes = per_shard_slots * shards * 2 / u64::from(larder::SWEEP_STEP) + 1_000;
+    for k in 0..writes {
+        c.insert(1_000_000 + k % 100, k);
+    }
+    assert_eq!(c.len(), 100);
+    assert_eq!(c.stats().expirations, 5_000);
+    c.validate();
+}
+
+#[test]
+fn run_pending_tasks_reclaims_everything_expired() {
+    let (c, hand, log) = logged(100, Policy::default(), 4);
+    for k in 0..50 {
+        c.insert_with_ttl(k, k, Duration::from_millis(10 + k));
+    }
+    // Keys 0..=25 have a TTL of at most 35 ms.
+    hand.advance(Duration::from_millis(35));
+    c.run_pending_tasks();
+    assert_eq!(c.len(), 24);
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 26);
+    assert!(log.iter().all(|&(k, _, cause)| k <= 25 && cause == RemovalCause::Expired));
+}
+
+#[test]
+fn remove_returns_value_and_reports_it() {
+    let (c, _, log) = logged(10, Policy::default(), 1);
+    c.insert(1, 10);
+    assert_eq!(c.remove(&1), Some(10));
+    assert_eq!(c.remove(&1), None);
+    assert_eq!(*log.lock().unwrap(), vec![(1, 10, RemovalCause::Removed)]);
+    assert_eq!(c.stats().removals, 1);
+}
+
+#[test]
+fn peek_does_not_count_or_promote() {
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(2)
+        .shards(1)
+        .policy(Policy::lru())
+        .build()
+        .unwrap();
+    c.insert(1, 1);
+    c.insert(2, 2);
+    assert_eq!(c.peek(&1), Some(1));
+    c.insert(3, 3); // 1 is still least recently used
+    assert!(!c.contains_key(&1));
+    assert_eq!(c.stats().hits, 0);
+}
+
+#[test]
+fn lru_evicts_least_recently_used() {
+    let (c, _, log) = logged(3, Policy::lru(), 1);
+    for k in 1..=3 {
+        c.insert(k, k);
+    }
+    c.get(&1);
+    c.insert(4, 4);
+    assert_eq!(*log.lock().unwrap(), vec![(2, 2, RemovalCause::Evicted)]);
+    c.get(&3);
+    c.insert(5, 5);
+    assert_eq!(log.lock().unwrap()[1], (1, 1, RemovalCause::Evicted));
+}
+
+#[test]
+fn clock_gives_hit_entries_a_second_chance() {
+    let (c, _, log) = logged(3, Policy::clock(), 1);
+    for k in 1..=3 {
+        c.insert(k, k);
+    }
+    c.get(&1);
+    c.insert(4, 4);
+    assert_eq!(*log.lock().unwrap(), vec![(2, 2, RemovalCause::Evicted)]);
+}
+
+#[test]
+fn s3fifo_keeps_working_set_through_a_scan() {
+    let c: Cache<u64, u64> = Cache::builder().max_entries(100).shards(1).build().unwrap();
+    for round in 0..3 {
+        for k in 0..50 {
+            c.insert(k, k);
+            c.get(&k);
+            let _ = round;
+        }
+    }
+    for k in 1_000..11_000 {
+        c.insert(k, k); // a one-pass scan
+    }
+    let kept = (0..50).filter(|k| c.contains_key(k)).count();
+    assert!(kept >= 45, "working set lost to a scan: {kept}/50 kept");
+}
+
+#[test]
+fn capacity_is_never_exceeded() {
+    for p in policies() {
+        for shards in [1, 4, 16] {
+            let c: Cache<u64, u64> = Cache::builder()
+                .max_entries(100)
+                .shards(shards)
+                .policy(p.clone())
+                .build()
+                .unwrap();
+            for k in 0..10_000 {
+                c.insert(k, k);
+                assert!(c.len() <= 100);
+            }
+            c.validate();
+        }
+    }
+}
+
+#[test]
+fn capacity_smaller_than_shard_count_still_works() {
+    let c: Cache<u64, u64> = Cache::builder().max_entries(3).shards(64).build().unwrap();
+    assert!(c.shard_count() <= 2);
+    for k in 0..100 {
+        c.insert(k, k);
+        assert!(c.len() <= 3);
+    }
+    assert!(c.len() >= 1);
+    let empty: Cache<u64, u64> = Cache::builder().max_entries(0).build().unwrap();
+    empty.insert(1, 1);
+    assert_eq!(empty.get(&1), None);
+    assert_eq!(empty.len(), 0);
+}
+
+#[test]
+fn weigher_bounds_total_weight() {
+    let c: Cache<u64, Vec<u8>> = Cache::builder()
+        .max_weight(1_000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .shards(4)
+        .build()
+        .unwrap();
+    for k in 0..500 {
+        c.insert(k, vec![0; (k % 37) as usize]);
+        assert!(c.weight() <= 1_000);
+    }
+    c.validate();
+}
+
+#[test]
+fn entry_heavier_than_its_shard_share_is_not_stored() {
+    let (clock, _) = Clock::manual();
+    let log: Arc<Mutex<Vec<RemovalCause>>> = Arc::default();
+    let sink = log.clone();
+    let c: Cache<u64, u32> = Cache::builder()
+        .max_weight(100)
+        .weigher(|_, v: &u32| *v)
+        .shards(2)
+        .clock(clock)
+        .eviction_listener(move |_, _, cause| sink.lock().unwrap().push(cause))
+        .build()
+        .unwrap();
+    c.insert(1, 10);
+    c.insert(1, 51); // each shard holds 50
+    assert_eq!(c.get(&1), None);
+    assert_eq!(*log.lock().unwrap(), vec![RemovalCause::Replaced, RemovalCause::Evicted]);
+    assert_eq!(c.weight(), 0);
+}
+
+#[test]
+fn zero_weight_counts_as_one() {
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_weight(10)
+        .weigher(|_, _| 0)
+        .shards(1)
+        .build()
+        .unwrap();
+    for k in 0..100 {
+        c.insert(k, k);
+    }
+    assert_eq!(c.len(), 10);
+    assert_eq!(c.weight(), 10);
+}
+
+#[test]
+fn compute_is_an_atomic_read_modify_write() {
+    let c: Arc<Cache<u64, u64>> = Arc::new(Cache::new(100));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for _ in 0..1_000 {
+                    c.compute(7, |cur| (Op::Put(cur.map_or(0, |e| *e.value()) + 1), ()));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(c.get(&7), Some(4_000));
+}
+
+#[test]
+fn compute_ops_do_what_they_say() {
+    let (c, hand) = manual(10);
+    // Put on absent uses the default TTL (none here).
+    assert!(c.compute(1, |cur| (Op::Put(1), cur.is_none())));
+    assert_eq!(c.get_with_ttl(&1), Some((1, None)));
+    // PutWithTtl sets value and TTL.
+    c.compute(1, |_| (Op::PutWithTtl(2, Some(Duration::from_secs(5))), ()));
+    assert_eq!(c.get_with_ttl(&1), Some((2, Some(Duration::from_secs(5)))));
+    // Put on present keeps the TTL.
+    hand.advance(Duration::from_secs(1));
+    c.compute(1, |cur| {
+        assert_eq!(cur.as_ref().map(|e| e.ttl()), Some(Some(Duration::from_secs(4))));
+        (Op::Put(3), ())
+    });
+    assert_eq!(c.get_with_ttl(&1), Some((3, Some(Duration::from_secs(4)))));
+    // SetTtl changes only the TTL.
+    c.compute(1, |_| (Op::SetTtl(None), ()));
+    assert_eq!(c.get_with_ttl(&1), Some((3, None)));
+    // Nop leaves it; Remove removes it.
+    c.compute(1, |_| (Op::Nop, ()));
+    assert_eq!(c.get(&1), Some(3));
+    c.compute(1, |_| (Op::Remove, ()));
+    assert_eq!(c.get(&1), None);
+    // SetTtl and Remove on an absent key do nothing.
+    c.compute(9, |_| (Op::SetTtl(None), ()));
+    c.compute(9, |_| (Op::Remove, ()));
+    assert!(c.is_empty());
+    c.validate();
+}
+
+#[test]
+fn compute_sees_expired_entry_as_absent() {
+    let (c, hand) = manual(10);
+    c.insert_with_ttl(1, 1, Duration::from_secs(1));
+    hand.advance(Duration::from_secs(1));
+    assert!(c.compute(1, |cur| (Op::Nop, cur.is_none())));
+    assert_eq!(c.stats().expirations, 1);
+}
+
+#[test]
+fn panicking_compute_leaves_cache_unchanged_and_usable() {
+    let c: Cache<u64, u64> = Cache::new(10);
+    c.insert(1, 1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.compute(1, |_| -> (Op<u64>, ()) { panic!("boom") })
+    }));
+    assert!(r.is_err());
+    assert_eq!(c.get(&1), Some(1));
+    c.insert(2, 2);
+    c.validate();
+}
+
+#[derive(Debug, Clone)]
+struct PanickyKey(u64);
+impl PartialEq for PanickyKey {
+    fn eq(&self, other: &Self) -> bool {
+        if self.0 == 666 || other.0 == 666 {
+            panic!("eq panicked");
+        }
+        self.0 == other.0
+    }
+}
+impl Eq for PanickyKey {}
+impl std::hash::Hash for PanickyKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Everything collides so Eq is always called.
+        0u8.hash(h);
+    }
+}
+
+#[test]
+fn panicking_eq_leaves_cache_consistent() {
+    let c: Cache<PanickyKey, u64> = Cache::builder().max_entries(10).shards(1).build().unwrap();
+    c.insert(PanickyKey(1), 1);
+    for op in 0..4 {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match op {
+            0 => c.insert(PanickyKey(666), 0),
+            1 => drop(c.get(&PanickyKey(666))),
+            2 => drop(c.remove(&PanickyKey(666))),
+            _ => c.compute(PanickyKey(666), |_| (Op::Put(1), ())),
+        }));
+        assert!(r.is_err());
+    }
+    assert_eq!(c.get(&PanickyKey(1)), Some(1));
+    c.insert(PanickyKey(2), 2);
+    assert_eq!(c.len(), 2);
+    c.validate();
+}
+
+#[test]
+fn panicking_listener_leaves_cache_consistent() {
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(2)
+        .shards(1)
+        .eviction_listener(|_, _, _| panic!("listener"))
+        .build()
+        .unwrap();
+    c.insert(1, 1);
+    c.insert(2, 2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.insert(3, 3)));
+    assert!(r.is_err());
+    assert_eq!(c.len(), 2);
+    c.validate();
+}
+
+/// A value that counts its drops and checks no shard lock is held when dropped.
+struct Tracked {
+    drops: Arc<AtomicUsize>,
+    cache: Arc<std::sync::OnceLock<Arc<Cache<u64, Tracked>>>>,
+}
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if let Some(c) = self.cache.get() {
+            // Would deadlock (or panic in debug) if a shard lock were held here.
+            let _ = c.len();
+        }
+    }
+}
+
+#[test]
+fn values_are_dropped_outside_the_lock_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let c: Arc<Cache<u64, Tracked>> = Arc::new(Cache::builder().max_entries(4).shards(1).build().unwrap());
+    slot.set(c.clone()).ok();
+    let mk = || Tracked {
+        drops: drops.clone(),
+        cache: slot.clone(),
+    };
+    for k in 0..10 {
+        c.insert(k, mk()); // 6 evictions; 6..=9 stay (no hits: FIFO order)
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 6);
+    c.insert(9, mk()); // replacement
+    assert_eq!(drops.load(Ordering::SeqCst), 7);
+    drop(c.remove(&8)); // removal
+    assert_eq!(drops.load(Ordering::SeqCst), 8);
+    c.compute(20, |_| (Op::Put(mk()), ())); // fits: 4 entries
+    c.compute(20, |_| (Op::Remove, ()));
+    assert_eq!(drops.load(Ordering::SeqCst), 9);
+    c.retain(|_, _| false); // 6, 7, 9
+    assert_eq!(c.len(), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 12);
+    c.insert(1, mk());
+    c.clear();
+    assert_eq!(drops.load(Ordering::SeqCst), 13);
+}
+
+#[test]
+fn retain_keeps_only_matching_entries() {
+    let (c, _, log) = logged(100, Policy::default(), 4);
+    for k in 0..20 {
+        c.insert(k, k);
+    }
+    c.retain(|k, _| k % 4 == 0);
+    assert_eq!(c.len(), 5);
+    assert!((0..20).all(|k| c.contains_key(&k) == (k % 4 == 0)));
+    assert_eq!(log.lock().unwrap().len(), 15);
+    c.validate();
+}
+
+#[test]
+fn clear_empties_and_reports() {
+    let (c, _, log) = logged(100, Policy::lru(), 2);
+    for k in 0..10 {
+        c.insert(k, k);
+    }
+    c.clear();
+    assert!(c.is_empty());
+    assert_eq!(c.weight(), 0);
+    assert_eq!(log.lock().unwrap().len(), 10);
+    c.insert(1, 1);
+    assert_eq!(c.get(&1), Some(1));
+    c.validate();
+}
+
+#[test]
+fn stats_count_every_kind_of_operation() {
+    let (c, hand) = manual(2);
+    c.insert(1, 1);
+    c.insert(1, 2);
+    c.get(&1);
+    c.get(&5);
+    c.insert_with_ttl(2, 2, Duration::from_secs(1));
+    hand.advance(Duration::from_secs(1));
+    c.run_pending_tasks();
+    c.insert(3, 3);
+    c.insert(4, 4); // evicts one of 1, 3
+    c.remove(&4);
+    let s = c.stats();
+    assert_eq!(s.hits, 1);
+    assert_eq!(s.misses, 1);
+    assert_eq!(s.inserts, 4);
+    assert_eq!(s.updates, 1);
+    assert_eq!(s.expirations, 1);
+    assert_eq!(s.evictions, 1);
+    assert_eq!(s.removals, 1);
+    assert_eq!(s.hit_ratio(), 0.5);
+}
+
+#[test]
+fn len_weight_capacity_and_shards_are_reported() {
+    let c: Cache<u64, u64> = Cache::builder().max_entries(1_000).shards(8).build().unwrap();
+    for k in 0..10 {
+        c.insert(k, k);
+    }
+    assert_eq!(c.len(), 10);
+    assert_eq!(c.weight(), 10);
+    assert_eq!(c.capacity(), 1_000);
+    assert_eq!(c.shard_count(), 8);
+    assert_eq!(c.policy(), &Policy::default());
+    assert!(c.heap_bytes() > 0);
+}
+
+#[test]
+fn debug_never_blocks() {
+    let c: Cache<u64, u64> = Cache::builder().max_entries(10).shards(1).build().unwrap();
+    c.insert(1, 1);
+    let text = format!("{c:?}");
+    assert!(text.contains("len: 1"), "{text}");
+    // Holding a shard's write lock (via compute) while formatting must not block.
+    c.compute(1, |_| {
+        let inner = format!("{c:?}");
+        assert!(inner.contains("<locked>"), "{inner}");
+        (Op::Nop, ())
+    });
+}
+
+#[test]
+fn removed_keys_do_not_grow_memory_without_bound() {
+    // Insert/remove churn that never fills the cache must recycle slots.
+    let c: Cache<u64, u64> = Cache::builder().max_entries(1_000).shards(1).build().unwrap();
+    for k in 0..200 {
+        c.insert(k, k);
+    }
+    let before = c.heap_bytes();
+    for k in 1_000..200_000u64 {
+        c.insert(k, k);
+        c.remove(&k);
+    }
+    assert!(c.heap_bytes() <= before * 4 + 4096, "{} vs {before}", c.heap_bytes());
+    c.validate();
+}
+
+#[test]
+fn concurrent_mixed_operations_keep_invariants() {
+    let c: Arc<Cache<u64, u64>> = Arc::new(Cache::builder().max_entries(64).shards(4).build().unwrap());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000u64 {
+                    let k = (i * 7 + t) % 200;
+                    match i % 5 {
+                        0 | 1 => c.insert(k, i),
+                        2 => drop(c.get(&k)),
+                        3 => drop(c.remove(&k)),
+                        _ => c.compute(k, |cur| (Op::Put(cur.map_or(0, |e| *e.value())), ())),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(c.len() <= 64);
+    c.validate();
+}
