@@ -50,12 +50,16 @@ pub struct Stats {
     pub inserts: u64,
     /// Values replaced in existing entries.
     pub updates: u64,
-    /// Entries evicted by the policy (or refused for weight).
+    /// Entries evicted by the policy (including a value that replaced another but
+    /// was too heavy to keep).
     pub evictions: u64,
     /// Entries reclaimed because their TTL ran out.
     pub expirations: u64,
     /// Entries removed explicitly (`remove`, `retain`, `clear`, `Op::Remove`).
     pub removals: u64,
+    /// New entries never stored because they were heavier than their shard's share
+    /// of the capacity.
+    pub rejections: u64,
 }
 
 impl Stats {
@@ -763,6 +767,7 @@ where
             s.evictions += c.evictions;
             s.expirations += c.expirations;
             s.removals += c.removals;
+            s.rejections += c.rejections;
         }
         s
     }

@@ -51,6 +51,7 @@ pub(crate) struct Counters {
     pub(crate) evictions: u64,
     pub(crate) expirations: u64,
     pub(crate) removals: u64,
+    pub(crate) rejections: u64,
 }
 
 /// Keys and values that left a shard, to be dropped (and reported to the listener)
@@ -329,7 +330,7 @@ where
     ) {
         if !self.fits(weight) {
             // Heavier than this shard's whole share: never stored.
-            self.counters.evictions += 1;
+            self.counters.rejections += 1;
             garbage.push(key, value, RemovalCause::Evicted);
             return;
         }
@@ -363,8 +364,10 @@ where
         garbage: &mut Garbage<K, V>,
     ) {
         if !self.fits(weight) {
-            // Too heavy to keep: the old value goes, the new one is never stored.
+            // Too heavy to keep: the old value is replaced, and the new one leaves at
+            // once (counted as an update and an eviction).
             self.remove_slot(idx, RemovalCause::Replaced, garbage);
+            self.counters.updates += 1;
             self.counters.evictions += 1;
             garbage.push(key, value, RemovalCause::Evicted);
             return;

@@ -1,0 +1,245 @@
+//! Model tests: random operation sequences against a reference model.
+//!
+//! - One shard with `Policy::lru()`: the model is an exact LRU list with TTLs, so it
+//!   predicts every result, every eviction and every counter.
+//! - Many shards, every policy: the model predicts what may be returned (never a
+//!   stale or expired value), and the bounds and counter identities must hold.
+
+use larder::{Cache, Clock, ManualClock, Policy};
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+enum Act {
+    Insert(u8, u16),
+    InsertTtl(u8, u16, u16),
+    Get(u8),
+    Remove(u8),
+    Touch(u8, Option<u16>),
+    Advance(u16),
+}
+
+impl Arbitrary for Act {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let k = u8::arbitrary(g) % 12;
+        match u8::arbitrary(g) % 12 {
+            0..=2 => Act::Insert(k, u16::arbitrary(g)),
+            3..=4 => Act::InsertTtl(k, u16::arbitrary(g), 1 + u16::arbitrary(g) % 50),
+            5..=8 => Act::Get(k),
+            9 => Act::Remove(k),
+            10 => Act::Touch(k, Option::<u16>::arbitrary(g).map(|t| 1 + t % 50)),
+            _ => Act::Advance(u16::arbitrary(g) % 30),
+        }
+    }
+}
+
+/// Exact LRU with deadlines; front = least recently used.
+struct Model {
+    cap: usize,
+    now: u64,
+    list: VecDeque<(u8, u16, Option<u64>)>,
+    hits: u64,
+    misses: u64,
+    inserts: u64,
+    updates: u64,
+    evictions: u64,
+    expirations: u64,
+    removals: u64,
+}
+
+impl Model {
+    fn pos(&self, k: u8) -> Option<usize> {
+        self.list.iter().position(|e| e.0 == k)
+    }
+    fn expire(&mut self) {
+        let now = self.now;
+        let before = self.list.len();
+        self.list.retain(|e| e.2.is_none_or(|d| now < d));
+        self.expirations += (before - self.list.len()) as u64;
+    }
+    fn insert(&mut self, k: u8, v: u16, ttl: Option<u16>) {
+        let deadline = ttl.map(|t| self.now + u64::from(t));
+        if let Some(i) = self.pos(k) {
+            self.list.remove(i);
+            self.updates += 1;
+        } else {
+            if self.list.len() == self.cap {
+                self.list.pop_front();
+                self.evictions += 1;
+            }
+            self.inserts += 1;
+        }
+        self.list.push_back((k, v, deadline));
+    }
+}
+
+fn manual_cache(cap: u64, shards: usize, policy: Policy) -> (Cache<u8, u16>, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    let c = Cache::builder()
+        .max_entries(cap)
+        .shards(shards)
+        .policy(policy)
+        .clock(clock)
+        .build()
+        .unwrap();
+    (c, hand)
+}
+
+fn exact_lru(cap: u8, acts: Vec<Act>) -> TestResult {
+    let cap = 1 + u64::from(cap % 8);
+    let (c, hand) = manual_cache(cap, 1, Policy::lru());
+    let mut m = Model {
+        cap: cap as usize,
+        now: 0,
+        list: VecDeque::new(),
+        hits: 0,
+        misses: 0,
+        inserts: 0,
+        updates: 0,
+        evictions: 0,
+        expirations: 0,
+        removals: 0,
+    };
+    for act in acts {
+        match act {
+            Act::Insert(k, v) => {
+                c.insert(k, v);
+                m.insert(k, v, None);
+            }
+            Act::InsertTtl(k, v, t) => {
+                c.insert_with_ttl(k, v, Duration::from_millis(u64::from(t)));
+                m.insert(k, v, Some(t));
+            }
+            Act::Get(k) => {
+                let want = m.pos(k).map(|i| {
+                    let e = m.list.remove(i).unwrap();
+                    m.list.push_back(e);
+                    e.1
+                });
+                if want.is_some() {
+                    m.hits += 1;
+                } else {
+                    m.misses += 1;
+                }
+                let got = c.get(&k);
+                if got != want {
+                    return TestResult::error(format!("get {k}: {got:?} != {want:?}"));
+                }
+            }
+            Act::Remove(k) => {
+                let want = m.pos(k).map(|i| m.list.remove(i).unwrap().1);
+                if want.is_some() {
+                    m.removals += 1;
+                }
+                let got = c.remove(&k);
+                if got != want {
+                    return TestResult::error(format!("remove {k}: {got:?} != {want:?}"));
+                }
+            }
+            Act::Touch(k, t) => {
+                let now = m.now;
+                let want = m.pos(k).map(|i| m.list[i].2 = t.map(|t| now + u64::from(t)));
+                let got = c.touch(&k, t.map(|t| Duration::from_millis(u64::from(t))));
+                if got != want.is_some() {
+                    return TestResult::error(format!("touch {k}: {got} != {}", want.is_some()));
+                }
+            }
+            Act::Advance(ms) => {
+                hand.advance(Duration::from_millis(u64::from(ms)));
+                m.now += u64::from(ms);
+                // Sweeping at each tick keeps the cache's slots equal to the model's.
+                c.run_pending_tasks();
+                m.expire();
+            }
+        }
+        c.validate();
+        if c.len() != m.list.len() {
+            return TestResult::error(format!("len {} != {}", c.len(), m.list.len()));
+        }
+    }
+    let s = c.stats();
+    let got = (s.hits, s.misses, s.inserts, s.updates, s.evictions, s.expirations, s.removals);
+    let want = (m.hits, m.misses, m.inserts, m.updates, m.evictions, m.expirations, m.removals);
+    if got != want {
+        return TestResult::error(format!("stats {got:?} != {want:?}"));
+    }
+    TestResult::passed()
+}
+
+#[test]
+fn one_shard_lru_matches_exact_model() {
+    QuickCheck::new()
+        .tests(3_000)
+        .quickcheck(exact_lru as fn(u8, Vec<Act>) -> TestResult);
+}
+
+fn bounded(cap: u8, shards: u8, policy: u8, acts: Vec<Act>) -> TestResult {
+    let cap = u64::from(cap % 20);
+    let shards = 1usize << (shards % 4);
+    let policy = [Policy::s3fifo(), Policy::clock(), Policy::lru()][usize::from(policy % 3)].clone();
+    let (c, hand) = manual_cache(cap, shards, policy);
+    // What each key may hold: its last written value and deadline (None: removed).
+    let mut last: [Option<(u16, Option<u64>)>; 12] = [None; 12];
+    let mut now = 0u64;
+    let mut gets = 0u64;
+    for act in acts {
+        match act {
+            Act::Insert(k, v) => {
+                c.insert(k, v);
+                last[usize::from(k)] = Some((v, None));
+            }
+            Act::InsertTtl(k, v, t) => {
+                c.insert_with_ttl(k, v, Duration::from_millis(u64::from(t)));
+                last[usize::from(k)] = Some((v, Some(now + u64::from(t))));
+            }
+            Act::Get(k) => {
+                gets += 1;
+                if let Some(v) = c.get(&k) {
+                    match last[usize::from(k)] {
+                        Some((want, deadline)) if want == v && deadline.is_none_or(|d| now < d) => {}
+                        other => {
+                            return TestResult::error(format!("get {k} = {v}, model {other:?} at {now}"))
+                        }
+                    }
+                }
+            }
+            Act::Remove(k) => {
+                c.remove(&k);
+                last[usize::from(k)] = None;
+            }
+            Act::Touch(k, t) => {
+                if c.touch(&k, t.map(|t| Duration::from_millis(u64::from(t)))) {
+                    match &mut last[usize::from(k)] {
+                        Some((_, d)) => *d = t.map(|t| now + u64::from(t)),
+                        None => return TestResult::error(format!("touched removed key {k}")),
+                    }
+                }
+            }
+            Act::Advance(ms) => {
+                hand.advance(Duration::from_millis(u64::from(ms)));
+                now += u64::from(ms);
+            }
+        }
+        c.validate();
+        if c.len() as u64 > cap || c.weight() > cap {
+            return TestResult::error(format!("over capacity: {} > {cap}", c.len()));
+        }
+    }
+    let s = c.stats();
+    if s.hits + s.misses != gets {
+        return TestResult::error(format!("{} hits + {} misses != {gets} gets", s.hits, s.misses));
+    }
+    // Every stored entry is still here or left exactly once.
+    if s.inserts != c.len() as u64 + s.evictions + s.expirations + s.removals {
+        return TestResult::error(format!("entries not conserved: {s:?}, len {}", c.len()));
+    }
+    TestResult::passed()
+}
+
+#[test]
+fn many_shards_keep_bounds_ttl_and_counters() {
+    QuickCheck::new()
+        .tests(3_000)
+        .quickcheck(bounded as fn(u8, u8, u8, Vec<Act>) -> TestResult);
+}
