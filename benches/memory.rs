@@ -1,1 +1,81 @@
-fn main(){}
+//! Bytes per entry of a full 1M-entry `u64 -> u64` cache, for larder and its peers.
+//!
+//! A counting global allocator records the heap in use before building each cache
+//! and after inserting keys 0..1M into it (capacity 1M); the difference divided by
+//! the entries actually held is the figure. Run: `cargo bench --bench memory`.
+
+mod common;
+
+use common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged and only counts
+// the sizes; the layout contract is the caller's, passed through as is.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        IN_USE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout the caller gave us.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        IN_USE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System.alloc` with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        IN_USE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System` with layout `l`.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const N: u64 = 1_000_000;
+
+fn measure(name: &str, make: impl FnOnce() -> Box<dyn BenchCache>, len: impl Fn(&dyn BenchCache) -> u64) {
+    let before = IN_USE.load(Ordering::Relaxed);
+    let cache = make();
+    for k in 0..N {
+        cache.insert(k, k);
+    }
+    let used = IN_USE.load(Ordering::Relaxed) - before;
+    let held = len(&*cache);
+    println!(
+        "| {name:<24} | {held:>9} | {:>8.1} MiB | {:>6.1} |",
+        used as f64 / (1 << 20) as f64,
+        used as f64 / held as f64
+    );
+    drop(cache);
+}
+
+fn count(c: &dyn BenchCache) -> u64 {
+    (0..N).filter(|&k| c.get(k).is_some()).count() as u64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("| cache                    | entries   | heap         | B/entry |");
+    println!("|--------------------------|-----------|--------------|---------|");
+    measure("larder (default)", || Box::new(larder(N, larder::Policy::default())), count);
+    measure("larder clock", || Box::new(larder(N, larder::Policy::clock())), count);
+    measure("larder lru", || Box::new(larder(N, larder::Policy::lru())), count);
+    measure("quick_cache", || Box::new(quick(N)), count);
+    measure(
+        "moka",
+        || Box::new(moka(N)),
+        |c| {
+            count(c)
+        },
+    );
+    measure("Mutex<lru::LruCache>", || Box::new(mutex_lru(N)), count);
+    measure("striped RwLock<HashMap>", || Box::new(Striped::new(16)), count);
+}

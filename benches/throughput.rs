@@ -1,1 +1,115 @@
-fn main(){}
+//! Throughput of larder and its peers, side by side in one run.
+//!
+//! - `read_hits`: Zipf 0.99 over 1M u64 keys, all of them cached (capacity 1.25M
+//!   for every cache so that no shard evicts), `get` only.
+//! - `mixed`: Zipf 0.99 over 1M keys, capacity 100k (10%); `get`, and `insert` on a
+//!   miss. The hit ratio each cache reached is printed before the timings.
+//!
+//! Each at 1 and 2 threads. Run: `cargo bench --bench throughput`.
+
+mod common;
+
+use common::*;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 1_000_000;
+const SAMPLES: usize = 1 << 20;
+const BATCH: u64 = 4_096;
+
+fn contenders(cap: u64) -> Vec<(&'static str, Box<dyn BenchCache>)> {
+    vec![
+        ("larder", Box::new(larder(cap, larder::Policy::default())) as Box<dyn BenchCache>),
+        ("larder_clock", Box::new(larder(cap, larder::Policy::clock()))),
+        ("quick_cache", Box::new(quick(cap))),
+        ("moka", Box::new(moka(cap))),
+        ("mutex_lru", Box::new(mutex_lru(cap))),
+        ("striped_rwlock_hashmap", Box::new(Striped::new(16))),
+    ]
+}
+
+/// Runs `op` over the key stream on `threads` threads, `iters * BATCH` ops each;
+/// returns the wall time from a common start.
+fn timed(threads: usize, iters: u64, keys: &[u64], op: &(dyn Fn(u64) + Sync)) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let barrier = &barrier;
+            s.spawn(move || {
+                let mut i = t * (keys.len() / threads.max(1)) + 7919 * t;
+                barrier.wait();
+                for _ in 0..iters * BATCH {
+                    i = (i + 1) & (keys.len() - 1);
+                    op(keys[i]);
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn read_hits(c: &mut Criterion) {
+    let keys = zipf_keys(KEYS, 0.99, SAMPLES, 42);
+    let mut g = c.benchmark_group("read_hits");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    for (name, cache) in contenders(KEYS as u64 * 5 / 4) {
+        for rank in 0..KEYS as u64 {
+            cache.insert(key_of(rank), rank);
+        }
+        let cached = (0..KEYS as u64).filter(|&r| cache.get(key_of(r)).is_some()).count();
+        assert_eq!(cached, KEYS, "{name}: not every key is cached");
+        for threads in [1usize, 2] {
+            g.throughput(Throughput::Elements(BATCH * threads as u64));
+            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                b.iter_custom(|iters| {
+                    timed(threads, iters, &keys, &|k| {
+                        std::hint::black_box(cache.get(k));
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn mixed(c: &mut Criterion) {
+    let keys = zipf_keys(KEYS, 0.99, SAMPLES, 7);
+    let cap = KEYS as u64 / 10;
+    let mut g = c.benchmark_group("mixed");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    for (name, cache) in contenders(cap) {
+        // Warm up to steady state and report the hit ratio of one more pass.
+        let op = |k: u64| {
+            if cache.get(k).is_none() {
+                cache.insert(k, k);
+                false
+            } else {
+                true
+            }
+        };
+        keys.iter().for_each(|&k| {
+            op(k);
+        });
+        let hits = keys.iter().filter(|&&k| op(k)).count();
+        println!("mixed/{name}: hit ratio {:.2}%", 100.0 * hits as f64 / keys.len() as f64);
+        for threads in [1usize, 2] {
+            g.throughput(Throughput::Elements(BATCH * threads as u64));
+            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                b.iter_custom(|iters| {
+                    timed(threads, iters, &keys, &|k| {
+                        std::hint::black_box(op(k));
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, read_hits, mixed);
+criterion_main!(benches);

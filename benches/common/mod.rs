@@ -1,0 +1,135 @@
+//! Shared pieces of the benches: the peers behind one trait, and a Zipf key stream.
+#![allow(dead_code)]
+
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+/// The operations the throughput benches need, for larder and every peer.
+pub trait BenchCache: Send + Sync {
+    fn get(&self, k: u64) -> Option<u64>;
+    fn insert(&self, k: u64, v: u64);
+}
+
+pub struct Larder(pub larder::Cache<u64, u64>);
+impl BenchCache for Larder {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.0.get(&k)
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        self.0.insert(k, v)
+    }
+}
+
+pub struct QuickCache(pub quick_cache::sync::Cache<u64, u64>);
+impl BenchCache for QuickCache {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.0.get(&k)
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        self.0.insert(k, v)
+    }
+}
+
+pub struct Moka(pub moka::sync::Cache<u64, u64>);
+impl BenchCache for Moka {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.0.get(&k)
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        self.0.insert(k, v)
+    }
+}
+
+pub struct MutexLru(pub Mutex<lru::LruCache<u64, u64, ahash::RandomState>>);
+impl BenchCache for MutexLru {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.0.lock().get(&k).copied()
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        self.0.lock().put(k, v);
+    }
+}
+
+/// A striped `RwLock<HashMap>` with no policy and no bound: the floor for the
+/// cost of locking and hashing alone.
+pub struct Striped {
+    hasher: ahash::RandomState,
+    stripes: Vec<RwLock<HashMap<u64, u64, ahash::RandomState>>>,
+}
+impl Striped {
+    pub fn new(stripes: usize) -> Self {
+        Striped {
+            hasher: ahash::RandomState::new(),
+            stripes: (0..stripes).map(|_| RwLock::new(HashMap::default())).collect(),
+        }
+    }
+    #[inline]
+    fn stripe(&self, k: u64) -> &RwLock<HashMap<u64, u64, ahash::RandomState>> {
+        let h = self.hasher.hash_one(k);
+        &self.stripes[(h >> 32) as usize & (self.stripes.len() - 1)]
+    }
+}
+impl BenchCache for Striped {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        self.stripe(k).read().get(&k).copied()
+    }
+    #[inline]
+    fn insert(&self, k: u64, v: u64) {
+        self.stripe(k).write().insert(k, v);
+    }
+}
+
+pub fn larder(cap: u64, policy: larder::Policy) -> Larder {
+    Larder(larder::Cache::builder().max_entries(cap).policy(policy).build().unwrap())
+}
+pub fn quick(cap: u64) -> QuickCache {
+    QuickCache(quick_cache::sync::Cache::new(cap as usize))
+}
+pub fn moka(cap: u64) -> Moka {
+    Moka(moka::sync::Cache::new(cap))
+}
+pub fn mutex_lru(cap: u64) -> MutexLru {
+    MutexLru(Mutex::new(lru::LruCache::with_hasher(
+        std::num::NonZeroUsize::new(cap as usize).unwrap(),
+        ahash::RandomState::new(),
+    )))
+}
+
+/// Zipf(s) over `n` ranks, sampled by inverse CDF; ranks are scattered over the key
+/// space by an odd multiplier (a bijection on u64), so hot keys are not neighbours.
+pub fn zipf_keys(n: usize, s: f64, samples: usize, seed: u64) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(n);
+    let mut total = 0.0f64;
+    for rank in 1..=n {
+        total += 1.0 / (rank as f64).powf(s);
+        cdf.push(total);
+    }
+    let mut state = seed | 1;
+    (0..samples)
+        .map(|_| {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let u = (r >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let rank = cdf.partition_point(|&c| c < u) as u64;
+            key_of(rank)
+        })
+        .collect()
+}
+
+#[inline]
+pub fn key_of(rank: u64) -> u64 {
+    rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
