@@ -1,1 +1,2 @@
-
+#[cfg(feature = "memcached")]
+pub mod memcached;
