@@ -43,6 +43,9 @@ mod shard;
 mod slab;
 mod sync;
 
+#[cfg(feature = "memcached")]
+pub mod memcached;
+
 pub use builder::{BuildError, CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, Occupied, Op, RemovalCause, Stats};
 pub use clock::{Clock, ManualClock};

@@ -1,0 +1,292 @@
+//! The classic text commands.
+//!
+//! Argument counts, error kinds and `noreply` handling follow memcached's
+//! `proto_text.c`: a wrong number of arguments is `ERROR`; for commands that
+//! take `noreply`, the last token is `noreply` if it says so, and an optional
+//! last token that says something else is ignored, as memcached does.
+
+use super::ascii::{parse_i64, parse_u32, parse_u64, valid_key, Words};
+use super::error::{ErrorKind, ParseError};
+use super::limits::Limits;
+use super::meta::MAX_DECLARED_SIZE;
+use super::request::{ArithmeticOp, Request, StoreCommand, Tokens, TooLarge};
+use super::{data_block, Status};
+
+/// Arguments beyond this many are only counted, never looked at.
+const MAX_ARGS: usize = 8;
+
+struct Args<'a> {
+    items: [&'a [u8]; MAX_ARGS],
+    count: usize,
+}
+
+impl<'a> Args<'a> {
+    fn collect(words: Words<'a>) -> Self {
+        let mut items: [&'a [u8]; MAX_ARGS] = [&[]; MAX_ARGS];
+        let mut count = 0;
+        for word in words {
+            if count < MAX_ARGS {
+                items[count] = word;
+            }
+            count += 1;
+        }
+        Args { items, count }
+    }
+
+    fn last_is_noreply(&self) -> bool {
+        self.count > 0 && self.count <= MAX_ARGS && self.items[self.count - 1] == b"noreply"
+    }
+}
+
+/// Parses a text command named `name`; `words` holds its arguments.
+pub(crate) fn parse<'a>(
+    name: &'a [u8],
+    words: Words<'a>,
+    input: &'a [u8],
+    line_len: usize,
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    let err = |kind| Err(ParseError::new(kind, line_len));
+    let done = |request| Ok(Status::Complete(request, line_len));
+    match name {
+        b"get" => parse_get(false, None, words, line_len, limits),
+        b"gets" => parse_get(true, None, words, line_len, limits),
+        b"gat" | b"gats" => {
+            let mut words = words;
+            let Some(exptime) = words.next() else {
+                return err(ErrorKind::UnknownCommand);
+            };
+            let Some(exptime) = parse_i64(exptime) else {
+                return err(ErrorKind::InvalidExptime);
+            };
+            parse_get(name == b"gats", Some(exptime), words, line_len, limits)
+        }
+        b"set" => parse_store(StoreCommand::Set, words, input, line_len, limits),
+        b"add" => parse_store(StoreCommand::Add, words, input, line_len, limits),
+        b"replace" => parse_store(StoreCommand::Replace, words, input, line_len, limits),
+        b"append" => parse_store(StoreCommand::Append, words, input, line_len, limits),
+        b"prepend" => parse_store(StoreCommand::Prepend, words, input, line_len, limits),
+        b"cas" => parse_store(
+            StoreCommand::Cas { unique: 0 },
+            words,
+            input,
+            line_len,
+            limits,
+        ),
+        b"version" => done(Request::Version),
+        b"quit" => done(Request::Quit),
+        b"stats" => done(Request::Stats {
+            args: Tokens::new(words.remainder()),
+        }),
+        _ => parse_simple(name, Args::collect(words), line_len, limits),
+    }
+}
+
+fn parse_get<'a>(
+    cas: bool,
+    touch: Option<i64>,
+    words: Words<'a>,
+    line_len: usize,
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    let raw = words.remainder();
+    let mut count = 0;
+    for key in Words::new(raw) {
+        count += 1;
+        if !valid_key(key, limits.max_key_len) {
+            return Err(ParseError::new(ErrorKind::BadFormat, line_len));
+        }
+        if count > limits.max_keys_per_get {
+            return Err(ParseError::new(ErrorKind::TooManyKeys, line_len));
+        }
+    }
+    if count == 0 && touch.is_none() {
+        return Err(ParseError::new(ErrorKind::UnknownCommand, line_len));
+    }
+    let keys = Tokens::new(raw);
+    Ok(Status::Complete(
+        Request::Get { cas, touch, keys },
+        line_len,
+    ))
+}
+
+fn parse_store<'a>(
+    command: StoreCommand,
+    words: Words<'a>,
+    input: &'a [u8],
+    line_len: usize,
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    let args = Args::collect(words);
+    let base = if matches!(command, StoreCommand::Cas { .. }) {
+        5
+    } else {
+        4
+    };
+    if args.count != base && args.count != base + 1 {
+        return Err(ParseError::new(ErrorKind::UnknownCommand, line_len));
+    }
+    let noreply = args.last_is_noreply();
+    let bad = || Err(ParseError::new(ErrorKind::BadFormat, line_len).with_noreply(noreply));
+    let [key, flags, exptime, size, cas, ..] = args.items;
+    if !valid_key(key, limits.max_key_len) {
+        return bad();
+    }
+    let (Some(flags), Some(exptime), Some(size)) =
+        (parse_u32(flags), parse_i64(exptime), parse_i64(size))
+    else {
+        return bad();
+    };
+    let command = match command {
+        StoreCommand::Cas { .. } => match parse_u64(cas) {
+            Some(unique) => StoreCommand::Cas { unique },
+            None => return bad(),
+        },
+        other => other,
+    };
+    let size = match size {
+        0..=MAX_DECLARED_SIZE => size as usize,
+        _ => return bad(),
+    };
+    if size > limits.max_item_size {
+        let too_large = TooLarge::Text {
+            command,
+            key,
+            flags,
+            exptime,
+            size,
+            noreply,
+        };
+        return Ok(Status::Complete(Request::TooLarge(too_large), line_len));
+    }
+    match data_block(input, line_len, size) {
+        None => Ok(Status::Partial),
+        Some(Err(end)) => Err(ParseError::new(ErrorKind::BadDataChunk, end).with_noreply(noreply)),
+        Some(Ok(data)) => Ok(Status::Complete(
+            Request::Store {
+                command,
+                key,
+                flags,
+                exptime,
+                data,
+                noreply,
+            },
+            line_len + size + 2,
+        )),
+    }
+}
+
+/// The one-line commands with a fixed argument list.
+fn parse_simple<'a>(
+    name: &'a [u8],
+    args: Args<'a>,
+    line_len: usize,
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    let n = args.count;
+    let noreply = args.last_is_noreply();
+    let fail = |kind| Err(ParseError::new(kind, line_len).with_noreply(noreply));
+    let unknown = Err(ParseError::new(ErrorKind::UnknownCommand, line_len));
+    let [first, second, ..] = args.items;
+    let key_ok = valid_key(first, limits.max_key_len);
+    let request = match name {
+        b"delete" => {
+            if !(1..=3).contains(&n) {
+                return unknown;
+            }
+            if n > 1 {
+                let hold_is_zero = second == b"0";
+                let valid =
+                    (n == 2 && (hold_is_zero || noreply)) || (n == 3 && hold_is_zero && noreply);
+                if !valid {
+                    return fail(ErrorKind::DeleteUsage);
+                }
+            }
+            if !key_ok {
+                return fail(ErrorKind::BadFormat);
+            }
+            Request::Delete {
+                key: first,
+                noreply,
+            }
+        }
+        b"incr" | b"decr" => {
+            if n != 2 && n != 3 {
+                return unknown;
+            }
+            if !key_ok {
+                return fail(ErrorKind::BadFormat);
+            }
+            let Some(delta) = parse_u64(second) else {
+                return fail(ErrorKind::InvalidDelta);
+            };
+            let op = if name == b"incr" {
+                ArithmeticOp::Incr
+            } else {
+                ArithmeticOp::Decr
+            };
+            Request::Arithmetic {
+                op,
+                key: first,
+                delta,
+                noreply,
+            }
+        }
+        b"touch" => {
+            if n != 2 && n != 3 {
+                return unknown;
+            }
+            if !key_ok {
+                return fail(ErrorKind::BadFormat);
+            }
+            let Some(exptime) = parse_i64(second) else {
+                return fail(ErrorKind::InvalidExptime);
+            };
+            Request::Touch {
+                key: first,
+                exptime,
+                noreply,
+            }
+        }
+        b"flush_all" => {
+            if n > 2 {
+                return unknown;
+            }
+            let has_delay = n != usize::from(noreply);
+            let delay = if has_delay {
+                match parse_i64(first) {
+                    Some(delay) => Some(delay),
+                    None => return fail(ErrorKind::InvalidExptime),
+                }
+            } else {
+                None
+            };
+            Request::FlushAll { delay, noreply }
+        }
+        b"verbosity" => {
+            if n != 1 && n != 2 {
+                return unknown;
+            }
+            let Some(level) = parse_u32(first) else {
+                return fail(ErrorKind::BadFormat);
+            };
+            Request::Verbosity { level, noreply }
+        }
+        b"cache_memlimit" => {
+            if n != 1 && n != 2 {
+                return unknown;
+            }
+            let Some(megabytes) = parse_u32(first) else {
+                return fail(ErrorKind::UnknownCommand);
+            };
+            Request::CacheMemlimit { megabytes, noreply }
+        }
+        b"shutdown" => match (n, first) {
+            (0, _) => Request::Shutdown { graceful: false },
+            (1, b"graceful") => Request::Shutdown { graceful: true },
+            _ => return Err(ParseError::new(ErrorKind::InvalidShutdownMode, line_len)),
+        },
+        _ => return unknown,
+    };
+    Ok(Status::Complete(request, line_len))
+}

@@ -1,0 +1,38 @@
+//! The memcached adapter (feature `memcached`).
+//!
+//! This module speaks memcached's ASCII protocols — the classic text commands
+//! (`set`, `get`, `incr`, …) and the meta commands (`mg`, `ms`, `md`, `ma`,
+//! `mn`, `me`) — so that memcached clients can use a larder cache.
+//!
+//! It is split in two layers:
+//!
+//! - [`codec`]: a sans-IO parser and composer. It turns bytes into borrowed
+//!   [`Request`]s and [`Response`]s into bytes. It never touches a socket, never
+//!   blocks and never allocates per request (except for base64-decoded meta
+//!   keys), so it can be driven by any I/O loop and fuzzed directly.
+//! - the executor (added alongside the cache core) that runs a [`Request`]
+//!   against the store and picks the [`Response`].
+//!
+//! ```
+//! use larder::memcached::{parse, Limits, Request, Response, Status};
+//!
+//! let limits = Limits::default();
+//! let Ok(Status::Complete(request, consumed)) = parse(b"get apple\r\n", &limits) else {
+//!     panic!("a whole get line parses");
+//! };
+//! assert_eq!(consumed, 11);
+//! assert!(matches!(request, Request::Get { .. }));
+//!
+//! let mut out = Vec::new();
+//! Response::End.write_to(&mut out);
+//! assert_eq!(out, b"END\r\n");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod codec;
+
+pub use codec::{
+    parse, ArithmeticMode, ArithmeticOp, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn,
+    MetaStatus, ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TokensIter,
+    TooLarge,
+};
