@@ -4,6 +4,8 @@
 //! and after inserting keys 0..1M into it (capacity 1M); the difference divided by
 //! the entries actually held is the figure. Run: `cargo bench --bench memory`.
 
+#![allow(missing_docs)]
+
 mod common;
 
 use common::*;
@@ -39,7 +41,11 @@ static ALLOC: Counting = Counting;
 
 const N: u64 = 1_000_000;
 
-fn measure(name: &str, make: impl FnOnce() -> Box<dyn BenchCache>, len: impl Fn(&dyn BenchCache) -> u64) {
+fn measure(
+    name: &str,
+    make: impl FnOnce() -> Box<dyn BenchCache>,
+    len: impl Fn(&dyn BenchCache) -> u64,
+) {
     let before = IN_USE.load(Ordering::Relaxed);
     let cache = make();
     for k in 0..N {
@@ -65,17 +71,27 @@ fn main() {
     }
     println!("| cache                    | entries   | heap         | B/entry |");
     println!("|--------------------------|-----------|--------------|---------|");
-    measure("larder (default)", || Box::new(larder(N, larder::Policy::default())), count);
-    measure("larder clock", || Box::new(larder(N, larder::Policy::clock())), count);
-    measure("larder lru", || Box::new(larder(N, larder::Policy::lru())), count);
-    measure("quick_cache", || Box::new(quick(N)), count);
     measure(
-        "moka",
-        || Box::new(moka(N)),
-        |c| {
-            count(c)
-        },
+        "larder (default)",
+        || Box::new(larder(N, larder::Policy::default())),
+        count,
     );
+    measure(
+        "larder clock",
+        || Box::new(larder(N, larder::Policy::clock())),
+        count,
+    );
+    measure(
+        "larder lru",
+        || Box::new(larder(N, larder::Policy::lru())),
+        count,
+    );
+    measure("quick_cache", || Box::new(quick(N)), count);
+    measure("moka", || Box::new(moka(N)), |c| count(c));
     measure("Mutex<lru::LruCache>", || Box::new(mutex_lru(N)), count);
-    measure("striped RwLock<HashMap>", || Box::new(Striped::new(16)), count);
+    measure(
+        "striped RwLock<HashMap>",
+        || Box::new(Striped::new(16)),
+        count,
+    );
 }

@@ -1,9 +1,8 @@
 //! Shared pieces of the benches: the peers behind one trait, and a Zipf key stream.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 /// The operations the throughput benches need, for larder and every peer.
 pub trait BenchCache: Send + Sync {
@@ -69,7 +68,9 @@ impl Striped {
     pub fn new(stripes: usize) -> Self {
         Striped {
             hasher: ahash::RandomState::new(),
-            stripes: (0..stripes).map(|_| RwLock::new(HashMap::default())).collect(),
+            stripes: (0..stripes)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
         }
     }
     #[inline]
@@ -90,7 +91,13 @@ impl BenchCache for Striped {
 }
 
 pub fn larder(cap: u64, policy: larder::Policy) -> Larder {
-    Larder(larder::Cache::builder().max_entries(cap).policy(policy).build().unwrap())
+    Larder(
+        larder::Cache::builder()
+            .max_entries(cap)
+            .policy(policy)
+            .build()
+            .unwrap(),
+    )
 }
 pub fn quick(cap: u64) -> QuickCache {
     QuickCache(quick_cache::sync::Cache::new(cap as usize))
