@@ -38,6 +38,7 @@
 mod builder;
 mod cache;
 mod clock;
+mod index;
 mod policy;
 mod shard;
 mod slab;

@@ -16,10 +16,10 @@
 
 #![forbid(unsafe_code)]
 
+use crate::index::Index;
 use crate::policy::{Policy, PolicyState};
 use crate::slab::{Entry, Slab, Slot, MAX_WEIGHT};
 use crate::RemovalCause;
-use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
 
@@ -29,13 +29,6 @@ const REBASE_AFTER: u64 = 1 << 30;
 /// Slots a write examines for expired entries when its shard holds entries with a
 /// deadline.
 pub const SWEEP_STEP: u32 = 8;
-
-/// Spreads the stored 32-bit hash over 64 bits for the index table (hashbrown uses
-/// the top 7 bits as a tag and the low bits as the position).
-#[inline]
-pub(crate) fn table_hash(h: NonZeroU32) -> u64 {
-    u64::from(h.get()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
 
 /// The stored hash: the low 32 bits of the full hash, never zero.
 #[inline]
@@ -97,8 +90,10 @@ impl<K, V> Garbage<K, V> {
 }
 
 pub(crate) struct Shard<K, V> {
-    table: HashTable<u32>,
+    index: Index,
     pub(crate) slab: Slab<K, V>,
+    /// Expected most entries (the capacity when bounded by entries), for sizing.
+    slot_hint: usize,
     policy: PolicyState,
     pub(crate) capacity: u64,
     pub(crate) weight: u64,
@@ -116,10 +111,11 @@ where
     K: Eq,
 {
     pub(crate) fn new(policy: &Policy, capacity: u64, slot_hint: usize, now: u64) -> Self {
-        let policy_state = PolicyState::new(policy, capacity);
+        let policy_state = PolicyState::new(policy, capacity, slot_hint);
         Shard {
-            table: HashTable::new(),
+            index: Index::new(),
             slab: Slab::new(slot_hint),
+            slot_hint,
             max_freq: policy_state.max_freq(),
             policy: policy_state,
             capacity,
@@ -186,12 +182,10 @@ where
         Q: Eq + ?Sized,
     {
         let slab = &self.slab;
-        self.table
-            .find(table_hash(hash), |&i| {
-                let e = slab.entry(i);
-                e.hash == hash && e.key.borrow() == key
-            })
-            .copied()
+        self.index.find(hash.get(), |i| {
+            let e = slab.entry(i);
+            e.hash == hash && e.key.borrow() == key
+        })
     }
 
     /// Housekeeping done by every write: move the time base if due, and reclaim a few
@@ -254,10 +248,8 @@ where
 
     /// Bookkeeping for an entry that has left slot `idx`.
     fn forget(&mut self, idx: u32, e: &Entry<K, V>, cause: RemovalCause) {
-        self.table
-            .find_entry(table_hash(e.hash), |&i| i == idx)
-            .map(|o| o.remove())
-            .unwrap_or_else(|_| unreachable!("slot {idx} missing from the index"));
+        let found = self.index.remove(e.hash.get(), idx);
+        debug_assert!(found, "slot {idx} missing from the index");
         self.weight -= u64::from(e.weight());
         if e.deadline != 0 {
             self.timed -= 1;
@@ -345,8 +337,9 @@ where
             .slab
             .alloc(Entry::new(key, value, hash, weight, deadline));
         let slab = &self.slab;
-        self.table
-            .insert_unique(table_hash(hash), idx, |&i| table_hash(slab.entry(i).hash));
+        self.index.insert(hash.get(), idx, self.slot_hint, |i| {
+            slab.entry(i).hash.get()
+        });
         self.weight += u64::from(weight);
         if deadline != 0 {
             self.timed += 1;
@@ -424,8 +417,8 @@ where
         for e in self.slab.drain() {
             garbage.push(e.key, e.value, RemovalCause::Removed);
         }
-        self.table = HashTable::new();
-        self.policy.clear(policy, self.capacity);
+        self.index.clear();
+        self.policy.clear(policy, self.capacity, self.slot_hint);
         self.weight = 0;
         self.timed = 0;
         self.sweep_cursor = 0;
@@ -458,20 +451,21 @@ where
     /// Bytes of heap this shard holds for its own structures (not counting what keys
     /// and values own).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slab.heap_bytes() + self.table.allocation_size() + self.policy.heap_bytes()
+        self.slab.heap_bytes() + self.index.heap_bytes() + self.policy.heap_bytes()
     }
 
     /// Checks every invariant of the shard (tests and fuzzing only).
     pub(crate) fn validate(&self) {
         self.slab.validate();
-        assert_eq!(self.table.len(), self.slab.live as usize);
+        assert_eq!(self.index.len(), self.slab.live as usize);
+        assert_eq!(self.index.slots().count(), self.index.len());
         let mut weight = 0u64;
         let mut timed = 0u32;
-        for &i in self.table.iter() {
+        for i in self.index.slots() {
             let e = self.slab.entry(i);
             weight += u64::from(e.weight());
             timed += u32::from(e.deadline != 0);
-            assert!(self.table.find(table_hash(e.hash), |&j| j == i).is_some());
+            assert_eq!(self.index.find(e.hash.get(), |j| j == i), Some(i));
         }
         assert_eq!(weight, self.weight);
         assert_eq!(timed, self.timed);

@@ -4,44 +4,45 @@
 //! It is a direct-mapped table of 16-bit fingerprints: a hash picks one cell and the
 //! cell holds a fingerprint of the hash. Inserting overwrites whatever the cell held,
 //! so old ghosts fade at random as new ones arrive, which approximates a FIFO of the
-//! table's size without storing links. False positives (another key with the same cell
-//! and fingerprint) are about 1 in 65,535 and only cost a slightly wrong placement.
+//! table's size without storing links. A false positive (another key with the same
+//! cell and fingerprint) admits a new key straight to the main queue; at 1 in 65,535
+//! lookups even a long scan lets almost nothing through (8-bit fingerprints let one
+//! scanned key in 255 displace the working set, which a test caught).
 
 #![forbid(unsafe_code)]
 
 #[derive(Debug)]
 pub(crate) struct Ghost {
     cells: Vec<u16>,
-    bits: u32,
 }
 
 impl Ghost {
     pub(crate) fn new() -> Self {
-        Ghost {
-            cells: Vec::new(),
-            bits: 0,
-        }
+        Ghost { cells: Vec::new() }
     }
 
-    /// Makes room for about `entries` ghosts (grows only, by powers of two).
-    pub(crate) fn fit(&mut self, entries: usize) {
-        let want = entries.max(16).next_power_of_two();
+    /// Makes room for ghosts of about 80% of `live` entries (a little under the main
+    /// queue's share), or of the shard's entry capacity `hint` when known. Grows only,
+    /// by half; old fingerprints are lost on growth, which happens O(log n) times.
+    pub(crate) fn fit(&mut self, live: usize, hint: usize) {
+        let want = if hint != usize::MAX { hint } else { live };
+        let want = (want * 4 / 5).max(16);
         if want > self.cells.len() {
-            // Old fingerprints are lost on growth; it happens O(log n) times.
-            self.cells = vec![0; want];
-            self.bits = want.trailing_zeros();
+            let grown = if hint != usize::MAX {
+                want
+            } else {
+                want.max(self.cells.len() * 3 / 2)
+            };
+            self.cells = vec![0; grown];
         }
     }
 
     #[inline]
     fn locate(&self, hash: u32) -> (usize, u16) {
-        let mixed = hash.wrapping_mul(0x9E37_79B1);
-        let cell = if self.bits == 0 {
-            0
-        } else {
-            (mixed >> (32 - self.bits)) as usize
-        };
-        (cell, (hash as u16) | 1)
+        // Multiply-shift onto 0..len from the high bits; the fingerprint uses the low.
+        let mixed = u64::from(hash.wrapping_mul(0x9E37_79B1));
+        let cell = ((mixed * self.cells.len() as u64) >> 32) as usize;
+        (cell, (hash as u16).max(1))
     }
 
     pub(crate) fn insert(&mut self, hash: u32) {

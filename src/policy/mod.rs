@@ -115,6 +115,8 @@ pub(crate) struct S3Fifo {
     small_cap: u64,
     small_weight: u64,
     main_weight: u64,
+    /// The shard's capacity in entries, if bounded by entries (else `usize::MAX`).
+    entries_hint: usize,
 }
 
 /// Whether the entry in `idx` is past its deadline at `now` (relative ticks).
@@ -125,7 +127,7 @@ fn expired<K, V>(slab: &Slab<K, V>, idx: u32, now: u64) -> bool {
 }
 
 impl PolicyState {
-    pub(crate) fn new(policy: &Policy, capacity: u64) -> Self {
+    pub(crate) fn new(policy: &Policy, capacity: u64, entries_hint: usize) -> Self {
         match policy.kind {
             PolicyKind::Clock => PolicyState::Clock(Queue::new()),
             PolicyKind::Lru => PolicyState::Lru(Lru::new()),
@@ -136,6 +138,7 @@ impl PolicyState {
                 small_cap: (capacity / 10).max(1),
                 small_weight: 0,
                 main_weight: 0,
+                entries_hint,
             }),
         }
     }
@@ -157,7 +160,7 @@ impl PolicyState {
             PolicyState::S3Fifo(s) => {
                 let e = slab.entry(idx);
                 let w = u64::from(e.weight());
-                s.ghost.fit(slab.live as usize);
+                s.ghost.fit(slab.live as usize, s.entries_hint);
                 if s.ghost.take(e.hash.get()) {
                     e.set_queue(MAIN);
                     s.main_weight += w;
@@ -252,7 +255,7 @@ impl PolicyState {
         }
     }
 
-    pub(crate) fn clear(&mut self, policy: &Policy, capacity: u64) {
+    pub(crate) fn clear(&mut self, policy: &Policy, capacity: u64, entries_hint: usize) {
         let ghost = match self {
             PolicyState::S3Fifo(s) => {
                 let mut g = std::mem::replace(&mut s.ghost, Ghost::new());
@@ -261,7 +264,7 @@ impl PolicyState {
             }
             _ => None,
         };
-        *self = PolicyState::new(policy, capacity);
+        *self = PolicyState::new(policy, capacity, entries_hint);
         if let (PolicyState::S3Fifo(s), Some(g)) = (self, ghost) {
             s.ghost = g;
         }
