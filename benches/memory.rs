@@ -39,7 +39,11 @@ static ALLOC: Counting = Counting;
 
 const N: u64 = 1_000_000;
 
-fn measure(name: &str, make: impl FnOnce() -> Box<dyn BenchCache>, len: impl Fn(&dyn BenchCache) -> u64) {
+fn measure(
+    name: &str,
+    make: impl FnOnce() -> Box<dyn BenchCache>,
+    len: impl Fn(&dyn BenchCache) -> u64,
+) {
     let before = IN_USE.load(Ordering::Relaxed);
     let cache = make();
     for k in 0..N {
@@ -65,17 +69,27 @@ fn main() {
     }
     println!("| cache                    | entries   | heap         | B/entry |");
     println!("|--------------------------|-----------|--------------|---------|");
-    measure("larder (default)", || Box::new(larder(N, larder::Policy::default())), count);
-    measure("larder clock", || Box::new(larder(N, larder::Policy::clock())), count);
-    measure("larder lru", || Box::new(larder(N, larder::Policy::lru())), count);
-    measure("quick_cache", || Box::new(quick(N)), count);
     measure(
-        "moka",
-        || Box::new(moka(N)),
-        |c| {
-            count(c)
-        },
+        "larder (default)",
+        || Box::new(larder(N, larder::Policy::default())),
+        count,
     );
+    measure(
+        "larder clock",
+        || Box::new(larder(N, larder::Policy::clock())),
+        count,
+    );
+    measure(
+        "larder lru",
+        || Box::new(larder(N, larder::Policy::lru())),
+        count,
+    );
+    measure("quick_cache", || Box::new(quick(N)), count);
+    measure("moka", || Box::new(moka(N)), |c| count(c));
     measure("Mutex<lru::LruCache>", || Box::new(mutex_lru(N)), count);
-    measure("striped RwLock<HashMap>", || Box::new(Striped::new(16)), count);
+    measure(
+        "striped RwLock<HashMap>",
+        || Box::new(Striped::new(16)),
+        count,
+    );
 }

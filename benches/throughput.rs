@@ -20,8 +20,14 @@ const BATCH: u64 = 4_096;
 
 fn contenders(cap: u64) -> Vec<(&'static str, Box<dyn BenchCache>)> {
     vec![
-        ("larder", Box::new(larder(cap, larder::Policy::default())) as Box<dyn BenchCache>),
-        ("larder_clock", Box::new(larder(cap, larder::Policy::clock()))),
+        (
+            "larder",
+            Box::new(larder(cap, larder::Policy::default())) as Box<dyn BenchCache>,
+        ),
+        (
+            "larder_clock",
+            Box::new(larder(cap, larder::Policy::clock())),
+        ),
         ("quick_cache", Box::new(quick(cap))),
         ("moka", Box::new(moka(cap))),
         ("mutex_lru", Box::new(mutex_lru(cap))),
@@ -56,12 +62,16 @@ fn timed(threads: usize, iters: u64, keys: &[u64], op: &(dyn Fn(u64) + Sync)) ->
 fn read_hits(c: &mut Criterion) {
     let keys = zipf_keys(KEYS, 0.99, SAMPLES, 42);
     let mut g = c.benchmark_group("read_hits");
-    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
     for (name, cache) in contenders(KEYS as u64 * 5 / 4) {
         for rank in 0..KEYS as u64 {
             cache.insert(key_of(rank), rank);
         }
-        let cached = (0..KEYS as u64).filter(|&r| cache.get(key_of(r)).is_some()).count();
+        let cached = (0..KEYS as u64)
+            .filter(|&r| cache.get(key_of(r)).is_some())
+            .count();
         assert_eq!(cached, KEYS, "{name}: not every key is cached");
         for threads in [1usize, 2] {
             g.throughput(Throughput::Elements(BATCH * threads as u64));
@@ -81,7 +91,9 @@ fn mixed(c: &mut Criterion) {
     let keys = zipf_keys(KEYS, 0.99, SAMPLES, 7);
     let cap = KEYS as u64 / 10;
     let mut g = c.benchmark_group("mixed");
-    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
     for (name, cache) in contenders(cap) {
         // Warm up to steady state and report the hit ratio of one more pass.
         let op = |k: u64| {
@@ -96,7 +108,10 @@ fn mixed(c: &mut Criterion) {
             op(k);
         });
         let hits = keys.iter().filter(|&&k| op(k)).count();
-        println!("mixed/{name}: hit ratio {:.2}%", 100.0 * hits as f64 / keys.len() as f64);
+        println!(
+            "mixed/{name}: hit ratio {:.2}%",
+            100.0 * hits as f64 / keys.len() as f64
+        );
         for threads in [1usize, 2] {
             g.throughput(Throughput::Elements(BATCH * threads as u64));
             g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {

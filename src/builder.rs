@@ -5,10 +5,10 @@
 use crate::cache::{Cache, Listener, Weigher};
 use crate::clock::Clock;
 use crate::policy::Policy;
-use std::sync::Arc;
 use crate::RemovalCause;
 use std::fmt;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most shards a cache may have.

@@ -312,7 +312,11 @@ where
     fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) {
         let hash = self.hash(&key);
         let weight = self.weigh(&key, &value);
-        let mut now = if ttl.is_some() { self.clock.now_ms() } else { 0 };
+        let mut now = if ttl.is_some() {
+            self.clock.now_ms()
+        } else {
+            0
+        };
         let mut garbage = Garbage::new();
         {
             let mut shard = self.cell(hash).lock.write();
@@ -422,7 +426,11 @@ where
             match shard.find(h32, key) {
                 Some(idx) => {
                     let e = shard.slab.entry(idx);
-                    let now = if e.deadline != 0 { self.clock.now_ms() } else { 0 };
+                    let now = if e.deadline != 0 {
+                        self.clock.now_ms()
+                    } else {
+                        0
+                    };
                     if e.deadline != 0 && shard.is_expired(e, now) {
                         None
                     } else {
@@ -438,7 +446,11 @@ where
             match shard.find(h32, key) {
                 Some(idx) => {
                     let e = shard.slab.entry(idx);
-                    let now = if e.deadline != 0 { self.clock.now_ms() } else { 0 };
+                    let now = if e.deadline != 0 {
+                        self.clock.now_ms()
+                    } else {
+                        0
+                    };
                     if e.deadline != 0 && shard.is_expired(e, now) {
                         None
                     } else {
@@ -594,8 +606,9 @@ where
             });
             let (op, r) = f(current);
             result = r;
-            let ttl_deadline =
-                |shard: &Shard<K, V>, ttl: Option<Duration>| shard.deadline_for(now, ttl.map(ttl_ms));
+            let ttl_deadline = |shard: &Shard<K, V>, ttl: Option<Duration>| {
+                shard.deadline_for(now, ttl.map(ttl_ms))
+            };
             match (op, found) {
                 (Op::Nop, _) | (Op::SetTtl(_), None) | (Op::Remove, None) => {
                     garbage.spare_key = Some(key);

@@ -240,7 +240,12 @@ where
     }
 
     /// Removes the entry in `idx` (not an eviction: the policy unlinks it its own way).
-    pub(crate) fn remove_slot(&mut self, idx: u32, cause: RemovalCause, garbage: &mut Garbage<K, V>) {
+    pub(crate) fn remove_slot(
+        &mut self,
+        idx: u32,
+        cause: RemovalCause,
+        garbage: &mut Garbage<K, V>,
+    ) {
         let queued = self.policy.on_remove(&mut self.slab, idx);
         let e = self.slab.take(idx, queued);
         self.forget(idx, &e, cause);
@@ -453,9 +458,7 @@ where
     /// Bytes of heap this shard holds for its own structures (not counting what keys
     /// and values own).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slab.heap_bytes()
-            + self.table.allocation_size()
-            + self.policy.heap_bytes()
+        self.slab.heap_bytes() + self.table.allocation_size() + self.policy.heap_bytes()
     }
 
     /// Checks every invariant of the shard (tests and fuzzing only).
@@ -468,10 +471,7 @@ where
             let e = self.slab.entry(i);
             weight += u64::from(e.weight());
             timed += u32::from(e.deadline != 0);
-            assert!(self
-                .table
-                .find(table_hash(e.hash), |&j| j == i)
-                .is_some());
+            assert!(self.table.find(table_hash(e.hash), |&j| j == i).is_some());
         }
         assert_eq!(weight, self.weight);
         assert_eq!(timed, self.timed);

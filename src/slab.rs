@@ -85,15 +85,19 @@ impl<K, V> Entry<K, V> {
     #[inline]
     pub(crate) fn set_freq(&self, freq: u32) {
         let m = self.meta.load(Relaxed);
-        self.meta
-            .store((m & !FREQ_MASK) | ((freq << FREQ_SHIFT) & FREQ_MASK), Relaxed);
+        self.meta.store(
+            (m & !FREQ_MASK) | ((freq << FREQ_SHIFT) & FREQ_MASK),
+            Relaxed,
+        );
     }
 
     #[inline]
     pub(crate) fn set_queue(&self, queue: u32) {
         let m = self.meta.load(Relaxed);
-        self.meta
-            .store((m & !QUEUE_MASK) | ((queue << QUEUE_SHIFT) & QUEUE_MASK), Relaxed);
+        self.meta.store(
+            (m & !QUEUE_MASK) | ((queue << QUEUE_SHIFT) & QUEUE_MASK),
+            Relaxed,
+        );
     }
 
     #[inline]
@@ -108,7 +112,10 @@ impl<K, V> Entry<K, V> {
 pub(crate) enum Slot<K, V> {
     Full(Entry<K, V>),
     /// `queued`: still threaded through a policy queue (dead), else on the free list.
-    Empty { next: u32, queued: bool },
+    Empty {
+        next: u32,
+        queued: bool,
+    },
 }
 
 impl<K, V> Slot<K, V> {
@@ -228,7 +235,10 @@ impl<K, V> Slab<K, V> {
 
     /// Returns a dead slot that a queue has just unlinked to the free list.
     pub(crate) fn reclaim_dead(&mut self, idx: u32) {
-        debug_assert!(matches!(self.slots[idx as usize], Slot::Empty { queued: true, .. }));
+        debug_assert!(matches!(
+            self.slots[idx as usize],
+            Slot::Empty { queued: true, .. }
+        ));
         self.dead -= 1;
         self.push_free(idx);
     }
@@ -246,10 +256,12 @@ impl<K, V> Slab<K, V> {
         self.free = NIL;
         self.live = 0;
         self.dead = 0;
-        std::mem::take(&mut self.slots).into_iter().filter_map(|s| match s {
-            Slot::Full(e) => Some(e),
-            Slot::Empty { .. } => None,
-        })
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|s| match s {
+                Slot::Full(e) => Some(e),
+                Slot::Empty { .. } => None,
+            })
     }
 
     /// Heap bytes held by the slot vector.
@@ -262,12 +274,19 @@ impl<K, V> Slab<K, V> {
         let mut free = 0u32;
         let mut i = self.free;
         while i != NIL {
-            assert!(matches!(self.slots[i as usize], Slot::Empty { queued: false, .. }));
+            assert!(matches!(
+                self.slots[i as usize],
+                Slot::Empty { queued: false, .. }
+            ));
             free += 1;
             i = self.slots[i as usize].next();
             assert!(free as usize <= self.slots.len(), "free list cycles");
         }
-        let full = self.slots.iter().filter(|s| matches!(s, Slot::Full(_))).count();
+        let full = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Full(_)))
+            .count();
         let dead = self
             .slots
             .iter()

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 fn manual(cap: u64) -> (Cache<u64, u64>, ManualClock) {
     let (clock, hand) = Clock::manual();
-    let cache = Cache::builder().max_entries(cap).clock(clock).build().unwrap();
+    let cache = Cache::builder()
+        .max_entries(cap)
+        .clock(clock)
+        .build()
+        .unwrap();
     (cache, hand)
 }
 
@@ -46,7 +50,11 @@ fn cache_is_send_and_sync() {
 fn build_errors_are_typed() {
     let e = Cache::<u64, u64>::builder().build().unwrap_err();
     assert_eq!(e, BuildError::MissingCapacity);
-    let e = Cache::<u64, u64>::builder().max_entries(1).max_weight(1).build().unwrap_err();
+    let e = Cache::<u64, u64>::builder()
+        .max_entries(1)
+        .max_weight(1)
+        .build()
+        .unwrap_err();
     assert_eq!(e, BuildError::ConflictingCapacity);
     let e = Cache::<u64, u64>::builder()
         .max_entries(10)
@@ -55,7 +63,11 @@ fn build_errors_are_typed() {
         .unwrap_err();
     assert_eq!(e, BuildError::WeigherWithMaxEntries);
     for bad in [0, 3, 6, larder::MAX_SHARDS * 2] {
-        let e = Cache::<u64, u64>::builder().max_entries(1000).shards(bad).build().unwrap_err();
+        let e = Cache::<u64, u64>::builder()
+            .max_entries(1000)
+            .shards(bad)
+            .build()
+            .unwrap_err();
         assert_eq!(e, BuildError::InvalidShardCount(bad));
         assert!(e.to_string().contains("power of two"));
     }
@@ -98,7 +110,12 @@ fn borrowed_lookups_work_for_string_keys() {
 fn expired_entry_is_never_returned() {
     for p in policies() {
         let (clock, hand) = Clock::manual();
-        let c: Cache<u64, u64> = Cache::builder().max_entries(10).policy(p).clock(clock).build().unwrap();
+        let c: Cache<u64, u64> = Cache::builder()
+            .max_entries(10)
+            .policy(p)
+            .clock(clock)
+            .build()
+            .unwrap();
         c.insert_with_ttl(1, 1, Duration::from_millis(100));
         hand.advance(Duration::from_millis(99));
         assert_eq!(c.get(&1), Some(1));
@@ -178,7 +195,10 @@ fn deadlines_survive_a_long_running_clock() {
         let alive = c.get(&1).is_some();
         assert_eq!(alive, day < 20, "day {day}");
         c.insert_with_ttl(3, day, Duration::from_secs(3600));
-        assert_eq!(c.get_with_ttl(&3), Some((day, Some(Duration::from_secs(3600)))));
+        assert_eq!(
+            c.get_with_ttl(&3),
+            Some((day, Some(Duration::from_secs(3600))))
+        );
     }
     assert_eq!(c.get(&2), Some(2));
     c.validate();
@@ -215,7 +235,9 @@ fn run_pending_tasks_reclaims_everything_expired() {
     assert_eq!(c.len(), 24);
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 26);
-    assert!(log.iter().all(|&(k, _, cause)| k <= 25 && cause == RemovalCause::Expired));
+    assert!(log
+        .iter()
+        .all(|&(k, _, cause)| k <= 25 && cause == RemovalCause::Expired));
 }
 
 #[test]
@@ -351,7 +373,10 @@ fn entry_heavier_than_its_shard_share_is_not_stored() {
     c.insert(1, 10);
     c.insert(1, 51); // each shard holds 50
     assert_eq!(c.get(&1), None);
-    assert_eq!(*log.lock().unwrap(), vec![RemovalCause::Replaced, RemovalCause::Evicted]);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![RemovalCause::Replaced, RemovalCause::Evicted]
+    );
     assert_eq!(c.weight(), 0);
 }
 
@@ -401,7 +426,10 @@ fn compute_ops_do_what_they_say() {
     // Put on present keeps the TTL.
     hand.advance(Duration::from_secs(1));
     c.compute(1, |cur| {
-        assert_eq!(cur.as_ref().map(|e| e.ttl()), Some(Some(Duration::from_secs(4))));
+        assert_eq!(
+            cur.as_ref().map(|e| e.ttl()),
+            Some(Some(Duration::from_secs(4)))
+        );
         (Op::Put(3), ())
     });
     assert_eq!(c.get_with_ttl(&1), Some((3, Some(Duration::from_secs(4)))));
@@ -514,7 +542,8 @@ impl Drop for Tracked {
 fn values_are_dropped_outside_the_lock_exactly_once() {
     let drops = Arc::new(AtomicUsize::new(0));
     let slot = Arc::new(std::sync::OnceLock::new());
-    let c: Arc<Cache<u64, Tracked>> = Arc::new(Cache::builder().max_entries(4).shards(1).build().unwrap());
+    let c: Arc<Cache<u64, Tracked>> =
+        Arc::new(Cache::builder().max_entries(4).shards(1).build().unwrap());
     slot.set(c.clone()).ok();
     let mk = || Tracked {
         drops: drops.clone(),
@@ -593,7 +622,11 @@ fn stats_count_every_kind_of_operation() {
 
 #[test]
 fn len_weight_capacity_and_shards_are_reported() {
-    let c: Cache<u64, u64> = Cache::builder().max_entries(1_000).shards(8).build().unwrap();
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(1_000)
+        .shards(8)
+        .build()
+        .unwrap();
     for k in 0..10 {
         c.insert(k, k);
     }
@@ -622,7 +655,11 @@ fn debug_never_blocks() {
 #[test]
 fn removed_keys_do_not_grow_memory_without_bound() {
     // Insert/remove churn that never fills the cache must recycle slots.
-    let c: Cache<u64, u64> = Cache::builder().max_entries(1_000).shards(1).build().unwrap();
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(1_000)
+        .shards(1)
+        .build()
+        .unwrap();
     for k in 0..200 {
         c.insert(k, k);
     }
@@ -631,13 +668,18 @@ fn removed_keys_do_not_grow_memory_without_bound() {
         c.insert(k, k);
         c.remove(&k);
     }
-    assert!(c.heap_bytes() <= before * 4 + 4096, "{} vs {before}", c.heap_bytes());
+    assert!(
+        c.heap_bytes() <= before * 4 + 4096,
+        "{} vs {before}",
+        c.heap_bytes()
+    );
     c.validate();
 }
 
 #[test]
 fn concurrent_mixed_operations_keep_invariants() {
-    let c: Arc<Cache<u64, u64>> = Arc::new(Cache::builder().max_entries(64).shards(4).build().unwrap());
+    let c: Arc<Cache<u64, u64>> =
+        Arc::new(Cache::builder().max_entries(64).shards(4).build().unwrap());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let c = c.clone();

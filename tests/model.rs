@@ -139,7 +139,9 @@ fn exact_lru(cap: u8, acts: Vec<Act>) -> TestResult {
             }
             Act::Touch(k, t) => {
                 let now = m.now;
-                let want = m.pos(k).map(|i| m.list[i].2 = t.map(|t| now + u64::from(t)));
+                let want = m
+                    .pos(k)
+                    .map(|i| m.list[i].2 = t.map(|t| now + u64::from(t)));
                 let got = c.touch(&k, t.map(|t| Duration::from_millis(u64::from(t))));
                 if got != want.is_some() {
                     return TestResult::error(format!("touch {k}: {got} != {}", want.is_some()));
@@ -159,8 +161,24 @@ fn exact_lru(cap: u8, acts: Vec<Act>) -> TestResult {
         }
     }
     let s = c.stats();
-    let got = (s.hits, s.misses, s.inserts, s.updates, s.evictions, s.expirations, s.removals);
-    let want = (m.hits, m.misses, m.inserts, m.updates, m.evictions, m.expirations, m.removals);
+    let got = (
+        s.hits,
+        s.misses,
+        s.inserts,
+        s.updates,
+        s.evictions,
+        s.expirations,
+        s.removals,
+    );
+    let want = (
+        m.hits,
+        m.misses,
+        m.inserts,
+        m.updates,
+        m.evictions,
+        m.expirations,
+        m.removals,
+    );
     if got != want {
         return TestResult::error(format!("stats {got:?} != {want:?}"));
     }
@@ -177,7 +195,8 @@ fn one_shard_lru_matches_exact_model() {
 fn bounded(cap: u8, shards: u8, policy: u8, acts: Vec<Act>) -> TestResult {
     let cap = u64::from(cap % 20);
     let shards = 1usize << (shards % 4);
-    let policy = [Policy::s3fifo(), Policy::clock(), Policy::lru()][usize::from(policy % 3)].clone();
+    let policy =
+        [Policy::s3fifo(), Policy::clock(), Policy::lru()][usize::from(policy % 3)].clone();
     let (c, hand) = manual_cache(cap, shards, policy);
     // What each key may hold: its last written value and deadline (None: removed).
     let mut last: [Option<(u16, Option<u64>)>; 12] = [None; 12];
@@ -197,9 +216,12 @@ fn bounded(cap: u8, shards: u8, policy: u8, acts: Vec<Act>) -> TestResult {
                 gets += 1;
                 if let Some(v) = c.get(&k) {
                     match last[usize::from(k)] {
-                        Some((want, deadline)) if want == v && deadline.is_none_or(|d| now < d) => {}
+                        Some((want, deadline)) if want == v && deadline.is_none_or(|d| now < d) => {
+                        }
                         other => {
-                            return TestResult::error(format!("get {k} = {v}, model {other:?} at {now}"))
+                            return TestResult::error(format!(
+                                "get {k} = {v}, model {other:?} at {now}"
+                            ))
                         }
                     }
                 }
@@ -228,7 +250,10 @@ fn bounded(cap: u8, shards: u8, policy: u8, acts: Vec<Act>) -> TestResult {
     }
     let s = c.stats();
     if s.hits + s.misses != gets {
-        return TestResult::error(format!("{} hits + {} misses != {gets} gets", s.hits, s.misses));
+        return TestResult::error(format!(
+            "{} hits + {} misses != {gets} gets",
+            s.hits, s.misses
+        ));
     }
     // Every stored entry is still here or left exactly once.
     if s.inserts != c.len() as u64 + s.evictions + s.expirations + s.removals {

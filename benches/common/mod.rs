@@ -69,7 +69,9 @@ impl Striped {
     pub fn new(stripes: usize) -> Self {
         Striped {
             hasher: ahash::RandomState::new(),
-            stripes: (0..stripes).map(|_| RwLock::new(HashMap::default())).collect(),
+            stripes: (0..stripes)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
         }
     }
     #[inline]
@@ -90,7 +92,13 @@ impl BenchCache for Striped {
 }
 
 pub fn larder(cap: u64, policy: larder::Policy) -> Larder {
-    Larder(larder::Cache::builder().max_entries(cap).policy(policy).build().unwrap())
+    Larder(
+        larder::Cache::builder()
+            .max_entries(cap)
+            .policy(policy)
+            .build()
+            .unwrap(),
+    )
 }
 pub fn quick(cap: u64) -> QuickCache {
     QuickCache(quick_cache::sync::Cache::new(cap as usize))
