@@ -133,6 +133,8 @@ impl Store {
                 // The core cannot resize; the limit set at start stays.
                 let response = if *megabytes < 8 {
                     Response::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
+                } else if *megabytes > 1_000_000_000 {
+                    Response::Line("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
                 } else {
                     Response::Ok
                 };
