@@ -13,7 +13,7 @@ use crate::Op;
 const OUT_OF_MEMORY: &str = "out of memory storing object";
 
 /// What a storage command did.
-enum Stored {
+enum StoreResult {
     Stored,
     NotStored,
     Exists,
@@ -21,14 +21,14 @@ enum Stored {
     OutOfMemory,
 }
 
-impl Stored {
+impl StoreResult {
     fn response(&self) -> Response<'static> {
         match self {
-            Stored::Stored => Response::Stored,
-            Stored::NotStored => Response::NotStored,
-            Stored::Exists => Response::Exists,
-            Stored::NotFound => Response::NotFound,
-            Stored::OutOfMemory => Response::ServerError(OUT_OF_MEMORY),
+            StoreResult::Stored => Response::Stored,
+            StoreResult::NotStored => Response::NotStored,
+            StoreResult::Exists => Response::Exists,
+            StoreResult::NotFound => Response::NotFound,
+            StoreResult::OutOfMemory => Response::ServerError(OUT_OF_MEMORY),
         }
     }
 }
@@ -233,7 +233,7 @@ impl Store {
         exptime: i64,
         data: &[u8],
         now: u64,
-    ) -> Stored {
+    ) -> StoreResult {
         self.counters.bump(Counter::CmdSet);
         let expiry = self.time.expiry(exptime, now);
         let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
@@ -242,7 +242,7 @@ impl Store {
             if command == StoreCommand::Set {
                 self.forget(key);
             }
-            return Stored::OutOfMemory;
+            return StoreResult::OutOfMemory;
         }
         let value = Bytes::copy_from_slice(data);
         let fresh = |value: Bytes| {
@@ -266,32 +266,32 @@ impl Store {
                         std::time::Duration::from_millis(ms),
                     ),
                 }
-                Stored::Stored
+                StoreResult::Stored
             }
             StoreCommand::Add => self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                (Some(_), _) => (Op::Nop, Stored::NotStored),
+                (Some(_), _) => (Op::Nop, StoreResult::NotStored),
                 (None, dead) => match expiry {
-                    Expiry::Expired => (nop(dead), Stored::Stored),
-                    e => (Op::PutWithTtl(fresh(value), e.ttl()), Stored::Stored),
+                    Expiry::Expired => (nop(dead), StoreResult::Stored),
+                    e => (Op::PutWithTtl(fresh(value), e.ttl()), StoreResult::Stored),
                 },
             }),
             StoreCommand::Replace => self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                (Some(_), _) => (Self::put(expiry, fresh(value)), Stored::Stored),
-                (None, dead) => (nop(dead), Stored::NotStored),
+                (Some(_), _) => (Self::put(expiry, fresh(value)), StoreResult::Stored),
+                (None, dead) => (nop(dead), StoreResult::NotStored),
             }),
             StoreCommand::Cas { unique } => {
                 self.cache.compute(key_bytes, |cur| match self.live(cur) {
                     (Some(old), _) if old.cas() == unique => {
                         self.counters.bump(Counter::CasHits);
-                        (Self::put(expiry, fresh(value)), Stored::Stored)
+                        (Self::put(expiry, fresh(value)), StoreResult::Stored)
                     }
                     (Some(_), _) => {
                         self.counters.bump(Counter::CasBadval);
-                        (Op::Nop, Stored::Exists)
+                        (Op::Nop, StoreResult::Exists)
                     }
                     (None, dead) => {
                         self.counters.bump(Counter::CasMisses);
-                        (nop(dead), Stored::NotFound)
+                        (nop(dead), StoreResult::NotFound)
                     }
                 })
             }
@@ -300,14 +300,14 @@ impl Store {
                 self.cache.compute(key_bytes, |cur| match self.live(cur) {
                     (Some(old), _) => match self.concat(key.len(), old, &value, prepend, None, now)
                     {
-                        Some(item) => (Op::Put(item), Stored::Stored),
-                        None => (Op::Nop, Stored::NotStored),
+                        Some(item) => (Op::Put(item), StoreResult::Stored),
+                        None => (Op::Nop, StoreResult::NotStored),
                     },
-                    (None, dead) => (nop(dead), Stored::NotStored),
+                    (None, dead) => (nop(dead), StoreResult::NotStored),
                 })
             }
         };
-        if matches!(result, Stored::Stored) {
+        if matches!(result, StoreResult::Stored) {
             self.counters.bump(Counter::TotalItems);
         }
         result
