@@ -4,6 +4,8 @@
 //! and after inserting keys 0..1M into it (capacity 1M); the difference divided by
 //! the entries actually held is the figure. Run: `cargo bench --bench memory`.
 
+#![allow(missing_docs)]
+
 mod common;
 
 use common::*;

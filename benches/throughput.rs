@@ -7,6 +7,8 @@
 //!
 //! Each at 1 and 2 threads. Run: `cargo bench --bench throughput`.
 
+#![allow(missing_docs)]
+
 mod common;
 
 use common::*;

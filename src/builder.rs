@@ -186,7 +186,7 @@ fn floor_pow2(n: u64) -> usize {
 
 fn default_shards(capacity: u64) -> usize {
     #[cfg(larder_loom)]
-    let cpus = 1;
+    let cpus: usize = 1;
     #[cfg(not(larder_loom))]
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let by_cpu = (cpus * 4).next_power_of_two().min(MAX_SHARDS);

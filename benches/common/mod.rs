@@ -1,9 +1,8 @@
 //! Shared pieces of the benches: the peers behind one trait, and a Zipf key stream.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 /// The operations the throughput benches need, for larder and every peer.
 pub trait BenchCache: Send + Sync {

@@ -207,7 +207,9 @@ fn parse_simple<'a>(
             }
             Request::Delete {
                 key: first,
-                noreply,
+                // `delete noreply` deletes the key "noreply": memcached only looks
+                // for the flag after the key.
+                noreply: n > 1 && noreply,
             }
         }
         b"incr" | b"decr" => {
