@@ -1,5 +1,6 @@
 //! The memcached path end to end: parse + execute + compose, per request, on
 //! one thread. Run: `cargo bench --features memcached --bench codec`.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use larder::memcached::{Session, Store, StoreConfig};
