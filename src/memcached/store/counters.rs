@@ -15,7 +15,6 @@ pub(crate) enum Counter {
     CmdSet,
     CmdFlush,
     CmdTouch,
-    CmdMeta,
     GetHits,
     GetMisses,
     GetExpired,

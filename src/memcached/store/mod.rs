@@ -17,6 +17,34 @@
 //! - CAS uniques come from one counter: unique and increasing (unless a
 //!   client chooses one with the meta `E` flag).
 //! - An item stored before a `flush_all` took effect is never returned.
+//!
+//! # Where this differs from memcached
+//! - Time has millisecond resolution: a TTL of 10 s expires 10 s after the
+//!   store, and a delayed `flush_all` takes effect at its deadline (memcached
+//!   works in whole seconds and flushes one second early). TTLs beyond about
+//!   37 days (far-future absolute exptimes) are clamped by the cache core, so
+//!   such items may expire early.
+//! - `cache_memlimit` answers like memcached but does not resize: the core
+//!   cannot change its capacity after it is built.
+//! - `get_expired` stays 0: the core does not tell an expired entry from a
+//!   missing one. `get_flushed` counts only the rare lookup that meets a
+//!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
+//! - Memory: each item costs [`ITEM_OVERHEAD`] bytes beyond key and value
+//!   (memcached: about 50), all counted against `memory_limit`. Slab and
+//!   item statistics describe one pseudo slab class, `1`.
+//! - `mg`: `T` is applied before any return flag is computed (memcached
+//!   applies flags in order, so `t` before `T` shows the old TTL there). A
+//!   vivified miss (`N`) counts as a miss. `h`/`l` are kept per item; the
+//!   access time is updated with a compare-and-swap that may lose a race
+//!   (harmless: another reader just set it).
+//! - `ma` with `q` suppresses `HD` only; a requested value (`v`) is sent.
+//! - `ms` returns `O`, `k` and `c`; other return flags are ignored. `me`
+//!   reports the remaining TTL as `exp`, the item's weight as `size`, and
+//!   class 1.
+//! - A counter value is decimal digits with optional surrounding whitespace
+//!   (no sign), as memcached's `strtoull` reads it minus the sign.
+//! - `stats` has no process or connection figures of its own: a server adds
+//!   them through [`ServerStats`].
 
 mod counters;
 mod item;
