@@ -10,8 +10,11 @@
 //!   [`Request`]s and [`Response`]s into bytes. It never touches a socket, never
 //!   blocks and never allocates per request (except for base64-decoded meta
 //!   keys), so it can be driven by any I/O loop and fuzzed directly.
-//! - the executor (added alongside the cache core) that runs a [`Request`]
-//!   against the store and picks the [`Response`].
+//! - [`Store`]: the executor. It runs a [`Request`] against a larder cache of
+//!   memcached items and writes the reply; [`Store::process`] drives a whole
+//!   input buffer (parse, execute, resynchronise after errors), which is all
+//!   a server's connection loop needs. `examples/memcached_server.rs` is a
+//!   complete (if simple) server in a few dozen lines.
 //!
 //! ```
 //! use larder::memcached::{parse, Limits, Request, Response, Status};
@@ -30,9 +33,14 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+mod store;
 
 pub use codec::{
     parse, ArithmeticMode, ArithmeticOp, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn,
     MetaStatus, ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TokensIter,
     TooLarge,
+};
+pub use store::{
+    Item, Outcome, Progress, ServerStats, Session, StatWriter, Store, StoreConfig, StoreError,
+    ITEM_OVERHEAD, MAX_ITEM_SIZE,
 };

@@ -1,0 +1,95 @@
+//! Statistics counters, striped over cache lines so that threads counting
+//! hits on different cores do not fight over one line. A thread always uses
+//! the same stripe (picked from the address of a thread-local); reads sum the
+//! stripes.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::sync::AtomicU64;
+
+/// Every counter the store keeps, named as memcached names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Counter {
+    CmdGet,
+    CmdSet,
+    CmdFlush,
+    CmdTouch,
+    GetHits,
+    GetMisses,
+    GetExpired,
+    GetFlushed,
+    DeleteMisses,
+    DeleteHits,
+    IncrMisses,
+    IncrHits,
+    DecrMisses,
+    DecrHits,
+    CasMisses,
+    CasHits,
+    CasBadval,
+    TouchHits,
+    TouchMisses,
+    StoreTooLarge,
+    StoreNoMemory,
+    TotalItems,
+    Evictions,
+    EvictedUnfetched,
+    ExpiredUnfetched,
+    Reclaimed,
+}
+
+const COUNTERS: usize = Counter::Reclaimed as usize + 1;
+const STRIPES: usize = 8;
+
+#[repr(align(128))]
+struct Stripe([AtomicU64; COUNTERS]);
+
+pub(crate) struct Counters {
+    stripes: Box<[Stripe]>,
+}
+
+thread_local! {
+    static ANCHOR: u8 = const { 0 };
+}
+
+fn stripe_index() -> usize {
+    // Thread-locals live at distinct addresses; mixing drops the alignment bits.
+    let addr = ANCHOR.with(|a| a as *const u8 as usize);
+    (addr >> 4 ^ addr >> 12) % STRIPES
+}
+
+impl Counters {
+    pub(crate) fn new() -> Counters {
+        Counters {
+            stripes: (0..STRIPES)
+                .map(|_| Stripe(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
+        self.stripes[stripe_index()].0[counter as usize].fetch_add(n, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn bump(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[counter as usize].load(Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
+    pub(crate) fn reset(&self) {
+        for stripe in self.stripes.iter() {
+            for c in &stripe.0 {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+}

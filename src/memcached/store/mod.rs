@@ -1,0 +1,579 @@
+//! The executor: runs parsed [`Request`]s against a cache of memcached items
+//! and writes memcached's replies.
+//!
+//! A [`Store`] is a [`Cache<Bytes, Item>`](crate::Cache) plus what memcached
+//! keeps beside its hash table: the CAS counter, the `flush_all` point, and
+//! the statistics. It is `Sync`: share one store between all connections.
+//! Per-connection parsing state lives in a [`Session`].
+//!
+//! # Invariants
+//! - Every read-modify-write command (`add`, `replace`, `append`, `prepend`,
+//!   `cas`, `incr`/`decr`, `touch`, `gat`, and the meta commands that change
+//!   an item) runs through [`Cache::compute`](crate::Cache::compute), so it is
+//!   atomic with respect to every other command on the same key.
+//! - An item's weight is `key + value + ITEM_OVERHEAD`; the store refuses an
+//!   item heavier than a shard's share of the memory limit before the cache
+//!   sees it, so nothing reported as stored is dropped on the way in.
+//! - CAS uniques come from one counter: unique and increasing (unless a
+//!   client chooses one with the meta `E` flag).
+//! - An item stored before a `flush_all` took effect is never returned.
+//!
+//! # Where this differs from memcached
+//! - Time has millisecond resolution: a TTL of 10 s expires 10 s after the
+//!   store, and a delayed `flush_all` takes effect at its deadline (memcached
+//!   works in whole seconds and flushes one second early). TTLs beyond about
+//!   37 days (far-future absolute exptimes) are clamped by the cache core, so
+//!   such items may expire early.
+//! - `cache_memlimit` answers like memcached but does not resize: the core
+//!   cannot change its capacity after it is built.
+//! - `get_expired` stays 0: the core does not tell an expired entry from a
+//!   missing one. `get_flushed` counts only the rare lookup that meets a
+//!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
+//! - Memory: each item costs [`ITEM_OVERHEAD`] bytes beyond key and value
+//!   (memcached: about 50), all counted against `memory_limit`. Slab and
+//!   item statistics describe one pseudo slab class, `1`.
+//! - `mg`: `T` is applied before any return flag is computed (memcached
+//!   applies flags in order, so `t` before `T` shows the old TTL there). A
+//!   vivified miss (`N`) counts as a miss. `h`/`l` are kept per item; the
+//!   access time is updated with a compare-and-swap that may lose a race
+//!   (harmless: another reader just set it).
+//! - `ma` with `q` suppresses `HD` only; a requested value (`v`) is sent.
+//! - `ms` returns `O`, `k` and `c`; other return flags are ignored. `me`
+//!   reports the remaining TTL as `exp`, the item's weight as `size`, and
+//!   class 1.
+//! - A counter value is decimal digits with optional surrounding whitespace
+//!   (no sign), as memcached's `strtoull` reads it minus the sign.
+//! - `stats` has no process or connection figures of its own: a server adds
+//!   them through [`ServerStats`].
+
+mod counters;
+mod item;
+mod meta;
+mod numeric;
+mod session;
+mod stats;
+mod text;
+mod time;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+
+use bytes::Bytes;
+
+use crate::memcached::{Limits, Request};
+use crate::sync::{Arc, AtomicU64};
+use crate::{Cache, Clock, Occupied, Op, Policy, RemovalCause};
+
+use counters::{Counter, Counters};
+pub use item::{Item, ITEM_OVERHEAD};
+pub use session::{Progress, Session};
+pub use stats::{ServerStats, StatWriter};
+use time::{Expiry, Time};
+
+/// The largest `max_item_size` a store accepts (item weights must stay below
+/// 2^28).
+pub const MAX_ITEM_SIZE: usize = 128 << 20;
+
+/// What a [`Store`] is built from. Start from [`StoreConfig::default`] and
+/// change what you need.
+///
+/// ```
+/// use larder::memcached::{Store, StoreConfig};
+///
+/// let (clock, _hand) = larder::Clock::manual();
+/// let store = Store::new(StoreConfig {
+///     memory_limit: 16 << 20,
+///     clock,
+///     unix_time: Some(1_700_000_000),
+///     ..StoreConfig::default()
+/// })?;
+/// assert_eq!(store.limits().max_item_size, 1 << 20);
+/// # Ok::<(), larder::memcached::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// Bytes the items may use in all, overhead included (memcached's `-m`).
+    /// Default 64 MiB.
+    pub memory_limit: u64,
+    /// Largest value a client may store (memcached's `-I`); larger ones get
+    /// `SERVER_ERROR object too large for cache`. Default 1 MiB, at most
+    /// [`MAX_ITEM_SIZE`].
+    pub max_item_size: usize,
+    /// Shards of the underlying cache (a power of two). `None` picks the
+    /// most shards, up to four per CPU, that still leave each shard room for
+    /// two items of `max_item_size`: an item heavier than its shard's share
+    /// of `memory_limit` cannot be stored.
+    pub shards: Option<usize>,
+    /// Eviction policy of the underlying cache.
+    pub policy: Policy,
+    /// The clock for TTLs. Tests pass [`Clock::manual`].
+    pub clock: Clock,
+    /// Unix time (seconds) at the moment the store is built, for absolute
+    /// exptimes; it then advances with `clock`. `None`: the system's time.
+    pub unix_time: Option<u64>,
+    /// The first CAS unique handed out. Default 1.
+    pub cas_start: u64,
+    /// Whether `shutdown` is honoured (memcached's `-A`). Default `false`:
+    /// it is answered with `ERROR: shutdown not enabled`.
+    pub enable_shutdown: bool,
+    /// What `version` answers. Default `larder-<crate version>`.
+    pub version: Cow<'static, str>,
+    /// Parser limits (key and line lengths, keys per get).
+    /// `limits.max_item_size` is replaced by [`max_item_size`](Self::max_item_size).
+    pub limits: Limits,
+    /// Statistics only the server knows (connections, threads, …), added to
+    /// the `stats` replies.
+    pub server_stats: Option<Arc<dyn ServerStats>>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            memory_limit: 64 << 20,
+            max_item_size: 1 << 20,
+            shards: None,
+            policy: Policy::default(),
+            clock: Clock::system(),
+            unix_time: None,
+            cas_start: 1,
+            enable_shutdown: false,
+            version: Cow::Borrowed(concat!("larder-", env!("CARGO_PKG_VERSION"))),
+            limits: Limits::default(),
+            server_stats: None,
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("memory_limit", &self.memory_limit)
+            .field("max_item_size", &self.max_item_size)
+            .field("shards", &self.shards)
+            .field("policy", &self.policy)
+            .field("clock", &self.clock)
+            .field("unix_time", &self.unix_time)
+            .field("cas_start", &self.cas_start)
+            .field("enable_shutdown", &self.enable_shutdown)
+            .field("version", &self.version)
+            .field("limits", &self.limits)
+            .field("server_stats", &self.server_stats.is_some())
+            .finish()
+    }
+}
+
+/// Why [`Store::new`] refused a [`StoreConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `memory_limit` is zero.
+    ZeroMemoryLimit,
+    /// `max_item_size` is zero or above [`MAX_ITEM_SIZE`].
+    InvalidItemSize(usize),
+    /// `shards` is not a power of two from 1 to [`MAX_SHARDS`](crate::MAX_SHARDS).
+    InvalidShardCount(usize),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::ZeroMemoryLimit => f.write_str("the memory limit must not be zero"),
+            StoreError::InvalidItemSize(n) => {
+                write!(f, "max item size {n} is not between 1 and {MAX_ITEM_SIZE}")
+            }
+            StoreError::InvalidShardCount(n) => {
+                write!(f, "shard count {n} is not a power of two in range")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What the caller should do with the connection after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Keep reading requests.
+    Continue,
+    /// Send what was written, then close the connection (`quit`, or a fatal
+    /// protocol error).
+    Close,
+    /// `shutdown` (only when [`StoreConfig::enable_shutdown`]): stop the
+    /// server; `graceful` asks to finish the open connections first.
+    Shutdown {
+        /// `shutdown graceful`.
+        graceful: bool,
+    },
+}
+
+/// A memcached item store over a larder [`Cache`](crate::Cache).
+///
+/// Build one with [`Store::new`], share it (`Arc<Store>`) between
+/// connections, and feed it bytes with [`Store::process`] or parsed requests
+/// with [`Store::execute`].
+///
+/// **Locking behaviour:** each command takes the write lock (or, for plain
+/// reads, the read lock) of its key's shard, one key at a time; a multi-key
+/// `get` locks the keys' shards one after another. Replies are written after
+/// the lock is released. `flush_all` and `stats` lock every shard in turn.
+///
+/// ```
+/// use larder::memcached::{Session, Store, StoreConfig};
+///
+/// let store = Store::new(StoreConfig::default())?;
+/// let mut session = Session::new();
+/// let mut out = Vec::new();
+/// let input = b"set greeting 0 0 5\r\nhello\r\nget greeting\r\n";
+/// let progress = store.process(&mut session, input, &mut out);
+/// assert_eq!(progress.consumed, input.len());
+/// assert_eq!(out, b"STORED\r\nVALUE greeting 0 5\r\nhello\r\nEND\r\n");
+/// # Ok::<(), larder::memcached::StoreError>(())
+/// ```
+pub struct Store {
+    cache: Cache<Bytes, Item>,
+    time: Time,
+    next_cas: AtomicU64,
+    /// Items whose sequence is below this were flushed.
+    flush_before: AtomicU64,
+    /// A delayed `flush_all` deadline on the store clock (ms); 0 = none.
+    flush_pending: AtomicU64,
+    counters: Arc<Counters>,
+    limits: Limits,
+    /// Heaviest item a shard can hold.
+    max_weight: u64,
+    memory_limit: u64,
+    enable_shutdown: bool,
+    version: Cow<'static, str>,
+    server_stats: Option<Arc<dyn ServerStats>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("cache", &self.cache)
+            .field("memory_limit", &self.memory_limit)
+            .field("limits", &self.limits)
+            .field("next_cas", &self.next_cas.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_shards(memory_limit: u64, max_item_size: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shards = (cpus * 4).next_power_of_two().min(crate::MAX_SHARDS);
+    let need = 2 * (max_item_size as u64 + 250 + u64::from(ITEM_OVERHEAD));
+    while shards > 1 && memory_limit / (shards as u64) < need {
+        shards /= 2;
+    }
+    shards
+}
+
+/// The result of looking an item up for a read.
+enum Lookup {
+    Hit(Item),
+    Miss,
+    /// Present but invalidated by `flush_all`.
+    Flushed,
+}
+
+impl Store {
+    /// Builds a store.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the memory limit is zero, the item size is out of
+    /// range, or the shard count is not a power of two.
+    ///
+    /// ```
+    /// use larder::memcached::{Store, StoreConfig, StoreError};
+    ///
+    /// let bad = StoreConfig { max_item_size: 0, ..StoreConfig::default() };
+    /// assert_eq!(Store::new(bad).unwrap_err(), StoreError::InvalidItemSize(0));
+    /// ```
+    pub fn new(config: StoreConfig) -> Result<Store, StoreError> {
+        if config.memory_limit == 0 {
+            return Err(StoreError::ZeroMemoryLimit);
+        }
+        if config.max_item_size == 0 || config.max_item_size > MAX_ITEM_SIZE {
+            return Err(StoreError::InvalidItemSize(config.max_item_size));
+        }
+        let shards = match config.shards {
+            Some(n) if n == 0 || n > crate::MAX_SHARDS || !n.is_power_of_two() => {
+                return Err(StoreError::InvalidShardCount(n));
+            }
+            Some(n) => n,
+            None => default_shards(config.memory_limit, config.max_item_size),
+        };
+        let counters = Arc::new(Counters::new());
+        let listener_counters = Arc::clone(&counters);
+        let cache = Cache::builder()
+            .max_weight(config.memory_limit)
+            .weigher(|key: &Bytes, item: &Item| weight(key.len(), item.value().len()))
+            .shards(shards)
+            .policy(config.policy.clone())
+            .clock(config.clock.clone())
+            .eviction_listener(move |_key: &Bytes, item: &Item, cause| {
+                let unfetched = item.state() & item::FETCHED == 0;
+                match cause {
+                    RemovalCause::Evicted => {
+                        listener_counters.bump(Counter::Evictions);
+                        if unfetched {
+                            listener_counters.bump(Counter::EvictedUnfetched);
+                        }
+                    }
+                    RemovalCause::Expired => {
+                        listener_counters.bump(Counter::Reclaimed);
+                        if unfetched {
+                            listener_counters.bump(Counter::ExpiredUnfetched);
+                        }
+                    }
+                    _ => {}
+                }
+            })
+            .build()
+            .map_err(|_| StoreError::InvalidShardCount(shards))?;
+        let max_weight = config.memory_limit / cache.shard_count() as u64;
+        let limits = Limits {
+            max_item_size: config.max_item_size,
+            ..config.limits
+        };
+        Ok(Store {
+            cache,
+            time: Time::new(config.clock, config.unix_time),
+            next_cas: AtomicU64::new(config.cas_start),
+            flush_before: AtomicU64::new(0),
+            flush_pending: AtomicU64::new(0),
+            counters,
+            limits,
+            max_weight,
+            memory_limit: config.memory_limit,
+            enable_shutdown: config.enable_shutdown,
+            version: config.version,
+            server_stats: config.server_stats,
+        })
+    }
+
+    /// The parser limits to use with this store (what [`Store::process`]
+    /// uses).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The item stored under `key`, as `get` would return it (counted as a
+    /// get, marks the item fetched).
+    ///
+    /// **Locking behaviour:** the key's shard read lock (write lock under
+    /// [`Policy::lru`]).
+    ///
+    /// ```
+    /// use larder::memcached::{Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// assert!(store.get(b"nothing").is_none());
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn get(&self, key: &[u8]) -> Option<Item> {
+        let now = self.time.now_ms();
+        self.apply_pending_flush(now);
+        self.counters.bump(Counter::CmdGet);
+        match self.lookup(key, true) {
+            Lookup::Hit(item) => {
+                self.counters.bump(Counter::GetHits);
+                item.record_fetch(self.time.uptime_secs(now));
+                Some(item)
+            }
+            Lookup::Miss | Lookup::Flushed => {
+                self.counters.bump(Counter::GetMisses);
+                None
+            }
+        }
+    }
+
+    /// Number of items held, including expired ones not yet reclaimed (what
+    /// `stats` reports as `curr_items`).
+    ///
+    /// **Locking behaviour:** every shard's read lock in turn.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the store holds no items.
+    ///
+    /// **Locking behaviour:** every shard's read lock in turn.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Bytes charged against the memory limit (what `stats` reports as
+    /// `bytes`).
+    ///
+    /// **Locking behaviour:** every shard's read lock in turn.
+    pub fn bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    /// Checks the store's invariants and panics if one is broken. For tests
+    /// and fuzzing; O(n).
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        self.cache.validate();
+        assert!(
+            self.cache.weight() <= self.memory_limit,
+            "memory limit exceeded"
+        );
+    }
+
+    /// Runs one request, appending its reply (if any) to `out`.
+    ///
+    /// For [`Request::TooLarge`] the reply is written and the old value
+    /// dropped where memcached drops it, but skipping the data block that
+    /// follows is the caller's job ([`TooLarge::swallow`](crate::memcached::TooLarge::swallow));
+    /// [`Store::process`] does it for you.
+    ///
+    /// **Locking behaviour:** see [`Store`].
+    ///
+    /// ```
+    /// use larder::memcached::{parse, Outcome, Status, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let Ok(Status::Complete(request, _)) = parse(b"version\r\n", store.limits()) else {
+    ///     unreachable!()
+    /// };
+    /// let mut out = Vec::new();
+    /// assert_eq!(store.execute(&request, &mut out), Outcome::Continue);
+    /// assert!(out.starts_with(b"VERSION larder-"));
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn execute(&self, request: &Request<'_>, out: &mut Vec<u8>) -> Outcome {
+        let now = self.time.now_ms();
+        self.apply_pending_flush(now);
+        match request {
+            Request::MetaGet { key, flags } => self.meta_get(key, flags, now, out),
+            Request::MetaSet { key, flags, data } => self.meta_set(key, flags, data, now, out),
+            Request::MetaDelete { key, flags } => self.meta_delete(key, flags, now, out),
+            Request::MetaArithmetic { key, flags } => self.meta_arithmetic(key, flags, now, out),
+            Request::MetaNoop => self.meta_noop(out),
+            Request::MetaDebug { key, base64 } => self.meta_debug(key, *base64, now, out),
+            text => return self.execute_text(text, now, out),
+        }
+        Outcome::Continue
+    }
+
+    // ---- shared helpers -------------------------------------------------
+
+    fn next_cas(&self) -> u64 {
+        self.next_cas.fetch_add(1, Relaxed)
+    }
+
+    /// A new item: CAS from `cas` or the counter; the store sequence always
+    /// from the counter, so flushes see it.
+    fn new_item(
+        &self,
+        value: Bytes,
+        flags: u32,
+        cas: Option<u64>,
+        expires_at: u64,
+        state: u64,
+    ) -> Item {
+        let seq = self.next_cas();
+        Item::new(value, flags, cas.unwrap_or(seq), seq, expires_at, state)
+    }
+
+    /// The state word of an item stored now: accessed now, not fetched.
+    fn fresh_state(&self, now_ms: u64) -> u64 {
+        u64::from(self.time.uptime_secs(now_ms))
+    }
+
+    fn fits(&self, key_len: usize, value_len: usize) -> bool {
+        value_len <= self.limits.max_item_size
+            && u64::from(weight(key_len, value_len)) <= self.max_weight
+    }
+
+    fn is_live(&self, item: &Item) -> bool {
+        item.seq() >= self.flush_before.load(Acquire)
+    }
+
+    /// Splits the entry `compute` shows into the live item and whether a
+    /// flushed one is in the way (and should go if nothing replaces it).
+    fn live<'a>(&self, cur: Option<Occupied<'a, Item>>) -> (Option<&'a Item>, bool) {
+        match cur {
+            Some(o) if self.is_live(o.value()) => (Some(o.value()), false),
+            Some(_) => (None, true),
+            None => (None, false),
+        }
+    }
+
+    /// Finds a live item; `bump` tells the eviction policy (the caller
+    /// records the fetch, after reading the state it needs).
+    fn lookup(&self, key: &[u8], bump: bool) -> Lookup {
+        let found = if bump {
+            self.cache.get(key)
+        } else {
+            self.cache.peek(key)
+        };
+        match found {
+            Some(item) if self.is_live(&item) => Lookup::Hit(item),
+            Some(_) => {
+                self.drop_flushed(key);
+                Lookup::Flushed
+            }
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Removes `key` if it still holds a flushed item.
+    fn drop_flushed(&self, key: &[u8]) {
+        self.cache
+            .compute(Bytes::copy_from_slice(key), |cur| match cur {
+                Some(o) if !self.is_live(o.value()) => (Op::Remove, ()),
+                _ => (Op::Nop, ()),
+            });
+    }
+
+    /// Stores `item` under `key` with `expiry`, unconditionally.
+    fn put(expiry: Expiry, item: Item) -> Op<Item> {
+        match expiry {
+            Expiry::Expired => Op::Remove,
+            e => Op::PutWithTtl(item, e.ttl()),
+        }
+    }
+
+    /// Removes `key` (after a refused store, so a stale value does not outlive
+    /// a failed overwrite).
+    fn forget(&self, key: &[u8]) {
+        self.cache.remove(key);
+    }
+
+    /// `flush_all` now: items stored so far become invalid, and their memory
+    /// is reclaimed.
+    fn flush_now(&self) {
+        let point = self.next_cas.load(Acquire);
+        self.flush_before.fetch_max(point, AcqRel);
+        let before = self.flush_before.load(Acquire);
+        self.cache.retain(|_, item| item.seq() >= before);
+    }
+
+    /// Turns a delayed `flush_all` whose time has come into a flush. Runs
+    /// before every command, so any item stored after the deadline gets a
+    /// sequence above the flush point.
+    fn apply_pending_flush(&self, now_ms: u64) {
+        let pending = self.flush_pending.load(Acquire);
+        if pending != 0
+            && now_ms >= pending
+            && self
+                .flush_pending
+                .compare_exchange(pending, 0, AcqRel, Relaxed)
+                .is_ok()
+        {
+            self.flush_now();
+        }
+    }
+}
+
+/// An item's weight: key, value and the fixed overhead.
+fn weight(key_len: usize, value_len: usize) -> u32 {
+    u32::try_from(key_len + value_len)
+        .unwrap_or(u32::MAX)
+        .saturating_add(ITEM_OVERHEAD)
+}

@@ -1,0 +1,222 @@
+//! `stats` and its groups, with memcached's field names.
+
+use std::fmt::Display;
+use std::io::Write as _;
+
+use super::counters::Counter;
+use super::Store;
+use crate::memcached::{Response, Tokens};
+
+/// Statistics that belong to the server rather than the store (process,
+/// connections, threads), supplied through
+/// [`StoreConfig::server_stats`](super::StoreConfig::server_stats).
+///
+/// Each method writes `STAT` lines with a [`StatWriter`]; the defaults write
+/// nothing. The store itself reports `pid`, `uptime`, `time`, `version`,
+/// `pointer_size`, the command and item counters, and the memory figures.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use larder::memcached::{ServerStats, Session, StatWriter, Store, StoreConfig};
+///
+/// struct Connections(AtomicU64);
+/// impl ServerStats for Connections {
+///     fn general(&self, stats: &mut StatWriter<'_>) {
+///         stats.number("curr_connections", self.0.load(Ordering::Relaxed));
+///     }
+/// }
+///
+/// let store = Store::new(StoreConfig {
+///     server_stats: Some(Arc::new(Connections(AtomicU64::new(3)))),
+///     ..StoreConfig::default()
+/// })?;
+/// let mut out = Vec::new();
+/// let _ = store.process(&mut Session::new(), b"stats\r\n", &mut out);
+/// assert!(String::from_utf8_lossy(&out).contains("STAT curr_connections 3\r\n"));
+/// # Ok::<(), larder::memcached::StoreError>(())
+/// ```
+pub trait ServerStats: Send + Sync {
+    /// Lines for plain `stats`, written after `pid`, `uptime`, `time`,
+    /// `version` and `pointer_size` (memcached puts `rusage_*`,
+    /// `curr_connections`, `total_connections`, `threads`, … here).
+    fn general(&self, stats: &mut StatWriter<'_>) {
+        let _ = stats;
+    }
+
+    /// Lines for `stats settings`, after the store's (`maxconns`,
+    /// `tcpport`, `num_threads`, …).
+    fn settings(&self, stats: &mut StatWriter<'_>) {
+        let _ = stats;
+    }
+
+    /// Lines for `stats conns` (the store has none of its own).
+    fn conns(&self, stats: &mut StatWriter<'_>) {
+        let _ = stats;
+    }
+}
+
+/// Writes `STAT <name> <value>` lines into a reply.
+#[derive(Debug)]
+pub struct StatWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> StatWriter<'a> {
+    /// A writer appending to `out`.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// let mut stats = larder::memcached::StatWriter::new(&mut out);
+    /// stats.number("threads", 4);
+    /// stats.text("evictions", "on");
+    /// stats.display("rusage_user", format_args!("{}.{:06}", 1, 500));
+    /// assert_eq!(out, b"STAT threads 4\r\nSTAT evictions on\r\nSTAT rusage_user 1.000500\r\n");
+    /// ```
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        StatWriter { out }
+    }
+
+    /// `STAT <name> <value>` for a number.
+    pub fn number(&mut self, name: &str, value: u64) {
+        Response::StatNumber { name, value }.write_to(self.out);
+    }
+
+    /// `STAT <name> <value>` for text.
+    pub fn text(&mut self, name: &str, value: &str) {
+        Response::Stat { name, value }.write_to(self.out);
+    }
+
+    /// `STAT <name> <value>` for anything that displays.
+    pub fn display(&mut self, name: &str, value: impl Display) {
+        let _ = write!(self.out, "STAT {name} {value}\r\n");
+    }
+}
+
+/// The counters `stats` reports, in memcached's order.
+const COMMAND_COUNTERS: [(&str, Counter); 21] = [
+    ("cmd_get", Counter::CmdGet),
+    ("cmd_set", Counter::CmdSet),
+    ("cmd_flush", Counter::CmdFlush),
+    ("cmd_touch", Counter::CmdTouch),
+    ("get_hits", Counter::GetHits),
+    ("get_misses", Counter::GetMisses),
+    ("get_expired", Counter::GetExpired),
+    ("get_flushed", Counter::GetFlushed),
+    ("delete_misses", Counter::DeleteMisses),
+    ("delete_hits", Counter::DeleteHits),
+    ("incr_misses", Counter::IncrMisses),
+    ("incr_hits", Counter::IncrHits),
+    ("decr_misses", Counter::DecrMisses),
+    ("decr_hits", Counter::DecrHits),
+    ("cas_misses", Counter::CasMisses),
+    ("cas_hits", Counter::CasHits),
+    ("cas_badval", Counter::CasBadval),
+    ("touch_hits", Counter::TouchHits),
+    ("touch_misses", Counter::TouchMisses),
+    ("store_too_large", Counter::StoreTooLarge),
+    ("store_no_memory", Counter::StoreNoMemory),
+];
+
+impl Store {
+    pub(super) fn stats(&self, args: Tokens<'_>, now: u64, out: &mut Vec<u8>) {
+        let mut words = args.iter();
+        let group = words.next();
+        let mut w = StatWriter::new(out);
+        match group {
+            None => self.general_stats(&mut w, now),
+            Some(b"reset") => {
+                self.counters.reset();
+                Response::Reset.write_to(w.out);
+                return;
+            }
+            Some(b"settings") => {
+                w.number("maxbytes", self.memory_limit);
+                w.number("item_size_max", self.limits.max_item_size as u64);
+                w.number("key_max_length", self.limits.max_key_len as u64);
+                w.text("evictions", "on");
+                w.text("cas_enabled", "yes");
+                w.text("flush_enabled", "yes");
+                w.text(
+                    "shutdown_command",
+                    if self.enable_shutdown { "yes" } else { "no" },
+                );
+                w.number("num_shards", self.cache.shard_count() as u64);
+                if let Some(server) = &self.server_stats {
+                    server.settings(&mut w);
+                }
+            }
+            Some(b"items") => {
+                let items = self.cache.len() as u64;
+                if items > 0 {
+                    w.number("items:1:number", items);
+                    w.number("items:1:evicted", self.counters.get(Counter::Evictions));
+                    w.number(
+                        "items:1:evicted_unfetched",
+                        self.counters.get(Counter::EvictedUnfetched),
+                    );
+                    w.number(
+                        "items:1:expired_unfetched",
+                        self.counters.get(Counter::ExpiredUnfetched),
+                    );
+                    w.number("items:1:reclaimed", self.counters.get(Counter::Reclaimed));
+                }
+            }
+            Some(b"slabs") => {
+                let active = u64::from(!self.cache.is_empty());
+                w.number("active_slabs", active);
+                w.number("total_malloced", self.cache.weight());
+            }
+            Some(b"conns") => {
+                if let Some(server) = &self.server_stats {
+                    server.conns(&mut w);
+                }
+            }
+            Some(b"sizes") => w.text("sizes_status", "disabled"),
+            Some(b"detail") => match words.next() {
+                Some(b"on" | b"off") => {
+                    Response::Ok.write_to(w.out);
+                    return;
+                }
+                Some(b"dump") => {}
+                _ => {
+                    Response::ClientError("usage: stats detail on|off|dump").write_to(w.out);
+                    return;
+                }
+            },
+            Some(_) => {
+                Response::Error(crate::memcached::ErrorKind::UnknownCommand).write_to(w.out);
+                return;
+            }
+        }
+        Response::End.write_to(w.out);
+    }
+
+    fn general_stats(&self, w: &mut StatWriter<'_>, now: u64) {
+        w.number("pid", u64::from(std::process::id()));
+        w.number("uptime", u64::from(self.time.uptime_secs(now)));
+        w.number("time", self.time.unix_ms(now) / 1000);
+        w.text("version", &self.version);
+        w.number("pointer_size", usize::BITS as u64);
+        if let Some(server) = &self.server_stats {
+            server.general(w);
+        }
+        for (name, counter) in COMMAND_COUNTERS {
+            w.number(name, self.counters.get(counter));
+        }
+        w.number("limit_maxbytes", self.memory_limit);
+        w.number(
+            "expired_unfetched",
+            self.counters.get(Counter::ExpiredUnfetched),
+        );
+        w.number(
+            "evicted_unfetched",
+            self.counters.get(Counter::EvictedUnfetched),
+        );
+        w.number("evictions", self.counters.get(Counter::Evictions));
+        w.number("reclaimed", self.counters.get(Counter::Reclaimed));
+        w.number("bytes", self.cache.weight());
+        w.number("curr_items", self.cache.len() as u64);
+        w.number("total_items", self.counters.get(Counter::TotalItems));
+    }
+}

@@ -1,0 +1,403 @@
+//! The classic text commands.
+
+use bytes::Bytes;
+
+use super::counters::Counter;
+use super::numeric;
+use super::time::Expiry;
+use super::{Item, Lookup, Outcome, Store};
+use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, TooLarge};
+use crate::Op;
+
+/// The line for a store the cache could not hold.
+const OUT_OF_MEMORY: &str = "out of memory storing object";
+
+/// What a storage command did.
+enum StoreResult {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    OutOfMemory,
+}
+
+impl StoreResult {
+    fn response(&self) -> Response<'static> {
+        match self {
+            StoreResult::Stored => Response::Stored,
+            StoreResult::NotStored => Response::NotStored,
+            StoreResult::Exists => Response::Exists,
+            StoreResult::NotFound => Response::NotFound,
+            StoreResult::OutOfMemory => Response::ServerError(OUT_OF_MEMORY),
+        }
+    }
+}
+
+/// What `incr`/`decr` did.
+enum Arith {
+    Value(u64),
+    NotFound,
+    NonNumeric,
+}
+
+impl Store {
+    pub(super) fn execute_text(
+        &self,
+        request: &Request<'_>,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let reply = |out: &mut Vec<u8>, noreply: bool, response: Response<'_>| {
+            if !noreply {
+                response.write_to(out);
+            }
+        };
+        match request {
+            Request::Get { cas, touch, keys } => match touch {
+                None => self.get_many(*keys, *cas, now, out),
+                Some(exptime) => self.get_and_touch(*keys, *cas, *exptime, now, out),
+            },
+            Request::Store {
+                command,
+                key,
+                flags,
+                exptime,
+                data,
+                noreply,
+            } => {
+                let result = self.store(*command, key, *flags, *exptime, data, now);
+                reply(out, *noreply, result.response());
+            }
+            Request::Delete { key, noreply } => {
+                let response = match self.cache.remove(*key) {
+                    Some(item) if self.is_live(&item) => {
+                        self.counters.bump(Counter::DeleteHits);
+                        Response::Deleted
+                    }
+                    _ => {
+                        self.counters.bump(Counter::DeleteMisses);
+                        Response::NotFound
+                    }
+                };
+                reply(out, *noreply, response);
+            }
+            Request::Arithmetic {
+                op,
+                key,
+                delta,
+                noreply,
+            } => {
+                let response = match self.arithmetic(*op, key, *delta, now) {
+                    Arith::Value(n) => Response::Number(n),
+                    Arith::NotFound => Response::NotFound,
+                    Arith::NonNumeric => {
+                        Response::ClientError("cannot increment or decrement non-numeric value")
+                    }
+                };
+                reply(out, *noreply, response);
+            }
+            Request::Touch {
+                key,
+                exptime,
+                noreply,
+            } => {
+                self.counters.bump(Counter::CmdTouch);
+                let expiry = self.time.expiry(*exptime, now);
+                let response = if self.touch(key, expiry, now).is_some() {
+                    self.counters.bump(Counter::TouchHits);
+                    Response::Touched
+                } else {
+                    self.counters.bump(Counter::TouchMisses);
+                    Response::NotFound
+                };
+                reply(out, *noreply, response);
+            }
+            Request::FlushAll { delay, noreply } => {
+                self.counters.bump(Counter::CmdFlush);
+                self.flush_all(*delay, now);
+                reply(out, *noreply, Response::Ok);
+            }
+            Request::Version => Response::Version(&self.version).write_to(out),
+            Request::Verbosity { noreply, .. } => reply(out, *noreply, Response::Ok),
+            Request::Stats { args } => self.stats(*args, now, out),
+            Request::Quit => return Outcome::Close,
+            Request::Shutdown { graceful } => {
+                if self.enable_shutdown {
+                    return Outcome::Shutdown {
+                        graceful: *graceful,
+                    };
+                }
+                Response::Line("ERROR: shutdown not enabled").write_to(out);
+            }
+            Request::CacheMemlimit { megabytes, noreply } => {
+                // The core cannot resize; the limit set at start stays.
+                let response = if *megabytes < 8 {
+                    Response::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
+                } else if *megabytes > 1_000_000_000 {
+                    Response::Line("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
+                } else {
+                    Response::Ok
+                };
+                reply(out, *noreply, response);
+            }
+            Request::TooLarge(too_large) => self.too_large(too_large, out),
+            // Meta commands are dispatched by `execute`.
+            _ => {}
+        }
+        Outcome::Continue
+    }
+
+    fn get_many(&self, keys: Tokens<'_>, cas: bool, now: u64, out: &mut Vec<u8>) {
+        for key in keys {
+            self.counters.bump(Counter::CmdGet);
+            match self.lookup(key, true) {
+                Lookup::Hit(item) => {
+                    self.counters.bump(Counter::GetHits);
+                    item.record_fetch(self.time.uptime_secs(now));
+                    write_value(out, key, &item, cas);
+                }
+                Lookup::Miss => self.counters.bump(Counter::GetMisses),
+                Lookup::Flushed => {
+                    self.counters.bump(Counter::GetMisses);
+                    self.counters.bump(Counter::GetFlushed);
+                }
+            }
+        }
+        Response::End.write_to(out);
+    }
+
+    fn get_and_touch(
+        &self,
+        keys: Tokens<'_>,
+        cas: bool,
+        exptime: i64,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let expiry = self.time.expiry(exptime, now);
+        for key in keys {
+            self.counters.bump(Counter::CmdTouch);
+            match self.touch(key, expiry, now) {
+                Some(item) => {
+                    self.counters.bump(Counter::TouchHits);
+                    item.record_fetch(self.time.uptime_secs(now));
+                    write_value(out, key, &item, cas);
+                }
+                None => self.counters.bump(Counter::TouchMisses),
+            }
+        }
+        Response::End.write_to(out);
+    }
+
+    /// Sets the expiry of a live item; returns it. An `Expired` expiry removes
+    /// it (the caller still gets the item, as `gat` returns the value).
+    pub(super) fn touch(&self, key: &[u8], expiry: Expiry, now: u64) -> Option<Item> {
+        self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+            let (live, dead) = self.live(cur);
+            match live {
+                Some(item) => {
+                    let op = match expiry {
+                        Expiry::Expired => Op::Remove,
+                        e => {
+                            item.set_expires_at(e.deadline(now));
+                            Op::SetTtl(e.ttl())
+                        }
+                    };
+                    (op, Some(item.clone()))
+                }
+                None => (nop(dead), None),
+            }
+        })
+    }
+
+    fn flush_all(&self, delay: Option<i64>, now: u64) {
+        let deadline = match delay {
+            Some(d) if d > 0 => match self.time.expiry(d, now) {
+                Expiry::After(ms) => now + ms,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        self.flush_pending
+            .store(deadline, std::sync::atomic::Ordering::Release);
+        if deadline == 0 {
+            self.flush_now();
+        }
+    }
+
+    fn store(
+        &self,
+        command: StoreCommand,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        data: &[u8],
+        now: u64,
+    ) -> StoreResult {
+        self.counters.bump(Counter::CmdSet);
+        let expiry = self.time.expiry(exptime, now);
+        let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
+        if !appending && !self.fits(key.len(), data.len()) {
+            self.counters.bump(Counter::StoreNoMemory);
+            if command == StoreCommand::Set {
+                self.forget(key);
+            }
+            return StoreResult::OutOfMemory;
+        }
+        let value = Bytes::copy_from_slice(data);
+        let fresh = |value: Bytes| {
+            self.new_item(
+                value,
+                flags,
+                None,
+                expiry.deadline(now),
+                self.fresh_state(now),
+            )
+        };
+        let key_bytes = Bytes::copy_from_slice(key);
+        let result = match command {
+            StoreCommand::Set => {
+                match expiry {
+                    Expiry::Expired => self.forget(key),
+                    Expiry::Never => self.cache.insert(key_bytes, fresh(value)),
+                    Expiry::After(ms) => self.cache.insert_with_ttl(
+                        key_bytes,
+                        fresh(value),
+                        std::time::Duration::from_millis(ms),
+                    ),
+                }
+                StoreResult::Stored
+            }
+            StoreCommand::Add => self.cache.compute(key_bytes, |cur| match self.live(cur) {
+                (Some(_), _) => (Op::Nop, StoreResult::NotStored),
+                (None, dead) => match expiry {
+                    Expiry::Expired => (nop(dead), StoreResult::Stored),
+                    e => (Op::PutWithTtl(fresh(value), e.ttl()), StoreResult::Stored),
+                },
+            }),
+            StoreCommand::Replace => self.cache.compute(key_bytes, |cur| match self.live(cur) {
+                (Some(_), _) => (Self::put(expiry, fresh(value)), StoreResult::Stored),
+                (None, dead) => (nop(dead), StoreResult::NotStored),
+            }),
+            StoreCommand::Cas { unique } => {
+                self.cache.compute(key_bytes, |cur| match self.live(cur) {
+                    (Some(old), _) if old.cas() == unique => {
+                        self.counters.bump(Counter::CasHits);
+                        (Self::put(expiry, fresh(value)), StoreResult::Stored)
+                    }
+                    (Some(_), _) => {
+                        self.counters.bump(Counter::CasBadval);
+                        (Op::Nop, StoreResult::Exists)
+                    }
+                    (None, dead) => {
+                        self.counters.bump(Counter::CasMisses);
+                        (nop(dead), StoreResult::NotFound)
+                    }
+                })
+            }
+            StoreCommand::Append | StoreCommand::Prepend => {
+                let prepend = command == StoreCommand::Prepend;
+                self.cache.compute(key_bytes, |cur| match self.live(cur) {
+                    (Some(old), _) => match self.concat(key.len(), old, &value, prepend, None, now)
+                    {
+                        Some(item) => (Op::Put(item), StoreResult::Stored),
+                        None => (Op::Nop, StoreResult::NotStored),
+                    },
+                    (None, dead) => (nop(dead), StoreResult::NotStored),
+                })
+            }
+        };
+        if matches!(result, StoreResult::Stored) {
+            self.counters.bump(Counter::TotalItems);
+        }
+        result
+    }
+
+    /// `old` with `data` appended (or prepended): same flags and expiry, new
+    /// CAS. `None` if the result would be too large to store.
+    pub(super) fn concat(
+        &self,
+        key_len: usize,
+        old: &Item,
+        data: &[u8],
+        prepend: bool,
+        cas: Option<u64>,
+        now: u64,
+    ) -> Option<Item> {
+        let old_value = old.value();
+        if !self.fits(key_len, old_value.len() + data.len()) {
+            return None;
+        }
+        let mut joined = Vec::with_capacity(old_value.len() + data.len());
+        if prepend {
+            joined.extend_from_slice(data);
+            joined.extend_from_slice(old_value);
+        } else {
+            joined.extend_from_slice(old_value);
+            joined.extend_from_slice(data);
+        }
+        Some(self.new_item(
+            Bytes::from(joined),
+            old.flags(),
+            cas,
+            old.expires_at(),
+            self.fresh_state(now) | old.sticky_bits(),
+        ))
+    }
+
+    fn arithmetic(&self, op: ArithmeticOp, key: &[u8], delta: u64, now: u64) -> Arith {
+        let (hits, misses) = match op {
+            ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
+            ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
+        };
+        let result = self
+            .cache
+            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
+                (Some(old), _) => match numeric::apply(op, old.value(), delta) {
+                    Some((n, value)) => {
+                        let state = self.fresh_state(now) | old.sticky_bits();
+                        let item = self.new_item(value, old.flags(), None, old.expires_at(), state);
+                        (Op::Put(item), Arith::Value(n))
+                    }
+                    None => (Op::Nop, Arith::NonNumeric),
+                },
+                (None, dead) => (nop(dead), Arith::NotFound),
+            });
+        match result {
+            Arith::Value(_) => self.counters.bump(hits),
+            Arith::NotFound => self.counters.bump(misses),
+            Arith::NonNumeric => {}
+        }
+        result
+    }
+
+    fn too_large(&self, too_large: &TooLarge<'_>, out: &mut Vec<u8>) {
+        self.counters.bump(Counter::CmdSet);
+        self.counters.bump(Counter::StoreTooLarge);
+        if too_large.removes_old_value() {
+            self.forget(too_large.key());
+        }
+        if !too_large.noreply() {
+            Response::ServerError("object too large for cache").write_to(out);
+        }
+    }
+}
+
+/// Leaves the entry alone, unless it is a flushed item, which goes.
+pub(super) fn nop(dead: bool) -> Op<Item> {
+    if dead {
+        Op::Remove
+    } else {
+        Op::Nop
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, key: &[u8], item: &Item, cas: bool) {
+    Response::Value {
+        key,
+        flags: item.flags(),
+        data: item.value(),
+        cas: cas.then(|| item.cas()),
+    }
+    .write_to(out);
+}

@@ -1,0 +1,1637 @@
+//! The executor, specified by example: each case is a short conversation with
+//! a fresh [`Store`] on a manual clock — request bytes in, the exact reply
+//! bytes out — following memcached's `doc/protocol.txt` and, where the
+//! document is silent, what memcached itself answers.
+//!
+//! A step whose request is `@advance <secs>` moves the clock instead.
+#![cfg(feature = "memcached")]
+
+use std::borrow::Cow;
+
+use larder::memcached::{Outcome, Session, Store, StoreConfig};
+use larder::{Clock, ManualClock};
+
+/// Unix time when every test store starts.
+const START: u64 = 1_700_000_000;
+
+#[derive(Clone, Copy, Debug)]
+enum Cfg {
+    /// 1 MiB, 4 shards, items up to 32 bytes.
+    Small,
+    /// 370 bytes in one shard: an item of 50 bytes under key `k` does not fit.
+    Tiny,
+    /// `shutdown` enabled.
+    Shutdown,
+}
+
+fn store(cfg: Cfg) -> (Store, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    let base = StoreConfig {
+        memory_limit: 1 << 20,
+        max_item_size: 32,
+        shards: Some(4),
+        clock,
+        unix_time: Some(START),
+        cas_start: 1,
+        version: Cow::Borrowed("1.6.0-test"),
+        ..StoreConfig::default()
+    };
+    let config = match cfg {
+        Cfg::Small => base,
+        Cfg::Tiny => StoreConfig {
+            memory_limit: 370,
+            max_item_size: 64,
+            shards: None,
+            ..base
+        },
+        Cfg::Shutdown => StoreConfig {
+            enable_shutdown: true,
+            ..base
+        },
+    };
+    (Store::new(config).expect("valid config"), hand)
+}
+
+type Step = (&'static [u8], &'static [u8]);
+
+struct Case {
+    name: &'static str,
+    cfg: Cfg,
+    steps: &'static [Step],
+}
+
+const fn case(name: &'static str, steps: &'static [Step]) -> Case {
+    Case {
+        name,
+        cfg: Cfg::Small,
+        steps,
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs one conversation; panics with the case name and step on a mismatch.
+fn run(case: &Case) {
+    let (store, hand) = store(case.cfg);
+    let mut session = Session::new();
+    for (i, (request, expected)) in case.steps.iter().enumerate() {
+        if let Some(secs) = request.strip_prefix(b"@advance ") {
+            let secs: u64 = std::str::from_utf8(secs).unwrap().parse().unwrap();
+            hand.advance(std::time::Duration::from_secs(secs));
+            continue;
+        }
+        let mut out = Vec::new();
+        let progress = store.process(&mut session, request, &mut out);
+        assert_eq!(
+            show(&out),
+            show(expected),
+            "case {:?}, step {i}: {:?}",
+            case.name,
+            show(request)
+        );
+        assert_eq!(
+            progress.consumed,
+            request.len(),
+            "case {:?}, step {i}",
+            case.name
+        );
+        assert_eq!(
+            progress.outcome,
+            Outcome::Continue,
+            "case {:?}, step {i}",
+            case.name
+        );
+        store.validate();
+    }
+}
+
+const SET_K: Step = (b"set k 0 0 5\r\nhello\r\n", b"STORED\r\n");
+const GET_K_MISS: Step = (b"get k\r\n", b"END\r\n");
+const GET_K_HELLO: Step = (b"get k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n");
+
+const STORAGE: &[Case] = &[
+    case("set then get", &[SET_K, GET_K_HELLO]),
+    case("get of a missing key is a bare END", &[GET_K_MISS]),
+    case("gets shows the cas unique", &[SET_K, (b"gets k\r\n", b"VALUE k 0 5 1\r\nhello\r\nEND\r\n")]),
+    case(
+        "client flags are 32 bits",
+        &[
+            (b"set k 4294967295 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 4294967295 1\r\nx\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "empty values are stored",
+        &[(b"set k 0 0 0\r\n\r\n", b"STORED\r\n"), (b"get k\r\n", b"VALUE k 0 0\r\n\r\nEND\r\n")],
+    ),
+    case(
+        "data is binary safe",
+        &[
+            (b"set k 0 0 6\r\na\r\nb\0\xff\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 0 6\r\na\r\nb\0\xff\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "set overwrites value and flags",
+        &[
+            SET_K,
+            (b"set k 3 0 2\r\nbb\r\n", b"STORED\r\n"),
+            (b"gets k\r\n", b"VALUE k 3 2 2\r\nbb\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "multiget returns hits in request order and skips misses",
+        &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (b"set c 0 0 1\r\n3\r\n", b"STORED\r\n"),
+            (b"get c b a\r\n", b"VALUE c 0 1\r\n3\r\nVALUE a 0 1\r\n1\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "multiget repeats a repeated key",
+        &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (b"get a a\r\n", b"VALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "gets of several keys gives each its unique",
+        &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (b"set b 0 0 1\r\n2\r\n", b"STORED\r\n"),
+            (b"gets a b\r\n", b"VALUE a 0 1 1\r\n1\r\nVALUE b 0 1 2\r\n2\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "cas uniques increase with every store",
+        &[
+            SET_K,
+            SET_K,
+            SET_K,
+            (b"gets k\r\n", b"VALUE k 0 5 3\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+    case("add stores a missing key", &[(b"add k 0 0 5\r\nhello\r\n", b"STORED\r\n"), GET_K_HELLO]),
+    case(
+        "add does not overwrite",
+        &[SET_K, (b"add k 0 0 3\r\nbye\r\n", b"NOT_STORED\r\n"), GET_K_HELLO],
+    ),
+    case(
+        "replace needs an existing key",
+        &[(b"replace k 0 0 5\r\nhello\r\n", b"NOT_STORED\r\n"), GET_K_MISS],
+    ),
+    case(
+        "replace overwrites value and flags",
+        &[
+            SET_K,
+            (b"replace k 9 0 3\r\nbye\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 9 3\r\nbye\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "append adds after and keeps the flags",
+        &[
+            (b"set k 5 0 2\r\nab\r\n", b"STORED\r\n"),
+            (b"append k 9 0 2\r\ncd\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 5 4\r\nabcd\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "prepend adds before and keeps the flags",
+        &[
+            (b"set k 5 0 2\r\nab\r\n", b"STORED\r\n"),
+            (b"prepend k 9 0 2\r\ncd\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 5 4\r\ncdab\r\nEND\r\n"),
+        ],
+    ),
+    case("append to a missing key is not stored", &[(b"append k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"), GET_K_MISS]),
+    case("prepend to a missing key is not stored", &[(b"prepend k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"), GET_K_MISS]),
+    case(
+        "append keeps the TTL",
+        &[
+            (b"set k 0 10 1\r\na\r\n", b"STORED\r\n"),
+            (b"@advance 4", b""),
+            (b"append k 0 0 1\r\nb\r\n", b"STORED\r\n"),
+            (b"mg k t v\r\n", b"VA 2 t6\r\nab\r\n"),
+            (b"@advance 6", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "prepend keeps the TTL",
+        &[
+            (b"set k 0 10 1\r\na\r\n", b"STORED\r\n"),
+            (b"prepend k 0 100 1\r\nb\r\n", b"STORED\r\n"),
+            (b"@advance 10", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "append gives a new cas unique",
+        &[
+            SET_K,
+            (b"append k 0 0 1\r\n!\r\n", b"STORED\r\n"),
+            (b"gets k\r\n", b"VALUE k 0 6 2\r\nhello!\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "append past the item size limit is not stored",
+        &[
+            (b"set k 0 0 30\r\n012345678901234567890123456789\r\n", b"STORED\r\n"),
+            (b"append k 0 0 3\r\nabc\r\n", b"NOT_STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 0 30\r\n012345678901234567890123456789\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "cas with the current unique stores",
+        &[
+            SET_K,
+            (b"cas k 0 0 3 1\r\nbye\r\n", b"STORED\r\n"),
+            (b"gets k\r\n", b"VALUE k 0 3 2\r\nbye\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "cas with a stale unique is EXISTS",
+        &[SET_K, (b"cas k 0 0 3 99\r\nbye\r\n", b"EXISTS\r\n"), GET_K_HELLO],
+    ),
+    case("cas of a missing key is NOT_FOUND", &[(b"cas k 0 0 3 1\r\nbye\r\n", b"NOT_FOUND\r\n")]),
+    case(
+        "cas loses to a set in between",
+        &[
+            SET_K,
+            (b"gets k\r\n", b"VALUE k 0 5 1\r\nhello\r\nEND\r\n"),
+            (b"set k 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"cas k 0 0 3 1\r\nbye\r\n", b"EXISTS\r\n"),
+        ],
+    ),
+    case(
+        "cas sets the TTL it is given",
+        &[
+            SET_K,
+            (b"cas k 0 5 3 1\r\nbye\r\n", b"STORED\r\n"),
+            (b"@advance 5", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case("delete removes", &[SET_K, (b"delete k\r\n", b"DELETED\r\n"), GET_K_MISS]),
+    case("delete of a missing key is NOT_FOUND", &[(b"delete k\r\n", b"NOT_FOUND\r\n")]),
+    case("delete accepts the legacy 0", &[SET_K, (b"delete k 0\r\n", b"DELETED\r\n")]),
+    case(
+        "delete with a hold time is refused",
+        &[
+            SET_K,
+            (b"delete k 5\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
+            GET_K_HELLO,
+        ],
+    ),
+    case(
+        "a key of 250 bytes is fine",
+        &[(
+            b"get kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\r\n",
+            b"END\r\n",
+        )],
+    ),
+    case(
+        "a key of 251 bytes is a client error",
+        &[(
+            b"get kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        )],
+    ),
+    case(
+        "pipelined requests are answered in order",
+        &[(
+            b"set a 0 0 1\r\n1\r\nget a\r\ndelete a\r\nget a\r\n",
+            b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nDELETED\r\nEND\r\n",
+        )],
+    ),
+    case(
+        "bare newlines end lines too",
+        &[(b"set a 0 0 1\n1\r\nget a\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n")],
+    ),
+];
+
+const NOREPLY: &[Case] = &[
+    case(
+        "set noreply is silent",
+        &[(b"set k 0 0 5 noreply\r\nhello\r\n", b""), GET_K_HELLO],
+    ),
+    case(
+        "add noreply is silent even when not stored",
+        &[SET_K, (b"add k 0 0 1 noreply\r\nx\r\n", b""), GET_K_HELLO],
+    ),
+    case(
+        "replace noreply is silent",
+        &[(b"replace k 0 0 1 noreply\r\nx\r\n", b""), GET_K_MISS],
+    ),
+    case(
+        "append and prepend noreply are silent",
+        &[
+            (b"set k 0 0 1 noreply\r\nb\r\n", b""),
+            (b"append k 0 0 1 noreply\r\nc\r\n", b""),
+            (b"prepend k 0 0 1 noreply\r\na\r\n", b""),
+            (b"get k\r\n", b"VALUE k 0 3\r\nabc\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "cas noreply is silent",
+        &[SET_K, (b"cas k 0 0 1 7 noreply\r\nx\r\n", b""), GET_K_HELLO],
+    ),
+    case(
+        "delete noreply is silent",
+        &[
+            SET_K,
+            (b"delete k noreply\r\n", b""),
+            (b"delete k 0 noreply\r\n", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "incr and decr noreply are silent",
+        &[
+            (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+            (b"incr n 5 noreply\r\n", b""),
+            (b"decr n 1 noreply\r\n", b""),
+            (b"incr missing 1 noreply\r\n", b""),
+            (b"get n\r\n", b"VALUE n 0 2\r\n14\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "touch noreply is silent",
+        &[
+            SET_K,
+            (b"touch k 1 noreply\r\n", b""),
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "flush_all noreply is silent",
+        &[SET_K, (b"flush_all noreply\r\n", b""), GET_K_MISS],
+    ),
+    case(
+        "verbosity noreply is silent",
+        &[(b"verbosity 1 noreply\r\n", b"")],
+    ),
+    case(
+        "a malformed line ending in noreply gets no error",
+        &[(b"set k x 0 1 noreply\r\n", b""), (b"x\r\n", b"ERROR\r\n")],
+    ),
+    case(
+        "incr with a bad delta and noreply is silent",
+        &[(b"incr k x noreply\r\n", b"")],
+    ),
+];
+
+const EXPTIME: &[Case] = &[
+    case(
+        "relative exptime expires after that many seconds",
+        &[
+            (b"set k 0 10 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"@advance 9", b""),
+            GET_K_HELLO,
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "exptime 0 never expires",
+        &[SET_K, (b"@advance 3000000", b""), GET_K_HELLO],
+    ),
+    case(
+        "negative exptime is stored already expired",
+        &[(b"set k 0 -1 5\r\nhello\r\n", b"STORED\r\n"), GET_K_MISS],
+    ),
+    case(
+        "negative exptime replaces the old value",
+        &[SET_K, (b"set k 0 -1 1\r\nx\r\n", b"STORED\r\n"), GET_K_MISS],
+    ),
+    case(
+        "absolute exptime in the future",
+        &[
+            (b"set k 0 1700000100 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"mg k t\r\n", b"HD t100\r\n"),
+            (b"@advance 99", b""),
+            GET_K_HELLO,
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "absolute exptime in the past",
+        &[
+            (b"set k 0 1600000000 5\r\nhello\r\n", b"STORED\r\n"),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "absolute exptime of now is expired",
+        &[
+            (b"set k 0 1700000000 5\r\nhello\r\n", b"STORED\r\n"),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "thirty days is still relative",
+        &[
+            (b"set k 0 2592000 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"@advance 2591999", b""),
+            GET_K_HELLO,
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "thirty days and a second is a unix time (1970: expired)",
+        &[
+            (b"set k 0 2592001 5\r\nhello\r\n", b"STORED\r\n"),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "add with a negative exptime stores nothing",
+        &[(b"add k 0 -1 5\r\nhello\r\n", b"STORED\r\n"), GET_K_MISS],
+    ),
+    case(
+        "touch moves the expiry",
+        &[
+            (b"set k 0 10 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"touch k 100\r\n", b"TOUCHED\r\n"),
+            (b"@advance 50", b""),
+            GET_K_HELLO,
+            (b"@advance 50", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "touch of a missing key is NOT_FOUND",
+        &[(b"touch k 10\r\n", b"NOT_FOUND\r\n")],
+    ),
+    case(
+        "touch with 0 removes the expiry",
+        &[
+            (b"set k 0 10 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"touch k 0\r\n", b"TOUCHED\r\n"),
+            (b"@advance 20", b""),
+            GET_K_HELLO,
+        ],
+    ),
+    case(
+        "touch with a negative exptime expires",
+        &[SET_K, (b"touch k -1\r\n", b"TOUCHED\r\n"), GET_K_MISS],
+    ),
+    case(
+        "touch with an absolute exptime",
+        &[
+            SET_K,
+            (b"touch k 1700000030\r\n", b"TOUCHED\r\n"),
+            (b"mg k t\r\n", b"HD t30\r\n"),
+        ],
+    ),
+    case(
+        "touch with a bad exptime",
+        &[(
+            b"touch k soon\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )],
+    ),
+    case(
+        "gat returns the value and moves the expiry",
+        &[
+            (b"set k 0 10 5\r\nhello\r\n", b"STORED\r\n"),
+            (b"gat 100 k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+            (b"@advance 50", b""),
+            GET_K_HELLO,
+        ],
+    ),
+    case(
+        "gats returns the cas unique",
+        &[
+            SET_K,
+            (b"gats 0 k\r\n", b"VALUE k 0 5 1\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "gat of missing keys is END",
+        &[(b"gat 10 a b\r\n", b"END\r\n")],
+    ),
+    case("gat without keys is END", &[(b"gat 10\r\n", b"END\r\n")]),
+    case(
+        "gat with a negative exptime returns the value once",
+        &[
+            SET_K,
+            (b"gat -1 k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "gat with a bad exptime",
+        &[(
+            b"gat soon k\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )],
+    ),
+    case(
+        "gat does not change the cas unique",
+        &[
+            SET_K,
+            (b"gat 10 k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+            (b"gets k\r\n", b"VALUE k 0 5 1\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+];
+
+const ARITHMETIC: &[Case] = &[
+    case(
+        "incr adds",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"incr n 3\r\n", b"8\r\n"),
+            (b"get n\r\n", b"VALUE n 0 1\r\n8\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "incr lengthens the value when it needs more digits",
+        &[
+            (b"set n 0 0 2\r\n99\r\n", b"STORED\r\n"),
+            (b"incr n 1\r\n", b"100\r\n"),
+            (b"get n\r\n", b"VALUE n 0 3\r\n100\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "decr keeps the length, padding with spaces",
+        &[
+            (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+            (b"decr n 1\r\n", b"9\r\n"),
+            (b"get n\r\n", b"VALUE n 0 2\r\n9 \r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "incr reads a space-padded value",
+        &[
+            (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+            (b"decr n 1\r\n", b"9\r\n"),
+            (b"incr n 5\r\n", b"14\r\n"),
+            (b"get n\r\n", b"VALUE n 0 2\r\n14\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "decr stops at zero",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"decr n 10\r\n", b"0\r\n"),
+            (b"get n\r\n", b"VALUE n 0 1\r\n0\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "incr wraps at 2^64",
+        &[
+            (b"set n 0 0 20\r\n18446744073709551615\r\n", b"STORED\r\n"),
+            (b"incr n 1\r\n", b"0\r\n"),
+            (
+                b"get n\r\n",
+                b"VALUE n 0 20\r\n0                   \r\nEND\r\n",
+            ),
+        ],
+    ),
+    case(
+        "incr by 2^64-1 is decrement by one",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"incr n 18446744073709551615\r\n", b"4\r\n"),
+        ],
+    ),
+    case(
+        "incr of a value above 2^64-1 is non-numeric",
+        &[
+            (b"set n 0 0 20\r\n18446744073709551616\r\n", b"STORED\r\n"),
+            (
+                b"incr n 1\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    case(
+        "incr of text is a client error",
+        &[
+            (b"set n 0 0 3\r\nabc\r\n", b"STORED\r\n"),
+            (
+                b"incr n 1\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    case(
+        "decr of text is a client error",
+        &[
+            (b"set n 0 0 2\r\n1x\r\n", b"STORED\r\n"),
+            (
+                b"decr n 1\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    case(
+        "incr of an empty value is a client error",
+        &[
+            (b"set n 0 0 0\r\n\r\n", b"STORED\r\n"),
+            (
+                b"incr n 1\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    case(
+        "incr of a missing key is NOT_FOUND",
+        &[(b"incr n 1\r\n", b"NOT_FOUND\r\n")],
+    ),
+    case(
+        "decr of a missing key is NOT_FOUND",
+        &[(b"decr n 1\r\n", b"NOT_FOUND\r\n")],
+    ),
+    case(
+        "incr with a non-numeric delta",
+        &[(
+            b"incr n abc\r\n",
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        )],
+    ),
+    case(
+        "incr with a negative delta",
+        &[(
+            b"incr n -1\r\n",
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        )],
+    ),
+    case(
+        "incr with a delta above 2^64-1",
+        &[(
+            b"incr n 18446744073709551616\r\n",
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        )],
+    ),
+    case(
+        "decr with a non-numeric delta",
+        &[(
+            b"decr n 1.5\r\n",
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        )],
+    ),
+    case(
+        "incr without a delta is ERROR",
+        &[(b"incr n\r\n", b"ERROR\r\n")],
+    ),
+    case(
+        "incr keeps flags and TTL and changes the unique",
+        &[
+            (b"set n 7 10 1\r\n1\r\n", b"STORED\r\n"),
+            (b"@advance 3", b""),
+            (b"incr n 1\r\n", b"2\r\n"),
+            (b"mg n f t c v\r\n", b"VA 1 f7 t7 c2\r\n2\r\n"),
+        ],
+    ),
+];
+
+const FLUSH: &[Case] = &[
+    case(
+        "flush_all invalidates everything",
+        &[SET_K, (b"flush_all\r\n", b"OK\r\n"), GET_K_MISS],
+    ),
+    case(
+        "items stored after flush_all are valid",
+        &[SET_K, (b"flush_all\r\n", b"OK\r\n"), SET_K, GET_K_HELLO],
+    ),
+    case(
+        "flush_all 0 is immediate",
+        &[SET_K, (b"flush_all 0\r\n", b"OK\r\n"), GET_K_MISS],
+    ),
+    case(
+        "flush_all with a negative delay is immediate",
+        &[SET_K, (b"flush_all -5\r\n", b"OK\r\n"), GET_K_MISS],
+    ),
+    case(
+        "flush_all with a delay waits",
+        &[
+            SET_K,
+            (b"flush_all 10\r\n", b"OK\r\n"),
+            (b"@advance 9", b""),
+            GET_K_HELLO,
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "items stored before a delayed flush's deadline are flushed",
+        &[
+            (b"flush_all 10\r\n", b"OK\r\n"),
+            (b"@advance 5", b""),
+            SET_K,
+            (b"@advance 5", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "items stored after a delayed flush's deadline stay valid",
+        &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (b"flush_all 10\r\n", b"OK\r\n"),
+            (b"@advance 10", b""),
+            SET_K,
+            (b"get a k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "flush_all with an absolute time",
+        &[
+            SET_K,
+            (b"flush_all 1700000010\r\n", b"OK\r\n"),
+            (b"@advance 9", b""),
+            GET_K_HELLO,
+            (b"@advance 1", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "a later flush_all replaces a pending one",
+        &[
+            SET_K,
+            (b"flush_all 10\r\n", b"OK\r\n"),
+            (b"flush_all 20\r\n", b"OK\r\n"),
+            (b"@advance 10", b""),
+            GET_K_HELLO,
+            (b"@advance 10", b""),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "flush_all with a bad delay",
+        &[(
+            b"flush_all soon\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )],
+    ),
+    case(
+        "add succeeds over a flushed item",
+        &[
+            SET_K,
+            (b"flush_all\r\n", b"OK\r\n"),
+            (b"add k 0 0 1\r\nx\r\n", b"STORED\r\n"),
+        ],
+    ),
+    case(
+        "flushed items are gone for every command",
+        &[
+            SET_K,
+            (b"flush_all\r\n", b"OK\r\n"),
+            (b"replace k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+            (b"append k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+            (b"cas k 0 0 1 1\r\nx\r\n", b"NOT_FOUND\r\n"),
+            (b"incr k 1\r\n", b"NOT_FOUND\r\n"),
+            (b"touch k 1\r\n", b"NOT_FOUND\r\n"),
+            (b"delete k\r\n", b"NOT_FOUND\r\n"),
+            (b"mg k v\r\n", b"EN\r\n"),
+        ],
+    ),
+    case(
+        "delayed flush hides items from every command",
+        &[
+            SET_K,
+            (b"flush_all 5\r\n", b"OK\r\n"),
+            (b"@advance 5", b""),
+            (b"replace k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+            (b"delete k\r\n", b"NOT_FOUND\r\n"),
+        ],
+    ),
+];
+
+const ERRORS_AND_MISC: &[Case] = &[
+    case("an unknown command is ERROR", &[(b"bogus\r\n", b"ERROR\r\n")]),
+    case("an empty line is ERROR", &[(b"\r\n", b"ERROR\r\n")]),
+    case("set with too few arguments is ERROR", &[(b"set k 0 0\r\n", b"ERROR\r\n")]),
+    case("get without keys is ERROR", &[(b"get\r\n", b"ERROR\r\n")]),
+    case(
+        "a malformed set line leaves its data to be read as a command",
+        &[(b"set k abc 0 1\r\nx\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n")],
+    ),
+    case("a negative length is a client error", &[(b"set k 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n")]),
+    case(
+        "a data block without its CRLF is a bad data chunk",
+        &[(b"set k 0 0 1\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"), GET_K_MISS],
+    ),
+    case("version", &[(b"version\r\n", b"VERSION 1.6.0-test\r\n")]),
+    case("verbosity is OK", &[(b"verbosity 1\r\n", b"OK\r\n")]),
+    case("verbosity without a level is ERROR", &[(b"verbosity\r\n", b"ERROR\r\n")]),
+    case("shutdown is refused unless enabled", &[(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n")]),
+    case("shutdown with an unknown mode", &[(b"shutdown now\r\n", b"CLIENT_ERROR invalid shutdown mode\r\n")]),
+    case("cache_memlimit is OK (the limit does not change)", &[(b"cache_memlimit 100\r\n", b"OK\r\n")]),
+    case("cache_memlimit below 8 MB", &[(b"cache_memlimit 4\r\n", b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n")]),
+    case("cache_memlimit in bytes by mistake", &[(b"cache_memlimit 2000000000\r\n", b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n")]),
+    case("cache_memlimit noreply", &[(b"cache_memlimit 64 noreply\r\n", b"")]),
+    case("cache_memlimit with a non-number is ERROR", &[(b"cache_memlimit lots\r\n", b"ERROR\r\n")]),
+    case("stats reset", &[(b"stats reset\r\n", b"RESET\r\n")]),
+    case("stats of an unknown group is ERROR", &[(b"stats bogus\r\n", b"ERROR\r\n")]),
+    case("stats detail on", &[(b"stats detail on\r\n", b"OK\r\n")]),
+    case("stats detail dump is empty", &[(b"stats detail dump\r\n", b"END\r\n")]),
+    case("stats detail without a mode", &[(b"stats detail\r\n", b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")]),
+    case("stats sizes", &[(b"stats sizes\r\n", b"STAT sizes_status disabled\r\nEND\r\n")]),
+    case("stats conns without a server", &[(b"stats conns\r\n", b"END\r\n")]),
+    case("stats items when empty", &[(b"stats items\r\n", b"END\r\n")]),
+    case(
+        "stats items",
+        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nEND\r\n")],
+    ),
+    case(
+        "stats slabs counts the weight of the items",
+        &[SET_K, (b"stats slabs\r\n", b"STAT active_slabs 1\r\nSTAT total_malloced 326\r\nEND\r\n")],
+    ),
+    case(
+        "stats settings",
+        &[(
+            b"stats settings\r\n",
+            b"STAT maxbytes 1048576\r\nSTAT item_size_max 32\r\nSTAT key_max_length 250\r\nSTAT evictions on\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT shutdown_command no\r\nSTAT num_shards 4\r\nEND\r\n",
+        )],
+    ),
+    case(
+        "a value over the item size limit is too large and deletes the old value",
+        &[
+            SET_K,
+            (b"set k 0 0 33\r\n012345678901234567890123456789012\r\n", b"SERVER_ERROR object too large for cache\r\n"),
+            GET_K_MISS,
+        ],
+    ),
+    case(
+        "too large noreply is silent but still deletes",
+        &[SET_K, (b"set k 0 0 40 noreply\r\n0123456789012345678901234567890123456789\r\n", b""), GET_K_MISS],
+    ),
+    case(
+        "a too large add keeps the old value",
+        &[SET_K, (b"add k 0 0 33\r\n012345678901234567890123456789012\r\n", b"SERVER_ERROR object too large for cache\r\n"), GET_K_HELLO],
+    ),
+    case(
+        "a too large append keeps the old value",
+        &[SET_K, (b"append k 0 0 33\r\n012345678901234567890123456789012\r\n", b"SERVER_ERROR object too large for cache\r\n"), GET_K_HELLO],
+    ),
+    case(
+        "the data of a too large value arriving later is skipped",
+        &[
+            (b"set k 0 0 40\r\n0123456789", b"SERVER_ERROR object too large for cache\r\n"),
+            (b"012345678901234567890123456789\r\nget k\r\n", b"END\r\n"),
+        ],
+    ),
+    Case {
+        name: "a store the memory limit cannot hold is out of memory and deletes the old value",
+        cfg: Cfg::Tiny,
+        steps: &[
+            SET_K,
+            (b"set k 0 0 50\r\n01234567890123456789012345678901234567890123456789\r\n", b"SERVER_ERROR out of memory storing object\r\n"),
+            GET_K_MISS,
+        ],
+    },
+    Case {
+        name: "out of memory for ms too",
+        cfg: Cfg::Tiny,
+        steps: &[
+            (b"ms k 50 q\r\n01234567890123456789012345678901234567890123456789\r\n", b"SERVER_ERROR out of memory storing object\r\n"),
+        ],
+    },
+    Case {
+        name: "an item that fits is stored",
+        cfg: Cfg::Tiny,
+        steps: &[
+            (b"set k 0 0 43\r\n0123456789012345678901234567890123456789012\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 0 43\r\n0123456789012345678901234567890123456789012\r\nEND\r\n"),
+        ],
+    },
+    Case {
+        name: "a new item evicts an old one when memory is full",
+        cfg: Cfg::Tiny,
+        steps: &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (b"set b 0 0 1\r\n2\r\n", b"STORED\r\n"),
+            (b"get b\r\n", b"VALUE b 0 1\r\n2\r\nEND\r\n"),
+        ],
+    },
+];
+
+const META: &[Case] = &[
+    case("mn answers MN", &[(b"mn\r\n", b"MN\r\n")]),
+    case(
+        "ms then mg v",
+        &[
+            (b"ms k 2\r\nhi\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 2\r\nhi\r\n"),
+        ],
+    ),
+    case(
+        "ms stores for text get",
+        &[
+            (b"ms k 5 F3\r\nhello\r\n", b"HD\r\n"),
+            (b"get k\r\n", b"VALUE k 3 5\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+    case("mg miss is EN", &[(b"mg k v\r\n", b"EN\r\n")]),
+    case("mg hit without v is HD", &[SET_K, (b"mg k\r\n", b"HD\r\n")]),
+    case(
+        "mg return flags come in request order",
+        &[
+            (b"ms k 2 F5 T100\r\nhi\r\n", b"HD\r\n"),
+            (
+                b"mg k s f t c k Oxyz v\r\n",
+                b"VA 2 s2 f5 t100 c1 kk Oxyz\r\nhi\r\n",
+            ),
+            (b"mg k Oa c\r\n", b"HD Oa c1\r\n"),
+        ],
+    ),
+    case(
+        "mg ttl of an item without expiry is -1",
+        &[SET_K, (b"mg k t\r\n", b"HD t-1\r\n")],
+    ),
+    case(
+        "mg miss echoes opaque and key",
+        &[(b"mg k k O1 v\r\n", b"EN kk O1\r\n")],
+    ),
+    case("mg q hides the miss", &[(b"mg k v q\r\nmn\r\n", b"MN\r\n")]),
+    case(
+        "mg q still returns hits",
+        &[
+            (b"ms a 1\r\nx\r\n", b"HD\r\n"),
+            (
+                b"mg a v q k\r\nmg b v q k\r\nmn\r\n",
+                b"VA 1 ka\r\nx\r\nMN\r\n",
+            ),
+        ],
+    ),
+    case(
+        "base64 keys decode and echo encoded",
+        &[
+            (b"ms Zm9v 2 b\r\nhi\r\n", b"HD\r\n"),
+            (b"get foo\r\n", b"VALUE foo 0 2\r\nhi\r\nEND\r\n"),
+            (b"mg Zm9v b k v\r\n", b"VA 2 kZm9v b\r\nhi\r\n"),
+        ],
+    ),
+    case(
+        "a bad base64 key",
+        &[(b"mg Zm9!v b v\r\n", b"CLIENT_ERROR error decoding key\r\n")],
+    ),
+    case(
+        "ms T sets the TTL",
+        &[
+            (b"ms k 1 T10\r\nx\r\n", b"HD\r\n"),
+            (b"mg k t\r\n", b"HD t10\r\n"),
+            (b"@advance 10", b""),
+            (b"mg k\r\n", b"EN\r\n"),
+        ],
+    ),
+    case(
+        "ms with a negative T is stored expired",
+        &[
+            (b"ms k 1 T-1\r\nx\r\n", b"HD\r\n"),
+            (b"mg k\r\n", b"EN\r\n"),
+        ],
+    ),
+    case(
+        "ms without T never expires",
+        &[
+            (b"ms k 1\r\nx\r\n", b"HD\r\n"),
+            (b"@advance 5000000", b""),
+            (b"mg k t\r\n", b"HD t-1\r\n"),
+        ],
+    ),
+    case(
+        "ms ME adds",
+        &[
+            (b"ms k 1 ME\r\nx\r\n", b"HD\r\n"),
+            (b"ms k 1 ME\r\ny\r\n", b"NS\r\n"),
+            (b"mg k v\r\n", b"VA 1\r\nx\r\n"),
+        ],
+    ),
+    case(
+        "ms MR replaces",
+        &[
+            (b"ms k 1 MR\r\nx\r\n", b"NS\r\n"),
+            SET_K,
+            (b"ms k 1 MR\r\ny\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 1\r\ny\r\n"),
+        ],
+    ),
+    case(
+        "ms MS sets",
+        &[
+            (b"ms k 1 MS\r\nx\r\n", b"HD\r\n"),
+            (b"ms k 1 MS\r\ny\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 1\r\ny\r\n"),
+        ],
+    ),
+    case(
+        "ms MA appends keeping flags and TTL",
+        &[
+            (b"set k 5 10 2\r\nab\r\n", b"STORED\r\n"),
+            (b"ms k 2 MA F9 T100\r\ncd\r\n", b"HD\r\n"),
+            (b"mg k v f t\r\n", b"VA 4 f5 t10\r\nabcd\r\n"),
+        ],
+    ),
+    case(
+        "ms MP prepends",
+        &[
+            (b"set k 0 0 2\r\nab\r\n", b"STORED\r\n"),
+            (b"ms k 2 MP\r\ncd\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 4\r\ncdab\r\n"),
+        ],
+    ),
+    case(
+        "ms MA on a miss is NS",
+        &[
+            (b"ms k 2 MA\r\ncd\r\n", b"NS\r\n"),
+            (b"mg k\r\n", b"EN\r\n"),
+        ],
+    ),
+    case(
+        "ms MA with N vivifies a miss",
+        &[
+            (b"ms k 2 MA N30\r\ncd\r\n", b"HD\r\n"),
+            (b"mg k v t\r\n", b"VA 2 t30\r\ncd\r\n"),
+        ],
+    ),
+    case(
+        "ms C compares the cas unique",
+        &[
+            SET_K,
+            (b"ms k 1 C9\r\nx\r\n", b"EX\r\n"),
+            (b"ms k 1 C1\r\ny\r\n", b"HD\r\n"),
+            (b"mg k v c\r\n", b"VA 1 c2\r\ny\r\n"),
+        ],
+    ),
+    case(
+        "ms C on a miss is NF",
+        &[(b"ms k 1 C1\r\nx\r\n", b"NF\r\n")],
+    ),
+    case(
+        "ms MA with a wrong C is EX",
+        &[SET_K, (b"ms k 1 MA C7\r\nx\r\n", b"EX\r\n")],
+    ),
+    case(
+        "ms E chooses the cas unique",
+        &[
+            (b"ms k 1 E999\r\nx\r\n", b"HD\r\n"),
+            (b"mg k c\r\n", b"HD c999\r\n"),
+            (b"gets k\r\n", b"VALUE k 0 1 999\r\nx\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "ms c returns the new unique",
+        &[SET_K, (b"ms k 1 c\r\nx\r\n", b"HD c2\r\n")],
+    ),
+    case(
+        "ms echoes key and opaque in order",
+        &[(b"ms k 1 k O5 c\r\nx\r\n", b"HD kk O5 c1\r\n")],
+    ),
+    case(
+        "ms failure echoes opaque but no cas",
+        &[SET_K, (b"ms k 1 ME O5 c\r\nx\r\n", b"NS O5\r\n")],
+    ),
+    case("ms q hides HD", &[(b"ms k 1 q\r\nx\r\nmn\r\n", b"MN\r\n")]),
+    case(
+        "ms q still reports NS",
+        &[SET_K, (b"ms k 1 q ME\r\nx\r\n", b"NS\r\n")],
+    ),
+    case(
+        "ms with a bad mode swallows its data",
+        &[(
+            b"ms k 1 MX\r\nx\r\nmn\r\n",
+            b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n",
+        )],
+    ),
+    case(
+        "ms with a bad length",
+        &[(b"ms k x\r\n", b"CLIENT_ERROR bad command line format\r\n")],
+    ),
+    case(
+        "ms too large deletes the old value",
+        &[
+            SET_K,
+            (
+                b"ms k 33\r\n012345678901234567890123456789012\r\n",
+                b"SERVER_ERROR object too large for cache\r\n",
+            ),
+            GET_K_MISS,
+        ],
+    ),
+    case("md deletes", &[SET_K, (b"md k\r\n", b"HD\r\n"), GET_K_MISS]),
+    case("md of a miss is NF", &[(b"md k\r\n", b"NF\r\n")]),
+    case(
+        "md q hides HD and NF",
+        &[SET_K, (b"md k q\r\nmd k q\r\nmn\r\n", b"MN\r\n")],
+    ),
+    case(
+        "md with a wrong C is EX",
+        &[SET_K, (b"md k C5\r\n", b"EX\r\n"), GET_K_HELLO],
+    ),
+    case(
+        "md with the right C deletes",
+        &[SET_K, (b"md k C1\r\n", b"HD\r\n"), GET_K_MISS],
+    ),
+    case(
+        "md echoes key and opaque",
+        &[
+            SET_K,
+            (b"md k O9 k\r\n", b"HD O9 kk\r\n"),
+            (b"md k k\r\n", b"NF kk\r\n"),
+        ],
+    ),
+    case(
+        "md with an unknown flag",
+        &[(b"md k !\r\n", b"CLIENT_ERROR invalid or duplicate flag\r\n")],
+    ),
+    case(
+        "md I marks stale; the next mg wins, later ones see Z",
+        &[
+            SET_K,
+            (b"md k I T30\r\n", b"HD\r\n"),
+            (b"mg k t c v\r\n", b"VA 5 t30 c2 X W\r\nhello\r\n"),
+            (b"mg k c\r\n", b"HD c2 Z X\r\n"),
+            (b"get k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "ms with the current cas clears the stale mark",
+        &[
+            SET_K,
+            (b"md k I\r\n", b"HD\r\n"),
+            (b"ms k 1 C2\r\nz\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 1\r\nz\r\n"),
+        ],
+    ),
+    case(
+        "ms I with an older cas stores but stays stale",
+        &[
+            SET_K,
+            (b"md k I\r\n", b"HD\r\n"),
+            (b"mg k c\r\n", b"HD c2 X W\r\n"),
+            (b"ms k 1 C1 I\r\ny\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 1 Z X\r\ny\r\n"),
+        ],
+    ),
+    case(
+        "ms I with a newer cas is EX",
+        &[SET_K, (b"ms k 1 C5 I\r\ny\r\n", b"EX\r\n")],
+    ),
+    case(
+        "md x empties the value",
+        &[
+            (b"set k 5 0 2\r\nhi\r\n", b"STORED\r\n"),
+            (b"md k x\r\n", b"HD\r\n"),
+            (b"mg k v f\r\n", b"VA 0 f0\r\n\r\n"),
+        ],
+    ),
+    case("ma on a miss is NF", &[(b"ma n\r\n", b"NF\r\n")]),
+    case(
+        "ma N vivifies with J and then counts",
+        &[
+            (b"ma n N0 J10 v\r\n", b"VA 2\r\n10\r\n"),
+            (b"ma n v\r\n", b"VA 2\r\n11\r\n"),
+            (b"ma n MD D5 v\r\n", b"VA 1\r\n6\r\n"),
+            (b"get n\r\n", b"VALUE n 0 2\r\n6 \r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "ma increments by one by default",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n\r\n", b"HD\r\n"),
+            (b"get n\r\n", b"VALUE n 0 1\r\n6\r\nEND\r\n"),
+        ],
+    ),
+    case(
+        "ma M+ and M- are incr and decr",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n M+ D2 v\r\n", b"VA 1\r\n7\r\n"),
+            (b"ma n M- D3 v\r\n", b"VA 1\r\n4\r\n"),
+        ],
+    ),
+    case(
+        "ma q hides HD",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n q\r\nmn\r\n", b"MN\r\n"),
+        ],
+    ),
+    case(
+        "ma q still returns a value",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n q v\r\n", b"VA 1\r\n6\r\n"),
+        ],
+    ),
+    case(
+        "ma of text",
+        &[
+            (b"set n 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (
+                b"ma n\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    case(
+        "ma with a wrong C is EX",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n C9 O1\r\n", b"EX O1\r\n"),
+        ],
+    ),
+    case(
+        "ma returns ttl and cas",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n t c\r\n", b"HD t-1 c2\r\n"),
+        ],
+    ),
+    case(
+        "ma T sets the TTL",
+        &[
+            (b"set n 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"ma n T20 t\r\n", b"HD t20\r\n"),
+        ],
+    ),
+    case(
+        "ma wraps at 2^64",
+        &[
+            (b"set n 0 0 20\r\n18446744073709551615\r\n", b"STORED\r\n"),
+            (b"ma n v\r\n", b"VA 1\r\n0\r\n"),
+        ],
+    ),
+    case(
+        "ma decr stops at zero",
+        &[
+            (b"set n 0 0 1\r\n3\r\n", b"STORED\r\n"),
+            (b"ma n MD D9 v\r\n", b"VA 1\r\n0\r\n"),
+        ],
+    ),
+    case(
+        "ma with a bad mode",
+        &[(
+            b"ma n MX\r\n",
+            b"CLIENT_ERROR invalid mode for ma M token\r\n",
+        )],
+    ),
+    case(
+        "ma with a bad delta",
+        &[(
+            b"ma n Dx\r\n",
+            b"CLIENT_ERROR invalid or duplicate flag\r\n",
+        )],
+    ),
+    case(
+        "mg N vivifies a miss: the first client wins, the next sees Z",
+        &[
+            (b"mg k N30 c v t\r\n", b"VA 0 c1 t30 W\r\n\r\n"),
+            (b"mg k N30 c v t\r\n", b"VA 0 c1 t30 Z\r\n\r\n"),
+        ],
+    ),
+    case(
+        "mg R wins a recache when the TTL is low",
+        &[
+            (b"ms k 1 T100\r\nx\r\n", b"HD\r\n"),
+            (b"mg k R30 t\r\n", b"HD t100\r\n"),
+            (b"@advance 80", b""),
+            (b"mg k R30 t v\r\n", b"VA 1 t20 W\r\nx\r\n"),
+            (b"mg k R30 t\r\n", b"HD t20 Z\r\n"),
+        ],
+    ),
+    case(
+        "mg R never wins for an item without TTL",
+        &[SET_K, (b"mg k R30\r\n", b"HD\r\n")],
+    ),
+    case(
+        "mg h says whether the item was fetched before",
+        &[
+            SET_K,
+            (b"mg k h\r\n", b"HD h0\r\n"),
+            (b"mg k h\r\n", b"HD h1\r\n"),
+        ],
+    ),
+    case(
+        "mg u does not count as a fetch",
+        &[
+            SET_K,
+            (b"mg k h u\r\n", b"HD h0\r\n"),
+            (b"mg k h\r\n", b"HD h0\r\n"),
+        ],
+    ),
+    case(
+        "mg l gives seconds since the last access",
+        &[
+            SET_K,
+            (b"@advance 5", b""),
+            (b"mg k l\r\n", b"HD l5\r\n"),
+            (b"mg k l\r\n", b"HD l0\r\n"),
+        ],
+    ),
+    case(
+        "a set resets h",
+        &[
+            SET_K,
+            (b"mg k h\r\n", b"HD h0\r\n"),
+            SET_K,
+            (b"mg k h\r\n", b"HD h0\r\n"),
+        ],
+    ),
+    case(
+        "mg T touches",
+        &[
+            (b"ms k 1 T10\r\nx\r\n", b"HD\r\n"),
+            (b"mg k T100 t\r\n", b"HD t100\r\n"),
+            (b"@advance 50", b""),
+            (b"mg k\r\n", b"HD\r\n"),
+        ],
+    ),
+    case("mg T on a miss is EN", &[(b"mg k T100\r\n", b"EN\r\n")]),
+    case(
+        "mg with a long opaque",
+        &[(
+            b"mg k O12345678901234567890123456789012\r\n",
+            b"CLIENT_ERROR opaque token too long\r\n",
+        )],
+    ),
+    case(
+        "mg with a duplicate flag",
+        &[(b"mg k v v\r\n", b"CLIENT_ERROR duplicate flag\r\n")],
+    ),
+    case(
+        "mg with an unknown flag",
+        &[(b"mg k !\r\n", b"CLIENT_ERROR invalid flag\r\n")],
+    ),
+    case(
+        "mg with a bad token",
+        &[(
+            b"mg k Tx\r\n",
+            b"CLIENT_ERROR bad token in command line format\r\n",
+        )],
+    ),
+    case("mg without a key", &[(b"mg\r\n", b"ERROR\r\n")]),
+    case(
+        "me shows an item",
+        &[
+            (b"ms k 1 T30\r\nx\r\n", b"HD\r\n"),
+            (
+                b"me k\r\n",
+                b"ME k exp=30 la=0 cas=1 fetch=no cls=1 size=322\r\n",
+            ),
+        ],
+    ),
+    case(
+        "me after a fetch",
+        &[
+            SET_K,
+            (b"get k\r\n", b"VALUE k 0 5\r\nhello\r\nEND\r\n"),
+            (b"@advance 3", b""),
+            (
+                b"me k\r\n",
+                b"ME k exp=-1 la=3 cas=1 fetch=yes cls=1 size=326\r\n",
+            ),
+        ],
+    ),
+    case("me of a miss is EN", &[(b"me k\r\n", b"EN\r\n")]),
+    case(
+        "me with a base64 key",
+        &[
+            (b"ms Zm9v 1 b\r\nx\r\n", b"HD\r\n"),
+            (
+                b"me Zm9v b\r\n",
+                b"ME Zm9v exp=-1 la=0 cas=1 fetch=no cls=1 size=324\r\n",
+            ),
+        ],
+    ),
+];
+
+fn run_all(cases: &[Case]) -> usize {
+    for c in cases {
+        run(c);
+    }
+    cases.len()
+}
+
+#[test]
+fn storage_commands() {
+    run_all(STORAGE);
+}
+
+#[test]
+fn noreply_suppresses_replies() {
+    run_all(NOREPLY);
+}
+
+#[test]
+fn exptime_rules() {
+    run_all(EXPTIME);
+}
+
+#[test]
+fn incr_and_decr() {
+    run_all(ARITHMETIC);
+}
+
+#[test]
+fn flush_all() {
+    run_all(FLUSH);
+}
+
+#[test]
+fn errors_and_other_commands() {
+    run_all(ERRORS_AND_MISC);
+}
+
+#[test]
+fn meta_commands() {
+    run_all(META);
+}
+
+#[test]
+fn there_are_well_over_a_hundred_cases() {
+    let n = [
+        STORAGE,
+        NOREPLY,
+        EXPTIME,
+        ARITHMETIC,
+        FLUSH,
+        ERRORS_AND_MISC,
+        META,
+    ]
+    .iter()
+    .map(|c| c.len())
+    .sum::<usize>();
+    assert!(n >= 150, "{n} cases");
+    eprintln!("{n} conformance cases");
+}
+
+// ---- outcomes and stream handling --------------------------------------
+
+#[test]
+fn quit_closes_without_a_reply() {
+    let (store, _) = store(Cfg::Small);
+    let mut out = Vec::new();
+    let progress = store.process(&mut Session::new(), b"get a\r\nquit\r\nget b\r\n", &mut out);
+    assert_eq!(progress.outcome, Outcome::Close);
+    assert_eq!(progress.consumed, 13);
+    assert_eq!(out, b"END\r\n");
+}
+
+#[test]
+fn shutdown_when_enabled_stops_the_server() {
+    let (store, _) = store(Cfg::Shutdown);
+    let mut out = Vec::new();
+    let progress = store.process(&mut Session::new(), b"shutdown graceful\r\n", &mut out);
+    assert_eq!(progress.outcome, Outcome::Shutdown { graceful: true });
+    assert!(out.is_empty());
+    let progress = store.process(&mut Session::new(), b"shutdown\r\n", &mut out);
+    assert_eq!(progress.outcome, Outcome::Shutdown { graceful: false });
+}
+
+#[test]
+fn a_line_too_long_answers_and_closes() {
+    let (store, _) = store(Cfg::Small);
+    let mut out = Vec::new();
+    let input = vec![b'x'; 3000];
+    let progress = store.process(&mut Session::new(), &input, &mut out);
+    assert_eq!(progress.outcome, Outcome::Close);
+    assert_eq!(out, b"CLIENT_ERROR line too long\r\n");
+}
+
+#[test]
+fn a_partial_request_is_left_for_the_next_read() {
+    let (store, _) = store(Cfg::Small);
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let input = b"set k 0 0 5\r\nhel";
+    let progress = store.process(&mut session, input, &mut out);
+    assert_eq!((progress.consumed, out.len()), (0, 0));
+    let progress = store.process(&mut session, b"set k 0 0 5\r\nhello\r\n", &mut out);
+    assert_eq!(progress.consumed, 20);
+    assert_eq!(out, b"STORED\r\n");
+}
+
+#[test]
+fn a_rejected_ms_swallows_a_data_block_that_arrives_later() {
+    let (store, _) = store(Cfg::Small);
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, b"ms k 10 MX\r\n0123", &mut out);
+    assert_eq!(progress.consumed, 16);
+    assert!(session.is_swallowing());
+    let progress = store.process(&mut session, b"456789\r\nmn\r\n", &mut out);
+    assert_eq!(progress.consumed, 12);
+    assert_eq!(out, b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n");
+}
+
+#[test]
+fn the_output_limit_pauses_processing() {
+    let (store, _) = store(Cfg::Small);
+    let mut session = Session::new().with_output_limit(4);
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, b"mn\r\nmn\r\nmn\r\n", &mut out);
+    assert_eq!(progress.consumed, 4);
+    assert_eq!(out, b"MN\r\n");
+}
+
+// ---- stats ---------------------------------------------------------------
+
+fn stat(store: &Store, name: &str) -> u64 {
+    let mut out = Vec::new();
+    let _ = store.process(&mut Session::new(), b"stats\r\n", &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+fn send(store: &Store, input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = store.process(&mut Session::new(), input, &mut out);
+    out
+}
+
+#[test]
+fn stats_count_gets_hits_and_misses() {
+    let (store, _) = store(Cfg::Small);
+    send(&store, b"set a 0 0 1\r\n1\r\nget a b\r\nget a\r\n");
+    assert_eq!(stat(&store, "cmd_get"), 3);
+    assert_eq!(stat(&store, "get_hits"), 2);
+    assert_eq!(stat(&store, "get_misses"), 1);
+    assert_eq!(stat(&store, "cmd_set"), 1);
+    assert_eq!(stat(&store, "curr_items"), 1);
+    assert_eq!(stat(&store, "total_items"), 1);
+    assert_eq!(stat(&store, "bytes"), 322);
+    assert_eq!(stat(&store, "limit_maxbytes"), 1 << 20);
+}
+
+#[test]
+fn stats_count_every_command_family() {
+    let (store, _) = store(Cfg::Small);
+    send(
+        &store,
+        b"set n 0 0 1\r\n1\r\nincr n 1\r\nincr x 1\r\ndecr n 1\r\ndecr x 1\r\n\
+          delete n\r\ndelete n\r\nset c 0 0 1\r\nx\r\ncas c 0 0 1 99\r\ny\r\ncas c 0 0 1 4\r\ny\r\n\
+          cas z 0 0 1 1\r\ny\r\ntouch c 10\r\ntouch z 10\r\nflush_all\r\nget c\r\n",
+    );
+    for (name, value) in [
+        ("incr_hits", 1),
+        ("incr_misses", 1),
+        ("decr_hits", 1),
+        ("decr_misses", 1),
+        ("delete_hits", 1),
+        ("delete_misses", 1),
+        ("cas_badval", 1),
+        ("cas_hits", 1),
+        ("cas_misses", 1),
+        ("touch_hits", 1),
+        ("touch_misses", 1),
+        ("cmd_touch", 2),
+        ("cmd_flush", 1),
+        ("curr_items", 0),
+    ] {
+        assert_eq!(stat(&store, name), value, "{name}");
+    }
+}
+
+#[test]
+fn stats_reset_zeroes_the_counters() {
+    let (store, _) = store(Cfg::Small);
+    send(&store, b"get a\r\nstats reset\r\n");
+    assert_eq!(stat(&store, "cmd_get"), 0);
+}
+
+#[test]
+fn stats_report_time_and_uptime_from_the_store_clock() {
+    let (store, hand) = store(Cfg::Small);
+    hand.advance(std::time::Duration::from_secs(42));
+    assert_eq!(stat(&store, "uptime"), 42);
+    assert_eq!(stat(&store, "time"), START + 42);
+}
+
+#[test]
+fn stats_count_evictions_and_unfetched_items() {
+    let (store, hand) = store(Cfg::Tiny);
+    send(&store, b"set a 0 1 1\r\n1\r\n");
+    hand.advance(std::time::Duration::from_secs(1));
+    send(&store, b"set b 0 0 1\r\n2\r\nset c 0 0 1\r\n3\r\n");
+    store.validate();
+    assert_eq!(stat(&store, "expired_unfetched"), 1);
+    assert_eq!(stat(&store, "evictions"), 1);
+    assert_eq!(stat(&store, "evicted_unfetched"), 1);
+    assert_eq!(stat(&store, "store_no_memory"), 0);
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Store>();
+    check::<Session>();
+    check::<larder::memcached::Item>();
+    check::<StoreConfig>();
+}

@@ -1,0 +1,88 @@
+//! `memory_limit` bounds what the store really allocates: a counting global
+//! allocator checks that `ITEM_OVERHEAD` covers an item's true cost.
+//!
+//! The allocator sees requested sizes, not the allocator's own headers and
+//! rounding; `ITEM_OVERHEAD` budgets 48 bytes per item for those on top.
+#![cfg(feature = "memcached")]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use larder::memcached::{Session, Store, StoreConfig, ITEM_OVERHEAD};
+
+struct Counting;
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged and only counts
+// the sizes; the layout contract is the caller's, passed through as is.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        IN_USE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout the caller gave us.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        IN_USE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System.alloc` with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        IN_USE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System` with layout `l`.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Stores `n` items with `value_len`-byte values; returns heap growth per item
+/// held, and the store's own figure per item.
+fn measure(memory_limit: u64, n: usize, value_len: usize) -> (f64, f64, usize) {
+    let before = IN_USE.load(Ordering::Relaxed);
+    let store = Store::new(StoreConfig {
+        memory_limit,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let value = vec![b'v'; value_len];
+    let mut request = Vec::new();
+    for i in 0..n {
+        request.clear();
+        request.extend_from_slice(format!("set key:{i:08} 0 0 {value_len}\r\n").as_bytes());
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        out.clear();
+        let _ = store.process(&mut session, &request, &mut out);
+        assert_eq!(out, b"STORED\r\n");
+    }
+    drop((out, request, value));
+    let used = (IN_USE.load(Ordering::Relaxed) - before) as f64;
+    let held = store.len();
+    let charged = store.bytes() as f64;
+    (used / held as f64, charged / held as f64, held)
+}
+
+#[test]
+fn small_items_cost_no_more_than_they_are_charged() {
+    let (real, charged, held) = measure(256 << 20, 100_000, 10);
+    assert_eq!(held, 100_000);
+    eprintln!("small items: {real:.1} B real, {charged:.1} B charged (overhead {ITEM_OVERHEAD})");
+    assert!(real <= charged, "{real} > {charged}");
+}
+
+#[test]
+fn a_full_store_stays_within_its_memory_limit() {
+    let limit = 8 << 20;
+    let (real, _, held) = measure(limit, 200_000, 100);
+    let total = real * held as f64;
+    eprintln!(
+        "full store: {held} items, {:.2} MiB real of {} MiB",
+        total / (1 << 20) as f64,
+        limit >> 20
+    );
+    assert!(total <= limit as f64, "{total} > {limit}");
+}
