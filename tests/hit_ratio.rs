@@ -1,0 +1,127 @@
+//! Hit ratios on small shared traces: the default policy stays above floors set just
+//! under what it measured when they were set, and `Policy::lru()` reproduces the
+//! README's LRU column (which checks the decoders too).
+//!
+//! The traces live outside the repository (`../shared/traces`, or `$LARDER_TRACES`);
+//! without them every test here prints why and passes. The full table is
+//! `examples/hit_ratio.rs`.
+
+#![allow(missing_docs)]
+
+#[path = "../examples/trace/mod.rs"]
+mod trace;
+
+use larder::Policy;
+use std::path::PathBuf;
+
+/// The traces folder, or `None` after printing why the test is skipped.
+fn traces_dir() -> Option<PathBuf> {
+    let dir = trace::traces_dir(None);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "skipped: traces folder not found at {} (set {} to run)",
+            dir.display(),
+            trace::ENV_VAR
+        );
+        None
+    }
+}
+
+/// Replays `name` at its three README sizes with `policy`; returns the spec and the
+/// hits at each size.
+fn replay(name: &str, policy: &Policy) -> Option<(&'static trace::TraceSpec, [u64; 3])> {
+    let dir = traces_dir()?;
+    let spec = trace::find(name).expect("a trace the README lists");
+    let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
+    assert_eq!(trace::check_counts(spec, &keys), None);
+    let hits = spec
+        .sizes
+        .map(|size| trace::replay(&mut trace::larder_cache(size, policy.clone()), &keys));
+    Some((spec, hits))
+}
+
+/// Asserts the default policy's hit % at each size is at least `floors`.
+fn default_policy_stays_above(name: &str, floors: [f64; 3]) {
+    let Some((spec, hits)) = replay(name, &Policy::default()) else {
+        return;
+    };
+    let mut failed = Vec::new();
+    for ((size, hits), floor) in spec.sizes.iter().zip(hits).zip(floors) {
+        let measured = trace::percent(hits, spec.requests as usize);
+        println!("{name} at {size}: default policy {measured:.2}% (floor {floor:.2}%)");
+        if measured < floor {
+            failed.push(format!("{size}: {measured:.2}% < {floor:.2}%"));
+        }
+    }
+    assert!(failed.is_empty(), "{name} below its floor at {failed:?}");
+}
+
+/// Asserts `Policy::lru()` gives the README's LRU column on `name`.
+fn lru_policy_reproduces_readme(name: &str) {
+    let Some((spec, hits)) = replay(name, &Policy::lru()) else {
+        return;
+    };
+    for (i, hits) in hits.into_iter().enumerate() {
+        let measured = trace::percent(hits, spec.requests as usize);
+        println!(
+            "{name} at {}: lru {measured:.3}% (README {:.1}%)",
+            spec.sizes[i], spec.lru[i]
+        );
+        assert!(
+            trace::matches_readme_lru(spec, i, hits),
+            "{name} at {}: lru {measured:.3}% but the README says {:.1}%",
+            spec.sizes[i],
+            spec.lru[i]
+        );
+    }
+}
+
+#[test]
+fn lru_policy_reproduces_the_readme_on_loop() {
+    lru_policy_reproduces_readme("loop");
+}
+
+#[test]
+fn lru_policy_reproduces_the_readme_on_cs() {
+    lru_policy_reproduces_readme("cs");
+}
+
+#[test]
+fn lru_policy_reproduces_the_readme_on_multi1() {
+    lru_policy_reproduces_readme("multi1");
+}
+
+#[test]
+fn lru_policy_reproduces_the_readme_on_zigzag() {
+    lru_policy_reproduces_readme("zigzag");
+}
+
+#[test]
+fn default_policy_resists_the_loop() {
+    default_policy_stays_above("loop", FLOOR_LOOP);
+}
+
+#[test]
+fn default_policy_resists_the_cs_loops() {
+    default_policy_stays_above("cs", FLOOR_CS);
+}
+
+#[test]
+fn default_policy_holds_on_multi1() {
+    default_policy_stays_above("multi1", FLOOR_MULTI1);
+}
+
+#[test]
+fn default_policy_holds_on_zigzag() {
+    default_policy_stays_above("zigzag", FLOOR_ZIGZAG);
+}
+
+// Floors: just under the lowest of 60 release runs of the default policy (s3fifo) when
+// they were set; its results vary from run to run by up to about 5 points at the small
+// loop size because the hash seed is random. Raise them as the policy improves.
+const FLOOR_LOOP: [f64; 3] = [5.0, 38.0, 78.0];
+const FLOOR_CS: [f64; 3] = [1.7, 10.0, 24.0];
+const FLOOR_MULTI1: [f64; 3] = [51.0, 59.0, 83.0];
+const FLOOR_ZIGZAG: [f64; 3] = [3.5, 15.0, 44.5];
