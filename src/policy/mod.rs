@@ -61,11 +61,14 @@ impl Policy {
         }
     }
 
-    /// S3-FIFO: new entries wait in a small probation FIFO (10% of the weight); those
-    /// hit while there move to the main queue, a CLOCK with 2-bit counters; those not
-    /// hit are evicted and remembered in a ghost set, so that if they come back soon
-    /// they go straight to the main queue. One-hit wonders and scans pass through
-    /// probation without displacing the working set.
+    /// S3-FIFO-style: new entries wait in a probation FIFO; those hit while there move
+    /// to the main queue, a CLOCK with 2-bit counters; those not hit are evicted and
+    /// remembered in a ghost set, so that if they come back soon they go straight to
+    /// the main queue. New entries only ever displace probation entries: the main
+    /// queue (97% of the weight) loses entries only when promotions push it past its
+    /// share. One-hit wonders and scans pass through probation without displacing the
+    /// working set. While the main queue has room (warm-up), new entries enter it
+    /// directly.
     pub fn s3fifo() -> Policy {
         Policy {
             kind: PolicyKind::S3Fifo,
@@ -112,7 +115,9 @@ pub(crate) struct S3Fifo {
     small: Queue,
     main: Queue,
     ghost: Ghost,
-    small_cap: u64,
+    /// The main queue's share of the weight (97%); probation has the rest, and more
+    /// while the main queue is below its share.
+    main_cap: u64,
     small_weight: u64,
     main_weight: u64,
     /// The shard's capacity in entries, if bounded by entries (else `usize::MAX`).
@@ -135,7 +140,7 @@ impl PolicyState {
                 small: Queue::new(),
                 main: Queue::new(),
                 ghost: Ghost::new(),
-                small_cap: (capacity / 10).max(1),
+                main_cap: capacity - (capacity * 3 / 100).max(1).min(capacity),
                 small_weight: 0,
                 main_weight: 0,
                 entries_hint,
@@ -161,7 +166,9 @@ impl PolicyState {
                 let e = slab.entry(idx);
                 let w = u64::from(e.weight());
                 s.ghost.fit(slab.live as usize, s.entries_hint);
-                if s.ghost.take(e.hash.get()) {
+                // A ghost comes back to the main queue; while the main queue has room
+                // (warm-up) there is nothing to protect, so new entries go there too.
+                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap {
                     e.set_queue(MAIN);
                     s.main_weight += w;
                     s.main.push_back(slab, idx);
@@ -328,7 +335,11 @@ impl S3Fifo {
             if self.small_weight == 0 && self.main_weight == 0 {
                 return None;
             }
-            if self.small_weight > self.small_cap || self.main_weight == 0 {
+            // New entries compete only with probation: the main queue gives up
+            // entries only when promotions and ghost returns push it past its share.
+            let from_small = (self.main_weight <= self.main_cap && self.small_weight > 0)
+                || self.main_weight == 0;
+            if from_small {
                 let idx = self.small.pop_front(slab)?;
                 if !slab.is_full(idx) {
                     slab.reclaim_dead(idx);
