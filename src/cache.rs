@@ -174,8 +174,8 @@ fn stat_slot() -> usize {
 /// a deadline examines the next [`SWEEP_STEP`](crate::SWEEP_STEP) slots of that shard
 /// and reclaims the expired ones, so a shard of `n` slots is swept completely every
 /// `n / 8` writes to it, with no background thread. The policy also prefers an
-/// expired entry as a victim whenever it meets one. [`run_pending_tasks`]
-/// (Self::run_pending_tasks) sweeps everything at once.
+/// expired entry as a victim whenever it meets one.
+/// [`run_pending_tasks`](Self::run_pending_tasks) sweeps everything at once.
 ///
 /// ```
 /// use larder::Cache;
