@@ -208,7 +208,13 @@ impl<K, V> Slab<K, V> {
         }
         if self.slots.len() == self.slots.capacity() {
             let cap = self.slots.capacity();
-            let want = (cap * 2).max(4).min(self.growth_cap.max(cap + 1));
+            // Double up to the expected size; past it (dead slots awaiting compaction
+            // can push a full shard over) grow by an eighth, still geometric.
+            let want = if cap < self.growth_cap {
+                (cap * 2).max(4).min(self.growth_cap)
+            } else {
+                cap + (cap / 8).max(4)
+            };
             self.slots.reserve_exact(want - cap);
         }
         let idx = self.slots.len() as u32;

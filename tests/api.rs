@@ -655,6 +655,35 @@ fn debug_never_blocks() {
 }
 
 #[test]
+fn churn_on_a_full_cache_keeps_memory_bounded() {
+    // A full cache that loses entries to `remove` and refills without evicting.
+    for policy in policies() {
+        let c: Cache<u64, u64> = Cache::builder()
+            .max_entries(1_000)
+            .shards(1)
+            .policy(policy)
+            .build()
+            .unwrap();
+        for k in 0..1_000 {
+            c.insert(k, k);
+        }
+        let full = c.heap_bytes();
+        let mut next = 1_000u64;
+        for round in 0..200u64 {
+            for k in (round * 10..).take(300) {
+                c.remove(&(k % next));
+            }
+            while c.len() < 1_000 {
+                c.insert(next, next);
+                next += 1;
+            }
+        }
+        assert!(c.heap_bytes() <= full * 2, "{} vs {full}", c.heap_bytes());
+        c.validate();
+    }
+}
+
+#[test]
 fn removed_keys_do_not_grow_memory_without_bound() {
     // Insert/remove churn that never fills the cache must recycle slots.
     let c: Cache<u64, u64> = Cache::builder()
