@@ -1664,3 +1664,10 @@ fn public_types_are_send_and_sync() {
     check::<larder::memcached::Item>();
     check::<StoreConfig>();
 }
+
+#[test]
+fn stats_cachedump_is_an_empty_dump() {
+    let (store, _) = store(Cfg::Small);
+    let _ = send(&store, b"set k 0 0 1\r\nx\r\n");
+    assert_eq!(send(&store, b"stats cachedump 1 1\r\n"), b"END\r\n");
+}
