@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Server compatibility suites for larder-server, run by .ci/run:
 #   1. memcapable -a (libmemcached-tools): every ASCII test must pass
-#   2. pymemcache's own integration tests: all must pass (the TLS ones skip)
-#   3. bad-input suite (tests/server_suite/bad_input.py)
-#   4. memory-bound suite (tests/server_suite/memory_bound.py)
+#   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
+#   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
+#   4. bad-input suite (tests/server_suite/bad_input.py)
+#   5. memory-bound suite (tests/server_suite/memory_bound.py)
 # Installs what it needs (apt, pip), builds the release binary, starts every
 # server on a free loopback port, and kills each one by PID on exit, even on
 # failure. Prints one summary line per suite; exits non-zero if any failed.
@@ -83,6 +84,37 @@ if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'Al
     code=0
 fi
 record memcapable "$code" "$pass/$total ASCII tests passed"
+
+say "libmemcached tools"
+start tools
+S="--servers=127.0.0.1:$PORT"
+tools_ok=0 tools_total=0
+check() { # check DESCRIPTION COMMAND...: counts a tool run that succeeds
+    local what=$1
+    shift
+    tools_total=$((tools_total + 1))
+    if "$@" >"$WORK/tool.out" 2>&1; then
+        tools_ok=$((tools_ok + 1))
+    else
+        echo "failed: $what"
+        cat "$WORK/tool.out"
+    fi
+}
+echo hello >"$WORK/greeting"
+check "memccp stores a file" memccp "$S" "$WORK/greeting"
+check "memccat reads it back" bash -c "[ \"\$(memccat '$S' greeting)\" = hello ]"
+check "memcexist finds it" memcexist "$S" greeting
+check "memctouch touches it" memctouch "$S" --expire=100 greeting
+check "memcstat parses the version and stats" bash -c "memcstat '$S' | grep -q 'curr_items: 1'"
+check "memcping" memcping "$S"
+check "memcdump" memcdump "$S"
+check "memcrm deletes it" memcrm "$S" greeting
+check "memcexist no longer finds it" bash -c "! memcexist '$S' greeting"
+check "memcflush" memcflush "$S"
+check "memcslap (4 threads x 500 ops)" timeout 120 memcslap "$S" --concurrency=4 --execute-number=500
+code=1
+[ "$tools_ok" = "$tools_total" ] && code=0
+record libmemcached-tools "$code" "$tools_ok/$tools_total tool checks passed"
 
 say "pymemcache integration tests"
 start pymemcache

@@ -294,11 +294,17 @@ fn stats_report_memcacheds_fields_after_client_traffic() {
 }
 
 #[test]
-fn client_version_is_larders() {
+fn client_version_is_memcached_style_then_larders() {
     let server = TestServer::default();
     let versions = server.client().version().unwrap();
     assert_eq!(versions.len(), 1);
-    assert_eq!(versions[0].1, concat!("larder-", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        versions[0].1,
+        concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"))
+    );
+    // libmemcached reads a non-zero major, a minor and a micro number.
+    let numbers: Vec<&str> = versions[0].1.split(['.', '-']).take(3).collect();
+    assert_eq!(numbers, ["1", "6", "0"]);
 }
 
 // ---- raw sockets ------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
-use larder::server::{Server, ServerConfig};
+use larder::server::{Server, ServerConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
 [-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--help] [--version]";
@@ -253,6 +253,7 @@ fn main() -> ExitCode {
             memory_limit: options.memory_mb << 20,
             max_item_size: options.max_item_size,
             enable_shutdown: options.enable_shutdown,
+            version: VERSION.into(),
             ..StoreConfig::default()
         },
         ..ServerConfig::default()

@@ -56,6 +56,17 @@ use crate::memcached::{Store, StoreConfig, StoreError};
 use crate::sync::Arc;
 use stats::Shared;
 
+/// What the server answers to `version` (and reports in `stats`): a
+/// memcached-style `major.minor.micro` first, because libmemcached-based
+/// clients and tools (`memcstat`, pylibmc, PHP's memcached) parse it and
+/// refuse a server whose version does not start with a number. `1.6` is the
+/// memcached protocol level implemented (text and meta commands).
+///
+/// ```
+/// assert!(larder::server::VERSION.starts_with("1.6.0-larder-"));
+/// ```
+pub const VERSION: &str = concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"));
+
 /// Bytes of buffered requests a connection handles in one batch before it
 /// yields to the runtime.
 pub const BATCH_INPUT: usize = 64 << 10;
@@ -105,6 +116,8 @@ pub struct ServerConfig {
     /// connections, 2 also every connection, 3 also I/O details.
     pub verbosity: u8,
     /// The item store. Its `server_stats` is replaced by the server's.
+    /// The default differs from [`StoreConfig::default`] only in `version`,
+    /// which is [`VERSION`].
     pub store: StoreConfig,
 }
 
@@ -120,7 +133,10 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(5),
             threads: 4,
             verbosity: 0,
-            store: StoreConfig::default(),
+            store: StoreConfig {
+                version: VERSION.into(),
+                ..StoreConfig::default()
+            },
         }
     }
 }
