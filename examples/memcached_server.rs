@@ -56,7 +56,13 @@ fn serve(store: &Store, mut stream: TcpStream) -> std::io::Result<()> {
             stream.write_all(&out)?;
             out.clear();
             match progress.outcome {
-                Outcome::Continue if progress.consumed > 0 && !input.is_empty() => continue,
+                // A multi-get paused by the output limit resumes without
+                // consuming: its line stays at the head of `input`.
+                Outcome::Continue
+                    if (progress.consumed > 0 || session.is_resuming()) && !input.is_empty() =>
+                {
+                    continue
+                }
                 Outcome::Continue => break,
                 Outcome::Close => return Ok(()),
                 Outcome::Shutdown { .. } => std::process::exit(0),

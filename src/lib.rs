@@ -29,6 +29,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `memcached` | a sans-IO memcached codec and an executor over the cache |
+//! | `server` | `memcached` plus [`server`]: a tokio memcached server, and the `larder-server` binary |
 //!
 //! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
 
@@ -46,6 +47,8 @@ mod sync;
 
 #[cfg(feature = "memcached")]
 pub mod memcached;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use builder::{BuildError, CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, Occupied, Op, RemovalCause, Stats};

@@ -1536,6 +1536,35 @@ fn the_output_limit_pauses_processing() {
     assert_eq!(out, b"MN\r\n");
 }
 
+#[test]
+fn a_multi_get_pauses_at_the_output_limit_and_resumes_after_the_answered_keys() {
+    let (store, _) = store(Cfg::Small);
+    let mut session = Session::new().with_output_limit(30);
+    let mut out = Vec::new();
+    let _ = store.process(&mut session, b"set a 0 0 10\r\n0123456789\r\n", &mut out);
+    out.clear();
+    let input = b"get a nope a a\r\nmn\r\n";
+    let mut replies = Vec::new();
+    let mut rounds = 0;
+    let mut rest = &input[..];
+    while !rest.is_empty() {
+        let progress = store.process(&mut session, rest, &mut out);
+        assert!(out.len() < 30 + 30, "one value past the limit at most");
+        replies.append(&mut out);
+        rest = &rest[progress.consumed..];
+        rounds += 1;
+    }
+    assert_eq!(rounds, 3);
+    assert!(!session.is_resuming());
+    let value = "VALUE a 0 10\r\n0123456789\r\n";
+    assert_eq!(
+        String::from_utf8(replies).unwrap(),
+        format!("{value}{value}{value}END\r\nMN\r\n")
+    );
+    assert_eq!(stat(&store, "cmd_get"), 4);
+    assert_eq!(stat(&store, "get_hits"), 3);
+}
+
 // ---- stats ---------------------------------------------------------------
 
 fn stat(store: &Store, name: &str) -> u64 {
@@ -1634,4 +1663,11 @@ fn public_types_are_send_and_sync() {
     check::<Session>();
     check::<larder::memcached::Item>();
     check::<StoreConfig>();
+}
+
+#[test]
+fn stats_cachedump_is_an_empty_dump() {
+    let (store, _) = store(Cfg::Small);
+    let _ = send(&store, b"set k 0 0 1\r\nx\r\n");
+    assert_eq!(send(&store, b"stats cachedump 1 1\r\n"), b"END\r\n");
 }

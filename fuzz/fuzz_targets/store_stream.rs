@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             if progress.outcome != Outcome::Continue {
                 return;
             }
-            if progress.consumed == 0 || buffered.is_empty() {
+            if (progress.consumed == 0 && !session.is_resuming()) || buffered.is_empty() {
                 break;
             }
         }

@@ -31,7 +31,8 @@
 //!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
 //! - Memory: each item costs [`ITEM_OVERHEAD`] bytes beyond key and value
 //!   (memcached: about 50), all counted against `memory_limit`. Slab and
-//!   item statistics describe one pseudo slab class, `1`.
+//!   item statistics describe one pseudo slab class, `1`; `stats cachedump`
+//!   answers an empty dump (just `END`).
 //! - `mg`: `T` is applied before any return flag is computed (memcached
 //!   applies flags in order, so `t` before `T` shows the old TTL there). A
 //!   vivified miss (`N`) counts as a miss. `h`/`l` are kept per item; the

@@ -5,8 +5,9 @@ use super::{Outcome, Store};
 use crate::memcached::{parse, Request, Response, Status};
 
 /// Per-connection state for [`Store::process`]: bytes still to skip from a
-/// rejected request whose data block has not fully arrived, and an optional
-/// cap on buffered output.
+/// rejected request whose data block has not fully arrived, where to resume
+/// a multi-key get paused by the output limit, and an optional cap on
+/// buffered output.
 ///
 /// ```
 /// let session = larder::memcached::Session::new().with_output_limit(1 << 20);
@@ -15,6 +16,8 @@ use crate::memcached::{parse, Request, Response, Status};
 #[derive(Clone, Debug, Default)]
 pub struct Session {
     swallow: usize,
+    /// Keys of the get at the head of the input already answered.
+    resume: usize,
     output_limit: Option<usize>,
 }
 
@@ -28,6 +31,13 @@ impl Session {
     /// holds `limit` bytes or more, so a pipelining client cannot make the
     /// server buffer replies without bound: send what is there, then call
     /// again with the unconsumed input.
+    ///
+    /// The limit also applies between the keys of one `get`/`gets`/`gat`/
+    /// `gats`: once `limit` bytes of values are out, the request pauses
+    /// (its line is not consumed, [`Session::is_resuming`] is true) and the
+    /// next call continues after the keys already answered, so even a
+    /// multi-get naming one large item thousands of times buffers about
+    /// `limit` plus one value.
     #[must_use]
     pub fn with_output_limit(mut self, limit: usize) -> Self {
         self.output_limit = Some(limit);
@@ -37,6 +47,30 @@ impl Session {
     /// Whether bytes of a rejected data block are still being skipped.
     pub fn is_swallowing(&self) -> bool {
         self.swallow > 0
+    }
+
+    /// Whether a multi-key get at the head of the input was paused by the
+    /// output limit: send the output, then call [`Store::process`] again
+    /// even though it consumed nothing.
+    ///
+    /// ```
+    /// use larder::memcached::{Session, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let mut session = Session::new().with_output_limit(16);
+    /// let (mut out, input) = (Vec::new(), b"set k 0 0 10\r\n0123456789\r\nget k k\r\n");
+    /// let progress = store.process(&mut session, input, &mut out);
+    /// assert_eq!(progress.consumed, 26); // the set; the get is paused after one key
+    /// assert!(session.is_resuming());
+    /// out.clear();
+    /// let progress = store.process(&mut session, &input[26..], &mut out);
+    /// assert_eq!(progress.consumed, 9);
+    /// assert_eq!(out, b"VALUE k 0 10\r\n0123456789\r\nEND\r\n");
+    /// assert!(!session.is_resuming());
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn is_resuming(&self) -> bool {
+        self.resume > 0
     }
 }
 
@@ -61,7 +95,12 @@ impl Store {
     /// memcached's line (or nothing, for `noreply`), and a fatal error
     /// (line too long) answers and asks to close. Processing stops at the
     /// first incomplete request, after `quit`/`shutdown`, or when the
-    /// session's output limit is reached.
+    /// session's output limit is reached (possibly in the middle of a
+    /// multi-key get: see [`Session::is_resuming`]).
+    ///
+    /// A connection loop calls this, sends `out`, drops `consumed` bytes,
+    /// and calls again while `consumed > 0` or the session
+    /// [is resuming](Session::is_resuming); otherwise it reads more.
     ///
     /// **Locking behaviour:** as [`Store::execute`], one request at a time.
     ///
@@ -90,6 +129,23 @@ impl Store {
             }
             let rest = &input[pos..];
             match parse(rest, &self.limits) {
+                Ok(Status::Complete(Request::Get { cas, touch, keys }, used))
+                    if session.output_limit.is_some() =>
+                {
+                    let now = self.time.now_ms();
+                    self.apply_pending_flush(now);
+                    let (skip, limit) = (session.resume, session.output_limit);
+                    match self.execute_get(keys, cas, touch, skip, limit, now, out) {
+                        Some(next) => {
+                            session.resume = next;
+                            break Outcome::Continue;
+                        }
+                        None => {
+                            session.resume = 0;
+                            pos += used;
+                        }
+                    }
+                }
                 Ok(Status::Complete(request, used)) => {
                     let outcome = self.execute(&request, out);
                     pos += used;

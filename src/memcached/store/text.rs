@@ -53,10 +53,9 @@ impl Store {
             }
         };
         match request {
-            Request::Get { cas, touch, keys } => match touch {
-                None => self.get_many(*keys, *cas, now, out),
-                Some(exptime) => self.get_and_touch(*keys, *cas, *exptime, now, out),
-            },
+            Request::Get { cas, touch, keys } => {
+                let _ = self.execute_get(*keys, *cas, *touch, 0, None, now, out);
+            }
             Request::Store {
                 command,
                 key,
@@ -147,46 +146,71 @@ impl Store {
         Outcome::Continue
     }
 
-    fn get_many(&self, keys: Tokens<'_>, cas: bool, now: u64, out: &mut Vec<u8>) {
-        for key in keys {
-            self.counters.bump(Counter::CmdGet);
-            match self.lookup(key, true) {
-                Lookup::Hit(item) => {
-                    self.counters.bump(Counter::GetHits);
-                    item.record_fetch(self.time.uptime_secs(now));
-                    write_value(out, key, &item, cas);
-                }
-                Lookup::Miss => self.counters.bump(Counter::GetMisses),
-                Lookup::Flushed => {
-                    self.counters.bump(Counter::GetMisses);
-                    self.counters.bump(Counter::GetFlushed);
-                }
-            }
-        }
-        Response::End.write_to(out);
-    }
-
-    fn get_and_touch(
+    /// `get`/`gets`/`gat`/`gats`, answering `keys` from index `skip` on.
+    ///
+    /// With a `limit`, stops before the next key once `out` holds `limit`
+    /// bytes (after answering at least one key) and returns the index to
+    /// resume from; `END` is written only when every key was answered. This
+    /// is what keeps a multi-get of one large value repeated thousands of
+    /// times from buffering gigabytes of replies.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn execute_get(
         &self,
         keys: Tokens<'_>,
         cas: bool,
-        exptime: i64,
+        touch: Option<i64>,
+        skip: usize,
+        limit: Option<usize>,
         now: u64,
         out: &mut Vec<u8>,
-    ) {
-        let expiry = self.time.expiry(exptime, now);
-        for key in keys {
-            self.counters.bump(Counter::CmdTouch);
-            match self.touch(key, expiry, now) {
-                Some(item) => {
-                    self.counters.bump(Counter::TouchHits);
-                    item.record_fetch(self.time.uptime_secs(now));
-                    write_value(out, key, &item, cas);
-                }
-                None => self.counters.bump(Counter::TouchMisses),
+    ) -> Option<usize> {
+        let expiry = touch.map(|exptime| self.time.expiry(exptime, now));
+        for (index, key) in keys.iter().enumerate().skip(skip) {
+            if index > skip && limit.is_some_and(|limit| out.len() >= limit) {
+                return Some(index);
+            }
+            match expiry {
+                None => self.get_one(key, cas, now, out),
+                Some(expiry) => self.get_and_touch_one(key, cas, expiry, now, out),
             }
         }
         Response::End.write_to(out);
+        None
+    }
+
+    fn get_one(&self, key: &[u8], cas: bool, now: u64, out: &mut Vec<u8>) {
+        self.counters.bump(Counter::CmdGet);
+        match self.lookup(key, true) {
+            Lookup::Hit(item) => {
+                self.counters.bump(Counter::GetHits);
+                item.record_fetch(self.time.uptime_secs(now));
+                write_value(out, key, &item, cas);
+            }
+            Lookup::Miss => self.counters.bump(Counter::GetMisses),
+            Lookup::Flushed => {
+                self.counters.bump(Counter::GetMisses);
+                self.counters.bump(Counter::GetFlushed);
+            }
+        }
+    }
+
+    fn get_and_touch_one(
+        &self,
+        key: &[u8],
+        cas: bool,
+        expiry: Expiry,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) {
+        self.counters.bump(Counter::CmdTouch);
+        match self.touch(key, expiry, now) {
+            Some(item) => {
+                self.counters.bump(Counter::TouchHits);
+                item.record_fetch(self.time.uptime_secs(now));
+                write_value(out, key, &item, cas);
+            }
+            None => self.counters.bump(Counter::TouchMisses),
+        }
     }
 
     /// Sets the expiry of a live item; returns it. An `Expired` expiry removes

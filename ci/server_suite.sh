@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Server compatibility suites for larder-server, run by .ci/run:
+#   1. memcapable -a (libmemcached-tools): every ASCII test must pass
+#   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
+#   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
+#   4. bad-input suite (tests/server_suite/bad_input.py)
+#   5. memory-bound suite (tests/server_suite/memory_bound.py)
+# Installs what it needs (apt, pip), builds the release binary, starts every
+# server on a free loopback port, and kills each one by PID on exit, even on
+# failure. Prints one summary line per suite; exits non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '\n--- %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+say "installing libmemcached-tools, memcached, python3-pip"
+if { ! command -v memccapable && ! command -v memcapable; } >/dev/null \
+    || ! command -v memcached >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        libmemcached-tools memcached python3-pip >/dev/null
+fi
+MEMCAPABLE=$(command -v memccapable || command -v memcapable || true)
+if [ -z "$MEMCAPABLE" ]; then
+    echo "neither memccapable nor memcapable is installed" >&2
+    exit 1
+fi
+
+say "installing pymemcache and pytest"
+PIP=(python3 -m pip install -q --disable-pip-version-check pymemcache pytest)
+"${PIP[@]}" 2>/dev/null || "${PIP[@]}" --break-system-packages
+
+say "building larder-server (release)"
+cargo build --release --features server --bin larder-server
+BIN=target/release/larder-server
+
+# start NAME ARGS...: starts a server on a free port; sets PORT and PID.
+start() {
+    local name=$1 log="$WORK/$1.log"
+    shift
+    "$BIN" -p 0 "$@" 2>"$log" &
+    PID=$!
+    PIDS+=("$PID")
+    for _ in $(seq 100); do
+        PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
+        [ -n "$PORT" ] && return 0
+        sleep 0.1
+    done
+    echo "$name did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+SUMMARY=()
+STATUS=0
+record() { # record NAME EXIT-CODE DETAIL
+    if [ "$2" = 0 ]; then SUMMARY+=("PASS $1: $3"); else SUMMARY+=("FAIL $1: $3"); STATUS=1; fi
+}
+
+say "memcapable -a"
+start memcapable
+timeout 300 "$MEMCAPABLE" -a -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$WORK/memcapable.out"
+pass=$(grep -c '\[pass\]' "$WORK/memcapable.out")
+fail=$(grep -c '\[fail\]\|\[FAIL\]' "$WORK/memcapable.out")
+total=$(grep -c '^ascii ' "$WORK/memcapable.out")
+code=1
+if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$WORK/memcapable.out"; then
+    code=0
+fi
+record memcapable "$code" "$pass/$total ASCII tests passed"
+
+say "libmemcached tools"
+start tools
+S="--servers=127.0.0.1:$PORT"
+tools_ok=0 tools_total=0
+check() { # check DESCRIPTION COMMAND...: counts a tool run that succeeds
+    local what=$1
+    shift
+    tools_total=$((tools_total + 1))
+    if "$@" >"$WORK/tool.out" 2>&1; then
+        tools_ok=$((tools_ok + 1))
+    else
+        echo "failed: $what"
+        cat "$WORK/tool.out"
+    fi
+}
+echo hello >"$WORK/greeting"
+check "memccp stores a file" memccp "$S" "$WORK/greeting"
+check "memccat reads it back" bash -c "[ \"\$(memccat '$S' greeting)\" = hello ]"
+check "memcexist finds it" memcexist "$S" greeting
+check "memctouch touches it" memctouch "$S" --expire=100 greeting
+check "memcstat parses the version and stats" bash -c "memcstat '$S' | grep -q 'curr_items: 1'"
+check "memcping" memcping "$S"
+check "memcdump" memcdump "$S"
+check "memcrm deletes it" memcrm "$S" greeting
+check "memcexist no longer finds it" bash -c "! memcexist '$S' greeting"
+check "memcflush" memcflush "$S"
+check "memcslap (4 threads x 500 ops)" timeout 120 memcslap "$S" --concurrency=4 --execute-number=500
+code=1
+[ "$tools_ok" = "$tools_total" ] && code=0
+record libmemcached-tools "$code" "$tools_ok/$tools_total tool checks passed"
+
+say "pymemcache integration tests"
+start pymemcache
+TESTS=$(python3 -c 'import os, pymemcache.test as t; print(os.path.dirname(t.__file__))')
+# The package's conftest adds --server/--port; pass the test file by path so
+# pytest loads that conftest (with --pyargs it does not).
+(cd "$WORK" && timeout 600 python3 -m pytest -v -p no:cacheprovider \
+    -W ignore::pytest.PytestUnknownMarkWarning \
+    "$TESTS/test_integration.py" -m integration \
+    --server 127.0.0.1 --port "$PORT") >"$WORK/pymemcache.out" 2>&1
+code=$?
+grep -E 'FAILED|ERROR|SKIPPED' "$WORK/pymemcache.out"
+tail -n 3 "$WORK/pymemcache.out"
+line=$(grep -E '[0-9]+ (passed|failed)' "$WORK/pymemcache.out" | tail -1 | tr -d '=' | xargs)
+# Everything but the TLS test (it needs a TLS server) must pass.
+other_skips=$(grep ' SKIPPED' "$WORK/pymemcache.out" | grep -vc 'test_tls')
+if [ "$other_skips" != 0 ]; then
+    echo "$other_skips skipped tests are not TLS tests"
+    code=1
+fi
+record pymemcache "$code" "${line:-no result} (the skips are test_tls)"
+
+say "bad-input suite"
+start bad-input-main -m 64 -c 64 --idle-timeout 300
+MAIN_PORT=$PORT MAIN_PID=$PID
+start bad-input-short -m 16 -c 8 --idle-timeout 2
+timeout 900 python3 tests/server_suite/bad_input.py \
+    --port "$MAIN_PORT" --pid "$MAIN_PID" \
+    --short-port "$PORT" --short-pid "$PID" --short-conns 8 --short-idle 2 \
+    --memory-mb 64 2>&1 | tee "$WORK/bad.out"
+code=${PIPESTATUS[0]}
+record bad-input "$code" "$(grep -E '^bad-input:' "$WORK/bad.out" | tail -1 | sed 's/^bad-input: //')"
+
+say "memory-bound suite"
+start memory -m 64
+timeout 600 python3 tests/server_suite/memory_bound.py --port "$PORT" --pid "$PID" 2>&1 \
+    | tee "$WORK/memory.out"
+code=${PIPESTATUS[0]}
+record memory-bound "$code" "$(grep -E '^memory-bound: wrote' "$WORK/memory.out" | tail -1 | sed 's/^memory-bound: //')"
+
+say "summary"
+for line in "${SUMMARY[@]}"; do
+    echo "$line"
+done
+npass=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^PASS')
+nfail=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^FAIL')
+echo "server suites: $npass passed, $nfail failed"
+exit "$STATUS"

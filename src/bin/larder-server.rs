@@ -1,0 +1,390 @@
+//! `larder-server`: a memcached-compatible server over a larder cache.
+//!
+//! Takes memcached's flags where they make sense (`-p`, `-l`, `-m`, `-c`,
+//! `-I`, `-t`, `-v`), speaks the text and meta protocols over TCP (no UDP,
+//! no binary protocol), and stops cleanly on SIGINT or SIGTERM. Arguments
+//! are parsed by hand: a bad flag or value prints the error and a usage line
+//! and exits with status 2.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
+use larder::server::{Server, ServerConfig, VERSION};
+
+const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
+[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--help] [--version]";
+
+const HELP: &str = "\
+larder-server: a memcached-compatible server over a larder cache (TCP only)
+
+  -p, --port PORT          TCP port to listen on (default 11211; 0 picks one)
+  -l, --listen ADDR        interface to listen on (default 127.0.0.1)
+  -m, --memory-limit MB    item memory in megabytes (default 64)
+  -c, --conn-limit N       most simultaneous connections (default 1024)
+  -I, --max-item-size SIZE largest value, with an optional k or m suffix (default 1m)
+  -t, --threads N          worker threads (default: the CPU count, at most 4)
+  -v, --verbose            log to stderr; repeat (-vv) for more
+  -A, --enable-shutdown    honour the shutdown command
+      --idle-timeout SECS  close connections idle this long (default 300; 0 never)
+  -h, --help               this help
+  -V, --version            the version
+
+The bound address is printed on stderr as 'listening on ADDR:PORT'.";
+
+/// Everything the command line chose.
+#[derive(Debug, PartialEq)]
+struct Options {
+    port: u16,
+    listen: String,
+    memory_mb: u64,
+    conn_limit: usize,
+    max_item_size: usize,
+    threads: usize,
+    verbosity: u8,
+    enable_shutdown: bool,
+    idle_timeout_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+        Options {
+            port: 11211,
+            listen: "127.0.0.1".into(),
+            memory_mb: 64,
+            conn_limit: 1024,
+            max_item_size: 1 << 20,
+            threads: cpus.min(4),
+            verbosity: 0,
+            enable_shutdown: false,
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Serve(Options),
+    Help,
+    Version,
+}
+
+/// A command line that cannot be run.
+#[derive(Debug, PartialEq)]
+struct ArgError(String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(message: impl Into<String>) -> ArgError {
+    ArgError(message.into())
+}
+
+/// Parses the arguments after the program name. Accepts `-p 1`, `-p1`,
+/// `--port 1` and `--port=1`, and `-vv` for repeated verbosity.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgError> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // Split into the flag and a value attached to it, if any.
+        let (flag, attached) = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((name, value)) => (format!("--{name}"), Some(value.to_string())),
+                None => (arg.clone(), None),
+            }
+        } else if arg.starts_with('-') && arg.len() > 2 && !arg[1..].bytes().all(|b| b == b'v') {
+            (arg[..2].to_string(), Some(arg[2..].to_string()))
+        } else {
+            (arg.clone(), None)
+        };
+        let mut value = |name: &str| -> Result<String, ArgError> {
+            attached
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| bad(format!("{name} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "-p" | "--port" => options.port = number(&flag, &value(&flag)?)?,
+            "-l" | "--listen" => options.listen = value(&flag)?,
+            "-m" | "--memory-limit" => {
+                options.memory_mb = number(&flag, &value(&flag)?)?;
+                if options.memory_mb == 0 {
+                    return Err(bad(format!("{flag} must be at least 1 (megabyte)")));
+                }
+            }
+            "-c" | "--conn-limit" => {
+                options.conn_limit = number(&flag, &value(&flag)?)?;
+                if options.conn_limit == 0 {
+                    return Err(bad(format!("{flag} must be at least 1")));
+                }
+            }
+            "-I" | "--max-item-size" => options.max_item_size = size(&flag, &value(&flag)?)?,
+            "-t" | "--threads" => {
+                options.threads = number(&flag, &value(&flag)?)?;
+                if options.threads == 0 || options.threads > 256 {
+                    return Err(bad(format!("{flag} must be between 1 and 256")));
+                }
+            }
+            "--idle-timeout" => options.idle_timeout_secs = number(&flag, &value(&flag)?)?,
+            "-A" | "--enable-shutdown" => options.enable_shutdown = true,
+            "--verbose" => options.verbosity = options.verbosity.saturating_add(1),
+            "-U" | "--udp-port" => {
+                // memcached's UDP port: only "off" is supported.
+                if value(&flag)? != "0" {
+                    return Err(bad("UDP is not supported (only -U 0)"));
+                }
+            }
+            v if v.len() > 1 && v.starts_with('-') && v[1..].bytes().all(|b| b == b'v') => {
+                let count = u8::try_from(v.len() - 1).unwrap_or(u8::MAX);
+                options.verbosity = options.verbosity.saturating_add(count);
+            }
+            other if other.starts_with('-') => return Err(bad(format!("unknown flag {other}"))),
+            other => return Err(bad(format!("unexpected argument {other:?}"))),
+        }
+    }
+    let max = (options.memory_mb << 20) / 2;
+    if options.max_item_size as u64 > max {
+        return Err(bad(format!(
+            "-I {} is more than half of -m {} MB",
+            options.max_item_size, options.memory_mb
+        )));
+    }
+    Ok(Command::Serve(options))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, ArgError> {
+    text.parse()
+        .map_err(|_| bad(format!("{flag}: {text:?} is not a valid number")))
+}
+
+/// A byte size: digits with an optional `k`/`K` or `m`/`M` suffix.
+fn size(flag: &str, text: &str) -> Result<usize, ArgError> {
+    let (digits, unit) = match text.as_bytes().last() {
+        Some(b'k' | b'K') => (&text[..text.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&text[..text.len() - 1], 1 << 20),
+        _ => (text, 1),
+    };
+    let n: usize = number(flag, digits)?;
+    let bytes = n
+        .checked_mul(unit)
+        .filter(|&b| (1024..=MAX_ITEM_SIZE).contains(&b))
+        .ok_or_else(|| {
+            bad(format!(
+                "{flag}: {text} is not between 1k and {}m",
+                MAX_ITEM_SIZE >> 20
+            ))
+        })?;
+    Ok(bytes)
+}
+
+/// The socket address for `-l` and `-p`: an IP address, or a host name
+/// resolved once at start.
+fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
+    let host = listen.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| bad(format!("-l: cannot resolve {listen:?}")))
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Serve(options)) => options,
+        Ok(Command::Help) => {
+            println!("{HELP}\n\n{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("larder-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("larder-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = match listen_addr(&options.listen, options.port) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("larder-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let idle =
+        (options.idle_timeout_secs > 0).then(|| Duration::from_secs(options.idle_timeout_secs));
+    let config = ServerConfig {
+        listen,
+        conn_limit: options.conn_limit,
+        idle_timeout: idle,
+        write_timeout: idle,
+        threads: options.threads,
+        verbosity: options.verbosity,
+        store: StoreConfig {
+            memory_limit: options.memory_mb << 20,
+            max_item_size: options.max_item_size,
+            enable_shutdown: options.enable_shutdown,
+            version: VERSION.into(),
+            ..StoreConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("larder-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("larder-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!("listening on {}", server.local_addr());
+        match server.run(shutdown_signal()).await {
+            Ok(()) => {
+                if options.verbosity > 0 {
+                    eprintln!("larder-server: stopped");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("larder-server: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, ArgError> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    fn serve(args: &[&str]) -> Options {
+        match parse(args) {
+            Ok(Command::Serve(options)) => options,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_give_memcacheds_defaults_on_loopback() {
+        let options = serve(&[]);
+        assert_eq!(options.port, 11211);
+        assert_eq!(options.listen, "127.0.0.1");
+        assert_eq!(options.memory_mb, 64);
+        assert_eq!(options.conn_limit, 1024);
+        assert_eq!(options.max_item_size, 1 << 20);
+        assert_eq!(options.idle_timeout_secs, 300);
+    }
+
+    #[test]
+    fn short_long_attached_and_equals_forms_are_accepted() {
+        assert_eq!(serve(&["-p", "1"]).port, 1);
+        assert_eq!(serve(&["-p2"]).port, 2);
+        assert_eq!(serve(&["--port", "3"]).port, 3);
+        assert_eq!(serve(&["--port=4"]).port, 4);
+        assert_eq!(serve(&["-l", "::1"]).listen, "::1");
+        assert_eq!(serve(&["--memory-limit=8"]).memory_mb, 8);
+        assert_eq!(serve(&["-c", "5"]).conn_limit, 5);
+        assert_eq!(serve(&["-t", "2"]).threads, 2);
+        assert_eq!(serve(&["--idle-timeout", "0"]).idle_timeout_secs, 0);
+        assert!(serve(&["-A"]).enable_shutdown);
+        assert!(serve(&["-U", "0"]).port == 11211);
+    }
+
+    #[test]
+    fn verbosity_counts_every_v() {
+        assert_eq!(serve(&["-v"]).verbosity, 1);
+        assert_eq!(serve(&["-vv", "-v"]).verbosity, 3);
+        assert_eq!(serve(&["--verbose", "-vvv"]).verbosity, 4);
+    }
+
+    #[test]
+    fn item_sizes_take_k_and_m_suffixes() {
+        assert_eq!(serve(&["-I", "512k"]).max_item_size, 512 << 10);
+        assert_eq!(serve(&["-I", "2m"]).max_item_size, 2 << 20);
+        assert_eq!(serve(&["-I", "4096"]).max_item_size, 4096);
+    }
+
+    #[test]
+    fn bad_flags_and_values_are_errors() {
+        for args in [
+            &["-x"][..],
+            &["--nope"],
+            &["-p"],
+            &["-p", "70000"],
+            &["-p", "port"],
+            &["-m", "0"],
+            &["-m", "-1"],
+            &["-c", "0"],
+            &["-I", "1g"],
+            &["-I", "12"],
+            &["-I", "200m"],
+            &["-I", "40m", "-m", "64"],
+            &["-t", "0"],
+            &["-U", "11211"],
+            &["--idle-timeout", "soon"],
+            &["stray"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(parse(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse(&["-p", "1", "--version"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn listen_addresses_accept_ips_brackets_and_localhost() {
+        assert_eq!(
+            listen_addr("127.0.0.1", 5).unwrap(),
+            "127.0.0.1:5".parse().unwrap()
+        );
+        assert_eq!(listen_addr("[::1]", 6).unwrap(), "[::1]:6".parse().unwrap());
+        assert!(listen_addr("localhost", 7).unwrap().ip().is_loopback());
+    }
+}

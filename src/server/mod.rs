@@ -1,0 +1,306 @@
+//! A memcached-compatible TCP server over a [`Store`] (feature `server`).
+//!
+//! This is the only module that touches sockets and the only one that uses
+//! tokio. It owns the listener and one task per connection; everything about
+//! the protocol is the adapter's: each connection feeds its read buffer to
+//! [`Store::process`] and writes what that produced.
+//!
+//! # Invariants
+//! - A connection never buffers more than [`ServerConfig::max_input`] bytes
+//!   of requests; no request the parser accepts is larger, so a client that
+//!   reaches the cap is sending garbage and is answered and closed.
+//! - Replies are buffered up to about [`ServerConfig::output_limit`] bytes
+//!   (plus one value) before they are written; while a write is pending the
+//!   connection reads nothing, so a client that never reads holds at most
+//!   that much (and its kernel socket buffers), and is closed once a write
+//!   makes no progress for [`ServerConfig::write_timeout`].
+//! - Fairness: a connection yields to the runtime after every batch of
+//!   [`BATCH_INPUT`] bytes of requests or `output_limit` bytes of replies,
+//!   so one pipelining client cannot starve the others on its worker.
+//! - At most [`ServerConfig::conn_limit`] connections are served; the next
+//!   ones get `ERROR Too many open connections` and are closed.
+//! - A connection that completes no command for
+//!   [`ServerConfig::idle_timeout`] is closed (memcached's `idle_timeout`
+//!   also counts from the last command), which covers slowloris clients that
+//!   trickle a partial command.
+//!
+//! ```no_run
+//! use larder::server::{Server, ServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     ..ServerConfig::default()
+//! })
+//! .await?;
+//! eprintln!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod conn;
+mod stats;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::memcached::{Store, StoreConfig, StoreError};
+use crate::sync::Arc;
+use stats::Shared;
+
+/// What the server answers to `version` (and reports in `stats`): a
+/// memcached-style `major.minor.micro` first, because libmemcached-based
+/// clients and tools (`memcstat`, pylibmc, PHP's memcached) parse it and
+/// refuse a server whose version does not start with a number. `1.6` is the
+/// memcached protocol level implemented (text and meta commands).
+///
+/// ```
+/// assert!(larder::server::VERSION.starts_with("1.6.0-larder-"));
+/// ```
+pub const VERSION: &str = concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"));
+
+/// Bytes of buffered requests a connection handles in one batch before it
+/// yields to the runtime.
+pub const BATCH_INPUT: usize = 64 << 10;
+
+/// What a [`Server`] is built from. Start from [`ServerConfig::default`].
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::server::ServerConfig;
+///
+/// let config = ServerConfig {
+///     conn_limit: 64,
+///     idle_timeout: Some(Duration::from_secs(30)),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.listen.to_string(), "127.0.0.1:11211");
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen (memcached's `-l` and `-p`). Default
+    /// `127.0.0.1:11211`: never all interfaces unless asked. Port 0 picks a
+    /// free port; [`Server::local_addr`] tells which.
+    pub listen: SocketAddr,
+    /// Most connections served at once (memcached's `-c`). Default 1024.
+    pub conn_limit: usize,
+    /// Close a connection that completes no command for this long. `None`
+    /// never does. Default 300 s.
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection when writing its replies makes no progress for
+    /// this long (the client stopped reading). `None` waits forever (memory
+    /// stays bounded: the connection stops reading too). Default 300 s.
+    pub write_timeout: Option<Duration>,
+    /// Bytes of replies buffered before they are written (the session's
+    /// output limit). Default 256 KiB.
+    pub output_limit: usize,
+    /// Bytes of unprocessed requests a connection may buffer. `None`: twice
+    /// the item size limit plus the longest get line, room for any request
+    /// and the start of the next.
+    pub max_input: Option<usize>,
+    /// How long [`Server::run`] waits for open connections after shutdown
+    /// is asked before it returns anyway. Default 5 s.
+    pub shutdown_grace: Duration,
+    /// Worker threads of the runtime the server runs on; only reported
+    /// (`threads` in `stats`). Default 4.
+    pub threads: usize,
+    /// Logging to stderr: 0 errors only, 1 also rejected and timed-out
+    /// connections, 2 also every connection, 3 also I/O details.
+    pub verbosity: u8,
+    /// The item store. Its `server_stats` is replaced by the server's.
+    /// The default differs from [`StoreConfig::default`] only in `version`,
+    /// which is [`VERSION`].
+    pub store: StoreConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
+            conn_limit: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            write_timeout: Some(Duration::from_secs(300)),
+            output_limit: 256 << 10,
+            max_input: None,
+            shutdown_grace: Duration::from_secs(5),
+            threads: 4,
+            verbosity: 0,
+            store: StoreConfig {
+                version: VERSION.into(),
+                ..StoreConfig::default()
+            },
+        }
+    }
+}
+
+/// Why [`Server::bind`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store configuration was refused.
+    Store(StoreError),
+    /// The listening socket could not be opened.
+    Bind(SocketAddr, io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Store(e) => write!(f, "invalid store configuration: {e}"),
+            ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Store(e) => Some(e),
+            ServerError::Bind(_, e) => Some(e),
+        }
+    }
+}
+
+/// A bound, not yet running, memcached server.
+///
+/// [`Server::bind`] opens the socket and builds the store; [`Server::run`]
+/// serves until the future it is given completes, a client sends
+/// `shutdown` (when enabled), or a fatal error.
+pub struct Server {
+    listener: TcpListener,
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Builds the store and binds the listening socket.
+    ///
+    /// # Errors
+    /// [`ServerError::Store`] for a store configuration [`Store::new`]
+    /// refuses, [`ServerError::Bind`] when the address cannot be bound.
+    ///
+    /// ```
+    /// use larder::server::{Server, ServerConfig};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// runtime.block_on(async {
+    ///     let server = Server::bind(ServerConfig {
+    ///         listen: "127.0.0.1:0".parse()?,
+    ///         ..ServerConfig::default()
+    ///     })
+    ///     .await?;
+    ///     assert_ne!(server.local_addr().port(), 0);
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServerError::Bind(config.listen, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Bind(config.listen, e))?;
+        let mut store_config = config.store.clone();
+        let shared = Arc::new(Shared::new(&config, local_addr));
+        store_config.server_stats = Some(Arc::clone(&shared) as _);
+        let store = Arc::new(Store::new(store_config).map_err(ServerError::Store)?);
+        Ok(Server {
+            listener,
+            store,
+            shared,
+            local_addr,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to
+    /// port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The store the server serves, to inspect or seed it in-process.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Accepts and serves connections until `shutdown` completes (or a
+    /// client's `shutdown` command, when enabled), then stops accepting,
+    /// closes idle connections, lets busy ones finish their batch, and
+    /// returns once all are gone or [`ServerConfig::shutdown_grace`] has
+    /// passed.
+    ///
+    /// # Errors
+    /// Never for a failed connection (those are logged and closed); only if
+    /// the listener itself fails in a way retrying cannot fix.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Server {
+            listener,
+            store,
+            shared,
+            local_addr: _,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Every connection task holds a sender; `recv` returns `None` once
+        // they are all gone.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let mut requested = shared.shutdown_requested();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = requested.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        conn::spawn(stream, peer, &store, &shared, &stop_rx, &alive_tx);
+                    }
+                    Err(e) => {
+                        shared.log(1, format_args!("accept failed: {e}"));
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        shared.log(
+            1,
+            format_args!(
+                "shutting down; {} connection(s) open",
+                shared.curr_connections()
+            ),
+        );
+        let _ = stop_tx.send(true);
+        drop(alive_tx);
+        let drained = tokio::time::timeout(shared.shutdown_grace(), alive_rx.recv()).await;
+        if drained.is_err() {
+            shared.log(
+                1,
+                format_args!(
+                    "{} connection(s) still open after the grace period",
+                    shared.curr_connections()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
