@@ -143,6 +143,12 @@ async fn serve(
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::new();
     let mut last_command = Instant::now();
+    // One timer per connection, armed for the idle deadline and moved only when it
+    // fires early: arming a fresh timer for every read cost a timer-wheel insert
+    // and removal per request.
+    let idle_after = shared.idle_timeout();
+    let idle = tokio::time::sleep(idle_after.unwrap_or(Duration::from_secs(86_400)));
+    tokio::pin!(idle);
     loop {
         // Answer everything complete in the buffer, one batch at a time.
         loop {
@@ -192,13 +198,6 @@ async fn serve(
             input = BytesMut::with_capacity(READ_CHUNK);
         }
         input.reserve(READ_CHUNK.min(room));
-        let deadline = shared.idle_timeout().map(|t| last_command + t);
-        let idle = async move {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
         let mut limited = (&mut input).limit(room);
         tokio::select! {
             read = stream.read_buf(&mut limited) => {
@@ -206,7 +205,13 @@ async fn serve(
                     return Ok(End::PeerClosed);
                 }
             }
-            () = idle => return Ok(End::Idle),
+            () = &mut idle, if idle_after.is_some() => {
+                let deadline = last_command + idle_after.unwrap_or_default();
+                if Instant::now() >= deadline {
+                    return Ok(End::Idle);
+                }
+                idle.as_mut().reset(deadline);
+            }
             _ = stop.changed() => return Ok(End::Shutdown),
         }
     }
@@ -219,7 +224,13 @@ async fn write_all(
     buf: &[u8],
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    let mut rest = buf;
+    // Most replies fit the socket buffer: try a plain non-blocking write first, so
+    // the common case arms no timer.
+    let mut rest = match stream.try_write(buf) {
+        Ok(n) => &buf[n..],
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf,
+        Err(e) => return Err(e),
+    };
     while !rest.is_empty() {
         let written = match timeout {
             Some(timeout) => tokio::time::timeout(timeout, stream.write(rest))
