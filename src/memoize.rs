@@ -253,6 +253,21 @@ where
     K: Hash + Eq + Clone,
     V: Clone,
 {
+    /// How many callers are waiting for the load of `key` now in flight (0 if none
+    /// is). For tests that must know that waiters have really joined a load.
+    ///
+    /// **Locking behaviour:** the shard's in-flight table mutex.
+    #[doc(hidden)]
+    pub fn load_waiters(&self, key: &K) -> usize {
+        let hash = self.hash(key);
+        let table = self.flights(hash).table.lock();
+        table
+            .iter()
+            .find(|e| e.hash == hash && e.key == *key)
+            // One reference is the table's, one the leader's; each waiter has one.
+            .map_or(0, |e| Arc::strong_count(&e.flight).saturating_sub(2))
+    }
+
     /// Joins the load in flight for `key`, or registers one and leads it.
     fn claim(&self, hash: u64, key: &K) -> Claim<'_, K, V> {
         let flight = {
