@@ -579,11 +579,7 @@ mod asynchronous {
         ///     assert_eq!(cache.get(&7).as_deref(), Some("user 7"));
         /// });
         /// ```
-        pub async fn get_or_insert_with_async(
-            &self,
-            key: K,
-            init: impl Future<Output = V>,
-        ) -> V {
+        pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
             let ttl = self.ttl_ms;
             let init = async move { Ok::<_, Infallible>((init.await, ttl)) };
             match self.load_async(key, init).await {

@@ -167,7 +167,10 @@ async fn panicking_async_leader_hands_the_load_to_a_waiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_waiter_does_not_disturb_the_load() {
     let cache = cache();
-    let (started, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (started, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let (c, s, r) = (cache.clone(), started.clone(), release.clone());
     let leader = tokio::spawn(async move {
         c.get_or_insert_with_async(1, async move {
@@ -203,7 +206,10 @@ async fn async_load_uses_the_default_ttl() {
         .build()
         .unwrap();
     assert_eq!(cache.get_or_insert_with_async(1, async { 1 }).await, 1);
-    assert_eq!(cache.get_with_ttl(&1), Some((1, Some(Duration::from_secs(5)))));
+    assert_eq!(
+        cache.get_with_ttl(&1),
+        Some((1, Some(Duration::from_secs(5))))
+    );
     hand.advance(Duration::from_secs(5));
     assert_eq!(cache.get_or_insert_with_async(1, async { 2 }).await, 2);
 }
