@@ -179,7 +179,9 @@ fn stat_slot() -> usize {
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and
 /// [`retain`](Self::retain) run under a write lock and must not call into the same
-/// cache.
+/// cache. [`get_or_insert_with`](Self::get_or_insert_with) and its variants run
+/// their loader with no lock held; callers waiting for a load wait on that load
+/// alone, never on a shard lock.
 ///
 /// # Expiry
 /// An expired entry is never returned. Every write to a shard that holds entries with

@@ -31,7 +31,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `memcached` | a sans-IO memcached codec and an executor over the cache |
-//! | `async` | [`Cache::get_or_insert_with_async`] and [`Cache::try_get_or_insert_with_async`]: single-flight loading for futures, on any executor |
+//! | `async` | `Cache::get_or_insert_with_async` and `Cache::try_get_or_insert_with_async`: single-flight loading for futures, on any executor (no runtime dependency) |
 //!
 //! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
 

@@ -196,13 +196,14 @@ impl<K, V: Clone> Leader<'_, K, V> {
 impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     /// Stores the loaded value (`ttl_ms`: `None` never expires), then publishes it.
     fn finish(self, key: K, value: V, ttl_ms: Option<u64>) -> V {
-        let counters = &self.cache.loads;
-        counters.loads.fetch_add(1, Relaxed);
-        if let Some(ns) = self.elapsed_ns() {
-            counters.nanos.fetch_add(ns, Relaxed);
-        }
-        self.cache.insert_inner(key, value.clone(), ttl_ms);
-        self.publish(value)
+        let (cache, ns) = (self.cache, self.elapsed_ns());
+        cache.insert_inner(key, value.clone(), ttl_ms);
+        let value = self.publish(value);
+        // Counted only now: a panic above (in `Clone`, the weigher or the listener)
+        // is counted as a failure by `Drop`.
+        cache.loads.loads.fetch_add(1, Relaxed);
+        cache.loads.nanos.fetch_add(ns.unwrap_or(0), Relaxed);
+        value
     }
 }
 
@@ -487,8 +488,8 @@ mod asynchronous {
 
     impl<V> Drop for Wait<'_, V> {
         fn drop(&mut self) {
-            // A cancelled waiter leaves no waker behind (the list is emptied when
-            // the outcome is published, hence `get_mut`).
+            // A cancelled waiter leaves no waker behind. The list is emptied when
+            // the outcome is published, so the slot may be gone already.
             if let Some(i) = self.slot {
                 let waker = self
                     .flight
@@ -793,11 +794,5 @@ impl<K, V, F> fmt::Debug for TryMemoized<K, V, F> {
         f.debug_struct("TryMemoized")
             .field("cache", &self.cache)
             .finish_non_exhaustive()
-    }
-}
-
-impl<V> fmt::Debug for Flight<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Flight")
     }
 }
