@@ -5,6 +5,7 @@
 
 use crate::builder::CacheBuilder;
 use crate::clock::{ttl_ms, Clock};
+use crate::memoize::{Flights, LoadCounters};
 use crate::policy::Policy;
 use crate::shard::{short_hash, Garbage, Shard};
 use crate::sync::{AtomicU64, RwLock};
@@ -60,6 +61,15 @@ pub struct Stats {
     /// New entries never stored because they were heavier than their shard's share
     /// of the capacity.
     pub rejections: u64,
+    /// Loader runs (of [`get_or_insert_with`](Cache::get_or_insert_with) and its
+    /// variants, and [`Memoized`](crate::Memoized)) that produced a value. Callers
+    /// that waited for another caller's loader are not counted.
+    pub loads: u64,
+    /// Loader runs that returned an error, panicked, or (async) were cancelled.
+    pub load_failures: u64,
+    /// Total time spent in loader runs, successful or not, as the cache's
+    /// [`Clock`](crate::Clock) measures it.
+    pub load_time: Duration,
 }
 
 impl Stats {
@@ -113,6 +123,8 @@ pub enum Op<V> {
 #[repr(align(128))]
 struct Cell<K, V> {
     lock: RwLock<Shard<K, V>>,
+    /// Loads in flight for this shard's keys; see [`crate::memoize`].
+    flights: Flights<K, V>,
 }
 
 /// Hit and miss counters are striped by thread: each thread counts into a slot of
@@ -167,7 +179,9 @@ fn stat_slot() -> usize {
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and
 /// [`retain`](Self::retain) run under a write lock and must not call into the same
-/// cache.
+/// cache. [`get_or_insert_with`](Self::get_or_insert_with) and its variants run
+/// their loader with no lock held; callers waiting for a load wait on that load
+/// alone, never on a shard lock.
 ///
 /// # Expiry
 /// An expired entry is never returned. Every write to a shard that holds entries with
@@ -194,8 +208,9 @@ pub struct Cache<K, V> {
     counts: Box<[StatSlot]>,
     mask: usize,
     hasher: ahash::RandomState,
-    clock: Clock,
-    ttl_ms: Option<u64>,
+    pub(crate) clock: Clock,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) loads: LoadCounters,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     policy: Policy,
@@ -207,6 +222,18 @@ impl<K, V> Cache<K, V> {
     /// A builder; see [`CacheBuilder`].
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder::default()
+    }
+
+    #[inline]
+    fn cell(&self, hash: u64) -> &Cell<K, V> {
+        // The high half picks the shard; the low half is what the shard stores.
+        &self.cells[(hash >> 32) as usize & self.mask]
+    }
+
+    /// The in-flight load table of the shard that `hash` maps to.
+    #[inline]
+    pub(crate) fn flights(&self, hash: u64) -> &Flights<K, V> {
+        &self.cell(hash).flights
     }
 }
 
@@ -251,6 +278,7 @@ where
                 };
                 Cell {
                     lock: RwLock::new(Shard::new(&policy, share, slot_hint, now)),
+                    flights: Flights::new(),
                 }
             })
             .collect();
@@ -271,6 +299,7 @@ where
             hasher,
             clock,
             ttl_ms: ttl.map(ttl_ms),
+            loads: LoadCounters::default(),
             weigher,
             listener,
             exclusive_hits: policy.exclusive_hits(),
@@ -280,14 +309,8 @@ where
     }
 
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
-    }
-
-    #[inline]
-    fn cell(&self, hash: u64) -> &Cell<K, V> {
-        // The high half picks the shard; the low half is what the shard stores.
-        &self.cells[(hash >> 32) as usize & self.mask]
     }
 
     #[inline]
@@ -343,7 +366,7 @@ where
         self.insert_inner(key, value, Some(ttl_ms(ttl)));
     }
 
-    fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) {
+    pub(crate) fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) {
         let hash = self.hash(&key);
         let weight = self.weigh(&key, &value);
         let mut now = if ttl.is_some() {
@@ -819,6 +842,7 @@ where
             s.removals += c.removals;
             s.rejections += c.rejections;
         }
+        self.loads.add_to(&mut s);
         s
     }
 

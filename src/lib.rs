@@ -24,12 +24,15 @@
 //!   clock.
 //! - [`Policy`]: the eviction policies and what their hits cost.
 //! - [`Clock`]: real or manual time (tests never sleep).
+//! - [`Cache::get_or_insert_with`] and [`Memoized`]: single-flight loading, one
+//!   loader per key however many threads miss it at once.
 //!
 //! ## Cargo features
 //! | feature | what it adds |
 //! |---|---|
 //! | `memcached` | a sans-IO memcached codec and an executor over the cache |
 //! | `server` | `memcached` plus [`server`]: a tokio memcached server, and the `larder-server` binary |
+//! | `async` | `Cache::get_or_insert_with_async` and `Cache::try_get_or_insert_with_async`: single-flight loading for futures, on any executor (no runtime dependency) |
 //!
 //! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
 
@@ -40,6 +43,7 @@ mod builder;
 mod cache;
 mod clock;
 mod index;
+mod memoize;
 mod policy;
 mod shard;
 mod slab;
@@ -53,6 +57,7 @@ pub mod server;
 pub use builder::{BuildError, CacheBuilder, MAX_SHARDS};
 pub use cache::{Cache, Occupied, Op, RemovalCause, Stats};
 pub use clock::{Clock, ManualClock};
+pub use memoize::{Memoized, TryMemoized};
 pub use policy::Policy;
 pub use shard::SWEEP_STEP;
 

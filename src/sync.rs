@@ -4,19 +4,67 @@
 //! model checker can swap in its own versions under `--cfg larder_loom` (the same
 //! arrangement as tokio's `src/loom`). The normal build uses `parking_lot` locks and
 //! `std` atomics; both shims expose the same small surface: `read`, `write`,
-//! `try_read` and `try_write` returning guards directly (no poisoning).
+//! `try_read` and `try_write` returning guards directly (no poisoning), `Mutex::lock`
+//! likewise, and a `Condvar` whose `wait` takes the guard by value and hands it back
+//! (loom's shape; parking_lot's `wait(&mut guard)` is wrapped to match).
 
 #[cfg(not(larder_loom))]
 mod imp {
-    pub(crate) use parking_lot::RwLock;
+    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
     pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
     pub(crate) use std::sync::Arc;
+
+    /// parking_lot's `Condvar` with the guard passed by value, as loom wants it.
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(parking_lot::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
 }
 
 #[cfg(larder_loom)]
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
-    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::sync::{Arc, MutexGuard};
+
+    /// A `Mutex` with parking_lot's guard-returning API, backed by loom.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// loom's `Condvar` without poisoning.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|e| e.into_inner())
+        }
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
 
     /// A `RwLock` with parking_lot's guard-returning API, backed by loom.
     #[derive(Debug)]

@@ -178,3 +178,66 @@ fn expire_touch() {
         cache.validate();
     });
 }
+
+/// Two waiters and one loader race for one key (as three threads, any of which may
+/// lead): the loader runs exactly once and everyone gets its value.
+#[test]
+fn get_or_insert_with_loads_once_for_three_callers() {
+    loom::model(|| {
+        let cache: Arc<Cache<u32, u32>> =
+            Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let call = |cache: Arc<Cache<u32, u32>>, calls: Arc<AtomicUsize>| {
+            move || {
+                cache.get_or_insert_with(1, || {
+                    calls.fetch_add(1, SeqCst);
+                    10
+                })
+            }
+        };
+        let t1 = thread::spawn(call(cache.clone(), calls.clone()));
+        let t2 = thread::spawn(call(cache.clone(), calls.clone()));
+        assert_eq!(call(cache.clone(), calls.clone())(), 10);
+        assert_eq!(t1.join().unwrap(), 10);
+        assert_eq!(t2.join().unwrap(), 10);
+        assert_eq!(calls.load(SeqCst), 1);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.load_waiters(&1), 0);
+        cache.validate();
+    });
+}
+
+/// As above, but the first loader fails: exactly one caller sees the error, the
+/// others get the value of the second (and last) loader.
+#[test]
+fn try_get_or_insert_with_failure_hands_over_to_a_waiter() {
+    loom::model(|| {
+        let cache: Arc<Cache<u32, u32>> =
+            Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let call = |cache: Arc<Cache<u32, u32>>, calls: Arc<AtomicUsize>| {
+            move || {
+                cache.try_get_or_insert_with(1, || {
+                    if calls.fetch_add(1, SeqCst) == 0 {
+                        Err(())
+                    } else {
+                        Ok(10)
+                    }
+                })
+            }
+        };
+        let t1 = thread::spawn(call(cache.clone(), calls.clone()));
+        let t2 = thread::spawn(call(cache.clone(), calls.clone()));
+        let results = [
+            call(cache.clone(), calls.clone())(),
+            t1.join().unwrap(),
+            t2.join().unwrap(),
+        ];
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        assert_eq!(results.iter().filter(|r| **r == Ok(10)).count(), 2);
+        assert_eq!(calls.load(SeqCst), 2);
+        assert_eq!(cache.get(&1), Some(10));
+        assert_eq!(cache.load_waiters(&1), 0);
+        cache.validate();
+    });
+}
