@@ -30,7 +30,7 @@
 //! ## Cargo features
 //! | feature | what it adds |
 //! |---|---|
-//! | `memcached` | a sans-IO memcached codec and an executor over the cache |
+//! | `memcached` | a sans-IO memcached codec and an executor over the cache, and [`ring`]: the ketama ring twemproxy routes keys with |
 //! | `server` | `memcached` plus [`server`]: a tokio memcached server, and the `larder-server` binary |
 //! | `async` | `Cache::get_or_insert_with_async` and `Cache::try_get_or_insert_with_async`: single-flight loading for futures, on any executor (no runtime dependency) |
 //!
@@ -51,6 +51,8 @@ mod sync;
 
 #[cfg(feature = "memcached")]
 pub mod memcached;
+#[cfg(feature = "memcached")]
+pub mod ring;
 #[cfg(feature = "server")]
 pub mod server;
 
