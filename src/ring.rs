@@ -54,6 +54,11 @@ use std::fmt;
 
 mod md5;
 
+/// The Rust example in docs/scale-out.md compiles and runs.
+#[doc = include_str!("../docs/scale-out.md")]
+#[cfg(doctest)]
+struct ScaleOutDoctests;
+
 /// Points per server at equal weights (twemproxy's `KETAMA_POINTS_PER_SERVER`).
 pub const POINTS_PER_SERVER: u32 = 160;
 
