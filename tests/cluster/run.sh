@@ -17,13 +17,19 @@ cleanup() {
         kill "$PY_PID" 2>/dev/null
         wait "$PY_PID" 2>/dev/null
     fi
-    # Whatever the script started and could not stop itself.
+    # Whatever the script started and could not stop itself; the name check
+    # guards against a PID reused since by an unrelated process.
     while read -r pid; do
-        kill -9 "$pid" 2>/dev/null
+        case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+            larder-server | nutcracker) kill -9 "$pid" 2>/dev/null ;;
+        esac
     done <"$PIDFILE"
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+# A signal exits, and exiting runs cleanup once.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say() { printf '\n--- %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
