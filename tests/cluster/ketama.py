@@ -6,6 +6,7 @@ this file against each other. See src/ring.rs for the rules and why.
 """
 import bisect
 import hashlib
+import math
 import struct
 
 POINTS_PER_SERVER = 160
@@ -30,7 +31,6 @@ def points_for(weight: int, total: int, live: int) -> int:
     pct = _f32(_f32(weight) / _f32(total))
     scaled = _f32(_f32(_f32(pct * 160.0) / 4.0) * _f32(live))
     nudged = _f32(scaled + 0.0000000001)
-    import math
 
     return int(math.floor(nudged)) * 4
 
