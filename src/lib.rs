@@ -30,8 +30,8 @@
 //! ## Cargo features
 //! | feature | what it adds |
 //! |---|---|
-//! | `memcached` | a sans-IO memcached codec and an executor over the cache, and [`ring`]: the ketama ring twemproxy routes keys with |
-//! | `server` | `memcached` plus [`server`]: a tokio memcached server, and the `larder-server` binary |
+//! | `memcached` | a sans-IO memcached codec and an executor over the cache (`larder::memcached`), and `larder::ring`: the ketama ring twemproxy routes keys with |
+//! | `server` | `memcached` plus `larder::server`: a tokio memcached server, and the `larder-server` binary |
 //! | `async` | `Cache::get_or_insert_with_async` and `Cache::try_get_or_insert_with_async`: single-flight loading for futures, on any executor (no runtime dependency) |
 //!
 //! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
