@@ -548,22 +548,11 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut garbage = Garbage::new();
-        let mut out = None;
-        {
-            let mut shard = self.cell(hash).lock.write();
-            shard.maintain(now, &mut garbage);
-            if let Some(idx) = shard.find(short_hash(hash), key) {
-                if shard.is_expired(shard.slab.entry(idx), now) {
-                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
-                } else {
-                    shard.remove_slot(idx, RemovalCause::Removed, &mut garbage);
-                    out = garbage.pop();
-                }
-            }
-        }
-        self.finish(garbage);
+        let out = self.with_shard(hash, |shard, now, garbage| {
+            let idx = shard.find_live(short_hash(hash), key, now, garbage)?;
+            shard.remove_slot(idx, RemovalCause::Removed, garbage);
+            garbage.pop()
+        });
         out.map(|(k, v, cause)| {
             if let Some(listener) = &self.listener {
                 listener(&k, &v, cause);
@@ -590,24 +579,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let now = self.clock.now_ms();
-        let mut garbage = Garbage::new();
-        let mut touched = false;
-        {
-            let mut shard = self.cell(hash).lock.write();
-            shard.maintain(now, &mut garbage);
-            if let Some(idx) = shard.find(short_hash(hash), key) {
-                if shard.is_expired(shard.slab.entry(idx), now) {
-                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
-                } else {
+        self.with_shard(hash, |shard, now, garbage| {
+            match shard.find_live(short_hash(hash), key, now, garbage) {
+                Some(idx) => {
                     let d = shard.deadline_for(now, ttl.map(ttl_ms));
                     shard.set_deadline(idx, d);
-                    touched = true;
+                    true
                 }
+                None => false,
             }
-        }
-        self.finish(garbage);
-        touched
+        })
     }
 
     /// Atomically reads and changes one entry: `f` sees the live entry (if any) and
@@ -642,19 +623,8 @@ where
     pub fn compute<R>(&self, key: K, f: impl FnOnce(Option<Occupied<'_, V>>) -> (Op<V>, R)) -> R {
         let hash = self.hash(&key);
         let h32 = short_hash(hash);
-        let now = self.clock.now_ms();
-        let mut garbage = Garbage::new();
-        let result;
-        {
-            let mut shard = self.cell(hash).lock.write();
-            shard.maintain(now, &mut garbage);
-            let mut found = shard.find(h32, &key);
-            if let Some(idx) = found {
-                if shard.is_expired(shard.slab.entry(idx), now) {
-                    shard.remove_slot(idx, RemovalCause::Expired, &mut garbage);
-                    found = None;
-                }
-            }
+        self.with_shard(hash, |shard, now, garbage| {
+            let found = shard.find_live(h32, &key, now, garbage);
             let current = found.map(|idx| {
                 let e = shard.slab.entry(idx);
                 Occupied {
@@ -662,8 +632,7 @@ where
                     ttl: shard.ttl_of(e, now),
                 }
             });
-            let (op, r) = f(current);
-            result = r;
+            let (op, result) = f(current);
             let ttl_deadline = |shard: &Shard<K, V>, ttl: Option<Duration>| {
                 shard.deadline_for(now, ttl.map(ttl_ms))
             };
@@ -672,35 +641,53 @@ where
                     garbage.spare_key = Some(key);
                 }
                 (Op::Remove, Some(idx)) => {
-                    shard.remove_slot(idx, RemovalCause::Removed, &mut garbage);
+                    shard.remove_slot(idx, RemovalCause::Removed, garbage);
                     garbage.spare_key = Some(key);
                 }
                 (Op::SetTtl(ttl), Some(idx)) => {
-                    let d = ttl_deadline(&shard, ttl);
+                    let d = ttl_deadline(shard, ttl);
                     shard.set_deadline(idx, d);
                     garbage.spare_key = Some(key);
                 }
                 (Op::Put(v), Some(idx)) => {
                     let w = self.weigh(&key, &v);
-                    shard.replace(idx, key, v, w, None, now, &mut garbage);
+                    shard.replace(idx, key, v, w, None, now, garbage);
                 }
                 (Op::Put(v), None) => {
                     let w = self.weigh(&key, &v);
                     let d = shard.deadline_for(now, self.ttl_ms);
-                    shard.insert_new(key, v, h32, w, d, now, &mut garbage);
+                    shard.insert_new(key, v, h32, w, d, now, garbage);
                 }
                 (Op::PutWithTtl(v, ttl), Some(idx)) => {
                     let w = self.weigh(&key, &v);
-                    let d = ttl_deadline(&shard, ttl);
-                    shard.replace(idx, key, v, w, Some(d), now, &mut garbage);
+                    let d = ttl_deadline(shard, ttl);
+                    shard.replace(idx, key, v, w, Some(d), now, garbage);
                 }
                 (Op::PutWithTtl(v, ttl), None) => {
                     let w = self.weigh(&key, &v);
-                    let d = ttl_deadline(&shard, ttl);
-                    shard.insert_new(key, v, h32, w, d, now, &mut garbage);
+                    let d = ttl_deadline(shard, ttl);
+                    shard.insert_new(key, v, h32, w, d, now, garbage);
                 }
             }
-        }
+            result
+        })
+    }
+
+    /// Runs `f` under the write lock of `hash`'s shard, after the shard's
+    /// housekeeping, then reports and drops whatever left the shard once the lock is
+    /// released (the garbage outlives the guard, also when `f` panics).
+    fn with_shard<R>(
+        &self,
+        hash: u64,
+        f: impl FnOnce(&mut Shard<K, V>, u64, &mut Garbage<K, V>) -> R,
+    ) -> R {
+        let now = self.clock.now_ms();
+        let mut garbage = Garbage::new();
+        let result = {
+            let mut shard = self.cell(hash).lock.write();
+            shard.maintain(now, &mut garbage);
+            f(&mut shard, now, &mut garbage)
+        };
         self.finish(garbage);
         result
     }

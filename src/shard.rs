@@ -188,6 +188,27 @@ where
         })
     }
 
+    /// The slot holding a live entry for `key`; an expired one found on the way is
+    /// reclaimed.
+    pub(crate) fn find_live<Q>(
+        &mut self,
+        hash: NonZeroU32,
+        key: &Q,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        if self.is_expired(self.slab.entry(idx), now) {
+            self.remove_slot(idx, RemovalCause::Expired, garbage);
+            return None;
+        }
+        Some(idx)
+    }
+
     /// Housekeeping done by every write: move the time base if due, and reclaim a few
     /// expired entries.
     pub(crate) fn maintain(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
@@ -294,16 +315,9 @@ where
     ) {
         self.maintain(now, garbage);
         let deadline = self.deadline_for(now, ttl_ms);
-        match self.find(hash, &key) {
-            Some(idx) if !self.is_expired(self.slab.entry(idx), now) => {
-                self.replace(idx, key, value, weight, Some(deadline), now, garbage);
-            }
-            found => {
-                if let Some(idx) = found {
-                    self.remove_slot(idx, RemovalCause::Expired, garbage);
-                }
-                self.insert_new(key, value, hash, weight, deadline, now, garbage);
-            }
+        match self.find_live(hash, &key, now, garbage) {
+            Some(idx) => self.replace(idx, key, value, weight, Some(deadline), now, garbage),
+            None => self.insert_new(key, value, hash, weight, deadline, now, garbage),
         }
     }
 
