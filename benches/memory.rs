@@ -9,35 +9,10 @@
 mod common;
 
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 
-struct Counting;
-static IN_USE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged and only counts
-// the sizes; the layout contract is the caller's, passed through as is.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        IN_USE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout the caller gave us.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        IN_USE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: `p` was allocated by `System.alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        IN_USE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: `p` was allocated by `System` with layout `l`.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::in_use;
 
 const N: u64 = 1_000_000;
 
@@ -46,12 +21,12 @@ fn measure(
     make: impl FnOnce() -> Box<dyn BenchCache>,
     len: impl Fn(&dyn BenchCache) -> u64,
 ) {
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = in_use();
     let cache = make();
     for k in 0..N {
         cache.insert(k, k);
     }
-    let used = IN_USE.load(Ordering::Relaxed) - before;
+    let used = in_use() - before;
     let held = len(&*cache);
     println!(
         "| {name:<24} | {held:>9} | {:>8.1} MiB | {:>6.1} |",

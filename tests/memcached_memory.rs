@@ -5,42 +5,16 @@
 //! rounding; `ITEM_OVERHEAD` budgets 48 bytes per item for those on top.
 #![cfg(feature = "memcached")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use larder::memcached::{Session, Store, StoreConfig, ITEM_OVERHEAD};
 
-struct Counting;
-static IN_USE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged and only counts
-// the sizes; the layout contract is the caller's, passed through as is.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        IN_USE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout the caller gave us.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        IN_USE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: `p` was allocated by `System.alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        IN_USE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: `p` was allocated by `System` with layout `l`.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::in_use;
 
 /// Stores `n` items with `value_len`-byte values; returns heap growth per item
 /// held, and the store's own figure per item.
 fn measure(memory_limit: u64, n: usize, value_len: usize) -> (f64, f64, usize) {
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = in_use();
     let store = Store::new(StoreConfig {
         memory_limit,
         ..StoreConfig::default()
@@ -60,7 +34,7 @@ fn measure(memory_limit: u64, n: usize, value_len: usize) -> (f64, f64, usize) {
         assert_eq!(out, b"STORED\r\n");
     }
     drop((out, request, value));
-    let used = (IN_USE.load(Ordering::Relaxed) - before) as f64;
+    let used = (in_use() - before) as f64;
     let held = store.len();
     let charged = store.bytes() as f64;
     (used / held as f64, charged / held as f64, held)

@@ -258,19 +258,8 @@ impl<'a> MetaFlags<'a> {
             b'J' => MetaFlag::Initial(self.initial?),
             b'D' => MetaFlag::Delta(self.delta?),
             b'b' => MetaFlag::Base64Key,
-            b'c' => MetaFlag::ReturnCas,
-            b'f' => MetaFlag::ReturnFlags,
-            b'h' => MetaFlag::ReturnHit,
-            b'k' => MetaFlag::ReturnKey,
-            b'l' => MetaFlag::ReturnLastAccess,
-            b's' => MetaFlag::ReturnSize,
-            b't' => MetaFlag::ReturnTtl,
-            b'v' => MetaFlag::ReturnValue,
-            b'u' => MetaFlag::NoBump,
-            b'q' => MetaFlag::Quiet,
-            b'I' => MetaFlag::Invalidate,
-            b'x' => MetaFlag::RemoveValue,
-            _ => return None,
+            // The flags that carry no token.
+            _ => return flag_from_letter(letter),
         })
     }
 
