@@ -20,13 +20,14 @@ use crate::sync::{Arc, AtomicU64};
 /// bounds the memory the store really uses.
 ///
 /// Measured on x86-64 with a counting allocator (`tests/memcached_memory.rs`
-/// checks the bound; figures per item, 100,000 small items, 8 shards):
+/// checks the bound; figures per item, 100,000 small items, 8 shards; measured
+/// with the earlier hashbrown index, which cost a few bytes more):
 ///
 /// | part | bytes |
 /// |---|---|
 /// | the cache's slab slot for `(Bytes, Item)`: key handle 32, item pointer 8, hash, deadline, policy word, link | 56 |
 /// | slab growth slack (vectors double; ~30% spare at this fill, up to 100% just after a doubling) | 17–56 |
-/// | index table (`u32` + control byte, 7/8 load, power-of-two buckets) and policy state | 8–12 |
+/// | index (twelve 5-byte slots per 64-byte line at up to 85% load) and policy state (ghost fingerprints) | 7–9 |
 /// | the shared item record: two counts, value handle 32, flags, CAS, sequence, expiry, state | 88 |
 /// | the remainder the counting allocator sees (ghost sets, queue vectors) | ~60 |
 /// | allocator headers and 16-byte rounding of the three heap blocks (key, record, value) | ~50 |
