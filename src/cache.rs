@@ -374,15 +374,14 @@ where
         } else {
             0
         };
-        let mut garbage = Garbage::new();
-        {
-            let mut shard = self.cell(hash).lock.write();
+        // No clock read for a cache that has no deadlines to check (`with_shard`
+        // reads it unconditionally; this is the hot write path).
+        self.locked(self.cell(hash), |shard, garbage| {
             if now == 0 && shard.has_timed() {
                 now = self.clock.now_ms();
             }
-            shard.insert(key, value, short_hash(hash), weight, ttl, now, &mut garbage);
-        }
-        self.finish(garbage);
+            shard.insert(key, value, short_hash(hash), weight, ttl, now, garbage);
+        });
     }
 
     /// The value for `key`, if present and not expired. Counts as a hit or miss and
@@ -480,45 +479,20 @@ where
         let h32 = short_hash(hash);
         let found = if record && self.exclusive_hits {
             let mut shard = cell.lock.write();
-            match shard.find(h32, key) {
-                Some(idx) => {
-                    let e = shard.slab.entry(idx);
-                    let now = if e.deadline != 0 {
-                        self.clock.now_ms()
-                    } else {
-                        0
-                    };
-                    if e.deadline != 0 && shard.is_expired(e, now) {
-                        None
-                    } else {
-                        shard.touch_locked(idx);
-                        let e = shard.slab.entry(idx);
-                        Some(map(&e.value, &|| shard.ttl_of(e, now)))
-                    }
-                }
-                None => None,
-            }
+            shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
+                shard.touch_locked(idx);
+                let e = shard.slab.entry(idx);
+                map(&e.value, &|| shard.ttl_of(e, now))
+            })
         } else {
             let shard = cell.lock.read();
-            match shard.find(h32, key) {
-                Some(idx) => {
-                    let e = shard.slab.entry(idx);
-                    let now = if e.deadline != 0 {
-                        self.clock.now_ms()
-                    } else {
-                        0
-                    };
-                    if e.deadline != 0 && shard.is_expired(e, now) {
-                        None
-                    } else {
-                        if record {
-                            e.bump(shard.max_freq);
-                        }
-                        Some(map(&e.value, &|| shard.ttl_of(e, now)))
-                    }
+            shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
+                let e = shard.slab.entry(idx);
+                if record {
+                    e.bump(shard.max_freq);
                 }
-                None => None,
-            }
+                map(&e.value, &|| shard.ttl_of(e, now))
+            })
         };
         if record {
             let slot = &self.counts[stat_slot()];
@@ -674,19 +648,31 @@ where
     }
 
     /// Runs `f` under the write lock of `hash`'s shard, after the shard's
-    /// housekeeping, then reports and drops whatever left the shard once the lock is
-    /// released (the garbage outlives the guard, also when `f` panics).
+    /// housekeeping (see [`locked`](Self::locked)).
     fn with_shard<R>(
         &self,
         hash: u64,
         f: impl FnOnce(&mut Shard<K, V>, u64, &mut Garbage<K, V>) -> R,
     ) -> R {
         let now = self.clock.now_ms();
+        self.locked(self.cell(hash), |shard, garbage| {
+            shard.maintain(now, garbage);
+            f(shard, now, garbage)
+        })
+    }
+
+    /// Runs `f` under `cell`'s write lock, then reports and drops whatever left the
+    /// shard once the lock is released (the garbage outlives the guard, also when `f`
+    /// panics).
+    fn locked<R>(
+        &self,
+        cell: &Cell<K, V>,
+        f: impl FnOnce(&mut Shard<K, V>, &mut Garbage<K, V>) -> R,
+    ) -> R {
         let mut garbage = Garbage::new();
         let result = {
-            let mut shard = self.cell(hash).lock.write();
-            shard.maintain(now, &mut garbage);
-            f(&mut shard, now, &mut garbage)
+            let mut shard = cell.lock.write();
+            f(&mut shard, &mut garbage)
         };
         self.finish(garbage);
         result
@@ -708,12 +694,7 @@ where
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         let now = self.clock.now_ms();
         for cell in self.cells.iter() {
-            let mut garbage = Garbage::new();
-            {
-                let mut shard = cell.lock.write();
-                shard.retain(now, &mut keep, &mut garbage);
-            }
-            self.finish(garbage);
+            self.locked(cell, |shard, garbage| shard.retain(now, &mut keep, garbage));
         }
     }
 
@@ -729,12 +710,7 @@ where
     /// ```
     pub fn clear(&self) {
         for cell in self.cells.iter() {
-            let mut garbage = Garbage::new();
-            {
-                let mut shard = cell.lock.write();
-                shard.clear(&self.policy, &mut garbage);
-            }
-            self.finish(garbage);
+            self.locked(cell, |shard, garbage| shard.clear(&self.policy, garbage));
         }
     }
 
@@ -756,14 +732,11 @@ where
     pub fn run_pending_tasks(&self) {
         let now = self.clock.now_ms();
         for cell in self.cells.iter() {
-            let mut garbage = Garbage::new();
-            {
-                let mut shard = cell.lock.write();
-                shard.maintain(now, &mut garbage);
+            self.locked(cell, |shard, garbage| {
+                shard.maintain(now, garbage);
                 let n = shard.slab.len();
-                shard.sweep(now, n, &mut garbage);
-            }
-            self.finish(garbage);
+                shard.sweep(now, n, garbage);
+            });
         }
     }
 

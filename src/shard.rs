@@ -188,6 +188,29 @@ where
         })
     }
 
+    /// The read path's lookup: the slot holding `key` if its entry has not expired,
+    /// with the time it was checked at. The clock is read only for an entry with a
+    /// deadline (0 is returned as the time otherwise).
+    #[inline]
+    pub(crate) fn find_fresh<Q>(
+        &self,
+        hash: NonZeroU32,
+        key: &Q,
+        clock: &crate::Clock,
+    ) -> Option<(u32, u64)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        let e = self.slab.entry(idx);
+        if e.deadline == 0 {
+            return Some((idx, 0));
+        }
+        let now = clock.now_ms();
+        (!self.is_expired(e, now)).then_some((idx, now))
+    }
+
     /// The slot holding a live entry for `key`; an expired one found on the way is
     /// reclaimed.
     pub(crate) fn find_live<Q>(
