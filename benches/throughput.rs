@@ -27,6 +27,10 @@ fn contenders(cap: u64) -> Vec<(&'static str, Box<dyn BenchCache>)> {
             Box::new(larder(cap, larder::Policy::default())) as Box<dyn BenchCache>,
         ),
         (
+            "larder_s3fifo",
+            Box::new(larder(cap, larder::Policy::s3fifo())),
+        ),
+        (
             "larder_clock",
             Box::new(larder(cap, larder::Policy::clock())),
         ),

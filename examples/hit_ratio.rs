@@ -42,10 +42,11 @@ use std::time::Instant;
 use trace::{Category, Replay, TraceSpec};
 
 /// The columns, in order.
-const CONTENDERS: [&str; 7] = [
+const CONTENDERS: [&str; 8] = [
     "lru",
     "clock",
     "s3fifo",
+    "adaptive",
     "default",
     "quick_cache",
     "moka",
@@ -69,6 +70,7 @@ fn larder_policy(name: &str) -> Option<Policy> {
         "lru" => Some(Policy::lru()),
         "clock" => Some(Policy::clock()),
         "s3fifo" => Some(Policy::s3fifo()),
+        "adaptive" => Some(Policy::adaptive()),
         "default" => Some(Policy::default()),
         _ => None,
     }
@@ -182,7 +184,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--policy" => {
                 let name = value("--policy")?;
-                policy = CONTENDERS[..4]
+                policy = CONTENDERS[..5]
                     .iter()
                     .copied()
                     .find(|&c| c == name)

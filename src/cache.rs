@@ -6,8 +6,9 @@
 use crate::builder::CacheBuilder;
 use crate::clock::{ttl_ms, Clock};
 use crate::memoize::{Flights, LoadCounters};
-use crate::policy::Policy;
-use crate::shard::{short_hash, Garbage, Shard};
+use crate::policy::shadow::Shadow;
+use crate::policy::{Policy, PolicyKind};
+use crate::shard::{short_hash, Garbage, Mode, Shard};
 use crate::sync::{AtomicU64, RwLock};
 use std::borrow::Borrow;
 use std::fmt;
@@ -216,6 +217,8 @@ pub struct Cache<K, V> {
     policy: Policy,
     exclusive_hits: bool,
     capacity: u64,
+    /// The adaptive policy's shadow caches (shared with the shards).
+    shadow: Option<crate::sync::Arc<Shadow>>,
 }
 
 impl<K, V> Cache<K, V> {
@@ -268,6 +271,12 @@ where
     ) -> Self {
         let now = clock.now_ms();
         let n = shards as u64;
+        let shadow = (policy.kind == PolicyKind::Adaptive)
+            .then(|| crate::sync::Arc::new(Shadow::new(capacity)));
+        let mode = match &shadow {
+            Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
+            None => Mode::Fixed(false),
+        };
         let cells = (0..n)
             .map(|i| {
                 let share = capacity / n + u64::from(i < capacity % n);
@@ -277,7 +286,7 @@ where
                     usize::MAX
                 };
                 Cell {
-                    lock: RwLock::new(Shard::new(&policy, share, slot_hint, now)),
+                    lock: RwLock::new(Shard::new(&policy, share, slot_hint, now, mode.clone())),
                     flights: Flights::new(),
                 }
             })
@@ -305,6 +314,7 @@ where
             exclusive_hits: policy.exclusive_hits(),
             policy,
             capacity,
+            shadow,
         }
     }
 
@@ -477,6 +487,8 @@ where
         let hash = self.hash(key);
         let cell = self.cell(hash);
         let h32 = short_hash(hash);
+        // The weight of the entry found (0 on a miss), for the adaptive policy's shadows.
+        let mut hit_weight = 0;
         let found = if record && self.exclusive_hits {
             let mut shard = cell.lock.write();
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
@@ -490,11 +502,15 @@ where
                 let e = shard.slab.entry(idx);
                 if record {
                     e.bump(shard.max_freq);
+                    hit_weight = e.weight();
                 }
                 map(&e.value, &|| shard.ttl_of(e, now))
             })
         };
         if record {
+            if let Some(shadow) = &self.shadow {
+                shadow.on_lookup(h32, hit_weight);
+            }
             let slot = &self.counts[stat_slot()];
             let counter = if found.is_some() {
                 &slot.hits
@@ -818,6 +834,7 @@ where
                 .iter()
                 .map(|c| c.lock.read().heap_bytes())
                 .sum::<usize>()
+            + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
     /// Checks every internal invariant and panics if one is broken. For tests and

@@ -17,8 +17,10 @@
 #![forbid(unsafe_code)]
 
 use crate::index::Index;
+use crate::policy::shadow::Shadow;
 use crate::policy::{Policy, PolicyState};
 use crate::slab::{Entry, Slab, Slot, MAX_WEIGHT};
+use crate::sync::Arc;
 use crate::RemovalCause;
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
@@ -104,13 +106,29 @@ pub(crate) struct Shard<K, V> {
     timed: u32,
     sweep_cursor: u32,
     pub(crate) counters: Counters,
+    pub(crate) mode: Mode,
+}
+
+/// Where an adaptive shard learns whether new entries skip probation.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// Always this answer (non-adaptive policies, and the shadows themselves).
+    Fixed(bool),
+    /// The cache's shadows decide (and see this shard's new keys).
+    Shadow(Arc<Shadow>),
 }
 
 impl<K, V> Shard<K, V>
 where
     K: Eq,
 {
-    pub(crate) fn new(policy: &Policy, capacity: u64, slot_hint: usize, now: u64) -> Self {
+    pub(crate) fn new(
+        policy: &Policy,
+        capacity: u64,
+        slot_hint: usize,
+        now: u64,
+        mode: Mode,
+    ) -> Self {
         let policy_state = PolicyState::new(policy, capacity, slot_hint);
         Shard {
             index: Index::new(),
@@ -124,6 +142,7 @@ where
             timed: 0,
             sweep_cursor: 0,
             counters: Counters::default(),
+            mode,
         }
     }
 
@@ -381,7 +400,14 @@ where
         if deadline != 0 {
             self.timed += 1;
         }
-        self.policy.on_insert(&mut self.slab, idx);
+        let recency = match &self.mode {
+            Mode::Fixed(recency) => *recency,
+            Mode::Shadow(shadow) => {
+                shadow.on_insert(hash, weight);
+                shadow.recency()
+            }
+        };
+        self.policy.on_insert(&mut self.slab, idx, recency);
         self.counters.inserts += 1;
     }
 

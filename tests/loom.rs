@@ -45,7 +45,7 @@ fn small(cap: u64, policy: Policy) -> Arc<Cache<u32, Counted>> {
 }
 
 fn policies() -> [Policy; 2] {
-    [Policy::s3fifo(), Policy::lru()]
+    [Policy::adaptive(), Policy::lru()]
 }
 
 #[test]

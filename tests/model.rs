@@ -195,8 +195,13 @@ fn one_shard_lru_matches_exact_model() {
 fn bounded(cap: u8, shards: u8, policy: u8, acts: Vec<Act>) -> TestResult {
     let cap = u64::from(cap % 20);
     let shards = 1usize << (shards % 4);
-    let policy =
-        [Policy::s3fifo(), Policy::clock(), Policy::lru()][usize::from(policy % 3)].clone();
+    let policy = [
+        Policy::adaptive(),
+        Policy::s3fifo(),
+        Policy::clock(),
+        Policy::lru(),
+    ][usize::from(policy % 4)]
+    .clone();
     let (c, hand) = manual_cache(cap, shards, policy);
     // What each key may hold: its last written value and deadline (None: removed).
     let mut last: [Option<(u16, Option<u64>)>; 12] = [None; 12];

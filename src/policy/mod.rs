@@ -12,6 +12,7 @@
 mod ghost;
 mod lru;
 mod queue;
+pub(crate) mod shadow;
 
 use crate::slab::Slab;
 use ghost::Ghost;
@@ -23,7 +24,8 @@ use std::fmt;
 ///
 /// | policy | hit path | strength |
 /// |---|---|---|
-/// | [`Policy::s3fifo`] (default) | read lock, one relaxed store | scan- and loop-resistant, frequency-aware |
+/// | [`Policy::adaptive`] (default) | read lock, one relaxed store | picks, from measurement, scan resistance or recency |
+/// | [`Policy::s3fifo`] | read lock, one relaxed store | scan- and loop-resistant, frequency-aware |
 /// | [`Policy::clock`] | read lock, one relaxed store | second-chance CLOCK: close to LRU, cheaper |
 /// | [`Policy::lru`] | **write lock** (list move) | exact least-recently-used order per shard |
 ///
@@ -42,6 +44,7 @@ pub(crate) enum PolicyKind {
     Clock,
     Lru,
     S3Fifo,
+    Adaptive,
 }
 
 impl Policy {
@@ -75,6 +78,32 @@ impl Policy {
         }
     }
 
+    /// The default: [`Policy::s3fifo`] with one switch that the cache sets by
+    /// measuring. New entries either start in the probation queue (scan-resistant)
+    /// or go straight to the main queue, which then behaves as a CLOCK
+    /// (recency-friendly: it wins when most keys are read again soon after their
+    /// first use, where a small probation queue drops them before their second read).
+    ///
+    /// To choose, the cache replays a hash-sampled subset of its keys (at most about
+    /// 1,024 entries' worth, whatever the cache's size) through two small shadow
+    /// caches, one per setting, and every couple of shadow-fulls of lookups switches
+    /// to the setting whose shadow hit more, if by more than one lookup in 32.
+    /// Sampled lookups and inserts take the shadows' mutex (outside the shard
+    /// locks); the others pay a multiply and a compare. In a cache of 1,024 entries or
+    /// fewer every key is sampled, so every lookup takes that one mutex: prefer
+    /// [`Policy::s3fifo`] or [`Policy::clock`] for a tiny cache read from many threads.
+    ///
+    /// ```
+    /// use larder::{Cache, Policy};
+    /// let cache: Cache<u64, u64> = Cache::builder().max_entries(10_000).policy(Policy::adaptive()).build()?;
+    /// # Ok::<(), larder::BuildError>(())
+    /// ```
+    pub fn adaptive() -> Policy {
+        Policy {
+            kind: PolicyKind::Adaptive,
+        }
+    }
+
     /// Whether hits need the write lock.
     pub(crate) fn exclusive_hits(&self) -> bool {
         self.kind == PolicyKind::Lru
@@ -82,9 +111,9 @@ impl Policy {
 }
 
 impl Default for Policy {
-    /// The default policy: currently [`Policy::s3fifo`].
+    /// The default policy: currently [`Policy::adaptive`].
     fn default() -> Self {
-        Policy::s3fifo()
+        Policy::adaptive()
     }
 }
 
@@ -94,6 +123,7 @@ impl fmt::Debug for Policy {
             PolicyKind::Clock => "clock",
             PolicyKind::Lru => "lru",
             PolicyKind::S3Fifo => "s3fifo",
+            PolicyKind::Adaptive => "adaptive",
         };
         write!(f, "Policy::{name}")
     }
@@ -136,7 +166,7 @@ impl PolicyState {
         match policy.kind {
             PolicyKind::Clock => PolicyState::Clock(Queue::new()),
             PolicyKind::Lru => PolicyState::Lru(Lru::new()),
-            PolicyKind::S3Fifo => PolicyState::S3Fifo(S3Fifo {
+            PolicyKind::S3Fifo | PolicyKind::Adaptive => PolicyState::S3Fifo(S3Fifo {
                 small: Queue::new(),
                 main: Queue::new(),
                 ghost: Ghost::new(),
@@ -158,7 +188,7 @@ impl PolicyState {
     }
 
     /// A new entry was stored in `idx`.
-    pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+    pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, recency: bool) {
         match self {
             PolicyState::Clock(q) => q.push_back(slab, idx),
             PolicyState::Lru(l) => l.push_back(slab, idx),
@@ -168,7 +198,7 @@ impl PolicyState {
                 s.ghost.fit(slab.live as usize, s.entries_hint);
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
-                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap {
+                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap || recency {
                     e.set_queue(MAIN);
                     s.main_weight += w;
                     s.main.push_back(slab, idx);

@@ -1,0 +1,265 @@
+//! Shadow caches that choose the adaptive policy's mode.
+//!
+//! The adaptive policy is S3-FIFO with one switch: new entries start either in the
+//! probation queue (scan-resistant: a key must prove itself before it may displace
+//! the main queue) or straight in the main queue (recency-friendly: the cache is a
+//! CLOCK, which wins when nearly every key is re-read soon after its first use).
+//! Which is better depends on the workload and can change with it, and neither
+//! ghost hits nor hit-rate trends tell it reliably (a loop longer than the cache makes
+//! ghost hits plead for a bigger probation queue that would hit nothing).
+//!
+//! So the cache measures it: a hash-sampled subset of the keys (about 1 in
+//! 2^`bits`, chosen so the sample fits [`SIM_CAPACITY`] weight units) is replayed
+//! through two small shards with the real policy code, one per mode, at the cache's
+//! capacity scaled down by the same factor (spatial sampling, as in SHARDS,
+//! Waldspurger et al., FAST 2015, and miniature simulations, ATC 2017). Every
+//! `period` sampled lookups, the mode whose shadow hit more wins, with a margin (one
+//! lookup in 32) so that two modes that do about equally well do not flap: each
+//! switch costs the real cache a turnover of its contents, which the shadows, each
+//! fixed in its mode, do not pay.
+//!
+//! Cost: a sampled lookup or insert takes the shadow's mutex with `try_lock` (a busy
+//! shadow skips the sample rather than wait) and does one lookup or insert in each
+//! shadow; an unsampled one costs a multiply and a compare. Memory: two shards of
+//! at most [`SIM_CAPACITY`] entries, whatever the cache's size.
+
+#![forbid(unsafe_code)]
+
+use crate::shard::{Garbage, Mode, Shard};
+use crate::sync::{AtomicU32, Mutex};
+use crate::Policy;
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The shadows' capacity in weight units (entries, with the default weigher).
+pub(crate) const SIM_CAPACITY: u64 = 1024;
+
+/// Fewest entries a full shadow may hold before sampling gets denser (entries
+/// heavier than one unit shrink what a shadow of `SIM_CAPACITY` units holds).
+const MIN_SIM_ENTRIES: usize = 128;
+
+/// Index of the probation-first shadow and of the recency shadow.
+const PROBATION: usize = 0;
+const RECENCY: usize = 1;
+
+pub(crate) struct Shadow {
+    /// 1 when new entries should skip probation.
+    recency: AtomicU32,
+    /// Sampling: a key is replayed when the top `bits` bits of its mixed hash are 0.
+    bits: AtomicU32,
+    sims: Mutex<Sims>,
+}
+
+struct Sims {
+    capacity: u64,
+    bits: u32,
+    shards: [Shard<u32, ()>; 2],
+    hits: [u32; 2],
+    lookups: u32,
+}
+
+impl Sims {
+    fn new(capacity: u64, bits: u32) -> Self {
+        let scaled = (capacity >> bits).max(1);
+        let hint = usize::try_from(scaled).unwrap_or(usize::MAX);
+        let shard = |recency| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(recency));
+        Sims {
+            capacity,
+            bits,
+            shards: [shard(false), shard(true)],
+            hits: [0; 2],
+            lookups: 0,
+        }
+    }
+
+    /// Sampled lookups between two decisions: twice what a shadow holds, so that a
+    /// decision sees each shadow's contents turn over.
+    fn period(&self) -> u32 {
+        let held = self.shards[PROBATION].len().max(MIN_SIM_ENTRIES);
+        u32::try_from(held * 2).unwrap_or(u32::MAX)
+    }
+}
+
+impl std::fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shadow")
+            .field("recency", &self.recency())
+            .field("bits", &self.bits.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mixes the stored 32-bit hash so that sampling does not pick the keys that the
+/// index or the ghost set treat alike.
+#[inline]
+fn mix(hash: NonZeroU32) -> u32 {
+    hash.get().wrapping_mul(0x2C1B_3C6D).rotate_left(7)
+}
+
+impl Shadow {
+    /// Shadows for a cache of `capacity` weight units.
+    pub(crate) fn new(capacity: u64) -> Self {
+        let mut bits = 0;
+        while bits < 24 && capacity >> bits > SIM_CAPACITY {
+            bits += 1;
+        }
+        Shadow {
+            recency: AtomicU32::new(0),
+            bits: AtomicU32::new(bits),
+            sims: Mutex::new(Sims::new(capacity, bits)),
+        }
+    }
+
+    /// Whether new entries should go straight to the main queue.
+    #[inline]
+    pub(crate) fn recency(&self) -> bool {
+        self.recency.load(Relaxed) != 0
+    }
+
+    #[inline]
+    fn sampled(&self, hash: NonZeroU32) -> bool {
+        let bits = self.bits.load(Relaxed);
+        bits == 0 || mix(hash) >> (32 - bits) == 0
+    }
+
+    /// A lookup of the key with this hash: a hit on an entry of `weight` in the real
+    /// cache, or a miss (`weight` 0). A shadow that misses where the real cache hit
+    /// stores the key as a cache-aside caller would have; where both missed, the
+    /// real insert that follows reaches the shadows through [`Shadow::on_insert`].
+    #[inline]
+    pub(crate) fn on_lookup(&self, hash: NonZeroU32, weight: u32) {
+        if self.sampled(hash) {
+            self.lookup_slow(hash, weight);
+        }
+    }
+
+    #[cold]
+    fn lookup_slow(&self, hash: NonZeroU32, weight: u32) {
+        let mut sims = self.sims.lock();
+        let sims = &mut *sims;
+        let mut garbage = Garbage::new();
+        for i in 0..2 {
+            let shard = &mut sims.shards[i];
+            if let Some(idx) = shard.find(hash, &hash.get()) {
+                shard.touch_locked(idx);
+                sims.hits[i] += 1;
+            } else if weight > 0 {
+                shard.insert_new(hash.get(), (), hash, weight, 0, 0, &mut garbage);
+            }
+        }
+        sims.lookups += 1;
+        if sims.lookups >= sims.period() {
+            self.decide(sims);
+        }
+    }
+
+    /// Picks the mode whose shadow hit more in the last period. The incumbent keeps
+    /// the mode unless the other did better by more than one lookup in 32 (a margin
+    /// of one in 256 let multi1 at 500 flap and lose 4 points).
+    fn decide(&self, sims: &mut Sims) {
+        let current = if self.recency() { RECENCY } else { PROBATION };
+        let other = 1 - current;
+        let margin = (sims.lookups / 32).max(2);
+        if sims.hits[other] > sims.hits[current] + margin {
+            self.recency.store(u32::from(other == RECENCY), Relaxed);
+        }
+        sims.hits = [0; 2];
+        sims.lookups = 0;
+    }
+
+    /// A new key with this hash and weight was stored in the real cache.
+    #[inline]
+    pub(crate) fn on_insert(&self, hash: NonZeroU32, weight: u32) {
+        if self.sampled(hash) {
+            self.insert_slow(hash, weight);
+        }
+    }
+
+    #[cold]
+    fn insert_slow(&self, hash: NonZeroU32, weight: u32) {
+        let mut sims = self.sims.lock();
+        let sims = &mut *sims;
+        let mut garbage = Garbage::new();
+        for shard in &mut sims.shards {
+            if shard.find(hash, &hash.get()).is_none() {
+                shard.insert_new(hash.get(), (), hash, weight, 0, 0, &mut garbage);
+            }
+        }
+        // Heavy entries leave a full shadow with too few keys to judge by: sample
+        // twice as many keys (and start the shadows over).
+        let probe = &sims.shards[PROBATION];
+        if sims.bits > 0
+            && probe.weight + u64::from(weight) > probe.capacity
+            && probe.len() < MIN_SIM_ENTRIES
+        {
+            let bits = sims.bits - 1;
+            *sims = Sims::new(sims.capacity, bits);
+            self.bits.store(bits, Relaxed);
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let sims = self.sims.lock();
+        sims.shards.iter().map(Shard::heap_bytes).sum()
+    }
+}
+
+#[cfg(all(test, not(larder_loom)))]
+mod tests {
+    use super::*;
+
+    fn hash(i: u32) -> NonZeroU32 {
+        NonZeroU32::new(i.wrapping_mul(0x9E37_79B9) | 1).unwrap()
+    }
+
+    #[test]
+    fn sampling_scales_with_the_capacity() {
+        assert_eq!(Shadow::new(1024).bits.load(Relaxed), 0);
+        assert_eq!(Shadow::new(1025).bits.load(Relaxed), 1);
+        assert_eq!(Shadow::new(1 << 20).bits.load(Relaxed), 10);
+        assert_eq!(Shadow::new(u64::MAX).bits.load(Relaxed), 24);
+    }
+
+    #[test]
+    fn heavy_entries_make_sampling_denser() {
+        // 1 MiB of weight sampled down to 1,024 units holds one 1,000-unit entry:
+        // the shadow must sample more keys until it holds enough to judge by.
+        let shadow = Shadow::new(1 << 20);
+        for i in 0..200_000 {
+            shadow.on_insert(hash(i), 1000);
+        }
+        let bits = shadow.bits.load(Relaxed);
+        assert!(bits < 4, "still sampling 1 key in 2^{bits}");
+        let sims = shadow.sims.lock();
+        assert!(sims.shards[PROBATION].len() >= MIN_SIM_ENTRIES / 2);
+    }
+
+    /// Replays `keys` as a cache-aside caller of a real cache that hits exactly
+    /// where the probation shadow does.
+    fn replay(shadow: &Shadow, keys: impl Iterator<Item = u32>) {
+        for k in keys {
+            let h = hash(k);
+            let hit = shadow.sims.lock().shards[PROBATION].find(h, &h.get());
+            let weight = u32::from(hit.is_some());
+            shadow.on_lookup(h, weight);
+            if weight == 0 {
+                shadow.on_insert(h, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn a_loop_keeps_probation_and_a_recency_workload_switches() {
+        let shadow = Shadow::new(256);
+        // A loop over 300 keys in 256 entries: CLOCK never hits, probation keeps
+        // most of the loop.
+        replay(&shadow, (0..200).flat_map(|_| 1_000_000..1_000_300u32));
+        assert!(!shadow.recency());
+        // Each key read twice, 100 keys apart, never again: recency wins.
+        replay(
+            &shadow,
+            (0..20_000u32).flat_map(|i| [i, i.wrapping_sub(100)]),
+        );
+        assert!(shadow.recency());
+    }
+}
