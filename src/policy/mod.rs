@@ -158,7 +158,7 @@ pub(crate) struct S3Fifo {
 }
 
 /// Every this many probation evictions, the main queue's hand moves one entry (see
-/// [`S3Fifo::age_main`]). Without it the main queue, which new entries never
+/// `S3Fifo::main_hand`). Without it the main queue, which new entries never
 /// displace, kept entries that had gone cold forever once promotions stopped (after a
 /// phase change, or on a loop longer than the ghost's memory). Measured on the shared
 /// traces (s3fifo / default): every 64 evictions lifts P6 (a workstation trace with
@@ -376,12 +376,12 @@ impl PolicyState {
 
 impl S3Fifo {
     /// Moves the main queue's hand one entry: an entry hit since the hand last
-    /// passed keeps its place (its counter decremented); one that was not (or has
-    /// expired) is unlinked and returned as the victim, in place of the probation
-    /// entry that would have gone.
-    fn age_main<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
+    /// passed keeps its place (its counter decremented, `Ok(None)`); one that was not
+    /// (or has expired) is unlinked and returned as the victim. `Err(())` when the
+    /// main queue is empty.
+    fn main_hand<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Result<Option<u32>, ()> {
         loop {
-            let idx = self.main.pop_front(slab)?;
+            let idx = self.main.pop_front(slab).ok_or(())?;
             if !slab.is_full(idx) {
                 slab.reclaim_dead(idx);
                 continue;
@@ -391,10 +391,10 @@ impl S3Fifo {
             if f > 0 && !expired(slab, idx, now) {
                 e.set_freq(f - 1);
                 self.main.push_back(slab, idx);
-                return None;
+                return Ok(None);
             }
             self.main_weight -= u64::from(e.weight());
-            return Some(idx);
+            return Ok(Some(idx));
         }
     }
 
@@ -410,8 +410,10 @@ impl S3Fifo {
             if from_small {
                 self.ticks += 1;
                 if self.ticks >= AGE_EVERY {
+                    // A main entry not hit for a whole turn of the hand goes in place
+                    // of the probation entry.
                     self.ticks = 0;
-                    if let Some(idx) = self.age_main(slab, now) {
+                    if let Ok(Some(idx)) = self.main_hand(slab, now) {
                         return Some(idx);
                     }
                 }
@@ -436,20 +438,9 @@ impl S3Fifo {
                 self.ghost.insert(e.hash.get());
                 return Some(idx);
             }
-            let idx = self.main.pop_front(slab)?;
-            if !slab.is_full(idx) {
-                slab.reclaim_dead(idx);
-                continue;
+            if let Some(idx) = self.main_hand(slab, now).ok()? {
+                return Some(idx);
             }
-            let e = slab.entry(idx);
-            let f = e.freq();
-            if f > 0 && !expired(slab, idx, now) {
-                e.set_freq(f - 1);
-                self.main.push_back(slab, idx);
-                continue;
-            }
-            self.main_weight -= u64::from(e.weight());
-            return Some(idx);
         }
     }
 }
