@@ -7,7 +7,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::{ttl_ms, Clock};
 use crate::memoize::{Flights, LoadCounters};
 use crate::policy::shadow::Shadow;
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{Placement, Policy, PolicyKind};
 use crate::shard::{short_hash, Garbage, Mode, Shard};
 use crate::sync::{AtomicU64, RwLock};
 use std::borrow::Borrow;
@@ -275,7 +275,7 @@ where
             .then(|| crate::sync::Arc::new(Shadow::new(capacity)));
         let mode = match &shadow {
             Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
-            None => Mode::Fixed(false),
+            None => Mode::Fixed(Placement::Narrow),
         };
         let cells = (0..n)
             .map(|i| {

@@ -18,7 +18,7 @@
 
 use crate::index::Index;
 use crate::policy::shadow::Shadow;
-use crate::policy::{Policy, PolicyState};
+use crate::policy::{Placement, Policy, PolicyState};
 use crate::slab::{Entry, Slab, Slot, MAX_WEIGHT};
 use crate::sync::Arc;
 use crate::RemovalCause;
@@ -112,8 +112,8 @@ pub(crate) struct Shard<K, V> {
 /// Where an adaptive shard learns whether new entries skip probation.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
-    /// Always this answer (non-adaptive policies, and the shadows themselves).
-    Fixed(bool),
+    /// Always this placement (non-adaptive policies, and the shadows themselves).
+    Fixed(Placement),
     /// The cache's shadows decide (and see this shard's new keys).
     Shadow(Arc<Shadow>),
 }
@@ -387,6 +387,11 @@ where
             garbage.push(key, value, RemovalCause::Evicted);
             return;
         }
+        let placement = match &self.mode {
+            Mode::Fixed(placement) => *placement,
+            Mode::Shadow(shadow) => shadow.placement(),
+        };
+        self.policy.set_placement(placement);
         self.make_room(u64::from(weight), now, garbage);
         self.maybe_compact();
         let idx = self
@@ -400,14 +405,10 @@ where
         if deadline != 0 {
             self.timed += 1;
         }
-        let recency = match &self.mode {
-            Mode::Fixed(recency) => *recency,
-            Mode::Shadow(shadow) => {
-                shadow.on_insert(hash, weight);
-                shadow.recency()
-            }
-        };
-        self.policy.on_insert(&mut self.slab, idx, recency);
+        if let Mode::Shadow(shadow) = &self.mode {
+            shadow.on_insert(hash, weight);
+        }
+        self.policy.on_insert(&mut self.slab, idx);
         self.counters.inserts += 1;
     }
 

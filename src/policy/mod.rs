@@ -79,20 +79,22 @@ impl Policy {
         }
     }
 
-    /// The default: [`Policy::s3fifo`] with one switch that the cache sets by
-    /// measuring. New entries either start in the probation queue (scan-resistant)
-    /// or go straight to the main queue, which then behaves as a CLOCK
-    /// (recency-friendly: it wins when most keys are read again soon after their
-    /// first use, where a small probation queue drops them before their second read).
+    /// The default: [`Policy::s3fifo`] with one setting that the cache chooses by
+    /// measuring, per cache and over time, among three placements of new entries:
+    /// probation first with a main queue of 97% (scan- and loop-resistant: the
+    /// `s3fifo` policy), straight into the main queue (a CLOCK: wins when most keys
+    /// are re-read soon after first use), or probation first with a main queue of
+    /// 10% (a long FIFO: wins when keys are read about twice, close together, and
+    /// never again).
     ///
     /// To choose, the cache replays a hash-sampled subset of its keys (at most about
-    /// 1,024 entries' worth, whatever the cache's size) through two small shadow
-    /// caches, one per setting, and every couple of shadow-fulls of lookups switches
-    /// to the setting whose shadow hit more, if by more than one lookup in 32.
-    /// Sampled lookups and inserts take the shadows' mutex (outside the shard
-    /// locks); the others pay a multiply and a compare. In a cache of 1,024 entries or
-    /// fewer every key is sampled, so every lookup takes that one mutex: prefer
-    /// [`Policy::s3fifo`] or [`Policy::clock`] for a tiny cache read from many threads.
+    /// 1,024 entries' worth, whatever the cache's size) through three small shadow
+    /// caches, one per placement, and after every two shadow-fulls of lookups moves
+    /// to the placement whose shadow has hit most lately, if by more than one lookup
+    /// in 32. Sampled lookups and inserts take the shadows' mutex; the others pay a
+    /// multiply and a compare. In a cache of 1,024 entries or fewer every key is
+    /// sampled, so every lookup takes that one mutex: prefer [`Policy::s3fifo`] or
+    /// [`Policy::clock`] for a tiny cache read from many threads.
     ///
     /// ```
     /// use larder::{Cache, Policy};
@@ -133,6 +135,23 @@ impl fmt::Debug for Policy {
 const SMALL: u32 = 0;
 const MAIN: u32 = 1;
 
+/// Where an S3-FIFO shard puts new entries, and how it splits its weight; the
+/// adaptive policy switches between these (see `shadow`), the others keep `Narrow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Probation first, main queue 97% of the weight: scan- and loop-resistant.
+    Narrow,
+    /// Straight to the main queue: a CLOCK, for keys re-read soon after first use.
+    Recency,
+    /// Probation first, main queue 10%: a long FIFO in which a key re-read once is
+    /// kept a little longer but not for a whole turn, as CLOCK (and LRU) would.
+    Wide,
+}
+
+impl Placement {
+    pub(crate) const ALL: [Placement; 3] = [Placement::Narrow, Placement::Recency, Placement::Wide];
+}
+
 /// One shard's policy state.
 #[derive(Debug)]
 pub(crate) enum PolicyState {
@@ -146,9 +165,13 @@ pub(crate) struct S3Fifo {
     small: Queue,
     main: Queue,
     ghost: Ghost,
-    /// The main queue's share of the weight (97%); probation has the rest, and more
-    /// while the main queue is below its share.
+    /// The main queue's share of the weight (97%, or 10% when `Placement::Wide`);
+    /// probation has the rest, and more while the main queue is below its share.
     main_cap: u64,
+    narrow_cap: u64,
+    wide_cap: u64,
+    /// New entries skip probation (`Placement::Recency`).
+    recency: bool,
     small_weight: u64,
     main_weight: u64,
     /// The shard's capacity in entries, if bounded by entries (else `usize::MAX`).
@@ -185,6 +208,9 @@ impl PolicyState {
                 main: Queue::new(),
                 ghost: Ghost::new(),
                 main_cap: capacity - (capacity * 3 / 100).max(1).min(capacity),
+                narrow_cap: capacity - (capacity * 3 / 100).max(1).min(capacity),
+                wide_cap: capacity / 10,
+                recency: false,
                 small_weight: 0,
                 main_weight: 0,
                 entries_hint,
@@ -203,7 +229,19 @@ impl PolicyState {
     }
 
     /// A new entry was stored in `idx`.
-    pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, recency: bool) {
+    /// Sets where new entries go (S3-FIFO only; the others ignore it).
+    pub(crate) fn set_placement(&mut self, placement: Placement) {
+        if let PolicyState::S3Fifo(s) = self {
+            s.recency = placement == Placement::Recency;
+            s.main_cap = if placement == Placement::Wide {
+                s.wide_cap
+            } else {
+                s.narrow_cap
+            };
+        }
+    }
+
+    pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         match self {
             PolicyState::Clock(q) => q.push_back(slab, idx),
             PolicyState::Lru(l) => l.push_back(slab, idx),
@@ -213,7 +251,7 @@ impl PolicyState {
                 s.ghost.fit(slab.live as usize, s.entries_hint);
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
-                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap || recency {
+                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap || s.recency {
                     e.set_queue(MAIN);
                     s.main_weight += w;
                     s.main.push_back(slab, idx);

@@ -1,30 +1,40 @@
-//! Shadow caches that choose the adaptive policy's mode.
+//! Shadow caches that choose the adaptive policy's placement.
 //!
-//! The adaptive policy is S3-FIFO with one switch: new entries start either in the
-//! probation queue (scan-resistant: a key must prove itself before it may displace
-//! the main queue) or straight in the main queue (recency-friendly: the cache is a
-//! CLOCK, which wins when nearly every key is re-read soon after its first use).
-//! Which is better depends on the workload and can change with it, and neither
-//! ghost hits nor hit-rate trends tell it reliably (a loop longer than the cache makes
-//! ghost hits plead for a bigger probation queue that would hit nothing).
+//! The adaptive policy is S3-FIFO with one setting, a [`Placement`] of new entries:
+//! - `Narrow`: probation first, main queue 97% (scan- and loop-resistant: a key must
+//!   be hit in probation, or come back while remembered by the ghost set, before it
+//!   may displace the main queue);
+//! - `Recency`: straight into the main queue, which then is a CLOCK (wins when most
+//!   keys are re-read soon after their first use and a small probation queue drops
+//!   them before that second read);
+//! - `Wide`: probation first, main queue 10% (a long FIFO: wins when keys are read
+//!   about twice, close together, and then never again, where CLOCK and LRU keep a
+//!   re-read key for a whole turn that it does not use).
 //!
-//! So the cache measures it: a hash-sampled subset of the keys (about 1 in
-//! 2^`bits`, chosen so the sample fits [`SIM_CAPACITY`] weight units) is replayed
-//! through two small shards with the real policy code, one per mode, at the cache's
-//! capacity scaled down by the same factor (spatial sampling, as in SHARDS,
-//! Waldspurger et al., FAST 2015, and miniature simulations, ATC 2017). Every
-//! `period` sampled lookups, the mode whose shadow hit more wins, with a margin (one
-//! lookup in 32) so that two modes that do about equally well do not flap: each
-//! switch costs the real cache a turnover of its contents, which the shadows, each
-//! fixed in its mode, do not pay.
+//! Which is best depends on the workload and can change with it, and neither ghost
+//! hits nor hit-rate trends tell it reliably (a loop longer than the cache makes ghost
+//! hits plead for a bigger probation queue that would hit nothing; a hill climber on
+//! the hit rate wandered on these traces and lost the loops).
 //!
-//! Cost: a sampled lookup or insert takes the shadow's mutex with `try_lock` (a busy
-//! shadow skips the sample rather than wait) and does one lookup or insert in each
-//! shadow; an unsampled one costs a multiply and a compare. Memory: two shards of
-//! at most [`SIM_CAPACITY`] entries, whatever the cache's size.
+//! So the cache measures it: a hash-sampled subset of the keys (about 1 in 2^`bits`,
+//! chosen so the sample fits [`SIM_CAPACITY`] weight units) is replayed through one
+//! small shard per placement, running the real policy code at the cache's capacity
+//! scaled down by the same factor (spatial sampling, as in SHARDS, Waldspurger et al.,
+//! FAST 2015, and their miniature simulations, USENIX ATC 2017). After every period
+//! of sampled lookups, each shadow's hits are added to half its previous score, and
+//! the placement with the best score takes over if it beats the current one by more
+//! than one lookup in [`MARGIN`]. The decay and the margin are there because each
+//! switch costs the real cache a turnover of its contents (`Wide` drops most of the
+//! main queue), which the shadows, each fixed in its placement, never pay.
+//!
+//! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
+//! is released for lookups; as a leaf lock inside it for inserts) and does one lookup
+//! or insert in each shadow; an unsampled one costs a multiply and a compare.
+//! Memory: three shards of at most [`SIM_CAPACITY`] units, whatever the cache's size.
 
 #![forbid(unsafe_code)]
 
+use crate::policy::Placement;
 use crate::shard::{Garbage, Mode, Shard};
 use crate::sync::{AtomicU32, Mutex};
 use crate::Policy;
@@ -38,13 +48,18 @@ pub(crate) const SIM_CAPACITY: u64 = 1024;
 /// heavier than one unit shrink what a shadow of `SIM_CAPACITY` units holds).
 const MIN_SIM_ENTRIES: usize = 128;
 
-/// Index of the probation-first shadow and of the recency shadow.
+/// The shadows, one per placement, in the order of [`Placement::ALL`].
+const SHADOWS: usize = Placement::ALL.len();
+/// Index of the narrow-probation shadow.
 const PROBATION: usize = 0;
-const RECENCY: usize = 1;
+/// A placement takes over when its score beats the current one's by more than one
+/// (weighed) lookup in this many. Measured on the shared traces: 1/256 let multi1 at
+/// 500 flap and lose 4 points; 1/16 cost sprite at 1000 two points.
+const MARGIN: u32 = 32;
 
 pub(crate) struct Shadow {
-    /// 1 when new entries should skip probation.
-    recency: AtomicU32,
+    /// The chosen placement, as an index into [`Placement::ALL`].
+    placement: AtomicU32,
     /// Sampling: a key is replayed when the top `bits` bits of its mixed hash are 0.
     bits: AtomicU32,
     sims: Mutex<Sims>,
@@ -53,22 +68,28 @@ pub(crate) struct Shadow {
 struct Sims {
     capacity: u64,
     bits: u32,
-    shards: [Shard<u32, ()>; 2],
-    hits: [u32; 2],
+    shards: [Shard<u32, ()>; SHADOWS],
+    hits: [u32; SHADOWS],
     lookups: u32,
+    /// Hits per shadow and lookups, each period's counts added to half the previous.
+    scores: [u32; SHADOWS],
+    weighed: u32,
 }
 
 impl Sims {
     fn new(capacity: u64, bits: u32) -> Self {
         let scaled = (capacity >> bits).max(1);
         let hint = usize::try_from(scaled).unwrap_or(usize::MAX);
-        let shard = |recency| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(recency));
+        let shards =
+            Placement::ALL.map(|p| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(p)));
         Sims {
             capacity,
             bits,
-            shards: [shard(false), shard(true)],
-            hits: [0; 2],
+            shards,
+            hits: [0; SHADOWS],
             lookups: 0,
+            scores: [0; SHADOWS],
+            weighed: 0,
         }
     }
 
@@ -83,7 +104,7 @@ impl Sims {
 impl std::fmt::Debug for Shadow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shadow")
-            .field("recency", &self.recency())
+            .field("placement", &self.placement())
             .field("bits", &self.bits.load(Relaxed))
             .finish_non_exhaustive()
     }
@@ -104,16 +125,16 @@ impl Shadow {
             bits += 1;
         }
         Shadow {
-            recency: AtomicU32::new(0),
+            placement: AtomicU32::new(0),
             bits: AtomicU32::new(bits),
             sims: Mutex::new(Sims::new(capacity, bits)),
         }
     }
 
-    /// Whether new entries should go straight to the main queue.
+    /// Where new entries should go.
     #[inline]
-    pub(crate) fn recency(&self) -> bool {
-        self.recency.load(Relaxed) != 0
+    pub(crate) fn placement(&self) -> Placement {
+        Placement::ALL[self.placement.load(Relaxed) as usize]
     }
 
     #[inline]
@@ -138,7 +159,7 @@ impl Shadow {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
         let mut garbage = Garbage::new();
-        for i in 0..2 {
+        for i in 0..SHADOWS {
             let shard = &mut sims.shards[i];
             if let Some(idx) = shard.find(hash, &hash.get()) {
                 shard.touch_locked(idx);
@@ -153,17 +174,25 @@ impl Shadow {
         }
     }
 
-    /// Picks the mode whose shadow hit more in the last period. The incumbent keeps
-    /// the mode unless the other did better by more than one lookup in 32 (a margin
-    /// of one in 256 let multi1 at 500 flap and lose 4 points).
+    /// Ends a period: picks the placement whose shadow scores best, if by more than
+    /// the margin.
     fn decide(&self, sims: &mut Sims) {
-        let current = if self.recency() { RECENCY } else { PROBATION };
-        let other = 1 - current;
-        let margin = (sims.lookups / 32).max(2);
-        if sims.hits[other] > sims.hits[current] + margin {
-            self.recency.store(u32::from(other == RECENCY), Relaxed);
+        // Scores decay by half each period, so a placement must win over more than
+        // one period: each switch costs the real cache a turnover that the shadows,
+        // fixed in their placements, do not pay.
+        for i in 0..SHADOWS {
+            sims.scores[i] = sims.scores[i] / 2 + sims.hits[i];
         }
-        sims.hits = [0; 2];
+        sims.weighed = sims.weighed / 2 + sims.lookups;
+        let current = self.placement.load(Relaxed) as usize;
+        let best = (0..SHADOWS)
+            .max_by_key(|&i| sims.scores[i])
+            .unwrap_or(current);
+        let margin = (sims.weighed / MARGIN).max(2);
+        if sims.scores[best] > sims.scores[current] + margin {
+            self.placement.store(best as u32, Relaxed);
+        }
+        sims.hits = [0; SHADOWS];
         sims.lookups = 0;
     }
 
@@ -254,12 +283,12 @@ mod tests {
         // A loop over 300 keys in 256 entries: CLOCK never hits, probation keeps
         // most of the loop.
         replay(&shadow, (0..200).flat_map(|_| 1_000_000..1_000_300u32));
-        assert!(!shadow.recency());
+        assert_eq!(shadow.placement(), Placement::Narrow);
         // Each key read twice, 100 keys apart, never again: recency wins.
         replay(
             &shadow,
             (0..20_000u32).flat_map(|i| [i, i.wrapping_sub(100)]),
         );
-        assert!(shadow.recency());
+        assert_ne!(shadow.placement(), Placement::Narrow);
     }
 }
