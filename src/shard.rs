@@ -448,7 +448,7 @@ where
         }
         self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
         self.policy.on_reweigh(&self.slab, idx, old_weight);
-        self.policy.on_hit_locked(&mut self.slab, idx);
+        self.policy.on_update(&mut self.slab, idx);
         self.counters.updates += 1;
         garbage.push(key, old, RemovalCause::Replaced);
         if self.weight > self.capacity {

@@ -275,6 +275,16 @@ impl PolicyState {
         }
     }
 
+    /// The value of the entry in `idx` was replaced. Exact LRU makes it the most
+    /// recent; the CLOCK family leaves its access counter alone: a write says the key
+    /// is in use but not that it will be read, and two callers that both missed a key
+    /// and both stored it (a common race) must not look like a miss and a hit.
+    pub(crate) fn on_update<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        if let PolicyState::Lru(l) = self {
+            l.touch(slab, idx);
+        }
+    }
+
     /// The weight of the entry in `idx` changed from `old` to its current weight.
     pub(crate) fn on_reweigh<K, V>(&mut self, slab: &Slab<K, V>, idx: u32, old: u32) {
         if let PolicyState::S3Fifo(s) = self {
