@@ -80,15 +80,16 @@ impl Policy {
     }
 
     /// The default: [`Policy::s3fifo`] with one setting that the cache chooses by
-    /// measuring, per cache and over time, among three placements of new entries:
+    /// measuring, per cache and over time, among four placements of new entries:
     /// probation first with a main queue of 97% (scan- and loop-resistant: the
-    /// `s3fifo` policy), straight into the main queue (a CLOCK: wins when most keys
-    /// are re-read soon after first use), or probation first with a main queue of
-    /// 10% (a long FIFO: wins when keys are read about twice, close together, and
-    /// never again).
+    /// `s3fifo` policy), the same with 99% and readmission from the ghost set only
+    /// over a cold main entry (loops just longer than the cache), straight into the
+    /// main queue (a CLOCK: wins when most keys are re-read soon after first use), or
+    /// probation first with a main queue of 10% (a long FIFO: wins when keys are read
+    /// about twice, close together, and never again).
     ///
     /// To choose, the cache replays a hash-sampled subset of its keys (at most about
-    /// 1,024 entries' worth, whatever the cache's size) through three small shadow
+    /// 1,024 entries' worth, whatever the cache's size) through four small shadow
     /// caches, one per placement, and after every two shadow-fulls of lookups moves
     /// to the placement whose shadow has hit most lately, if by more than one lookup
     /// in 32. Sampled lookups and inserts take the shadows' mutex; the others pay a
@@ -146,10 +147,20 @@ pub(crate) enum Placement {
     /// Probation first, main queue 10%: a long FIFO in which a key re-read once is
     /// kept a little longer but not for a whole turn, as CLOCK (and LRU) would.
     Wide,
+    /// Probation first, main queue 99%, and a returning ghost enters the main queue
+    /// only when the main queue's next victim has not been hit since the hand last
+    /// passed it: for loops a little longer than the cache, where every ghost return
+    /// would displace another key of the loop that is as sure to be hit.
+    Guarded,
 }
 
 impl Placement {
-    pub(crate) const ALL: [Placement; 3] = [Placement::Narrow, Placement::Recency, Placement::Wide];
+    pub(crate) const ALL: [Placement; 4] = [
+        Placement::Narrow,
+        Placement::Recency,
+        Placement::Wide,
+        Placement::Guarded,
+    ];
 }
 
 /// One shard's policy state.
@@ -165,13 +176,17 @@ pub(crate) struct S3Fifo {
     small: Queue,
     main: Queue,
     ghost: Ghost,
-    /// The main queue's share of the weight (97%, or 10% when `Placement::Wide`);
+    /// The main queue's share of the weight (97%; 10% when `Placement::Wide`, 99%
+    /// when `Placement::Guarded`);
     /// probation has the rest, and more while the main queue is below its share.
     main_cap: u64,
     narrow_cap: u64,
     wide_cap: u64,
+    guarded_cap: u64,
     /// New entries skip probation (`Placement::Recency`).
     recency: bool,
+    /// Ghost returns must find a cold main victim (`Placement::Guarded`).
+    guarded: bool,
     small_weight: u64,
     main_weight: u64,
     /// The shard's capacity in entries, if bounded by entries (else `usize::MAX`).
@@ -210,7 +225,9 @@ impl PolicyState {
                 main_cap: capacity - (capacity * 3 / 100).max(1).min(capacity),
                 narrow_cap: capacity - (capacity * 3 / 100).max(1).min(capacity),
                 wide_cap: capacity / 10,
+                guarded_cap: capacity - (capacity / 100).max(1).min(capacity),
                 recency: false,
+                guarded: false,
                 small_weight: 0,
                 main_weight: 0,
                 entries_hint,
@@ -228,19 +245,20 @@ impl PolicyState {
         }
     }
 
-    /// A new entry was stored in `idx`.
     /// Sets where new entries go (S3-FIFO only; the others ignore it).
     pub(crate) fn set_placement(&mut self, placement: Placement) {
         if let PolicyState::S3Fifo(s) = self {
             s.recency = placement == Placement::Recency;
-            s.main_cap = if placement == Placement::Wide {
-                s.wide_cap
-            } else {
-                s.narrow_cap
+            s.guarded = placement == Placement::Guarded;
+            s.main_cap = match placement {
+                Placement::Wide => s.wide_cap,
+                Placement::Guarded => s.guarded_cap,
+                _ => s.narrow_cap,
             };
         }
     }
 
+    /// A new entry was stored in `idx`.
     pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         match self {
             PolicyState::Clock(q) => q.push_back(slab, idx),
@@ -251,7 +269,9 @@ impl PolicyState {
                 s.ghost.fit(slab.live as usize, s.entries_hint);
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
-                if s.ghost.take(e.hash.get()) || s.main_weight + w <= s.main_cap || s.recency {
+                let returning =
+                    s.ghost.take(e.hash.get()) && (!s.guarded || s.main_front_cold(slab));
+                if returning || s.main_weight + w <= s.main_cap || s.recency {
                     e.set_queue(MAIN);
                     s.main_weight += w;
                     s.main.push_back(slab, idx);
@@ -423,6 +443,14 @@ impl PolicyState {
 }
 
 impl S3Fifo {
+    /// Whether the main queue's next victim has not been hit since the hand passed.
+    fn main_front_cold<K, V>(&self, slab: &Slab<K, V>) -> bool {
+        match self.main.front() {
+            Some(idx) => !slab.is_full(idx) || slab.entry(idx).freq() == 0,
+            None => true,
+        }
+    }
+
     /// Moves the main queue's hand one entry: an entry hit since the hand last
     /// passed keeps its place (its counter decremented, `Ok(None)`); one that was not
     /// (or has expired) is unlinked and returned as the victim. `Err(())` when the

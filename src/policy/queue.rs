@@ -33,6 +33,11 @@ impl Queue {
         self.tail = idx;
     }
 
+    /// The slot at the front, if any (it may be dead).
+    pub(crate) fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
     pub(crate) fn pop_front<K, V>(&mut self, slab: &mut Slab<K, V>) -> Option<u32> {
         let idx = self.head;
         if idx == NIL {

@@ -9,7 +9,11 @@
 //!   them before that second read);
 //! - `Wide`: probation first, main queue 10% (a long FIFO: wins when keys are read
 //!   about twice, close together, and then never again, where CLOCK and LRU keep a
-//!   re-read key for a whole turn that it does not use).
+//!   re-read key for a whole turn that it does not use);
+//! - `Guarded`: probation first, main queue 99%, and a key remembered by the ghost
+//!   set re-enters the main queue only if the main queue's next victim is cold (wins
+//!   on loops a little longer than the cache, where each readmission displaces
+//!   another key of the loop).
 //!
 //! Which is best depends on the workload and can change with it, and neither ghost
 //! hits nor hit-rate trends tell it reliably (a loop longer than the cache makes ghost
@@ -21,7 +25,7 @@
 //! small shard per placement, running the real policy code at the cache's capacity
 //! scaled down by the same factor (spatial sampling, as in SHARDS, Waldspurger et al.,
 //! FAST 2015, and their miniature simulations, USENIX ATC 2017). After every period
-//! of sampled lookups, each shadow's hits are added to half its previous score, and
+//! of sampled lookups, each shadow's hits are added to 7/8 of its previous score, and
 //! the placement with the best score takes over if it beats the current one by more
 //! than one lookup in [`MARGIN`]. The decay and the margin are there because each
 //! switch costs the real cache a turnover of its contents (`Wide` drops most of the
@@ -30,7 +34,7 @@
 //! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
 //! is released for lookups; as a leaf lock inside it for inserts) and does one lookup
 //! or insert in each shadow; an unsampled one costs a multiply and a compare.
-//! Memory: three shards of at most [`SIM_CAPACITY`] units, whatever the cache's size.
+//! Memory: four shards of at most [`SIM_CAPACITY`] units, whatever the cache's size.
 
 #![forbid(unsafe_code)]
 
@@ -52,6 +56,12 @@ const MIN_SIM_ENTRIES: usize = 128;
 const SHADOWS: usize = Placement::ALL.len();
 /// Index of the narrow-probation shadow.
 const PROBATION: usize = 0;
+/// Each period, a shadow's score loses this fraction (1/`DECAY`) and gains the
+/// period's hits: a memory of about `DECAY` periods. With 1/2, zigzag at 500 (whose
+/// periods alternate between the recency shadow hitting 499 of 1,000 and hitting
+/// none) flapped between two placements in 2 runs of 8 and lost 7 points.
+const DECAY: u32 = 8;
+
 /// A placement takes over when its score beats the current one's by more than one
 /// (weighed) lookup in this many. Measured on the shared traces: 1/256 let multi1 at
 /// 500 flap and lose 4 points; 1/16 cost sprite at 1000 two points.
@@ -71,7 +81,7 @@ struct Sims {
     shards: [Shard<u32, ()>; SHADOWS],
     hits: [u32; SHADOWS],
     lookups: u32,
-    /// Hits per shadow and lookups, each period's counts added to half the previous.
+    /// Hits per shadow and lookups, each period's counts added to 7/8 of the previous.
     scores: [u32; SHADOWS],
     weighed: u32,
 }
@@ -177,13 +187,13 @@ impl Shadow {
     /// Ends a period: picks the placement whose shadow scores best, if by more than
     /// the margin.
     fn decide(&self, sims: &mut Sims) {
-        // Scores decay by half each period, so a placement must win over more than
-        // one period: each switch costs the real cache a turnover that the shadows,
-        // fixed in their placements, do not pay.
+        // Scores remember about DECAY periods, so a placement must win over several:
+        // each switch costs the real cache a turnover that the shadows, fixed in
+        // their placements, do not pay.
         for i in 0..SHADOWS {
-            sims.scores[i] = sims.scores[i] / 2 + sims.hits[i];
+            sims.scores[i] = sims.scores[i] - sims.scores[i] / DECAY + sims.hits[i];
         }
-        sims.weighed = sims.weighed / 2 + sims.lookups;
+        sims.weighed = sims.weighed - sims.weighed / DECAY + sims.lookups;
         let current = self.placement.load(Relaxed) as usize;
         let best = (0..SHADOWS)
             .max_by_key(|&i| sims.scores[i])
@@ -283,12 +293,14 @@ mod tests {
         // A loop over 300 keys in 256 entries: CLOCK never hits, probation keeps
         // most of the loop.
         replay(&shadow, (0..200).flat_map(|_| 1_000_000..1_000_300u32));
-        assert_eq!(shadow.placement(), Placement::Narrow);
+        let p = shadow.placement();
+        assert!(matches!(p, Placement::Narrow | Placement::Guarded), "{p:?}");
         // Each key read twice, 100 keys apart, never again: recency wins.
         replay(
             &shadow,
             (0..20_000u32).flat_map(|i| [i, i.wrapping_sub(100)]),
         );
-        assert_ne!(shadow.placement(), Placement::Narrow);
+        let p = shadow.placement();
+        assert!(matches!(p, Placement::Recency | Placement::Wide), "{p:?}");
     }
 }
