@@ -487,10 +487,13 @@ where
         let hash = self.hash(key);
         let cell = self.cell(hash);
         let h32 = short_hash(hash);
-        // The weight of the entry found (0 on a miss), for the adaptive policy's shadows.
+        // Whether the adaptive policy's shadows sample this key (read from the shard,
+        // which is in cache anyway), and the weight of the entry found (0 on a miss).
+        let sampled;
         let mut hit_weight = 0;
         let found = if record && self.exclusive_hits {
             let mut shard = cell.lock.write();
+            sampled = shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 shard.touch_locked(idx);
                 let e = shard.slab.entry(idx);
@@ -498,6 +501,7 @@ where
             })
         } else {
             let shard = cell.lock.read();
+            sampled = record && shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 let e = shard.slab.entry(idx);
                 if record {
@@ -508,8 +512,10 @@ where
             })
         };
         if record {
-            if let Some(shadow) = &self.shadow {
-                shadow.on_lookup(h32, hit_weight);
+            if sampled {
+                if let Some(shadow) = &self.shadow {
+                    shadow.on_lookup(h32, hit_weight);
+                }
             }
             let slot = &self.counts[stat_slot()];
             let counter = if found.is_some() {

@@ -107,7 +107,13 @@ pub(crate) struct Shard<K, V> {
     sweep_cursor: u32,
     pub(crate) counters: Counters,
     pub(crate) mode: Mode,
+    /// The shadows' sampling bits, copied here so that a lookup can tell whether its
+    /// key is sampled without leaving the shard's cache lines (`NOT_SAMPLED`: no
+    /// shadows). Refreshed on every insert of a new key.
+    sample_bits: u32,
 }
+
+const NOT_SAMPLED: u32 = u32::MAX;
 
 /// Where an adaptive shard learns whether new entries skip probation.
 #[derive(Debug, Clone)]
@@ -142,6 +148,10 @@ where
             timed: 0,
             sweep_cursor: 0,
             counters: Counters::default(),
+            sample_bits: match &mode {
+                Mode::Shadow(shadow) => shadow.bits(),
+                Mode::Fixed(_) => NOT_SAMPLED,
+            },
             mode,
         }
     }
@@ -154,6 +164,12 @@ where
     #[inline]
     pub(crate) fn has_timed(&self) -> bool {
         self.timed > 0
+    }
+
+    /// Whether the adaptive policy's shadows sample the key with this hash.
+    #[inline]
+    pub(crate) fn samples(&self, hash: NonZeroU32) -> bool {
+        self.sample_bits != NOT_SAMPLED && Shadow::sampled_at(self.sample_bits, hash)
     }
 
     /// A hit under the write lock (exact LRU moves the entry).
@@ -407,6 +423,7 @@ where
         }
         if let Mode::Shadow(shadow) = &self.mode {
             shadow.on_insert(hash, weight);
+            self.sample_bits = shadow.bits();
         }
         self.policy.on_insert(&mut self.slab, idx);
         self.counters.inserts += 1;

@@ -149,8 +149,18 @@ impl Shadow {
 
     #[inline]
     fn sampled(&self, hash: NonZeroU32) -> bool {
-        let bits = self.bits.load(Relaxed);
+        Shadow::sampled_at(self.bits(), hash)
+    }
+
+    /// Whether a key with this hash is sampled at `bits`.
+    #[inline]
+    pub(crate) fn sampled_at(bits: u32, hash: NonZeroU32) -> bool {
         bits == 0 || mix(hash) >> (32 - bits) == 0
+    }
+
+    /// The current sampling bits (one key in 2^bits is sampled).
+    pub(crate) fn bits(&self) -> u32 {
+        self.bits.load(Relaxed)
     }
 
     /// A lookup of the key with this hash: a hit on an entry of `weight` in the real
