@@ -25,7 +25,11 @@
 //!   a barrier after every W requests of the trace (default 64) so that their
 //!   interleaving stays close to the trace's order; `--window 0` lets them run free,
 //!   which replays a different order (one thread can run far ahead). An exact-LRU
-//!   control column shows what the interleaving alone does.
+//!   control column shows what the interleaving alone does. Run `r` (from 0) of
+//!   both replays seeds the hasher with `S + r` (`--seed S`, default 0), so that the
+//!   two differ only in the interleaving.
+//! - `--seed S`: seed larder's hasher (default: random per cache, so the table moves
+//!   a little from run to run; see `CacheBuilder::hash_seed`).
 
 #![allow(missing_docs)]
 
@@ -110,9 +114,9 @@ impl Replay for LruCrate {
 }
 
 /// Hits of `contender` replaying `keys` at `capacity`.
-fn run(contender: &str, capacity: u64, keys: &[u64]) -> u64 {
+fn run(contender: &str, capacity: u64, keys: &[u64], seed: Option<u64>) -> u64 {
     if let Some(policy) = larder_policy(contender) {
-        return trace::replay(&mut trace::larder_cache(capacity, policy), keys);
+        return trace::replay(&mut trace::larder_cache(capacity, policy, seed), keys);
     }
     match contender {
         "quick_cache" => trace::replay(
@@ -141,6 +145,7 @@ struct Options {
     shards: usize,
     window: usize,
     repeat: usize,
+    seed: Option<u64>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -153,6 +158,7 @@ fn parse_args() -> Result<Options, String> {
     let mut shards = 1;
     let mut window = 64;
     let mut repeat = 1;
+    let mut seed = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -196,6 +202,13 @@ fn parse_args() -> Result<Options, String> {
             "--threads" => threads = number("--threads", value("--threads")?)?,
             "--shards" => shards = number("--shards", value("--shards")?)?,
             "--repeat" => repeat = number("--repeat", value("--repeat")?)?,
+            "--seed" => {
+                let v = value("--seed")?;
+                seed = Some(
+                    v.parse()
+                        .map_err(|_| format!("--seed needs a number, got {v:?}"))?,
+                );
+            }
             "--window" => {
                 let v = value("--window")?;
                 window = v
@@ -205,7 +218,7 @@ fn parse_args() -> Result<Options, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: hit_ratio [TRACES_DIR] [--trace NAME,..] [--contender NAME,..] \
-                     [--jobs N] [--threads N [--policy P] [--shards S] [--window W] [--repeat R]]"
+                     [--jobs N] [--threads N [--policy P] [--shards S] [--window W] [--repeat R]] [--seed S]"
                         .to_string(),
                 )
             }
@@ -232,6 +245,7 @@ fn parse_args() -> Result<Options, String> {
         shards,
         window,
         repeat,
+        seed,
     })
 }
 
@@ -333,7 +347,7 @@ fn table_mode(opts: &Options) -> bool {
                 hits: opts
                     .contenders
                     .iter()
-                    .map(|c| run(c, spec.sizes[size_index], &keys))
+                    .map(|c| run(c, spec.sizes[size_index], &keys, opts.seed))
                     .collect(),
             })
             .collect();
@@ -511,19 +525,23 @@ fn replay_threads(cache: &larder::Cache<u64, u64>, keys: &[u64], n: usize, windo
 /// does to the request order.
 fn threads_mode(opts: &Options) -> bool {
     let n = opts.threads;
-    let build = |capacity, policy: &str| {
+    let build = |capacity, policy: &str, seed| {
         larder::Cache::<u64, u64>::builder()
             .max_entries(capacity)
             .policy(larder_policy(policy).expect("checked when parsing"))
             .shards(opts.shards)
+            .hash_seed(seed)
             .build()
     };
-    // Mean hit % over `opts.repeat` runs of one thread and of `n` threads.
+    // Mean hit % over `opts.repeat` runs of one thread and of `n` threads; run `r` of
+    // each seeds its hasher alike, so that only the interleaving differs.
+    let base = opts.seed.unwrap_or(0);
     let measure = |policy: &str, capacity, keys: &[u64]| {
         let (mut single, mut multi) = (0, 0);
-        for _ in 0..opts.repeat {
-            single += trace::replay(&mut build(capacity, policy)?, keys);
-            multi += replay_threads(&build(capacity, policy)?, keys, n, opts.window);
+        for r in 0..opts.repeat as u64 {
+            let seed = base.wrapping_add(r);
+            single += trace::replay(&mut build(capacity, policy, seed)?, keys);
+            multi += replay_threads(&build(capacity, policy, seed)?, keys, n, opts.window);
         }
         let requests = keys.len() * opts.repeat;
         Ok::<_, larder::BuildError>((
@@ -554,8 +572,11 @@ fn threads_mode(opts: &Options) -> bool {
     };
     println!(
         "larder {} ({} shard(s)): 1 thread vs {n} threads taking requests round-robin, \
-         meeting {meet}; mean of {} run(s)",
-        opts.policy, opts.shards, opts.repeat
+         meeting {meet}; mean of {} run(s), hash seeds {base} to {}",
+        opts.policy,
+        opts.shards,
+        opts.repeat,
+        base.wrapping_add(opts.repeat as u64 - 1)
     );
     println!();
     println!(

@@ -268,6 +268,7 @@ where
         weigher: Option<Weigher<K, V>>,
         listener: Option<Listener<K, V>>,
         clock: Clock,
+        hash_seed: Option<u64>,
     ) -> Self {
         let now = clock.now_ms();
         let n = shards as u64;
@@ -298,9 +299,17 @@ where
             })
             .collect();
         #[cfg(larder_loom)]
-        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-        #[cfg(not(larder_loom))]
-        let hasher = ahash::RandomState::new();
+        let hash_seed = hash_seed.or(Some(1));
+        let hasher = match hash_seed {
+            // Four distinct words from one seed (ahash mixes them further).
+            Some(seed) => ahash::RandomState::with_seeds(
+                seed,
+                seed ^ 0x243F_6A88_85A3_08D3,
+                seed.rotate_left(17) ^ 0x1319_8A2E_0370_7344,
+                seed.rotate_left(41) ^ 0xA409_3822_299F_31D0,
+            ),
+            None => ahash::RandomState::new(),
+        };
         Cache {
             cells,
             counts,

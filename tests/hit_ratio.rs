@@ -36,9 +36,12 @@ fn replay(name: &str, policy: &Policy) -> Option<(&'static trace::TraceSpec, [u6
     let spec = trace::find(name).expect("a trace the README lists");
     let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
     assert_eq!(trace::check_counts(spec, &keys), None);
-    let hits = spec
-        .sizes
-        .map(|size| trace::replay(&mut trace::larder_cache(size, policy.clone()), &keys));
+    let hits = spec.sizes.map(|size| {
+        trace::replay(
+            &mut trace::larder_cache(size, policy.clone(), Some(SEED)),
+            &keys,
+        )
+    });
     Some((spec, hits))
 }
 
@@ -124,15 +127,21 @@ fn default_policy_follows_recency_on_corda() {
 }
 
 // Floors: about a point under the lowest of five runs of the adaptive default policy
-// when they were set (2026-11-22; its results move between runs because the hash seed
-// is random: loop 500 by 2 points, zigzag 1500 by 8, the rest by under half a point).
+// when they were set (2026-11-22, with random hash seeds: loop 500 moves by 2 points
+// between seeds, zigzag 1500 by 8, the rest by under half a point; the caches here now
+// use one fixed seed, so a run is repeatable). Raised 2026-12-01 (loop 500, zigzag
+// 1500, corda 32) to about a point under the fixed-seed figures, after the wide
+// placement's main queue went from 10% to 3% and narrow and guarded got a smaller
+// margin between them.
 // zigzag and corda are where the recency and wide placements must take over (narrow
 // probation alone gets 11.2 / 23.8 on zigzag 500 / 1000 and 0.02 / 0.06 on corda
 // 32 / 128; corda 32 needs the wide one: CLOCK gets 16.7 there, LRU 19.6); loop 1000
 // and cs 800 are where the guarded one must (narrow gets 92.0 and 44); loop, cs and
 // multi1 are where recency and wide must not. Raise the floors as the policy improves.
-const FLOOR_LOOP: [f64; 3] = [23.0, 45.5, 96.5];
+/// The hasher seed of every cache here, so that each run makes the same decisions.
+const SEED: u64 = 1;
+const FLOOR_LOOP: [f64; 3] = [23.0, 47.5, 96.5];
 const FLOOR_CS: [f64; 3] = [4.5, 21.0, 45.0];
 const FLOOR_MULTI1: [f64; 3] = [54.5, 66.5, 82.3];
-const FLOOR_ZIGZAG: [f64; 3] = [22.0, 45.0, 44.5];
-const FLOOR_CORDA: [f64; 3] = [0.0, 30.8, 32.0];
+const FLOOR_ZIGZAG: [f64; 3] = [22.0, 45.0, 48.5];
+const FLOOR_CORDA: [f64; 3] = [0.0, 32.0, 32.0];

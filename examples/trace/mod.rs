@@ -528,14 +528,23 @@ pub fn replay(cache: &mut impl Replay, keys: &[u64]) -> u64 {
     hits
 }
 
-/// A larder cache of exactly `capacity` entries: one shard.
-pub fn larder_cache(capacity: u64, policy: larder::Policy) -> larder::Cache<u64, u64> {
-    larder::Cache::builder()
+/// A larder cache of exactly `capacity` entries: one shard, its hasher seeded with
+/// `seed` (random when `None`).
+pub fn larder_cache(
+    capacity: u64,
+    policy: larder::Policy,
+    seed: Option<u64>,
+) -> larder::Cache<u64, u64> {
+    let builder = larder::Cache::builder()
         .max_entries(capacity)
         .policy(policy)
-        .shards(1)
-        .build()
-        .expect("a valid larder configuration")
+        .shards(1);
+    match seed {
+        Some(seed) => builder.hash_seed(seed),
+        None => builder,
+    }
+    .build()
+    .expect("a valid larder configuration")
 }
 
 /// `hits` out of `requests`, in percent.
