@@ -41,7 +41,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 use trace::{Category, Replay, TraceSpec};
 
@@ -485,40 +485,6 @@ fn decoding_check(opts: &Options, rows: &[Row]) -> bool {
     ok
 }
 
-/// Replays `keys` from `n` threads, request `i` on thread `i % n`; with a `window`,
-/// the threads wait for each other after every `window` requests of the trace.
-/// Returns the hits of all threads.
-fn replay_threads(cache: &larder::Cache<u64, u64>, keys: &[u64], n: usize, window: usize) -> u64 {
-    let window = if window == 0 {
-        keys.len().max(1)
-    } else {
-        window
-    };
-    let barrier = Barrier::new(n);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|t| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let mut hits = 0;
-                    for round in keys.chunks(window) {
-                        barrier.wait();
-                        for &key in round.iter().skip(t).step_by(n) {
-                            if cache.get(&key).is_some() {
-                                hits += 1;
-                            } else {
-                                cache.insert(key, key);
-                            }
-                        }
-                    }
-                    hits
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    })
-}
-
 /// Replays each trace with `opts.threads` threads taking requests round-robin, next
 /// to one thread, for larder's `opts.policy` and, as a control, for exact LRU: LRU
 /// has no policy state to race on, so its difference is what the interleaving alone
@@ -541,7 +507,7 @@ fn threads_mode(opts: &Options) -> bool {
         for r in 0..opts.repeat as u64 {
             let seed = base.wrapping_add(r);
             single += trace::replay(&mut build(capacity, policy, seed)?, keys);
-            multi += replay_threads(&build(capacity, policy, seed)?, keys, n, opts.window);
+            multi += trace::replay_threads(&build(capacity, policy, seed)?, keys, n, opts.window);
         }
         let requests = keys.len() * opts.repeat;
         Ok::<_, larder::BuildError>((

@@ -126,6 +126,41 @@ fn default_policy_follows_recency_on_corda() {
     default_policy_stays_above("corda", FLOOR_CORDA);
 }
 
+/// The concurrency target: two threads taking a trace's requests round-robin
+/// (meeting every 8 requests, so the order stays the trace's up to a few places) hit
+/// within half a point of one thread. cs at 100 and corda at 32 are the rows where
+/// the order matters most (a probation queue of a few entries; reuse distances that
+/// cluster at the cache's size). In release builds (`examples/hit_ratio.rs
+/// --threads 2 --window 8`) they were 0.63 and 1.01 points under before the probation
+/// floor and the 3% wide main queue, and measure about 0.2 and 0.3 now; a debug
+/// build interleaves the threads differently and moves less (0.43 and 0.28 before,
+/// about 0.1 now), so this guards the target itself more than that fix. Each side is
+/// the mean of three runs with paired hash seeds.
+#[test]
+fn two_threads_hit_within_half_a_point_of_one() {
+    let Some(dir) = traces_dir() else {
+        return;
+    };
+    for (name, size) in [("cs", 100), ("corda", 32)] {
+        let spec = trace::find(name).expect("a trace the README lists");
+        let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
+        let (mut one, mut two) = (0, 0);
+        for seed in 0..3 {
+            let mut single = trace::larder_cache(size, Policy::default(), Some(seed));
+            one += trace::replay(&mut single, &keys);
+            let shared = trace::larder_cache(size, Policy::default(), Some(seed));
+            two += trace::replay_threads(&shared, &keys, 2, 8);
+        }
+        let requests = keys.len() * 3;
+        let (one, two) = (trace::percent(one, requests), trace::percent(two, requests));
+        println!("{name} at {size}: one thread {one:.2}%, two threads {two:.2}%");
+        assert!(
+            (two - one).abs() <= 0.5,
+            "{name} at {size}: two threads {two:.2}% vs one {one:.2}%"
+        );
+    }
+}
+
 // Floors: about a point under the lowest of five runs of the adaptive default policy
 // when they were set (2026-11-22, with random hash seeds: loop 500 moves by 2 points
 // between seeds, zigzag 1500 by 8, the rest by under half a point; the caches here now

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Barrier;
 
 /// The environment variable that overrides the traces folder.
 pub const ENV_VAR: &str = "LARDER_TRACES";
@@ -545,6 +546,45 @@ pub fn larder_cache(
     }
     .build()
     .expect("a valid larder configuration")
+}
+
+/// Replays `keys` from `n` threads, request `i` on thread `i % n`; with a `window`,
+/// the threads wait for each other after every `window` requests of the trace.
+/// Returns the hits of all threads.
+pub fn replay_threads(
+    cache: &larder::Cache<u64, u64>,
+    keys: &[u64],
+    n: usize,
+    window: usize,
+) -> u64 {
+    let window = if window == 0 {
+        keys.len().max(1)
+    } else {
+        window
+    };
+    let barrier = Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut hits = 0;
+                    for round in keys.chunks(window) {
+                        barrier.wait();
+                        for &key in round.iter().skip(t).step_by(n) {
+                            if cache.get(&key).is_some() {
+                                hits += 1;
+                            } else {
+                                cache.insert(key, key);
+                            }
+                        }
+                    }
+                    hits
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
 }
 
 /// `hits` out of `requests`, in percent.
