@@ -30,6 +30,9 @@
 //!   two differ only in the interleaving.
 //! - `--seed S`: seed larder's hasher (default: random per cache, so the table moves
 //!   a little from run to run; see `CacheBuilder::hash_seed`).
+//! - `--sharded`: larder's caches keep the builder's default shard count (four per
+//!   CPU, at least 32 units each) instead of one shard: what a user gets, with each
+//!   shard running the policy on its share of the keys and capacity.
 
 #![allow(missing_docs)]
 
@@ -114,9 +117,10 @@ impl Replay for LruCrate {
 }
 
 /// Hits of `contender` replaying `keys` at `capacity`.
-fn run(contender: &str, capacity: u64, keys: &[u64], seed: Option<u64>) -> u64 {
+fn run(contender: &str, capacity: u64, keys: &[u64], opts: &Options) -> u64 {
     if let Some(policy) = larder_policy(contender) {
-        return trace::replay(&mut trace::larder_cache(capacity, policy, seed), keys);
+        let mut cache = trace::larder_cache(capacity, policy, opts.seed, opts.sharded);
+        return trace::replay(&mut cache, keys);
     }
     match contender {
         "quick_cache" => trace::replay(
@@ -146,6 +150,7 @@ struct Options {
     window: usize,
     repeat: usize,
     seed: Option<u64>,
+    sharded: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -159,6 +164,7 @@ fn parse_args() -> Result<Options, String> {
     let mut window = 64;
     let mut repeat = 1;
     let mut seed = None;
+    let mut sharded = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -202,6 +208,7 @@ fn parse_args() -> Result<Options, String> {
             "--threads" => threads = number("--threads", value("--threads")?)?,
             "--shards" => shards = number("--shards", value("--shards")?)?,
             "--repeat" => repeat = number("--repeat", value("--repeat")?)?,
+            "--sharded" => sharded = true,
             "--seed" => {
                 let v = value("--seed")?;
                 seed = Some(
@@ -218,7 +225,7 @@ fn parse_args() -> Result<Options, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: hit_ratio [TRACES_DIR] [--trace NAME,..] [--contender NAME,..] \
-                     [--jobs N] [--threads N [--policy P] [--shards S] [--window W] [--repeat R]] [--seed S]"
+                     [--jobs N] [--threads N [--policy P] [--shards S] [--window W] [--repeat R]] [--seed S] [--sharded]"
                         .to_string(),
                 )
             }
@@ -246,6 +253,7 @@ fn parse_args() -> Result<Options, String> {
         window,
         repeat,
         seed,
+        sharded,
     })
 }
 
@@ -347,7 +355,7 @@ fn table_mode(opts: &Options) -> bool {
                 hits: opts
                     .contenders
                     .iter()
-                    .map(|c| run(c, spec.sizes[size_index], &keys, opts.seed))
+                    .map(|c| run(c, spec.sizes[size_index], &keys, opts))
                     .collect(),
             })
             .collect();
@@ -374,6 +382,10 @@ fn table_mode(opts: &Options) -> bool {
     }
     head += " README LRU | README OPT |";
     rule += "---:|---:|";
+    if opts.sharded {
+        println!("larder caches: the builder's default shard count (`--sharded`)");
+        println!();
+    }
     println!("| trace | size |{head}");
     println!("{rule}");
     for row in &rows {

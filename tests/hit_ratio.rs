@@ -38,7 +38,7 @@ fn replay(name: &str, policy: &Policy) -> Option<(&'static trace::TraceSpec, [u6
     assert_eq!(trace::check_counts(spec, &keys), None);
     let hits = spec.sizes.map(|size| {
         trace::replay(
-            &mut trace::larder_cache(size, policy.clone(), Some(SEED)),
+            &mut trace::larder_cache(size, policy.clone(), Some(SEED), false),
             &keys,
         )
     });
@@ -146,9 +146,9 @@ fn two_threads_hit_within_half_a_point_of_one() {
         let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
         let (mut one, mut two) = (0, 0);
         for seed in 0..3 {
-            let mut single = trace::larder_cache(size, Policy::default(), Some(seed));
+            let mut single = trace::larder_cache(size, Policy::default(), Some(seed), false);
             one += trace::replay(&mut single, &keys);
-            let shared = trace::larder_cache(size, Policy::default(), Some(seed));
+            let shared = trace::larder_cache(size, Policy::default(), Some(seed), false);
             two += trace::replay_threads(&shared, &keys, 2, 8);
         }
         let requests = keys.len() * 3;

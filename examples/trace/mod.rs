@@ -529,23 +529,26 @@ pub fn replay(cache: &mut impl Replay, keys: &[u64]) -> u64 {
     hits
 }
 
-/// A larder cache of exactly `capacity` entries: one shard, its hasher seeded with
-/// `seed` (random when `None`).
+/// A larder cache of `capacity` entries, its hasher seeded with `seed` (random when
+/// `None`): one shard, so that the capacity is exact and one policy sees every key,
+/// unless `sharded`, which keeps the builder's default shard count (what a user
+/// gets: four per CPU, each with at least 32 units).
 pub fn larder_cache(
     capacity: u64,
     policy: larder::Policy,
     seed: Option<u64>,
+    sharded: bool,
 ) -> larder::Cache<u64, u64> {
-    let builder = larder::Cache::builder()
+    let mut builder = larder::Cache::builder()
         .max_entries(capacity)
-        .policy(policy)
-        .shards(1);
-    match seed {
-        Some(seed) => builder.hash_seed(seed),
-        None => builder,
+        .policy(policy);
+    if !sharded {
+        builder = builder.shards(1);
     }
-    .build()
-    .expect("a valid larder configuration")
+    if let Some(seed) = seed {
+        builder = builder.hash_seed(seed);
+    }
+    builder.build().expect("a valid larder configuration")
 }
 
 /// Replays `keys` from `n` threads, request `i` on thread `i % n`; with a `window`,
