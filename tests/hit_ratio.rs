@@ -167,7 +167,9 @@ fn two_threads_hit_within_half_a_point_of_one() {
 // use one fixed seed, so a run is repeatable). Raised 2026-12-01 (loop 500, zigzag
 // 1500, corda 32) to about a point under the fixed-seed figures, after the wide
 // placement's main queue went from 10% to 3% and narrow and guarded got a smaller
-// margin between them.
+// margin between them; raised again (loop 500 and 1000, zigzag 1500) when the guarded
+// placement's probation shrank to one unit (zigzag 1500 went from 49.7 to 68.1: a
+// guarded main queue that is not churned holds as many keys of each sweep as LRU).
 // zigzag and corda are where the recency and wide placements must take over (narrow
 // probation alone gets 11.2 / 23.8 on zigzag 500 / 1000 and 0.02 / 0.06 on corda
 // 32 / 128; corda 32 needs the wide one: CLOCK gets 16.7 there, LRU 19.6); loop 1000
@@ -175,8 +177,8 @@ fn two_threads_hit_within_half_a_point_of_one() {
 // multi1 are where recency and wide must not. Raise the floors as the policy improves.
 /// The hasher seed of every cache here, so that each run makes the same decisions.
 const SEED: u64 = 1;
-const FLOOR_LOOP: [f64; 3] = [23.0, 47.5, 96.5];
+const FLOOR_LOOP: [f64; 3] = [23.0, 48.0, 97.5];
 const FLOOR_CS: [f64; 3] = [4.5, 21.0, 45.0];
 const FLOOR_MULTI1: [f64; 3] = [54.5, 66.5, 82.3];
-const FLOOR_ZIGZAG: [f64; 3] = [22.0, 45.0, 48.5];
+const FLOOR_ZIGZAG: [f64; 3] = [22.0, 45.0, 67.0];
 const FLOOR_CORDA: [f64; 3] = [0.0, 32.0, 32.0];

@@ -10,10 +10,10 @@
 //! - `Wide`: probation first, main queue 3% (a long FIFO: wins when keys are read
 //!   about twice, close together, and then never again, where CLOCK and LRU keep a
 //!   re-read key for a whole turn that it does not use);
-//! - `Guarded`: probation first, main queue 99%, and a key remembered by the ghost
-//!   set re-enters the main queue only if the main queue's next victim is cold (wins
-//!   on loops a little longer than the cache, where each readmission displaces
-//!   another key of the loop).
+//! - `Guarded`: probation of one unit, and a key remembered by the ghost set
+//!   re-enters the main queue only if the main queue's next victim is cold (wins on
+//!   loops and sweeps longer than the cache, where each admission displaces another
+//!   key that is as sure to be hit).
 //!
 //! Which is best depends on the workload and can change with it, and neither ghost
 //! hits nor hit-rate trends tell it reliably (a loop longer than the cache makes ghost
@@ -68,7 +68,7 @@ const DECAY: u32 = 8;
 const MARGIN: u32 = 32;
 
 /// The margin between the two probation-first placements that differ only in the
-/// main queue's share (97% or 99%) and in when a ghost may return: switching
+/// probation's size (3% or one unit) and in when a ghost may return: switching
 /// between them turns over a few percent of the cache, not most of it, so a smaller
 /// lead is worth taking. Measured on the shared traces: with [`MARGIN`] for every
 /// pair, loop at 500 (where guarded leads narrow by 3% of lookups, right at the
