@@ -226,7 +226,9 @@ const MIN_PROBATION: u64 = 4;
 /// shard against a 1% probation queue: loop 500 / 1000 49.24 / 98.60 (was 48.85 /
 /// 97.71; OPT 49.4 / 98.7), zigzag 1500 68.1 (was 49.7), P6 32768 -1.2, mean +0.44;
 /// and 1% itself beat 1% with a floor of 4 units by 2.4 points on loop 500 in 8
-/// shards of 62 entries.
+/// shards of 62 entries. The cost: "read again before the next miss" is what two
+/// threads reorder, and with two threads cs 800 and zigzag 1500 move by 0.7 and 1.0
+/// points (2 units: 0.5 and 0.55, zigzag 1500 65.0; 4 units: 0.0 and 4.4, 57.3).
 const GUARDED_PROBATION: u64 = 1;
 
 /// The main queue's share of `capacity` when probation keeps `probation_pct`
