@@ -119,7 +119,9 @@ impl Replay for LruCrate {
 /// Hits of `contender` replaying `keys` at `capacity`.
 fn run(contender: &str, capacity: u64, keys: &[u64], opts: &Options) -> u64 {
     if let Some(policy) = larder_policy(contender) {
-        let mut cache = trace::larder_cache(capacity, policy, opts.seed, opts.sharded);
+        let shards = (!opts.sharded).then_some(1);
+        let mut cache = trace::larder_cache(capacity, policy, opts.seed, shards)
+            .expect("a valid larder configuration");
         return trace::replay(&mut cache, keys);
     }
     match contender {
@@ -504,12 +506,8 @@ fn decoding_check(opts: &Options, rows: &[Row]) -> bool {
 fn threads_mode(opts: &Options) -> bool {
     let n = opts.threads;
     let build = |capacity, policy: &str, seed| {
-        larder::Cache::<u64, u64>::builder()
-            .max_entries(capacity)
-            .policy(larder_policy(policy).expect("checked when parsing"))
-            .shards(opts.shards)
-            .hash_seed(seed)
-            .build()
+        let policy = larder_policy(policy).expect("checked when parsing");
+        trace::larder_cache(capacity, policy, Some(seed), Some(opts.shards))
     };
     // Mean hit % over `opts.repeat` runs of one thread and of `n` threads; run `r` of
     // each seeds its hasher alike, so that only the interleaving differs.

@@ -37,10 +37,9 @@ fn replay(name: &str, policy: &Policy) -> Option<(&'static trace::TraceSpec, [u6
     let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
     assert_eq!(trace::check_counts(spec, &keys), None);
     let hits = spec.sizes.map(|size| {
-        trace::replay(
-            &mut trace::larder_cache(size, policy.clone(), Some(SEED), false),
-            &keys,
-        )
+        let mut cache = trace::larder_cache(size, policy.clone(), Some(SEED), Some(1))
+            .expect("a valid larder configuration");
+        trace::replay(&mut cache, &keys)
     });
     Some((spec, hits))
 }
@@ -146,10 +145,12 @@ fn two_threads_hit_within_half_a_point_of_one() {
         let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
         let (mut one, mut two) = (0, 0);
         for seed in 0..3 {
-            let mut single = trace::larder_cache(size, Policy::default(), Some(seed), false);
-            one += trace::replay(&mut single, &keys);
-            let shared = trace::larder_cache(size, Policy::default(), Some(seed), false);
-            two += trace::replay_threads(&shared, &keys, 2, 8);
+            let build = || {
+                trace::larder_cache(size, Policy::default(), Some(seed), Some(1))
+                    .expect("a valid larder configuration")
+            };
+            one += trace::replay(&mut build(), &keys);
+            two += trace::replay_threads(&build(), &keys, 2, 8);
         }
         let requests = keys.len() * 3;
         let (one, two) = (trace::percent(one, requests), trace::percent(two, requests));

@@ -529,26 +529,26 @@ pub fn replay(cache: &mut impl Replay, keys: &[u64]) -> u64 {
     hits
 }
 
-/// A larder cache of `capacity` entries, its hasher seeded with `seed` (random when
-/// `None`): one shard, so that the capacity is exact and one policy sees every key,
-/// unless `sharded`, which keeps the builder's default shard count (what a user
-/// gets: four per CPU, each with at least 32 units).
+/// A larder cache of `capacity` entries with `shards` shards (`None`: the builder's
+/// default, four per CPU with at least 32 units each, which is what a user gets),
+/// its hasher seeded with `seed` (random when `None`). One shard keeps the capacity
+/// exact and lets one policy see every key.
 pub fn larder_cache(
     capacity: u64,
     policy: larder::Policy,
     seed: Option<u64>,
-    sharded: bool,
-) -> larder::Cache<u64, u64> {
+    shards: Option<usize>,
+) -> Result<larder::Cache<u64, u64>, larder::BuildError> {
     let mut builder = larder::Cache::builder()
         .max_entries(capacity)
         .policy(policy);
-    if !sharded {
-        builder = builder.shards(1);
+    if let Some(n) = shards {
+        builder = builder.shards(n);
     }
     if let Some(seed) = seed {
         builder = builder.hash_seed(seed);
     }
-    builder.build().expect("a valid larder configuration")
+    builder.build()
 }
 
 /// Replays `keys` from `n` threads, request `i` on thread `i % n`; with a `window`,

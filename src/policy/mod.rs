@@ -252,21 +252,24 @@ impl PolicyState {
         match policy.kind {
             PolicyKind::Clock => PolicyState::Clock(Queue::new()),
             PolicyKind::Lru => PolicyState::Lru(Lru::new()),
-            PolicyKind::S3Fifo | PolicyKind::Adaptive => PolicyState::S3Fifo(S3Fifo {
-                small: Queue::new(),
-                main: Queue::new(),
-                ghost: Ghost::new(),
-                main_cap: main_share(capacity, 3, MIN_PROBATION),
-                narrow_cap: main_share(capacity, 3, MIN_PROBATION),
-                wide_cap: capacity * 3 / 100,
-                guarded_cap: capacity - GUARDED_PROBATION.min(capacity),
-                recency: false,
-                guarded: false,
-                small_weight: 0,
-                main_weight: 0,
-                entries_hint,
-                ticks: 0,
-            }),
+            PolicyKind::S3Fifo | PolicyKind::Adaptive => {
+                let narrow_cap = main_share(capacity, 3, MIN_PROBATION);
+                PolicyState::S3Fifo(S3Fifo {
+                    small: Queue::new(),
+                    main: Queue::new(),
+                    ghost: Ghost::new(),
+                    main_cap: narrow_cap,
+                    narrow_cap,
+                    wide_cap: capacity * 3 / 100,
+                    guarded_cap: capacity - GUARDED_PROBATION.min(capacity),
+                    recency: false,
+                    guarded: false,
+                    small_weight: 0,
+                    main_weight: 0,
+                    entries_hint,
+                    ticks: 0,
+                })
+            }
         }
     }
 

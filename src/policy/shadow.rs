@@ -164,9 +164,6 @@ impl Shadow {
     /// Where new entries should go.
     #[inline]
     pub(crate) fn placement(&self) -> Placement {
-        if let Some(v) = std::env::var_os("LARDER_FORCE") {
-            return Placement::ALL[v.to_str().unwrap().parse::<usize>().unwrap()];
-        }
         Placement::ALL[self.placement.load(Relaxed) as usize]
     }
 
