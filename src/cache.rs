@@ -287,7 +287,14 @@ where
                     usize::MAX
                 };
                 Cell {
-                    lock: RwLock::new(Shard::new(&policy, share, slot_hint, now, mode.clone())),
+                    lock: RwLock::new(Shard::new(
+                        &policy,
+                        share,
+                        slot_hint,
+                        now,
+                        mode.clone(),
+                        shards,
+                    )),
                     flights: Flights::new(),
                 }
             })
@@ -741,7 +748,7 @@ where
     /// ```
     pub fn clear(&self) {
         for cell in self.cells.iter() {
-            self.locked(cell, |shard, garbage| shard.clear(&self.policy, garbage));
+            self.locked(cell, |shard, garbage| shard.clear(garbage));
         }
     }
 

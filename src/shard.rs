@@ -134,8 +134,9 @@ where
         slot_hint: usize,
         now: u64,
         mode: Mode,
+        shards: usize,
     ) -> Self {
-        let policy_state = PolicyState::new(policy, capacity, slot_hint);
+        let policy_state = PolicyState::new(policy, capacity, slot_hint, shards);
         Shard {
             index: Index::new(),
             slab: Slab::new(slot_hint),
@@ -493,13 +494,13 @@ where
     }
 
     /// Removes everything, returning the entries.
-    pub(crate) fn clear(&mut self, policy: &Policy, garbage: &mut Garbage<K, V>) {
+    pub(crate) fn clear(&mut self, garbage: &mut Garbage<K, V>) {
         let removed = self.slab.live as u64;
         for e in self.slab.drain() {
             garbage.push(e.key, e.value, RemovalCause::Removed);
         }
         self.index.clear();
-        self.policy.clear(policy, self.capacity, self.slot_hint);
+        self.policy.clear();
         self.weight = 0;
         self.timed = 0;
         self.sweep_cursor = 0;

@@ -82,9 +82,10 @@ impl Policy {
     /// The default: [`Policy::s3fifo`] with one setting that the cache chooses by
     /// measuring, per cache and over time, among four placements of new entries:
     /// probation first with a main queue of 97% (scan- and loop-resistant: the
-    /// `s3fifo` policy), the same with a probation of one entry and readmission from
-    /// the ghost set only over a cold main entry (loops and sweeps longer than the
-    /// cache, where keeping one set beats churning it), straight into the
+    /// `s3fifo` policy), the same with a probation of a few units and admission to
+    /// the main queue (from probation or the ghost set) only over a cold main entry
+    /// (loops and sweeps longer than the cache, where keeping one set beats churning
+    /// it), straight into the
     /// main queue (a CLOCK: wins when most keys are re-read soon after first use), or
     /// probation first with a main queue of 3% (a long FIFO: wins when keys are read
     /// about twice, close together, and never again).
@@ -135,7 +136,10 @@ impl fmt::Debug for Policy {
 }
 
 const SMALL: u32 = 0;
+/// In the main queue, and passed by its hand at least once.
 const MAIN: u32 = 1;
+/// In the main queue, not yet passed by its hand.
+const MAIN_NEW: u32 = 2;
 
 /// Where an S3-FIFO shard puts new entries, and how it splits its weight; the
 /// adaptive policy switches between these (see `shadow`), the others keep `Narrow`.
@@ -148,10 +152,11 @@ pub(crate) enum Placement {
     /// Probation first, main queue 3%: a long FIFO in which a key re-read once is
     /// not kept for a whole turn, as CLOCK (and LRU) would keep it.
     Wide,
-    /// Probation of one unit, and a returning ghost enters the main queue only when
-    /// the main queue's next victim has not been hit since the hand last passed it:
-    /// for loops and sweeps longer than the cache, where every admission would
-    /// displace another key that is as sure to be hit.
+    /// Probation of a few units (see [`guarded_probation`]), and a returning ghost or
+    /// a key hit in probation enters the main queue only when the main queue's next
+    /// victim is cold: passed by the hand at least once and not hit since. For loops
+    /// and sweeps longer than the cache, where every admission would displace
+    /// another key that is as sure to be hit.
     Guarded,
 }
 
@@ -178,7 +183,7 @@ pub(crate) struct S3Fifo {
     main: Queue,
     ghost: Ghost,
     /// The main queue's share of the weight (97%; 3% when `Placement::Wide`, all but
-    /// one unit when `Placement::Guarded`);
+    /// [`guarded_probation`] units when `Placement::Guarded`);
     /// probation has the rest, and more while the main queue is below its share.
     main_cap: u64,
     narrow_cap: u64,
@@ -213,23 +218,31 @@ const AGE_EVERY: u32 = 64;
 /// which the order of a few concurrent callers decides. Measured with two threads
 /// taking the requests of cs (100 entries, probation 3) round-robin: 0.63 points
 /// under one thread with no floor, 0.18 with 4, 0.01 with 8; but 8 costs
-/// single-threaded cs 0.28 and swim 0.4. The guarded placement has no such floor
-/// (see [`GUARDED_PROBATION`]).
+/// single-threaded cs 0.28 and swim 0.4. The guarded placement splits this floor
+/// over the shards (see [`guarded_probation`]).
 const MIN_PROBATION: u64 = 4;
 
-/// The guarded placement's probation queue, in weight units: one entry's worth. The
-/// placement exists for loops and sweeps over more keys than the cache holds, where
-/// every key is read as often as every other and any fixed set of keys hits as well
-/// as any other: the best a policy can do is keep one set and not churn it. So a new
-/// key is dropped at the next miss unless it is read at once, and a key the ghost
-/// set remembers enters the main queue only over a cold main entry. Measured on one
-/// shard against a 1% probation queue: loop 500 / 1000 49.24 / 98.60 (was 48.85 /
-/// 97.71; OPT 49.4 / 98.7), zigzag 1500 68.1 (was 49.7), P6 32768 -1.2, mean +0.44;
-/// and 1% itself beat 1% with a floor of 4 units by 2.4 points on loop 500 in 8
-/// shards of 62 entries. The cost: "read again before the next miss" is what two
-/// threads reorder, and with two threads cs 800 and zigzag 1500 move by 0.7 and 1.0
-/// points (2 units: 0.5 and 0.55, zigzag 1500 65.0; 4 units: 0.0 and 4.4, 57.3).
-const GUARDED_PROBATION: u64 = 1;
+/// The guarded placement's probation queue, in weight units, in a cache of `shards`
+/// shards: [`MIN_PROBATION`] units split over the shards, at least one.
+///
+/// The placement exists for loops and sweeps over more keys than the cache holds,
+/// where every key is read as often as every other and any fixed set of keys hits as
+/// well as any other: the best a policy can do is keep one set and not churn it. So
+/// a key the ghost set remembers enters the main queue only over a cold main entry,
+/// and so does a key hit while in probation (a sweep that turns re-reads the keys at
+/// the turn within a few requests, and promoting them churned the main queue: 4
+/// units without this guard cost zigzag at 1500 12 points). Probation entries are
+/// never hit on a loop, so each unit of probation costs a loop one unit of main
+/// queue. The size is then set by concurrency: "hit while in probation" must not
+/// hang on the order of a few concurrent requests. One unit meant "read again before
+/// the next miss", and with two threads taking the requests round-robin cs at 100
+/// and 800 lost 0.8 and 1.3 points and zigzag at 1500 1.0; 4 units: 0.26, 0.03 and
+/// 0.03. Two threads' neighbouring requests meet in the same shard one time in
+/// `shards`, so a sharded cache needs less, and gives less: 4 units in each of 8
+/// shards of 62 entries cost loop at 500 2.4 points.
+fn guarded_probation(shards: usize) -> u64 {
+    (MIN_PROBATION / shards.max(1) as u64).max(1)
+}
 
 /// The main queue's share of `capacity` when probation keeps `probation_pct`
 /// percent, and at least `min_probation` units.
@@ -248,7 +261,7 @@ fn expired<K, V>(slab: &Slab<K, V>, idx: u32, now: u64) -> bool {
 }
 
 impl PolicyState {
-    pub(crate) fn new(policy: &Policy, capacity: u64, entries_hint: usize) -> Self {
+    pub(crate) fn new(policy: &Policy, capacity: u64, entries_hint: usize, shards: usize) -> Self {
         match policy.kind {
             PolicyKind::Clock => PolicyState::Clock(Queue::new()),
             PolicyKind::Lru => PolicyState::Lru(Lru::new()),
@@ -261,7 +274,7 @@ impl PolicyState {
                     main_cap: narrow_cap,
                     narrow_cap,
                     wide_cap: capacity * 3 / 100,
-                    guarded_cap: capacity - GUARDED_PROBATION.min(capacity),
+                    guarded_cap: capacity - guarded_probation(shards).min(capacity),
                     recency: false,
                     guarded: false,
                     small_weight: 0,
@@ -309,7 +322,7 @@ impl PolicyState {
                 let returning =
                     s.ghost.take(e.hash.get()) && (!s.guarded || s.main_front_cold(slab));
                 if returning || s.main_weight + w <= s.main_cap || s.recency {
-                    e.set_queue(MAIN);
+                    e.set_queue(MAIN_NEW);
                     s.main_weight += w;
                     s.main.push_back(slab, idx);
                 } else {
@@ -346,7 +359,7 @@ impl PolicyState {
     pub(crate) fn on_reweigh<K, V>(&mut self, slab: &Slab<K, V>, idx: u32, old: u32) {
         if let PolicyState::S3Fifo(s) = self {
             let e = slab.entry(idx);
-            let slot = if e.queue() == MAIN {
+            let slot = if e.queue() != SMALL {
                 &mut s.main_weight
             } else {
                 &mut s.small_weight
@@ -367,7 +380,7 @@ impl PolicyState {
             PolicyState::S3Fifo(s) => {
                 let e = slab.entry(idx);
                 let w = u64::from(e.weight());
-                if e.queue() == MAIN {
+                if e.queue() != SMALL {
                     s.main_weight -= w;
                 } else {
                     s.small_weight -= w;
@@ -412,18 +425,20 @@ impl PolicyState {
         }
     }
 
-    pub(crate) fn clear(&mut self, policy: &Policy, capacity: u64, entries_hint: usize) {
-        let ghost = match self {
+    /// Forgets every entry (the slab is being cleared); the ghost set keeps its
+    /// allocation and the weight shares their sizes.
+    pub(crate) fn clear(&mut self) {
+        match self {
+            PolicyState::Clock(q) => *q = Queue::new(),
+            PolicyState::Lru(l) => *l = Lru::new(),
             PolicyState::S3Fifo(s) => {
-                let mut g = std::mem::replace(&mut s.ghost, Ghost::new());
-                g.clear();
-                Some(g)
+                s.small = Queue::new();
+                s.main = Queue::new();
+                s.ghost.clear();
+                s.small_weight = 0;
+                s.main_weight = 0;
+                s.ticks = 0;
             }
-            _ => None,
-        };
-        *self = PolicyState::new(policy, capacity, entries_hint);
-        if let (PolicyState::S3Fifo(s), Some(g)) = (self, ghost) {
-            s.ghost = g;
         }
     }
 
@@ -465,7 +480,7 @@ impl PolicyState {
                 s.main.for_each(slab, |i| {
                     visit(i);
                     if slab.is_full(i) {
-                        assert_eq!(slab.entry(i).queue(), MAIN);
+                        assert_ne!(slab.entry(i).queue(), SMALL);
                         mw += u64::from(slab.entry(i).weight());
                     }
                 });
@@ -480,10 +495,18 @@ impl PolicyState {
 }
 
 impl S3Fifo {
-    /// Whether the main queue's next victim has not been hit since the hand passed.
+    /// Whether the main queue's next victim is cold: the hand has passed it at least
+    /// once (an entry the hand has not reached yet has not had its turn to be hit,
+    /// and on a sweep that turns it is the next to be needed) and it has not been hit
+    /// since. Measured on one shard: zigzag at 1500 +1.0 point, P6 at 32768 +1.3.
     fn main_front_cold<K, V>(&self, slab: &Slab<K, V>) -> bool {
         match self.main.front() {
-            Some(idx) => !slab.is_full(idx) || slab.entry(idx).freq() == 0,
+            Some(idx) => {
+                !slab.is_full(idx) || {
+                    let e = slab.entry(idx);
+                    e.freq() == 0 && e.queue() == MAIN
+                }
+            }
             None => true,
         }
     }
@@ -503,6 +526,7 @@ impl S3Fifo {
             let f = e.freq();
             if f > 0 && !expired(slab, idx, now) {
                 e.set_freq(f - 1);
+                e.set_queue(MAIN);
                 self.main.push_back(slab, idx);
                 return Ok(None);
             }
@@ -541,9 +565,9 @@ impl S3Fifo {
                 if expired(slab, idx, now) {
                     return Some(idx);
                 }
-                if e.freq() > 0 {
+                if e.freq() > 0 && (!self.guarded || self.main_front_cold(slab)) {
                     e.set_freq(0);
-                    e.set_queue(MAIN);
+                    e.set_queue(MAIN_NEW);
                     self.main_weight += w;
                     self.main.push_back(slab, idx);
                     continue;
@@ -555,5 +579,101 @@ impl S3Fifo {
                 return Some(idx);
             }
         }
+    }
+}
+
+#[cfg(all(test, not(larder_loom)))]
+mod tests {
+    use super::*;
+    use crate::shard::{Garbage, Mode, Shard};
+    use std::num::NonZeroU32;
+
+    fn hash(k: u32) -> NonZeroU32 {
+        NonZeroU32::new(k.wrapping_mul(0x9E37_79B9) | 1).unwrap()
+    }
+
+    /// A one-shard cache of 16 entries that stays in `placement`.
+    fn shard(placement: Placement) -> Shard<u32, ()> {
+        Shard::new(&Policy::s3fifo(), 16, 16, 0, Mode::Fixed(placement), 1)
+    }
+
+    /// Looks `k` up as a cache-aside caller would: a hit marks it, a miss stores it.
+    fn access(shard: &mut Shard<u32, ()>, k: u32) -> bool {
+        let h = hash(k);
+        if let Some(idx) = shard.find(h, &k) {
+            shard.touch_locked(idx);
+            true
+        } else {
+            let mut garbage = Garbage::new();
+            shard.insert_new(k, (), h, 1, 0, 0, &mut garbage);
+            shard.validate();
+            false
+        }
+    }
+
+    fn held(shard: &Shard<u32, ()>, keys: std::ops::Range<u32>) -> usize {
+        keys.filter(|&k| shard.find(hash(k), &k).is_some()).count()
+    }
+
+    #[test]
+    fn guarded_ghosts_do_not_displace_entries_the_hand_has_not_passed() {
+        // A sweep over 20 keys in 16 entries fills the main queue (12 entries) with
+        // keys 0..12; keys 12..20 pass through probation (4) and the ghost set. The
+        // sweep then turns: 15..12 come back from the ghost set. Keys 0..12 have not
+        // been hit yet only because their turn has not come, so they must stay.
+        let mut s = shard(Placement::Guarded);
+        for k in 0..20 {
+            assert!(!access(&mut s, k));
+        }
+        assert_eq!(held(&s, 0..12), 12);
+        for k in (12..16).rev() {
+            assert!(!access(&mut s, k));
+        }
+        assert_eq!(held(&s, 0..12), 12);
+        for k in (0..12).rev() {
+            assert!(access(&mut s, k));
+        }
+        // The narrow placement lets the same ghosts in over the oldest entries.
+        let mut s = shard(Placement::Narrow);
+        for k in (0..20).chain((12..16).rev()) {
+            access(&mut s, k);
+        }
+        assert!(held(&s, 0..12) < 12);
+    }
+
+    #[test]
+    fn guarded_probation_hits_are_promoted_only_over_a_cold_entry() {
+        let mut s = shard(Placement::Guarded);
+        // Fill the main queue (12 entries) and hit every entry in it.
+        for k in 0..12 {
+            access(&mut s, k);
+        }
+        for k in 0..12 {
+            assert!(access(&mut s, k));
+        }
+        // Key 12 is read twice at once (as at the turn of a sweep), then pushed out
+        // of probation (4 entries) by new keys: every main entry is hot, so it goes.
+        access(&mut s, 12);
+        assert!(access(&mut s, 12));
+        for k in 100..104 {
+            access(&mut s, k);
+        }
+        assert_eq!(held(&s, 12..13), 0);
+        assert_eq!(held(&s, 0..12), 12);
+        // One-time keys age the main queue: one hand step per 64 probation
+        // evictions, 12 steps in all, each taking an entry's hit and keeping it.
+        for k in 1000..1000 + 64 * 12 {
+            access(&mut s, k);
+        }
+        assert_eq!(held(&s, 0..12), 12);
+        // Now the main queue's next victim is cold, and a probation hit goes in
+        // over it (a new key, which the ghost set cannot know).
+        access(&mut s, 50);
+        assert!(access(&mut s, 50));
+        for k in 2000..2004 {
+            access(&mut s, k);
+        }
+        assert_eq!(held(&s, 50..51), 1);
+        assert!(held(&s, 0..12) < 12);
     }
 }

@@ -10,8 +10,9 @@
 //! - `Wide`: probation first, main queue 3% (a long FIFO: wins when keys are read
 //!   about twice, close together, and then never again, where CLOCK and LRU keep a
 //!   re-read key for a whole turn that it does not use);
-//! - `Guarded`: probation of one unit, and a key remembered by the ghost set
-//!   re-enters the main queue only if the main queue's next victim is cold (wins on
+//! - `Guarded`: probation of a few units, and a key remembered by the ghost set or
+//!   hit in probation enters the main queue only if the main queue's next victim is
+//!   cold (wins on
 //!   loops and sweeps longer than the cache, where each admission displaces another
 //!   key that is as sure to be hit).
 //!
@@ -68,7 +69,7 @@ const DECAY: u32 = 8;
 const MARGIN: u32 = 32;
 
 /// The margin between the two probation-first placements that differ only in the
-/// probation's size (3% or one unit) and in when a ghost may return: switching
+/// probation's size (3% or a few units) and in when keys may enter the main queue: switching
 /// between them turns over a few percent of the cache, not most of it, so a smaller
 /// lead is worth taking. Measured on the shared traces: with [`MARGIN`] for every
 /// pair, loop at 500 (where guarded leads narrow by 3% of lookups, right at the
@@ -110,8 +111,8 @@ impl Sims {
     fn new(capacity: u64, bits: u32) -> Self {
         let scaled = (capacity >> bits).max(1);
         let hint = usize::try_from(scaled).unwrap_or(usize::MAX);
-        let shards =
-            Placement::ALL.map(|p| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(p)));
+        let shards = Placement::ALL
+            .map(|p| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(p), 1));
         Sims {
             capacity,
             bits,
