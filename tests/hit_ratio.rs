@@ -173,6 +173,8 @@ fn two_threads_hit_within_half_a_point_of_one() {
 // margin between them; raised again (loop 500 and 1000, zigzag 1500) when the guarded
 // placement's probation shrank to one unit (zigzag 1500 went from 49.7 to 68.1: a
 // guarded main queue that is not churned holds as many keys of each sweep as LRU).
+// Kept (2026-12-02) when guarded probation grew to 4 units with guarded promotions:
+// loop 500 / 1000 48.95 / 98.30, cs 800 46.32, zigzag 1500 67.43.
 // zigzag and corda are where the recency and wide placements must take over (narrow
 // probation alone gets 11.2 / 23.8 on zigzag 500 / 1000 and 0.02 / 0.06 on corda
 // 32 / 128; corda 32 needs the wide one: CLOCK gets 16.7 there, LRU 19.6); loop 1000
