@@ -126,40 +126,46 @@ fn default_policy_follows_recency_on_corda() {
 }
 
 /// The concurrency target: two threads taking a trace's requests round-robin
-/// (meeting every 8 requests, so the order stays the trace's up to a few places) hit
-/// within half a point of one thread. These are the rows where the order matters
-/// most: cs at 100 (narrow probation of a few entries), corda at 32 (reuse distances
-/// that cluster at the cache's size), cs at 800 and zigzag at 1500 (the guarded
-/// placement, whose probation decides on a read within a few requests). In release
-/// builds (`examples/hit_ratio.rs --threads 2 --window 8`) they were 0.63, 1.01,
-/// 0.72 and 1.03 points under before the narrow probation floor, the 3% wide main
-/// queue and the guarded probation of 4 units, and measure about 0.3 or less now; a
-/// debug build interleaves the threads differently and moves less, so this guards
-/// the target itself more than those fixes. Each side is the mean of three runs with
-/// paired hash seeds.
+/// hit within half a point of one thread. Concurrency changes the hit ratio only
+/// through the order in which the cache sees the operations (each is atomic under
+/// its shard's lock), so this test replays that order deterministically: two
+/// callers take the requests round-robin, meet every 8 requests (as
+/// `examples/hit_ratio.rs --threads 2 --window 8` does with real threads), and their
+/// steps (a `get`, or the `insert` after a miss) interleave in an order drawn from a
+/// fixed seed. Real threads gave a flaky test: cs at 100 moves by 0.35 to 0.5 and a
+/// busy machine changes the interleaving.
+///
+/// The rows are where the order matters most: cs at 100 (a probation queue of a few
+/// entries), corda at 32 (reuse distances that cluster at the cache's size), cs at
+/// 800 and zigzag at 1500 (the guarded placement, whose probation decides on a read
+/// within a few requests). With real threads they were 0.63, 1.01, 0.72 and 1.03
+/// points under before the narrow probation floor, the 3% wide main queue and the
+/// guarded probation of 4 units. Each side is the mean of six runs with paired hash
+/// seeds and interleavings.
 #[test]
-fn two_threads_hit_within_half_a_point_of_one() {
+fn two_callers_hit_within_half_a_point_of_one() {
     let Some(dir) = traces_dir() else {
         return;
     };
+    const RUNS: u64 = 6;
     for (name, size) in [("cs", 100), ("corda", 32), ("cs", 800), ("zigzag", 1500)] {
         let spec = trace::find(name).expect("a trace the README lists");
         let keys = trace::load(&dir, spec).unwrap_or_else(|e| panic!("decoding {name}: {e}"));
         let (mut one, mut two) = (0, 0);
-        for seed in 0..3 {
+        for seed in 0..RUNS {
             let build = || {
                 trace::larder_cache(size, Policy::default(), Some(seed), Some(1))
                     .expect("a valid larder configuration")
             };
             one += trace::replay(&mut build(), &keys);
-            two += trace::replay_threads(&build(), &keys, 2, 8);
+            two += trace::replay_interleaved(&build(), &keys, 2, 8, seed);
         }
-        let requests = keys.len() * 3;
+        let requests = keys.len() * RUNS as usize;
         let (one, two) = (trace::percent(one, requests), trace::percent(two, requests));
-        println!("{name} at {size}: one thread {one:.2}%, two threads {two:.2}%");
+        println!("{name} at {size}: one caller {one:.2}%, two interleaved {two:.2}%");
         assert!(
             (two - one).abs() <= 0.5,
-            "{name} at {size}: two threads {two:.2}% vs one {one:.2}%"
+            "{name} at {size}: two callers {two:.2}% vs one {one:.2}%"
         );
     }
 }
@@ -174,7 +180,10 @@ fn two_threads_hit_within_half_a_point_of_one() {
 // placement's probation shrank to one unit (zigzag 1500 went from 49.7 to 68.1: a
 // guarded main queue that is not churned holds as many keys of each sweep as LRU).
 // Kept (2026-12-02) when guarded probation grew to 4 units with guarded promotions:
-// loop 500 / 1000 48.95 / 98.30, cs 800 46.32, zigzag 1500 67.43.
+// loop 500 / 1000 48.95 / 98.30, cs 800 46.32, zigzag 1500 67.43. Then a new cache
+// started in the guarded placement and first decided after two periods: raised cs
+// (7.09 / 23.80 / 47.09) and zigzag (48.00 / 72.05 at 1000 / 1500, LRU 48.03 / 72.07),
+// lowered multi1 (54.72 / 66.18 / 83.14: the guarded start's cost).
 // zigzag and corda are where the recency and wide placements must take over (narrow
 // probation alone gets 11.2 / 23.8 on zigzag 500 / 1000 and 0.02 / 0.06 on corda
 // 32 / 128; corda 32 needs the wide one: CLOCK gets 16.7 there, LRU 19.6); loop 1000
@@ -183,7 +192,7 @@ fn two_threads_hit_within_half_a_point_of_one() {
 /// The hasher seed of every cache here, so that each run makes the same decisions.
 const SEED: u64 = 1;
 const FLOOR_LOOP: [f64; 3] = [23.0, 48.0, 97.5];
-const FLOOR_CS: [f64; 3] = [4.5, 21.0, 45.0];
-const FLOOR_MULTI1: [f64; 3] = [54.5, 66.5, 82.3];
-const FLOOR_ZIGZAG: [f64; 3] = [22.0, 45.0, 67.0];
+const FLOOR_CS: [f64; 3] = [6.0, 22.8, 46.0];
+const FLOOR_MULTI1: [f64; 3] = [53.7, 65.2, 82.3];
+const FLOOR_ZIGZAG: [f64; 3] = [22.0, 47.0, 71.0];
 const FLOOR_CORDA: [f64; 3] = [0.0, 32.0, 32.0];

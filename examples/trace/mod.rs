@@ -590,6 +590,61 @@ pub fn replay_threads(
     })
 }
 
+/// Replays `keys` as `n` callers taking the requests round-robin and meeting after
+/// every `window` requests (as [`replay_threads`] does), but on one thread, with the
+/// callers' steps interleaved in an order drawn from `seed`: a step is one caller's
+/// `get`, or its `insert` after a miss, so another caller may run between the two.
+/// The same seed gives the same order, so the hits are repeatable. Returns the hits.
+pub fn replay_interleaved(
+    cache: &larder::Cache<u64, u64>,
+    keys: &[u64],
+    n: usize,
+    window: usize,
+    seed: u64,
+) -> u64 {
+    let n = n.max(1);
+    let window = window.max(1);
+    // xorshift64*: a small, fixed generator, so the order never changes.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut hits = 0;
+    // Per caller: the position of its next request in the window, and the key it
+    // missed and has yet to insert.
+    let mut pos = vec![0usize; n];
+    let mut pending: Vec<Option<u64>> = vec![None; n];
+    let mut live: Vec<usize> = Vec::with_capacity(n);
+    for round in keys.chunks(window) {
+        for (t, p) in pos.iter_mut().enumerate() {
+            *p = t;
+        }
+        loop {
+            live.clear();
+            live.extend((0..n).filter(|&t| pending[t].is_some() || pos[t] < round.len()));
+            if live.is_empty() {
+                break;
+            }
+            let t = live[(next() % live.len() as u64) as usize];
+            if let Some(key) = pending[t].take() {
+                cache.insert(key, key);
+            } else {
+                let key = round[pos[t]];
+                pos[t] += n;
+                if cache.get(&key).is_some() {
+                    hits += 1;
+                } else {
+                    pending[t] = Some(key);
+                }
+            }
+        }
+    }
+    hits
+}
+
 /// `hits` out of `requests`, in percent.
 pub fn percent(hits: u64, requests: usize) -> f64 {
     if requests == 0 {

@@ -94,7 +94,9 @@ impl Policy {
     /// 1,024 entries' worth, whatever the cache's size) through four small shadow
     /// caches, one per placement, and after every two shadow-fulls of lookups moves
     /// to the placement whose shadow has hit most lately, if by more than one lookup
-    /// in 32. Sampled lookups and inserts take the shadows' mutex; the others pay a
+    /// in 32. A new cache starts in the guarded placement, which changes what the
+    /// cache holds only on evidence, and makes its first decision after two such
+    /// periods. Sampled lookups and inserts take the shadows' mutex; the others pay a
     /// multiply and a compare. In a cache of 1,024 entries or fewer every key is
     /// sampled, so every lookup takes that one mutex: prefer [`Policy::s3fifo`] or
     /// [`Policy::clock`] for a tiny cache read from many threads.
@@ -167,6 +169,16 @@ impl Placement {
         Placement::Wide,
         Placement::Guarded,
     ];
+
+    /// This placement's position in [`Placement::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Placement::Narrow => 0,
+            Placement::Recency => 1,
+            Placement::Wide => 2,
+            Placement::Guarded => 3,
+        }
+    }
 }
 
 /// One shard's policy state.
@@ -613,6 +625,13 @@ mod tests {
 
     fn held(shard: &Shard<u32, ()>, keys: std::ops::Range<u32>) -> usize {
         keys.filter(|&k| shard.find(hash(k), &k).is_some()).count()
+    }
+
+    #[test]
+    fn placement_indices_match_their_order() {
+        for (i, p) in Placement::ALL.into_iter().enumerate() {
+            assert_eq!(p.index(), i, "{p:?}");
+        }
     }
 
     #[test]
