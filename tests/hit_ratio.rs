@@ -126,9 +126,11 @@ fn default_policy_follows_recency_on_corda() {
 }
 
 /// The concurrency target: two threads taking a trace's requests round-robin
-/// hit within half a point of one thread. Concurrency changes the hit ratio only
-/// through the order in which the cache sees the operations (each is atomic under
-/// its shard's lock), so this test replays that order deterministically: two
+/// hit within half a point of one thread. Concurrency changes the hit ratio mostly
+/// through the order in which the cache sees the operations, so this test replays
+/// that order deterministically (not modelled: two readers bumping one entry's
+/// counter at once can lose a bump, and the shadows see a lookup just after the
+/// shard's lock is released, so possibly after another caller's operation): two
 /// callers take the requests round-robin, meet every 8 requests (as
 /// `examples/hit_ratio.rs --threads 2 --window 8` does with real threads), and their
 /// steps (a `get`, or the `insert` after a miss) interleave in an order drawn from a

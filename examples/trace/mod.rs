@@ -591,7 +591,7 @@ pub fn replay_threads(
 }
 
 /// Replays `keys` as `n` callers taking the requests round-robin and meeting after
-/// every `window` requests (as [`replay_threads`] does), but on one thread, with the
+/// every `window` requests (as [`replay_threads`] does; 0: never), but on one thread, with the
 /// callers' steps interleaved in an order drawn from `seed`: a step is one caller's
 /// `get`, or its `insert` after a miss, so another caller may run between the two.
 /// The same seed gives the same order, so the hits are repeatable. Returns the hits.
@@ -603,7 +603,11 @@ pub fn replay_interleaved(
     seed: u64,
 ) -> u64 {
     let n = n.max(1);
-    let window = window.max(1);
+    let window = if window == 0 {
+        keys.len().max(1)
+    } else {
+        window
+    };
     // xorshift64*: a small, fixed generator, so the order never changes.
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {

@@ -345,6 +345,38 @@ mod tests {
     }
 
     #[test]
+    fn the_first_decision_waits_for_the_second_period() {
+        // Each key read twice, 10 keys apart, never again, in a cache of 64: once
+        // the shadows are full (half-way through the first period of 256 lookups),
+        // the recency shadow hits every second lookup and the probation-first ones
+        // (whose probation holds 4 entries) never. Recency leads by the end of the
+        // first period but takes over only at the end of the second.
+        let shadow = Shadow::new(64);
+        let mut keys = (0..u32::MAX).flat_map(|i| [i, i.wrapping_sub(10)]);
+        let mut step = |shadow: &Shadow| {
+            let h = hash(keys.next().unwrap());
+            let hit = shadow.sims.lock().shards[PROBATION].find(h, &h.get());
+            shadow.on_lookup(h, u32::from(hit.is_some()));
+            if hit.is_none() {
+                shadow.on_insert(h, 1);
+            }
+        };
+        while shadow.sims.lock().periods < 1 {
+            step(&shadow);
+        }
+        let scores = shadow.sims.lock().scores;
+        let guarded = Placement::Guarded.index();
+        let recency = Placement::Recency.index();
+        assert!(scores[recency] > scores[guarded] + 32, "{scores:?}");
+        assert_eq!(shadow.placement(), START);
+        while shadow.sims.lock().periods < FIRST_DECISION {
+            step(&shadow);
+        }
+        let p = shadow.placement();
+        assert!(matches!(p, Placement::Recency | Placement::Wide), "{p:?}");
+    }
+
+    #[test]
     fn a_loop_keeps_probation_and_a_recency_workload_switches() {
         let shadow = Shadow::new(256);
         assert_eq!(shadow.placement(), START);
