@@ -551,6 +551,15 @@ pub fn larder_cache(
     builder.build()
 }
 
+/// Requests between two barriers: `window`, or the whole trace when it is 0.
+fn window_len(window: usize, keys: &[u64]) -> usize {
+    if window == 0 {
+        keys.len().max(1)
+    } else {
+        window
+    }
+}
+
 /// Replays `keys` from `n` threads, request `i` on thread `i % n`; with a `window`,
 /// the threads wait for each other after every `window` requests of the trace.
 /// Returns the hits of all threads.
@@ -560,11 +569,7 @@ pub fn replay_threads(
     n: usize,
     window: usize,
 ) -> u64 {
-    let window = if window == 0 {
-        keys.len().max(1)
-    } else {
-        window
-    };
+    let window = window_len(window, keys);
     let barrier = Barrier::new(n);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -603,11 +608,7 @@ pub fn replay_interleaved(
     seed: u64,
 ) -> u64 {
     let n = n.max(1);
-    let window = if window == 0 {
-        keys.len().max(1)
-    } else {
-        window
-    };
+    let window = window_len(window, keys);
     // xorshift64*: a small, fixed generator, so the order never changes.
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {

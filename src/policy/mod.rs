@@ -14,7 +14,7 @@ mod lru;
 mod queue;
 pub(crate) mod shadow;
 
-use crate::slab::{Slab, NIL};
+use crate::slab::Slab;
 use ghost::Ghost;
 use lru::Lru;
 use queue::Queue;
@@ -157,9 +157,8 @@ pub(crate) enum Placement {
     /// Probation of a few units (see [`guarded_probation`]), and a returning ghost or
     /// a key hit in probation enters the main queue only when the main queue has
     /// room or its next victim is cold: passed by the hand at least once and not hit
-    /// since. For loops
-    /// and sweeps longer than the cache, where every admission would displace
-    /// another key that is as sure to be hit.
+    /// since. For loops and sweeps longer than the cache, where every admission
+    /// would displace another key that is as sure to be hit.
     Guarded,
 }
 
@@ -171,14 +170,9 @@ impl Placement {
         Placement::Guarded,
     ];
 
-    /// This placement's position in [`Placement::ALL`].
+    /// This placement's position in [`Placement::ALL`] (declaration order).
     pub(crate) const fn index(self) -> usize {
-        match self {
-            Placement::Narrow => 0,
-            Placement::Recency => 1,
-            Placement::Wide => 2,
-            Placement::Guarded => 3,
-        }
+        self as usize
     }
 }
 
@@ -288,7 +282,7 @@ impl PolicyState {
                     main_cap: narrow_cap,
                     narrow_cap,
                     wide_cap: capacity * 3 / 100,
-                    guarded_cap: capacity - guarded_probation(shards).min(capacity),
+                    guarded_cap: main_share(capacity, 0, guarded_probation(shards)),
                     recency: false,
                     guarded: false,
                     small_weight: 0,
@@ -333,8 +327,7 @@ impl PolicyState {
                 s.ghost.fit(slab.live as usize, s.entries_hint);
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
-                let returning =
-                    s.ghost.take(e.hash.get()) && (!s.guarded || s.main_front_cold(slab));
+                let returning = s.ghost.take(e.hash.get()) && s.admits(slab, w);
                 if returning || s.main_weight + w <= s.main_cap || s.recency {
                     e.set_queue(MAIN_NEW);
                     s.main_weight += w;
@@ -514,18 +507,17 @@ impl S3Fifo {
     /// and on a sweep that turns it is the next to be needed) and it has not been hit
     /// since. Measured on one shard: zigzag at 1500 +1.0 point, P6 at 32768 +1.3.
     fn main_front_cold<K, V>(&self, slab: &Slab<K, V>) -> bool {
-        // Dead slots ahead of the first entry are skipped (the hand reclaims them
-        // without evicting anything); compaction keeps them few.
-        let mut cur = self.main.front();
-        while let Some(idx) = cur {
-            if slab.is_full(idx) {
-                let e = slab.entry(idx);
-                return e.freq() == 0 && e.queue() == MAIN;
-            }
-            let next = slab.slot(idx).next();
-            cur = (next != NIL).then_some(next);
-        }
-        true
+        self.main.first_full(slab).is_none_or(|idx| {
+            let e = slab.entry(idx);
+            e.freq() == 0 && e.queue() == MAIN
+        })
+    }
+
+    /// Whether a proven key (one hit in probation, or back from the ghost set) of
+    /// weight `w` may enter the main queue: always, except in the guarded placement,
+    /// which admits it only into room or over a cold entry.
+    fn admits<K, V>(&self, slab: &Slab<K, V>, w: u64) -> bool {
+        !self.guarded || self.main_weight + w <= self.main_cap || self.main_front_cold(slab)
     }
 
     /// Moves the main queue's hand one entry: an entry hit since the hand last
@@ -582,13 +574,7 @@ impl S3Fifo {
                 if expired(slab, idx, now) {
                     return Some(idx);
                 }
-                // Guarded: a hit key is promoted over a cold main entry, or into
-                // room the main queue has (where a new key would go straight in).
-                if e.freq() > 0
-                    && (!self.guarded
-                        || self.main_weight + w <= self.main_cap
-                        || self.main_front_cold(slab))
-                {
+                if e.freq() > 0 && self.admits(slab, w) {
                     e.set_freq(0);
                     e.set_queue(MAIN_NEW);
                     self.main_weight += w;

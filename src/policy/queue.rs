@@ -33,9 +33,14 @@ impl Queue {
         self.tail = idx;
     }
 
-    /// The slot at the front, if any (it may be dead).
-    pub(crate) fn front(&self) -> Option<u32> {
-        (self.head != NIL).then_some(self.head)
+    /// The first live entry, skipping dead slots ahead of it (which the queue's
+    /// next pops would reclaim without returning anything).
+    pub(crate) fn first_full<K, V>(&self, slab: &Slab<K, V>) -> Option<u32> {
+        let mut cur = self.head;
+        while cur != NIL && !slab.is_full(cur) {
+            cur = slab.slot(cur).next();
+        }
+        (cur != NIL).then_some(cur)
     }
 
     pub(crate) fn pop_front<K, V>(&mut self, slab: &mut Slab<K, V>) -> Option<u32> {
