@@ -9,7 +9,7 @@ use crate::memoize::{Flights, LoadCounters};
 use crate::policy::shadow::Shadow;
 use crate::policy::{Placement, Policy, PolicyKind};
 use crate::shard::{short_hash, Garbage, Mode, Shard};
-use crate::sync::{AtomicU64, RwLock};
+use crate::sync::{AtomicBool, AtomicU64, RwLock};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+/// A caught panic, resumed once an operation is complete.
+type Panic = Box<dyn std::any::Any + Send>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 
 /// Why an entry left the cache; passed to the
@@ -126,6 +128,39 @@ struct Cell<K, V> {
     lock: RwLock<Shard<K, V>>,
     /// Loads in flight for this shard's keys; see [`crate::memoize`].
     flights: Flights<K, V>,
+}
+
+impl<K, V> Cell<K, V> {
+    /// Who this shard is to the re-entrancy check.
+    #[inline]
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The write lock; a thread that would wait for a lock it holds itself panics
+    /// (see [`crate::reentry`]).
+    #[inline]
+    fn write(&self) -> crate::sync::RwLockWriteGuard<'_, Shard<K, V>> {
+        match self.lock.try_write() {
+            Some(guard) => guard,
+            None => {
+                crate::reentry::check(self.addr());
+                self.lock.write()
+            }
+        }
+    }
+
+    /// The read lock, with the same check.
+    #[inline]
+    fn read(&self) -> crate::sync::RwLockReadGuard<'_, Shard<K, V>> {
+        match self.lock.try_read() {
+            Some(guard) => guard,
+            None => {
+                crate::reentry::check(self.addr());
+                self.lock.read()
+            }
+        }
+    }
 }
 
 /// Hit and miss counters are striped by thread: each thread counts into a slot of
@@ -348,16 +383,23 @@ where
     }
 
     /// Reports removed entries to the listener and drops them; no lock is held here.
+    /// A listener that panics does not stop the others: every entry is reported and
+    /// dropped, and the first panic is returned for the caller to resume once its
+    /// operation is complete.
     #[inline]
-    fn finish(&self, mut garbage: Garbage<K, V>) {
+    fn finish(&self, mut garbage: Garbage<K, V>) -> Option<Panic> {
         if garbage.is_empty() {
-            return;
+            return None;
         }
-        if let Some(listener) = &self.listener {
-            for (k, v, cause) in garbage.drain() {
-                listener(&k, &v, cause);
+        let listener = self.listener.as_ref()?;
+        let mut panic = None;
+        for (k, v, cause) in garbage.drain() {
+            let call = std::panic::AssertUnwindSafe(|| listener(&k, &v, cause));
+            if let Err(payload) = std::panic::catch_unwind(call) {
+                panic.get_or_insert(payload);
             }
         }
+        panic
     }
 
     /// Stores `value` under `key` with the cache's default TTL, replacing any value
@@ -402,12 +444,38 @@ where
         };
         // No clock read for a cache that has no deadlines to check (`with_shard`
         // reads it unconditionally; this is the hot write path).
-        self.locked(self.cell(hash), |shard, garbage| {
+        let cell = self.cell(hash);
+        self.locked(cell, |shard, garbage| {
             if now == 0 && shard.has_timed() {
                 now = self.clock.now_ms();
             }
+            cell.flights.invalidate(hash, &key);
             shard.insert(key, value, short_hash(hash), weight, ttl, now, garbage);
         });
+    }
+
+    /// Stores the value a single-flight load produced, unless a write to its key
+    /// (or a `clear`) happened since the load began: the write wins (see
+    /// [`crate::memoize`]). Returns whether it was stored.
+    pub(crate) fn insert_loaded(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<u64>,
+        stale: &AtomicBool,
+    ) -> bool {
+        let hash = self.hash(&key);
+        let weight = self.weigh(&key, &value);
+        let now = self.clock.now_ms();
+        self.locked(self.cell(hash), |shard, garbage| {
+            // Writers set `stale` under this shard's write lock, which we hold.
+            if stale.load(Relaxed) {
+                garbage.spare_key = Some(key);
+                return false;
+            }
+            shard.insert(key, value, short_hash(hash), weight, ttl, now, garbage);
+            true
+        })
     }
 
     /// The value for `key`, if present and not expired. Counts as a hit or miss and
@@ -508,15 +576,15 @@ where
         let sampled;
         let mut hit_weight = 0;
         let found = if record && self.exclusive_hits {
-            let mut shard = cell.lock.write();
+            let mut shard = cell.write();
             sampled = shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 shard.touch_locked(idx);
                 let e = shard.slab.entry(idx);
-                map(&e.value, &|| shard.ttl_of(e, now))
+                map(&e.value, &|| shard.ttl_of(idx, now))
             })
         } else {
-            let shard = cell.lock.read();
+            let shard = cell.read();
             sampled = record && shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 let e = shard.slab.entry(idx);
@@ -524,7 +592,7 @@ where
                     e.bump(shard.max_freq);
                     hit_weight = e.weight();
                 }
-                map(&e.value, &|| shard.ttl_of(e, now))
+                map(&e.value, &|| shard.ttl_of(idx, now))
             })
         };
         if record {
@@ -560,7 +628,9 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
+        let flights = self.flights(hash);
         let out = self.with_shard(hash, |shard, now, garbage| {
+            flights.invalidate(hash, key);
             let idx = shard.find_live(short_hash(hash), key, now, garbage)?;
             shard.remove_slot(idx, RemovalCause::Removed, garbage);
             garbage.pop()
@@ -641,10 +711,13 @@ where
                 let e = shard.slab.entry(idx);
                 Occupied {
                     value: &e.value,
-                    ttl: shard.ttl_of(e, now),
+                    ttl: shard.ttl_of(idx, now),
                 }
             });
             let (op, result) = f(current);
+            if !matches!(op, Op::Nop) {
+                self.flights(hash).invalidate(hash, &key);
+            }
             let ttl_deadline = |shard: &Shard<K, V>, ttl: Option<Duration>| {
                 shard.deadline_for(now, ttl.map(ttl_ms))
             };
@@ -661,24 +734,18 @@ where
                     shard.set_deadline(idx, d);
                     garbage.spare_key = Some(key);
                 }
-                (Op::Put(v), Some(idx)) => {
+                (Op::Put(v), found) => {
                     let w = self.weigh(&key, &v);
-                    shard.replace(idx, key, v, w, None, now, garbage);
+                    // An existing entry keeps its deadline; a new one gets the default.
+                    let d = found
+                        .is_none()
+                        .then(|| shard.deadline_for(now, self.ttl_ms));
+                    shard.put(found, key, v, h32, w, d, now, garbage);
                 }
-                (Op::Put(v), None) => {
-                    let w = self.weigh(&key, &v);
-                    let d = shard.deadline_for(now, self.ttl_ms);
-                    shard.insert_new(key, v, h32, w, d, now, garbage);
-                }
-                (Op::PutWithTtl(v, ttl), Some(idx)) => {
+                (Op::PutWithTtl(v, ttl), found) => {
                     let w = self.weigh(&key, &v);
                     let d = ttl_deadline(shard, ttl);
-                    shard.replace(idx, key, v, w, Some(d), now, garbage);
-                }
-                (Op::PutWithTtl(v, ttl), None) => {
-                    let w = self.weigh(&key, &v);
-                    let d = ttl_deadline(shard, ttl);
-                    shard.insert_new(key, v, h32, w, d, now, garbage);
+                    shard.put(found, key, v, h32, w, Some(d), now, garbage);
                 }
             }
             result
@@ -707,13 +774,42 @@ where
         cell: &Cell<K, V>,
         f: impl FnOnce(&mut Shard<K, V>, &mut Garbage<K, V>) -> R,
     ) -> R {
+        let (result, panic) = self.locked_catching(cell, f);
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
+        result
+    }
+
+    /// [`locked`](Self::locked), returning a listener's panic instead of resuming
+    /// it (for the operations that visit every shard and must finish first).
+    fn locked_catching<R>(
+        &self,
+        cell: &Cell<K, V>,
+        f: impl FnOnce(&mut Shard<K, V>, &mut Garbage<K, V>) -> R,
+    ) -> (R, Option<Panic>) {
         let mut garbage = Garbage::new();
         let result = {
-            let mut shard = cell.lock.write();
+            let mut shard = cell.write();
+            let _held = crate::reentry::Held::enter(cell.addr());
             f(&mut shard, &mut garbage)
         };
-        self.finish(garbage);
-        result
+        (result, self.finish(garbage))
+    }
+
+    /// Runs `f` on every shard in turn under its write lock; a listener's panic is
+    /// resumed only after the last shard is done.
+    fn each_shard(&self, mut f: impl FnMut(&Cell<K, V>, &mut Shard<K, V>, &mut Garbage<K, V>)) {
+        let mut first = None;
+        for cell in self.cells.iter() {
+            let ((), panic) = self.locked_catching(cell, |shard, garbage| f(cell, shard, garbage));
+            if let Some(payload) = panic {
+                first.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first {
+            std::panic::resume_unwind(payload);
+        }
     }
 
     /// Keeps only the entries for which `keep` returns true. Expired entries are
@@ -731,9 +827,7 @@ where
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         let now = self.clock.now_ms();
-        for cell in self.cells.iter() {
-            self.locked(cell, |shard, garbage| shard.retain(now, &mut keep, garbage));
-        }
+        self.each_shard(|_, shard, garbage| shard.retain(now, &mut keep, garbage));
     }
 
     /// Removes every entry (the listener sees each as [`RemovalCause::Removed`]).
@@ -747,9 +841,10 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        for cell in self.cells.iter() {
-            self.locked(cell, |shard, garbage| shard.clear(garbage));
-        }
+        self.each_shard(|cell, shard, garbage| {
+            cell.flights.invalidate_all();
+            shard.clear(garbage);
+        });
     }
 
     /// Reclaims every expired entry now (writes already do this a few slots at a
@@ -769,20 +864,18 @@ where
     /// ```
     pub fn run_pending_tasks(&self) {
         let now = self.clock.now_ms();
-        for cell in self.cells.iter() {
-            self.locked(cell, |shard, garbage| {
-                shard.maintain(now, garbage);
-                let n = shard.slab.len();
-                shard.sweep(now, n, garbage);
-            });
-        }
+        self.each_shard(|_, shard, garbage| {
+            shard.maintain(now, garbage);
+            let n = shard.slab.len();
+            shard.sweep(now, n, garbage);
+        });
     }
 
     /// The number of entries stored, including expired ones not yet reclaimed.
     ///
     /// **Locking behaviour:** each shard's read lock in turn.
     pub fn len(&self) -> usize {
-        self.cells.iter().map(|c| c.lock.read().len()).sum()
+        self.cells.iter().map(|c| c.read().len()).sum()
     }
 
     /// Whether the cache holds no entries.
@@ -795,7 +888,7 @@ where
     ///
     /// **Locking behaviour:** each shard's read lock in turn.
     pub fn weight(&self) -> u64 {
-        self.cells.iter().map(|c| c.lock.read().weight).sum()
+        self.cells.iter().map(|c| c.read().weight).sum()
     }
 
     /// The capacity given to the builder (entries, or weight).
@@ -832,7 +925,7 @@ where
             s.misses += slot.misses.load(Relaxed);
         }
         for cell in self.cells.iter() {
-            let c = cell.lock.read().counters;
+            let c = cell.read().counters;
             s.inserts += c.inserts;
             s.updates += c.updates;
             s.evictions += c.evictions;
@@ -854,7 +947,7 @@ where
             + self
                 .cells
                 .iter()
-                .map(|c| c.lock.read().heap_bytes())
+                .map(|c| c.read().heap_bytes())
                 .sum::<usize>()
             + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
     }
@@ -864,7 +957,7 @@ where
     #[doc(hidden)]
     pub fn validate(&self) {
         for cell in self.cells.iter() {
-            cell.lock.read().validate();
+            cell.read().validate();
         }
     }
 }

@@ -140,8 +140,15 @@ impl ManualClock {
     }
 }
 
-/// Converts a TTL to whole milliseconds, saturating.
+/// Converts a TTL to whole milliseconds, saturating. A TTL shorter than the clock's
+/// millisecond resolution but not zero counts as one millisecond (a positive TTL
+/// stores a live entry); zero stays zero (the value is expired at once, and not
+/// stored).
 #[inline]
 pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+    match u64::try_from(ttl.as_millis()) {
+        Ok(0) if !ttl.is_zero() => 1,
+        Ok(ms) => ms,
+        Err(_) => u64::MAX,
+    }
 }

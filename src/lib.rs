@@ -45,6 +45,7 @@ mod clock;
 mod index;
 mod memoize;
 mod policy;
+mod reentry;
 mod shard;
 mod slab;
 mod sync;

@@ -22,16 +22,26 @@
 //!   in `Clone`, an async leader's future being dropped) goes through
 //!   [`Leader`]'s `Drop`, which publishes `Abandoned`: the waiters wake and retry,
 //!   and one of them becomes the next leader. No waiter can hang on a dead leader.
+//! - **A write during a load wins.** Every write to a key (`insert`, `remove`, a
+//!   `compute` that changes it, and `clear` for every key) marks the key's flight
+//!   *stale*, under the shard's write lock; the leader stores its value under the
+//!   same lock only if the flight is not stale. The loaded value is still handed to
+//!   the leader's caller and to the waiters, who asked before the write. A write
+//!   that happens before the leader's second look (`peek`, after it registered) is
+//!   seen by that look; one after it marks the flight. Writers look at the table
+//!   only while the shard has a load in flight (`active`), so writes pay one
+//!   relaxed load otherwise.
 //! - The table's mutex is held only to scan, push or remove one entry (`Eq` and
 //!   `Clone` of the key run under it; keys removed from it are dropped after it is
-//!   released). The lock order is table -> nothing: no other lock is taken while it
-//!   is held.
+//!   released). The lock order is shard -> table: a writer marks flights while it
+//!   holds the shard lock; nobody takes a shard lock while holding the table.
 
 #![forbid(unsafe_code)]
 
 use crate::cache::{Cache, Stats};
 use crate::clock::ttl_ms;
-use crate::sync::{Arc, AtomicU64, Condvar, Mutex};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex};
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::hash::Hash;
@@ -42,6 +52,8 @@ use std::time::Duration;
 /// table for the handful of concurrent misses a shard sees.
 pub(crate) struct Flights<K, V> {
     table: Mutex<Vec<InFlight<K, V>>>,
+    /// Entries in `table` (read by writers without the table's lock).
+    active: AtomicUsize,
 }
 
 struct InFlight<K, V> {
@@ -54,6 +66,7 @@ impl<K, V> Flights<K, V> {
     pub(crate) fn new() -> Self {
         Flights {
             table: Mutex::new(Vec::new()),
+            active: AtomicUsize::new(0),
         }
     }
 
@@ -62,7 +75,41 @@ impl<K, V> Flights<K, V> {
     fn remove(&self, flight: &Arc<Flight<V>>) -> Option<InFlight<K, V>> {
         let mut table = self.table.lock();
         let i = table.iter().position(|e| Arc::ptr_eq(&e.flight, flight))?;
+        self.active.fetch_sub(1, Relaxed);
         Some(table.swap_remove(i))
+    }
+
+    /// A write to `key` (full hash `hash`) is happening: a load of it in flight must
+    /// not store its value. Called under the shard's write lock.
+    #[inline]
+    pub(crate) fn invalidate<Q>(&self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // Relaxed is enough: a leader registers its flight before it takes this
+        // shard's lock to look for the key again, so a writer that takes the lock
+        // after that look sees the count (the lock orders them).
+        if self.active.load(Relaxed) == 0 {
+            return;
+        }
+        let table = self.table.lock();
+        if let Some(e) = table
+            .iter()
+            .find(|e| e.hash == hash && e.key.borrow() == key)
+        {
+            e.flight.stale.store(true, Relaxed);
+        }
+    }
+
+    /// Every key of the shard is being written (`clear`).
+    pub(crate) fn invalidate_all(&self) {
+        if self.active.load(Relaxed) == 0 {
+            return;
+        }
+        for e in self.table.lock().iter() {
+            e.flight.stale.store(true, Relaxed);
+        }
     }
 }
 
@@ -86,6 +133,12 @@ impl LoadCounters {
 pub(crate) struct Flight<V> {
     state: Mutex<FlightState<V>>,
     ready: Condvar,
+    /// Set by a write to the key while the load runs; read and written only under
+    /// the key's shard write lock.
+    stale: AtomicBool,
+    /// The thread of a synchronous leader (a waiter on the same thread would wait
+    /// for itself).
+    leader: Option<std::thread::ThreadId>,
 }
 
 struct FlightState<V> {
@@ -103,7 +156,7 @@ enum Outcome<V> {
 }
 
 impl<V> Flight<V> {
-    fn new() -> Self {
+    fn new(leader: Option<std::thread::ThreadId>) -> Self {
         Flight {
             state: Mutex::new(FlightState {
                 outcome: Outcome::Loading,
@@ -111,6 +164,8 @@ impl<V> Flight<V> {
                 wakers: Vec::new(),
             }),
             ready: Condvar::new(),
+            stale: AtomicBool::new(false),
+            leader,
         }
     }
 
@@ -136,7 +191,14 @@ impl<V> Flight<V> {
 
 impl<V: Clone> Flight<V> {
     /// Blocks until the outcome is known: the value, or `None` if the leader gave up.
+    ///
+    /// # Panics
+    /// If the leader is this very thread (its loader asked for its own key), which
+    /// would otherwise wait forever.
     fn wait(&self) -> Option<V> {
+        if self.leader == Some(std::thread::current().id()) {
+            panic!("{SELF_WAIT}");
+        }
         let mut state = self.state.lock();
         loop {
             match &state.outcome {
@@ -147,6 +209,11 @@ impl<V: Clone> Flight<V> {
         }
     }
 }
+
+/// What a loader that asks for its own key is told.
+const SELF_WAIT: &str = "larder: re-entrant load: a loader passed to \
+    `get_or_insert_with` (or a variant, or `Memoized`) asked for the key it is loading \
+    (this would wait for itself forever)";
 
 /// What a caller that missed should do next.
 enum Claim<'a, K, V> {
@@ -194,10 +261,11 @@ impl<K, V: Clone> Leader<'_, K, V> {
 }
 
 impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
-    /// Stores the loaded value (`ttl_ms`: `None` never expires), then publishes it.
+    /// Stores the loaded value (`ttl_ms`: `None` never expires) unless a write to
+    /// the key happened while it loaded, then publishes it.
     fn finish(self, key: K, value: V, ttl_ms: Option<u64>) -> V {
         let (cache, ns) = (self.cache, self.elapsed_ns());
-        cache.insert_inner(key, value.clone(), ttl_ms);
+        cache.insert_loaded(key, value.clone(), ttl_ms, &self.flight.stale);
         let value = self.publish(value);
         // Counted only now: a panic above (in `Clone`, the weigher or the listener)
         // is counted as a failure by `Drop`.
@@ -270,13 +338,18 @@ where
     }
 
     /// Joins the load in flight for `key`, or registers one and leads it.
-    fn claim(&self, hash: u64, key: &K) -> Claim<'_, K, V> {
+    /// `sync`: the caller blocks its thread while it waits (a synchronous
+    /// variant), so a waiter on the same thread is a loader waiting for itself.
+    fn claim(&self, hash: u64, key: &K, sync: bool) -> Claim<'_, K, V> {
         let flight = {
-            let mut table = self.flights(hash).table.lock();
+            let flights = self.flights(hash);
+            let mut table = flights.table.lock();
             if let Some(e) = table.iter().find(|e| e.hash == hash && e.key == *key) {
                 return Claim::Wait(e.flight.clone());
             }
-            let flight = Arc::new(Flight::new());
+            let leader = sync.then(|| std::thread::current().id());
+            let flight = Arc::new(Flight::new(leader));
+            flights.active.fetch_add(1, Relaxed);
             table.push(InFlight {
                 hash,
                 key: key.clone(),
@@ -312,7 +385,7 @@ where
     fn load_missed<E>(&self, key: KeyArg<'_, K>, f: impl FnOnce() -> Loaded<V, E>) -> Result<V, E> {
         let hash = self.hash(key.get());
         loop {
-            match self.claim(hash, key.get()) {
+            match self.claim(hash, key.get(), true) {
                 Claim::Ready(v) => return Ok(v),
                 Claim::Wait(flight) => {
                     if let Some(v) = flight.wait() {
@@ -335,8 +408,9 @@ where
     /// runs in one of them and the others wait for its value.
     ///
     /// The value is returned even if it could not be stored (heavier than its
-    /// shard's share of the capacity). It replaces any value inserted for `key`
-    /// while `load` ran.
+    /// shard's share of the capacity). **A write during the load wins**: if `key` is
+    /// inserted, removed or changed (or the cache cleared) while `load` runs, the
+    /// loaded value is returned to this caller and to the waiters, but not stored.
     ///
     /// `K: Clone` because the key is kept in the table of loads in flight while
     /// `load` runs.
@@ -346,13 +420,15 @@ where
     /// load; `load` runs with no lock held, so it may use this cache, and other keys,
     /// in this shard or any other, are never blocked by it. Storing the value takes
     /// the shard's write lock, as [`insert`](Self::insert) does. Waiting callers
-    /// block their thread until the loader finishes. A `load` that calls
-    /// `get_or_insert_with` (or a variant) for its *own* key deadlocks: it waits
-    /// for itself.
+    /// block their thread until the loader finishes.
     ///
     /// # Panics
     /// If `load` panics, the panic propagates to this caller and nothing is stored;
     /// a caller waiting for the same key takes over and runs its own loader.
+    ///
+    /// A `load` that calls `get_or_insert_with` (or a variant) for its *own* key
+    /// on its own thread panics with a message naming the rule (it would wait for
+    /// itself forever).
     ///
     /// ```
     /// use larder::Cache;
@@ -518,7 +594,7 @@ mod asynchronous {
             }
             let hash = self.hash(&key);
             loop {
-                match self.claim(hash, &key) {
+                match self.claim(hash, &key, false) {
                     Claim::Ready(v) => return Ok(v),
                     Claim::Wait(flight) => {
                         let wait = Wait {

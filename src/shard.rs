@@ -10,9 +10,16 @@
 //! Time: deadlines are `u32` millisecond ticks relative to the shard's `base_ms`.
 //! When the clock runs `REBASE_AFTER` ticks past the base, the next write moves the
 //! base forward and shifts every deadline (an O(n) pass once every ~12 days), so
-//! deadlines never overflow however long the cache lives, and any TTL up to
-//! `u32::MAX - REBASE_AFTER` ms (about 37 days) is represented exactly. Longer TTLs are
-//! clamped to that (the entry may expire early, never late).
+//! deadlines never overflow however long the cache lives. A deadline too far ahead
+//! for a `u32` (a TTL of more than about 37 days) is stored as [`FAR`] in the slot
+//! and exactly, as `u64` ticks, in a side table of the shard (`far`); a rebase moves
+//! it back into the slot once it fits. So every TTL is kept to the millisecond, and
+//! the common case pays nothing for the rare one.
+//!
+//! Expired entries are reclaimed before live ones are evicted: the shard keeps a
+//! lower bound of its earliest deadline, and when a write must evict while that
+//! bound has passed, it first sweeps the whole shard for expired entries (at most
+//! once per `live / 4` writes, so the sweep costs O(1) amortised per write).
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +34,11 @@ use std::num::NonZeroU32;
 
 /// Ticks past the base after which a write rebases the shard's deadlines.
 const REBASE_AFTER: u64 = 1 << 30;
+
+/// The slot deadline of an entry whose deadline does not fit in a `u32`: the real one
+/// is in the shard's `far` table. Far beyond any relative time a slot sees between
+/// two rebases, so the policies (which read slot deadlines) treat it as not expired.
+pub(crate) const FAR: u32 = u32::MAX;
 
 /// Slots a write examines for expired entries when its shard holds entries with a
 /// deadline.
@@ -111,6 +123,13 @@ pub(crate) struct Shard<K, V> {
     /// key is sampled without leaving the shard's cache lines (`NOT_SAMPLED`: no
     /// shadows). Refreshed on every insert of a new key.
     sample_bits: u32,
+    /// Exact deadlines (relative ticks) of the entries whose slot says [`FAR`].
+    far: std::collections::HashMap<u32, u64>,
+    /// No entry's deadline is earlier than this (relative ticks; `u64::MAX`: none
+    /// known). Lowered by every new deadline, made exact by a full sweep.
+    next_expiry: u64,
+    /// Writes since the last full sweep for expired entries.
+    writes_since_sweep: u64,
 }
 
 const NOT_SAMPLED: u32 = u32::MAX;
@@ -154,6 +173,9 @@ where
                 Mode::Fixed(_) => NOT_SAMPLED,
             },
             mode,
+            far: std::collections::HashMap::new(),
+            next_expiry: u64::MAX,
+            writes_since_sweep: 0,
         }
     }
 
@@ -185,28 +207,70 @@ where
         now.saturating_sub(self.base_ms)
     }
 
+    /// The deadline of the full slot `idx` in relative ticks (0: never).
     #[inline]
-    pub(crate) fn is_expired(&self, e: &Entry<K, V>, now: u64) -> bool {
-        e.deadline != 0 && self.rel(now) >= u64::from(e.deadline)
-    }
-
-    /// Remaining time to live of an entry: `None` if it never expires.
-    pub(crate) fn ttl_of(&self, e: &Entry<K, V>, now: u64) -> Option<std::time::Duration> {
-        if e.deadline == 0 {
-            return None;
+    pub(crate) fn deadline_of(&self, idx: u32) -> u64 {
+        match self.slab.entry(idx).deadline {
+            FAR => self.far.get(&idx).copied().unwrap_or(u64::MAX),
+            d => u64::from(d),
         }
-        let left = u64::from(e.deadline).saturating_sub(self.rel(now));
-        Some(std::time::Duration::from_millis(left))
     }
 
-    /// A relative deadline for a TTL starting now (`None`: no deadline).
-    pub(crate) fn deadline_for(&self, now: u64, ttl_ms: Option<u64>) -> u32 {
+    /// Whether the entry in the full slot `idx` has expired at `now`.
+    #[inline]
+    pub(crate) fn is_expired(&self, idx: u32, now: u64) -> bool {
+        let d = self.deadline_of(idx);
+        d != 0 && self.rel(now) >= d
+    }
+
+    /// Remaining time to live of the entry in `idx`: `None` if it never expires.
+    pub(crate) fn ttl_of(&self, idx: u32, now: u64) -> Option<std::time::Duration> {
+        match self.deadline_of(idx) {
+            0 => None,
+            d => Some(std::time::Duration::from_millis(
+                d.saturating_sub(self.rel(now)),
+            )),
+        }
+    }
+
+    /// A relative deadline for a TTL starting now (0: no deadline). A TTL of zero
+    /// gives a deadline that has already passed.
+    pub(crate) fn deadline_for(&self, now: u64, ttl_ms: Option<u64>) -> u64 {
         match ttl_ms {
             None => 0,
-            Some(ttl) => {
-                let d = self.rel(now).saturating_add(ttl);
-                d.clamp(1, u64::from(u32::MAX)) as u32
+            Some(ttl) => self.rel(now).saturating_add(ttl).max(1),
+        }
+    }
+
+    /// Whether a deadline from [`deadline_for`](Self::deadline_for) has passed
+    /// already (a TTL of zero): such a value is never stored.
+    #[inline]
+    pub(crate) fn is_due(&self, deadline: u64, now: u64) -> bool {
+        deadline != 0 && self.rel(now) >= deadline
+    }
+
+    /// Sets the deadline (relative ticks, 0: never) of the full slot `idx`, keeping
+    /// the timed count, the far table and the earliest-deadline bound in step.
+    pub(crate) fn set_deadline(&mut self, idx: u32, deadline: u64) {
+        let old = self.slab.entry(idx).deadline;
+        if old == FAR {
+            self.far.remove(&idx);
+        }
+        match (old != 0, deadline != 0) {
+            (false, true) => self.timed += 1,
+            (true, false) => self.timed -= 1,
+            _ => {}
+        }
+        let stored = match u32::try_from(deadline) {
+            Ok(d) if d != FAR => d,
+            _ => {
+                self.far.insert(idx, deadline);
+                FAR
             }
+        };
+        self.slab.entry_mut(idx).deadline = stored;
+        if deadline != 0 {
+            self.next_expiry = self.next_expiry.min(deadline);
         }
     }
 
@@ -239,12 +303,11 @@ where
         Q: Eq + ?Sized,
     {
         let idx = self.find(hash, key)?;
-        let e = self.slab.entry(idx);
-        if e.deadline == 0 {
+        if self.slab.entry(idx).deadline == 0 {
             return Some((idx, 0));
         }
         let now = clock.now_ms();
-        (!self.is_expired(e, now)).then_some((idx, now))
+        (!self.is_expired(idx, now)).then_some((idx, now))
     }
 
     /// The slot holding a live entry for `key`; an expired one found on the way is
@@ -261,7 +324,7 @@ where
         Q: Eq + ?Sized,
     {
         let idx = self.find(hash, key)?;
-        if self.is_expired(self.slab.entry(idx), now) {
+        if self.is_expired(idx, now) {
             self.remove_slot(idx, RemovalCause::Expired, garbage);
             return None;
         }
@@ -271,6 +334,7 @@ where
     /// Housekeeping done by every write: move the time base if due, and reclaim a few
     /// expired entries.
     pub(crate) fn maintain(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
+        self.writes_since_sweep += 1;
         if self.rel(now) >= REBASE_AFTER {
             self.rebase(now);
         }
@@ -282,13 +346,27 @@ where
     fn rebase(&mut self, now: u64) {
         let new_base = now - 1;
         let shift = new_base - self.base_ms;
+        let shifted = |d: u64| if d <= shift { 1 } else { d - shift };
         for i in 0..self.slab.len() as u32 {
             if let Slot::Full(e) = self.slab.slot_mut(i) {
-                if e.deadline != 0 {
-                    let d = u64::from(e.deadline);
-                    e.deadline = if d <= shift { 1 } else { (d - shift) as u32 };
+                if e.deadline != 0 && e.deadline != FAR {
+                    e.deadline = shifted(u64::from(e.deadline)) as u32;
                 }
             }
+        }
+        // Far deadlines move back into their slots once they fit.
+        let far = std::mem::take(&mut self.far);
+        for (idx, d) in far {
+            let d = shifted(d);
+            match u32::try_from(d) {
+                Ok(d32) if d32 != FAR => self.slab.entry_mut(idx).deadline = d32,
+                _ => {
+                    self.far.insert(idx, d);
+                }
+            }
+        }
+        if self.next_expiry != u64::MAX {
+            self.next_expiry = shifted(self.next_expiry);
         }
         self.base_ms = new_base;
     }
@@ -305,12 +383,31 @@ where
             }
             let idx = self.sweep_cursor;
             self.sweep_cursor += 1;
-            if let Slot::Full(e) = self.slab.slot(idx) {
-                if self.is_expired(e, now) {
-                    self.remove_slot(idx, RemovalCause::Expired, garbage);
+            if self.slab.is_full(idx) && self.is_expired(idx, now) {
+                self.remove_slot(idx, RemovalCause::Expired, garbage);
+            }
+        }
+    }
+
+    /// Sweeps every slot, reclaiming the expired entries, and makes the
+    /// earliest-deadline bound exact.
+    fn sweep_all(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
+        let mut earliest = u64::MAX;
+        for idx in 0..self.slab.len() as u32 {
+            if !self.slab.is_full(idx) {
+                continue;
+            }
+            if self.is_expired(idx, now) {
+                self.remove_slot(idx, RemovalCause::Expired, garbage);
+            } else {
+                match self.deadline_of(idx) {
+                    0 => {}
+                    d => earliest = earliest.min(d),
                 }
             }
         }
+        self.next_expiry = earliest;
+        self.writes_since_sweep = 0;
     }
 
     /// Removes the entry in `idx` (not an eviction: the policy unlinks it its own way).
@@ -333,6 +430,9 @@ where
         self.weight -= u64::from(e.weight());
         if e.deadline != 0 {
             self.timed -= 1;
+            if e.deadline == FAR {
+                self.far.remove(&idx);
+            }
         }
         match cause {
             RemovalCause::Evicted => self.counters.evictions += 1,
@@ -342,19 +442,29 @@ where
         }
     }
 
-    /// Evicts until `extra` more weight fits within the capacity.
+    /// Evicts until `extra` more weight fits within the capacity. Expired entries go
+    /// first: before the first live entry would be evicted, a shard whose earliest
+    /// deadline has passed sweeps itself (see the module docs for the amortisation).
     fn make_room(&mut self, extra: u64, now: u64, garbage: &mut Garbage<K, V>) {
-        while self.weight + extra > self.capacity {
+        let over = |s: &Self| s.weight.saturating_add(extra) > s.capacity;
+        if over(self)
+            && self.timed > 0
+            && self.rel(now) >= self.next_expiry
+            && self.writes_since_sweep >= u64::from(self.slab.live / 4)
+        {
+            self.sweep_all(now, garbage);
+        }
+        while over(self) {
             let rel = self.rel(now);
             let Some(idx) = self.policy.evict(&mut self.slab, rel) else {
                 break;
             };
-            let e = self.slab.take(idx, false);
-            let cause = if self.is_expired(&e, now) {
+            let cause = if self.is_expired(idx, now) {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Evicted
             };
+            let e = self.slab.take(idx, false);
             self.forget(idx, &e, cause);
             garbage.push(e.key, e.value, cause);
         }
@@ -374,9 +484,56 @@ where
     ) {
         self.maintain(now, garbage);
         let deadline = self.deadline_for(now, ttl_ms);
-        match self.find_live(hash, &key, now, garbage) {
-            Some(idx) => self.replace(idx, key, value, weight, Some(deadline), now, garbage),
-            None => self.insert_new(key, value, hash, weight, deadline, now, garbage),
+        let found = self.find_live(hash, &key, now, garbage);
+        self.put(
+            found,
+            key,
+            value,
+            hash,
+            weight,
+            Some(deadline),
+            now,
+            garbage,
+        );
+    }
+
+    /// Stores `value` for `key`, whose live slot (if any) is `found`: replaces it, or
+    /// stores a new entry (`deadline: None` keeps an old entry's deadline and gives a
+    /// new one none). A value whose deadline has already passed is not stored: it
+    /// only removes the old value (the listener sees the old value as `Replaced` and
+    /// the new one as `Expired`), and evicts nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put(
+        &mut self,
+        found: Option<u32>,
+        key: K,
+        value: V,
+        hash: NonZeroU32,
+        weight: u32,
+        deadline: Option<u64>,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        if deadline.is_some_and(|d| self.is_due(d, now)) {
+            if let Some(idx) = found {
+                self.remove_slot(idx, RemovalCause::Replaced, garbage);
+                self.counters.updates += 1;
+            }
+            self.counters.expirations += 1;
+            garbage.push(key, value, RemovalCause::Expired);
+            return;
+        }
+        match found {
+            Some(idx) => self.replace(idx, key, value, weight, deadline, now, garbage),
+            None => self.insert_new(
+                key,
+                value,
+                hash,
+                weight,
+                deadline.unwrap_or(0),
+                now,
+                garbage,
+            ),
         }
     }
 
@@ -394,7 +551,7 @@ where
         value: V,
         hash: NonZeroU32,
         weight: u32,
-        deadline: u32,
+        deadline: u64,
         now: u64,
         garbage: &mut Garbage<K, V>,
     ) {
@@ -411,17 +568,7 @@ where
         self.policy.set_placement(placement);
         self.make_room(u64::from(weight), now, garbage);
         self.maybe_compact();
-        let idx = self
-            .slab
-            .alloc(Entry::new(key, value, hash, weight, deadline));
-        let slab = &self.slab;
-        self.index.insert(hash.get(), idx, self.slot_hint, |i| {
-            slab.entry(i).hash.get()
-        });
-        self.weight += u64::from(weight);
-        if deadline != 0 {
-            self.timed += 1;
-        }
+        let idx = self.link(Entry::new(key, value, hash, weight, 0), deadline);
         if let Mode::Shadow(shadow) = &self.mode {
             shadow.on_insert(hash, weight);
             self.sample_bits = shadow.bits();
@@ -430,16 +577,51 @@ where
         self.counters.inserts += 1;
     }
 
+    /// Puts an entry (whose slot deadline is 0) in a slot and in the index, with
+    /// `deadline`; the policy is the caller's to tell.
+    fn link(&mut self, entry: Entry<K, V>, deadline: u64) -> u32 {
+        debug_assert_eq!(entry.deadline, 0);
+        let hash = entry.hash;
+        let weight = entry.weight();
+        let idx = self.slab.alloc(entry);
+        let slab = &self.slab;
+        self.index.insert(hash.get(), idx, self.slot_hint, |i| {
+            slab.entry(i).hash.get()
+        });
+        self.weight += u64::from(weight);
+        self.set_deadline(idx, deadline);
+        idx
+    }
+
+    /// Takes the entry in `idx` out of the shard without counting a removal: out of
+    /// the policy, the index, the weight and the far table. Its deadline (relative
+    /// ticks) is returned beside it and its slot deadline reset to 0, ready for
+    /// [`link`](Self::link).
+    fn unlink(&mut self, idx: u32) -> (Entry<K, V>, u64) {
+        let deadline = self.deadline_of(idx);
+        self.set_deadline(idx, 0);
+        let queued = self.policy.on_remove(&mut self.slab, idx);
+        let e = self.slab.take(idx, queued);
+        let found = self.index.remove(e.hash.get(), idx);
+        debug_assert!(found, "slot {idx} missing from the index");
+        self.weight -= u64::from(e.weight());
+        (e, deadline)
+    }
+
     /// Replaces the value of the live entry in `idx`; `deadline: None` keeps the old
     /// one. `key` is the caller's copy of the key, reported with the old value.
+    ///
+    /// A write never evicts the entry it writes: when the new value needs room, the
+    /// entry is taken out of the policy's reach while others are evicted, then put
+    /// back where it was (same queue, same access counter).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn replace(
+    fn replace(
         &mut self,
-        idx: u32,
+        mut idx: u32,
         key: K,
         value: V,
         weight: u32,
-        deadline: Option<u32>,
+        deadline: Option<u64>,
         now: u64,
         garbage: &mut Garbage<K, V>,
     ) {
@@ -452,37 +634,28 @@ where
             garbage.push(key, value, RemovalCause::Evicted);
             return;
         }
+        let old_weight = self.slab.entry(idx).weight();
+        let others = self.weight - u64::from(old_weight);
+        if others.saturating_add(u64::from(weight)) > self.capacity {
+            let (entry, old_deadline) = self.unlink(idx);
+            self.make_room(u64::from(weight), now, garbage);
+            self.maybe_compact();
+            idx = self.link(entry, old_deadline);
+            self.policy.on_relink(&mut self.slab, idx);
+        }
         let e = self.slab.entry_mut(idx);
         let old_weight = e.weight();
         let old = std::mem::replace(&mut e.value, value);
         e.set_weight(weight);
         if let Some(d) = deadline {
-            match (e.deadline != 0, d != 0) {
-                (false, true) => self.timed += 1,
-                (true, false) => self.timed -= 1,
-                _ => {}
-            }
-            e.deadline = d;
+            self.set_deadline(idx, d);
         }
         self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
         self.policy.on_reweigh(&self.slab, idx, old_weight);
         self.policy.on_update(&mut self.slab, idx);
         self.counters.updates += 1;
         garbage.push(key, old, RemovalCause::Replaced);
-        if self.weight > self.capacity {
-            self.make_room(0, now, garbage);
-        }
-    }
-
-    /// Changes the deadline of the live entry in `idx`.
-    pub(crate) fn set_deadline(&mut self, idx: u32, deadline: u32) {
-        let e = self.slab.entry_mut(idx);
-        match (e.deadline != 0, deadline != 0) {
-            (false, true) => self.timed += 1,
-            (true, false) => self.timed -= 1,
-            _ => {}
-        }
-        e.deadline = deadline;
+        debug_assert!(self.weight <= self.capacity);
     }
 
     /// Compacts the policy queues when dead slots have piled up (amortised O(1): a
@@ -501,6 +674,8 @@ where
         }
         self.index.clear();
         self.policy.clear();
+        self.far.clear();
+        self.next_expiry = u64::MAX;
         self.weight = 0;
         self.timed = 0;
         self.sweep_cursor = 0;
@@ -517,7 +692,7 @@ where
         for idx in 0..self.slab.len() as u32 {
             let (expired, kept) = match self.slab.slot(idx) {
                 Slot::Full(e) => {
-                    let expired = self.is_expired(e, now);
+                    let expired = self.is_expired(idx, now);
                     (expired, expired || keep(&e.key, &e.value))
                 }
                 Slot::Empty { .. } => continue,
@@ -543,12 +718,20 @@ where
         assert_eq!(self.index.slots().count(), self.index.len());
         let mut weight = 0u64;
         let mut timed = 0u32;
+        let mut far = 0usize;
         for i in self.index.slots() {
             let e = self.slab.entry(i);
             weight += u64::from(e.weight());
             timed += u32::from(e.deadline != 0);
+            if e.deadline == FAR {
+                far += 1;
+                assert!(self.far.contains_key(&i), "far slot {i} has no deadline");
+            }
+            let d = self.deadline_of(i);
+            assert!(d == 0 || d >= self.next_expiry, "deadline before the bound");
             assert_eq!(self.index.find(e.hash.get(), |j| j == i), Some(i));
         }
+        assert_eq!(far, self.far.len(), "stale far deadlines");
         assert_eq!(weight, self.weight);
         assert_eq!(timed, self.timed);
         assert!(self.weight <= self.capacity, "over capacity");

@@ -10,9 +10,10 @@
 
 #[cfg(not(larder_loom))]
 mod imp {
-    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
-    pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
+    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::Arc;
+    pub(crate) use std::thread_local;
 
     /// parking_lot's `Condvar` with the guard passed by value, as loom wants it.
     #[derive(Debug, Default)]
@@ -34,8 +35,9 @@ mod imp {
 
 #[cfg(larder_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
-    pub(crate) use loom::sync::{Arc, MutexGuard};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+    pub(crate) use loom::sync::{Arc, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
+    pub(crate) use loom::thread_local;
 
     /// A `Mutex` with parking_lot's guard-returning API, backed by loom.
     #[derive(Debug)]
@@ -82,6 +84,9 @@ mod imp {
         }
         pub(crate) fn try_read(&self) -> Option<loom::sync::RwLockReadGuard<'_, T>> {
             self.0.try_read().ok()
+        }
+        pub(crate) fn try_write(&self) -> Option<loom::sync::RwLockWriteGuard<'_, T>> {
+            self.0.try_write().ok()
         }
     }
 }

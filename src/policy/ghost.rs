@@ -29,8 +29,18 @@ impl Ghost {
     /// as its entry capacity `hint` when known (measured on the shared traces: half
     /// the capacity beat 80%, 100% and 150% with this admission rule). Grows only,
     /// by half; old fingerprints are lost on growth, which happens O(log n) times.
+    ///
+    /// A known capacity is reached in doublings of the live count rather than at
+    /// the first insert, so a huge capacity (`max_entries(u64::MAX)`) allocates
+    /// nothing up front. Nothing is lost by it: an entry-bounded shard evicts
+    /// nothing, and so remembers no ghost, until it holds `hint` entries, and by
+    /// then the set has its full size.
     pub(crate) fn fit(&mut self, live: usize, hint: usize) {
-        let want = if hint != usize::MAX { hint } else { live };
+        let want = if hint != usize::MAX {
+            hint.min(live.max(16).saturating_mul(2))
+        } else {
+            live
+        };
         let want = (want / 2).max(16);
         if want > self.cells.len() {
             let grown = if hint != usize::MAX {

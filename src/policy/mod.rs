@@ -255,10 +255,16 @@ fn guarded_probation(shards: usize) -> u64 {
 /// The main queue's share of `capacity` when probation keeps `probation_pct`
 /// percent, and at least `min_probation` units.
 fn main_share(capacity: u64, probation_pct: u64, min_probation: u64) -> u64 {
-    let probation = (capacity * probation_pct / 100)
+    let probation = percent(capacity, probation_pct)
         .max(min_probation)
         .min(capacity);
     capacity - probation
+}
+
+/// `pct` percent of `capacity`, rounded down, for any capacity (no overflow near
+/// `u64::MAX`).
+fn percent(capacity: u64, pct: u64) -> u64 {
+    (u128::from(capacity) * u128::from(pct) / 100) as u64
 }
 
 /// Whether the entry in `idx` is past its deadline at `now` (relative ticks).
@@ -281,7 +287,7 @@ impl PolicyState {
                     ghost: Ghost::new(),
                     main_cap: narrow_cap,
                     narrow_cap,
-                    wide_cap: capacity * 3 / 100,
+                    wide_cap: percent(capacity, 3),
                     guarded_cap: main_share(capacity, 0, guarded_probation(shards)),
                     recency: false,
                     guarded: false,
@@ -334,6 +340,27 @@ impl PolicyState {
                     s.main.push_back(slab, idx);
                 } else {
                     e.set_queue(SMALL);
+                    s.small_weight += w;
+                    s.small.push_back(slab, idx);
+                }
+            }
+        }
+    }
+
+    /// The entry in `idx` was taken out of the policy (`on_remove`, then
+    /// `Slab::take`) and stored again, in this slot, with its access counter and
+    /// queue tag as they were: queue it again as the most recent of its queue.
+    pub(crate) fn on_relink<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        match self {
+            PolicyState::Clock(q) => q.push_back(slab, idx),
+            PolicyState::Lru(l) => l.push_back(slab, idx),
+            PolicyState::S3Fifo(s) => {
+                let e = slab.entry(idx);
+                let w = u64::from(e.weight());
+                if e.queue() != SMALL {
+                    s.main_weight += w;
+                    s.main.push_back(slab, idx);
+                } else {
                     s.small_weight += w;
                     s.small.push_back(slab, idx);
                 }
