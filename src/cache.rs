@@ -214,18 +214,41 @@ fn stat_slot() -> usize {
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and
-/// [`retain`](Self::retain) run under a write lock and must not call into the same
-/// cache. [`get_or_insert_with`](Self::get_or_insert_with) and its variants run
-/// their loader with no lock held; callers waiting for a load wait on that load
-/// alone, never on a shard lock.
+/// [`retain`](Self::retain) (and the weigher, when `compute` stores a value) run
+/// under a write lock and must not call into the shard they run under: **a thread
+/// that would wait for a shard lock it holds itself panics** with a message naming
+/// this rule, instead of deadlocking (the check costs nothing unless the lock is
+/// contended). Calling into *other* shards from such a closure is allowed, but two
+/// threads doing it in opposite orders can deadlock, so avoid it. The eviction
+/// listener runs with no lock held and may call into the cache.
+/// [`get_or_insert_with`](Self::get_or_insert_with) and its variants run their
+/// loader with no lock held; callers waiting for a load wait on that load alone,
+/// never on a shard lock.
+///
+/// # Writes win
+/// A write never evicts the entry it writes: a value that grows is stored, and
+/// other entries make room. A write that happens while a
+/// [`get_or_insert_with`](Self::get_or_insert_with) load of the same key runs is
+/// never overwritten by the loaded value. An eviction listener that panics does
+/// not cut an operation short: every removed entry is still reported, `clear`,
+/// `retain` and `run_pending_tasks` still visit every shard, and the first panic
+/// is resumed at the end.
 ///
 /// # Expiry
 /// An expired entry is never returned. Every write to a shard that holds entries with
 /// a deadline examines the next [`SWEEP_STEP`](crate::SWEEP_STEP) slots of that shard
 /// and reclaims the expired ones, so a shard of `n` slots is swept completely every
 /// `n / 8` writes to it, with no background thread. The policy also prefers an
-/// expired entry as a victim whenever it meets one.
+/// expired entry as a victim whenever it meets one, and **expired entries are
+/// reclaimed before live ones are evicted**: a write that must evict in a shard whose
+/// earliest deadline has passed first sweeps that whole shard. To keep the cost
+/// O(1) amortised per write, a shard sweeps at most once per `live / 4` writes to
+/// it; an entry that expires within that window may still hold its room until the
+/// next sweep.
 /// [`run_pending_tasks`](Self::run_pending_tasks) sweeps everything at once.
+/// TTLs of any length are kept to the millisecond (those over about 37 days in a
+/// side table of their shard). A TTL of zero stores nothing (it removes the key's
+/// old value); one under a millisecond counts as one millisecond.
 ///
 /// ```
 /// use larder::Cache;
@@ -682,7 +705,8 @@ where
     ///
     /// **Locking behaviour:** `f` (and the weigher, on the value `f` returns) runs
     /// under the shard's write lock: keep it short and do not call into this cache
-    /// from it (that deadlocks). If `f` panics, nothing is changed.
+    /// from it (a call into the same shard panics, see "Locking behaviour" on
+    /// [`Cache`]). If `f` panics, nothing is changed.
     ///
     /// ```
     /// use larder::{Cache, Op};
@@ -950,6 +974,16 @@ where
                 .map(|c| c.read().heap_bytes())
                 .sum::<usize>()
             + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
+    }
+
+    /// The index of the shard `key` maps to (tests place keys in chosen shards).
+    #[doc(hidden)]
+    pub fn shard_of<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        (self.hash(key) >> 32) as usize & self.mask
     }
 
     /// Checks every internal invariant and panics if one is broken. For tests and

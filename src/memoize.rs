@@ -138,7 +138,7 @@ pub(crate) struct Flight<V> {
     stale: AtomicBool,
     /// The thread of a synchronous leader (a waiter on the same thread would wait
     /// for itself).
-    leader: Option<std::thread::ThreadId>,
+    leader: Option<crate::sync::ThreadId>,
 }
 
 struct FlightState<V> {
@@ -156,7 +156,7 @@ enum Outcome<V> {
 }
 
 impl<V> Flight<V> {
-    fn new(leader: Option<std::thread::ThreadId>) -> Self {
+    fn new(leader: Option<crate::sync::ThreadId>) -> Self {
         Flight {
             state: Mutex::new(FlightState {
                 outcome: Outcome::Loading,
@@ -196,7 +196,7 @@ impl<V: Clone> Flight<V> {
     /// If the leader is this very thread (its loader asked for its own key), which
     /// would otherwise wait forever.
     fn wait(&self) -> Option<V> {
-        if self.leader == Some(std::thread::current().id()) {
+        if self.leader == Some(crate::sync::current_thread().id()) {
             panic!("{SELF_WAIT}");
         }
         let mut state = self.state.lock();
@@ -347,7 +347,7 @@ where
             if let Some(e) = table.iter().find(|e| e.hash == hash && e.key == *key) {
                 return Claim::Wait(e.flight.clone());
             }
-            let leader = sync.then(|| std::thread::current().id());
+            let leader = sync.then(|| crate::sync::current_thread().id());
             let flight = Arc::new(Flight::new(leader));
             flights.active.fetch_add(1, Relaxed);
             table.push(InFlight {

@@ -1,5 +1,5 @@
 //! Loom models of the concurrent core. Run with
-//! `RUSTFLAGS="--cfg larder_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom`.
+//! `RUSTFLAGS="--cfg larder_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom --features async,memcached`.
 //!
 //! Each model is one scenario on a one-shard cache of capacity <= 2, so loom can
 //! explore every interleaving of the lock and atomic operations involved.
@@ -239,5 +239,168 @@ fn try_get_or_insert_with_failure_hands_over_to_a_waiter() {
         assert_eq!(cache.get(&1), Some(10));
         assert_eq!(cache.load_waiters(&1), 0);
         cache.validate();
+    });
+}
+
+/// A single-flight leader against a writer of the same key: whenever the insert
+/// happens (before the load, during it, or after the value is stored) the insert
+/// is what the cache holds at the end. The leader's caller gets one of the two.
+#[test]
+fn memoize_leader_vs_insert() {
+    loom::model(|| {
+        let cache: Arc<Cache<u32, u32>> =
+            Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
+        let c1 = cache.clone();
+        let t = thread::spawn(move || c1.get_or_insert_with(1, || 10));
+        cache.insert(1, 20);
+        let got = t.join().unwrap();
+        assert!(matches!(got, 10 | 20), "{got}");
+        assert_eq!(cache.get(&1), Some(20));
+        assert_eq!(cache.load_waiters(&1), 0);
+        cache.validate();
+    });
+}
+
+/// The loader raises a flag when it starts; a remove (or a clear) that comes after
+/// the flag must not be undone by the leader storing its value.
+fn leader_vs_invalidation(invalidate: fn(&Cache<u32, u32>)) {
+    loom::model(move || {
+        let cache: Arc<Cache<u32, u32>> =
+            Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
+        let started = Arc::new(AtomicUsize::new(0));
+        let (c1, s1) = (cache.clone(), started.clone());
+        let t = thread::spawn(move || {
+            c1.get_or_insert_with(1, || {
+                s1.store(1, SeqCst);
+                10
+            })
+        });
+        let began = started.load(SeqCst) == 1;
+        invalidate(&cache);
+        assert_eq!(t.join().unwrap(), 10);
+        if began {
+            assert_eq!(cache.get(&1), None, "the load undid a later invalidation");
+        }
+        cache.validate();
+    });
+}
+
+#[test]
+fn memoize_leader_vs_remove() {
+    leader_vs_invalidation(|c| {
+        c.remove(&1);
+    });
+}
+
+#[test]
+fn memoize_leader_vs_clear() {
+    leader_vs_invalidation(|c| c.clear());
+}
+
+/// Two shards: a clear (which visits the shards one after the other) against
+/// inserts into both. Every value is dropped exactly once, old keys are gone, and
+/// each new key is there or not depending on its shard's order.
+#[test]
+fn clear_vs_inserts_on_two_shards() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cache: Arc<Cache<u32, Counted>> =
+            Arc::new(Cache::builder().max_entries(8).shards(2).build().unwrap());
+        let mk = |id| Counted {
+            id,
+            drops: drops.clone(),
+        };
+        // One old and one new key in each shard.
+        let in_shard = |s: usize, skip: u32| (skip..).find(|k| cache.shard_of(k) == s).unwrap();
+        let (old0, old1) = (in_shard(0, 0), in_shard(1, 0));
+        let (new0, new1) = (in_shard(0, old0 + 1), in_shard(1, old1 + 1));
+        cache.insert(old0, mk(1));
+        cache.insert(old1, mk(2));
+        let (a, b) = (mk(3), mk(4));
+        let c1 = cache.clone();
+        let t = thread::spawn(move || {
+            c1.insert(new0, a);
+            c1.insert(new1, b);
+        });
+        cache.clear();
+        t.join().unwrap();
+        assert!(!cache.contains_key(&old0) && !cache.contains_key(&old1));
+        let kept = cache.len();
+        assert!(kept <= 2);
+        assert_eq!(drops.load(SeqCst), 4 - kept);
+        cache.validate();
+        drop(cache);
+        assert_eq!(drops.load(SeqCst), 4);
+    });
+}
+
+/// An async leader cancelled after its first poll hands the load over to a
+/// waiting task, which completes with its own value.
+#[cfg(feature = "async")]
+#[test]
+fn async_waiter_takes_over_from_a_cancelled_leader() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    loom::model(|| {
+        let cache: Arc<Cache<u32, u32>> =
+            Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
+        let c1 = cache.clone();
+        let t = thread::spawn(move || {
+            loom::future::block_on(c1.get_or_insert_with_async(1, async { 20 }))
+        });
+        {
+            // Lead (or join, or find the value) and never finish: the loader's
+            // future stays pending, then the whole call is dropped.
+            let call = cache.get_or_insert_with_async(1, std::future::pending::<u32>());
+            let mut call = std::pin::pin!(call);
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            if let Poll::Ready(v) = call.as_mut().poll(&mut cx) {
+                assert_eq!(v, 20);
+            }
+        }
+        assert_eq!(t.join().unwrap(), 20);
+        assert_eq!(cache.get(&1), Some(20));
+        assert_eq!(cache.load_waiters(&1), 0);
+        cache.validate();
+    });
+}
+
+/// The memcached store: a `set` against a `flush_all`. A set that starts after
+/// the flush has returned is never hidden by it; the store stays consistent.
+#[cfg(feature = "memcached")]
+#[test]
+fn store_flush_all_vs_set() {
+    use larder::memcached::{Session, Store, StoreConfig};
+    loom::model(|| {
+        let store = Arc::new(
+            Store::new(StoreConfig {
+                memory_limit: 64 << 10,
+                shards: Some(1),
+                unix_time: Some(1_700_000_000),
+                ..StoreConfig::default()
+            })
+            .unwrap(),
+        );
+        let flushed = Arc::new(AtomicUsize::new(0));
+        let (s1, f1) = (store.clone(), flushed.clone());
+        let t = thread::spawn(move || {
+            let after_flush = f1.load(SeqCst) == 1;
+            let mut out = Vec::new();
+            let _ = s1.process(&mut Session::new(), b"set k 0 0 1\r\na\r\n", &mut out);
+            assert_eq!(out, b"STORED\r\n");
+            after_flush
+        });
+        let mut out = Vec::new();
+        let _ = store.process(&mut Session::new(), b"flush_all\r\n", &mut out);
+        assert_eq!(out, b"OK\r\n");
+        flushed.store(1, SeqCst);
+        let set_after_flush = t.join().unwrap();
+        if set_after_flush {
+            assert!(
+                store.get(b"k").is_some(),
+                "a set after flush_all was hidden"
+            );
+        }
+        store.validate();
     });
 }

@@ -334,15 +334,9 @@ impl PolicyState {
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
                 let returning = s.ghost.take(e.hash.get()) && s.admits(slab, w);
-                if returning || s.main_weight + w <= s.main_cap || s.recency {
-                    e.set_queue(MAIN_NEW);
-                    s.main_weight += w;
-                    s.main.push_back(slab, idx);
-                } else {
-                    e.set_queue(SMALL);
-                    s.small_weight += w;
-                    s.small.push_back(slab, idx);
-                }
+                let to_main = returning || s.main_weight + w <= s.main_cap || s.recency;
+                e.set_queue(if to_main { MAIN_NEW } else { SMALL });
+                s.enqueue(slab, idx);
             }
         }
     }
@@ -354,17 +348,7 @@ impl PolicyState {
         match self {
             PolicyState::Clock(q) => q.push_back(slab, idx),
             PolicyState::Lru(l) => l.push_back(slab, idx),
-            PolicyState::S3Fifo(s) => {
-                let e = slab.entry(idx);
-                let w = u64::from(e.weight());
-                if e.queue() != SMALL {
-                    s.main_weight += w;
-                    s.main.push_back(slab, idx);
-                } else {
-                    s.small_weight += w;
-                    s.small.push_back(slab, idx);
-                }
-            }
+            PolicyState::S3Fifo(s) => s.enqueue(slab, idx),
         }
     }
 
@@ -529,6 +513,19 @@ impl PolicyState {
 }
 
 impl S3Fifo {
+    /// Appends the entry in `idx` to the queue its tag names, counting its weight.
+    fn enqueue<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
+        let e = slab.entry(idx);
+        let w = u64::from(e.weight());
+        if e.queue() != SMALL {
+            self.main_weight += w;
+            self.main.push_back(slab, idx);
+        } else {
+            self.small_weight += w;
+            self.small.push_back(slab, idx);
+        }
+    }
+
     /// Whether the main queue's next victim is cold: the hand has passed it at least
     /// once (an entry the hand has not reached yet has not had its turn to be hit,
     /// and on a sweep that turns it is the next to be needed) and it has not been hit
