@@ -52,7 +52,18 @@
 
 use std::fmt;
 
-mod md5;
+/// MD5 as ketama uses it: the digest of a point name, cut into ring points.
+///
+/// MD5 only has to be a fixed, well-mixed function here (matching twemproxy
+/// bit for bit), not a secure one; RustCrypto's `md-5` supplies it.
+mod md5 {
+    use ::md5::{Digest, Md5};
+
+    /// The 16-byte MD5 digest of `data`.
+    pub(super) fn digest(data: &[u8]) -> [u8; 16] {
+        Md5::digest(data).into()
+    }
+}
 
 /// The Rust example in docs/scale-out.md compiles and runs.
 #[doc = include_str!("../docs/scale-out.md")]

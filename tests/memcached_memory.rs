@@ -5,15 +5,26 @@
 //! rounding; `ITEM_OVERHEAD` budgets 48 bytes per item for those on top.
 #![cfg(feature = "memcached")]
 
+use std::sync::{Mutex, PoisonError};
+
 use larder::memcached::{Session, Store, StoreConfig, ITEM_OVERHEAD};
 
 #[path = "../benches/common/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::in_use;
 
+/// The allocation counter is process-wide, and the test harness runs tests
+/// on parallel threads: two measurements at once would each count the other's
+/// items (one alone reads ~195 B per small item, ~255 B beside the other).
+/// Every measurement holds this lock from its first reading to its last.
+static MEASURING: Mutex<()> = Mutex::new(());
+
 /// Stores `n` items with `value_len`-byte values; returns heap growth per item
 /// held, and the store's own figure per item.
 fn measure(memory_limit: u64, n: usize, value_len: usize) -> (f64, f64, usize) {
+    // A measurement that failed has poisoned the lock, but its store was
+    // dropped while unwinding, so it leaves nothing behind to count.
+    let _alone = MEASURING.lock().unwrap_or_else(PoisonError::into_inner);
     let before = in_use();
     let store = Store::new(StoreConfig {
         memory_limit,

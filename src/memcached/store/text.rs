@@ -236,10 +236,9 @@ impl Store {
 
     fn flush_all(&self, delay: Option<i64>, now: u64) {
         let deadline = match delay {
-            Some(d) if d > 0 => match self.time.expiry(d, now) {
-                Expiry::After(ms) => now + ms,
-                _ => 0,
-            },
+            // `deadline` saturates: a delay past the end of the store clock
+            // flushes at its end, not at a wrapped-around time.
+            Some(d) if d > 0 => self.time.expiry(d, now).deadline(now),
             _ => 0,
         };
         self.flush_pending

@@ -31,7 +31,8 @@ impl Expiry {
         }
     }
 
-    /// The deadline on the store clock (0: never).
+    /// The deadline on the store clock (0: never). One past the end of the
+    /// clock is the end: it saturates at `u64::MAX` instead of wrapping.
     pub(crate) fn deadline(self, now_ms: u64) -> u64 {
         match self {
             Expiry::After(ms) => now_ms.saturating_add(ms),
