@@ -68,6 +68,11 @@ pub enum ErrorKind {
     OpaqueTooLong,
     /// A meta command with more tokens than memcached accepts.
     TooManyFlags,
+    /// An HTTP request line (an unknown command whose last token starts
+    /// with `HTTP/`). memcached closes such a connection without writing a
+    /// byte, so a browser tricked into talking to the cache gets nothing
+    /// back; fatal and silent ([`as_str`](ErrorKind::as_str) is empty).
+    HttpRequest,
 }
 
 impl ErrorKind {
@@ -98,15 +103,18 @@ impl ErrorKind {
             ErrorKind::InvalidDeltaToken => "CLIENT_ERROR invalid numeric delta value",
             ErrorKind::OpaqueTooLong => "CLIENT_ERROR opaque token too long",
             ErrorKind::TooManyFlags => "CLIENT_ERROR options flags too long",
+            ErrorKind::HttpRequest => "",
         }
     }
 
     /// Whether the connection must be closed after reporting this error.
     ///
-    /// Only [`ErrorKind::LineTooLong`] is fatal: the end of the offending line
-    /// has not been seen, so there is no point at which parsing could resume.
+    /// [`ErrorKind::LineTooLong`] is fatal because the end of the offending
+    /// line has not been seen, so there is no point at which parsing could
+    /// resume; [`ErrorKind::HttpRequest`] because the peer is not a
+    /// memcached client.
     pub const fn is_fatal(self) -> bool {
-        matches!(self, ErrorKind::LineTooLong)
+        matches!(self, ErrorKind::LineTooLong | ErrorKind::HttpRequest)
     }
 }
 
@@ -178,9 +186,10 @@ impl ParseError {
         self.kind.is_fatal()
     }
 
-    /// Whether the rejected text command ended in `noreply`, in which case
-    /// memcached sends no error line either. Always `false` for meta
-    /// commands, whose errors are sent even in quiet mode.
+    /// Whether nothing must be sent for this error: the rejected text
+    /// command ended in `noreply`, or it is an [`ErrorKind::HttpRequest`].
+    /// Always `false` for meta commands, whose errors are sent even in
+    /// quiet mode, and for [`ErrorKind::LineTooLong`].
     pub const fn noreply(&self) -> bool {
         self.noreply
     }

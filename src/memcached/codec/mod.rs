@@ -38,7 +38,8 @@
 //! | malformed arguments (`CLIENT_ERROR …`), text or meta, including keys that are too long | the line | continues |
 //! | `ms` whose length parsed but whose flags, mode or opaque did not | the line, the data block and its `\r\n` (may exceed the input) | continues |
 //! | data block not followed by `\r\n` (`CLIENT_ERROR bad data chunk`) | the line, the block and the two bytes after it | continues |
-//! | line longer than [`Limits::max_line_len`] (or `max_get_line_len`), whether or not its end has arrived (`CLIENT_ERROR line too long`) | — | **fatal**: send the line, then close |
+//! | line longer than [`Limits::max_line_len`], whether or not its end has arrived (`CLIENT_ERROR line too long`) | — | **fatal**: send the line, then close |
+//! | an HTTP request line ([`ErrorKind::HttpRequest`]) | — | **fatal**: close without a reply |
 //!
 //! As in memcached, a rejected *text* storage line does not swallow the data
 //! block that may follow it: those bytes are parsed as the next command (and
@@ -54,6 +55,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod ascii;
 mod base64;
 mod error;
@@ -63,6 +65,7 @@ mod request;
 mod response;
 mod text;
 
+pub use admin::AdminCommand;
 pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;
 pub use meta::{ArithmeticMode, MetaFlag, MetaFlags, SetMode};

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use bytes::BufMut;
 
+use super::admin::AdminCommand;
 use super::ascii::{put_i64, put_u64, Words};
 use super::base64;
 use super::meta::{MetaFlag, MetaFlags};
@@ -309,6 +310,15 @@ pub enum Request<'a> {
         /// Send no reply.
         noreply: bool,
     },
+    /// `slabs …`, `lru_crawler …` or `lru …`: tuning memcached's memory
+    /// layout; larder parses them with memcached's rules and answers them
+    /// without effect (see the store's docs).
+    Admin {
+        /// Which command, with its arguments.
+        command: AdminCommand<'a>,
+        /// Send no reply (only `slabs automove` and `lru` take it).
+        noreply: bool,
+    },
     /// A storage request refused for its size; see [`TooLarge`].
     TooLarge(TooLarge<'a>),
     /// `mg <key> <flags>*`.
@@ -530,6 +540,13 @@ impl Request<'_> {
             } => {
                 out.put_slice(b"cache_memlimit ");
                 put_u64(out, u64::from(*megabytes));
+                noreply(out, *nr);
+            }
+            Request::Admin {
+                command,
+                noreply: nr,
+            } => {
+                command.write_to(out);
                 noreply(out, *nr);
             }
             Request::TooLarge(TooLarge::Text {

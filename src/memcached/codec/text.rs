@@ -5,6 +5,7 @@
 //! take `noreply`, the last token is `noreply` if it says so, and an optional
 //! last token that says something else is ignored, as memcached does.
 
+use super::admin;
 use super::ascii::{parse_i64, parse_u32, parse_u64, valid_key, Words};
 use super::error::{ErrorKind, ParseError};
 use super::limits::Limits;
@@ -78,8 +79,38 @@ pub(crate) fn parse<'a>(
         b"stats" => done(Request::Stats {
             args: Tokens::new(words.remainder()),
         }),
-        _ => parse_simple(name, Args::collect(words), line_len, limits),
+        _ => match admin::parse(name, words.clone(), line_len) {
+            Some(Ok((command, noreply))) => done(Request::Admin { command, noreply }),
+            Some(Err(error)) => Err(error),
+            None => parse_simple(name, words, line_len, limits),
+        },
     }
+}
+
+/// Longest token list (command name included) memcached's tokenizer splits
+/// before it lumps the rest of the line into one last token.
+const MAX_TOKENS: usize = 23;
+
+/// Whether an unknown command line is an HTTP request line, by memcached's
+/// rule: the last of at most [`MAX_TOKENS`] tokens starts with `HTTP/`
+/// (`GET / HTTP/1.1`, `DELETE HTTP/1.0`), and the name does not begin with a
+/// byte memcached dispatches on before it looks (`a`, `c`, `d`, `g`, `i`,
+/// `s`, `t`: `get / HTTP/1.1` is a get, and `git x HTTP/1.1` is `ERROR`).
+fn is_http_request(name: &[u8], words: Words<'_>) -> bool {
+    if matches!(
+        name.first(),
+        Some(b'a' | b'c' | b'd' | b'g' | b'i' | b's' | b't')
+    ) {
+        return false;
+    }
+    let mut last = name;
+    for (count, word) in words.enumerate() {
+        if count + 2 > MAX_TOKENS {
+            return false;
+        }
+        last = word;
+    }
+    last.starts_with(b"HTTP/")
 }
 
 fn parse_get<'a>(
@@ -179,10 +210,11 @@ fn parse_store<'a>(
 /// The one-line commands with a fixed argument list.
 fn parse_simple<'a>(
     name: &'a [u8],
-    args: Args<'a>,
+    words: Words<'a>,
     line_len: usize,
     limits: &Limits,
 ) -> Result<Status<Request<'a>>, ParseError> {
+    let args = Args::collect(words.clone());
     let n = args.count;
     let noreply = args.last_is_noreply();
     let fail = |kind| Err(ParseError::new(kind, line_len).with_noreply(noreply));
@@ -269,18 +301,22 @@ fn parse_simple<'a>(
             if n != 1 && n != 2 {
                 return unknown;
             }
-            let Some(level) = parse_u32(first) else {
+            // memcached reads a 64-bit number and ignores its size.
+            let Some(level) = parse_u64(first) else {
                 return fail(ErrorKind::BadFormat);
             };
+            let level = u32::try_from(level).unwrap_or(u32::MAX);
             Request::Verbosity { level, noreply }
         }
         b"cache_memlimit" => {
             if n != 1 && n != 2 {
                 return unknown;
             }
-            let Some(megabytes) = parse_u32(first) else {
+            let Some(megabytes) = parse_u64(first) else {
                 return fail(ErrorKind::UnknownCommand);
             };
+            // Any size past u32::MAX is refused as "not megabytes" all the same.
+            let megabytes = u32::try_from(megabytes).unwrap_or(u32::MAX);
             Request::CacheMemlimit { megabytes, noreply }
         }
         b"shutdown" => match (n, first) {
@@ -288,6 +324,9 @@ fn parse_simple<'a>(
             (1, b"graceful") => Request::Shutdown { graceful: true },
             _ => return Err(ParseError::new(ErrorKind::InvalidShutdownMode, line_len)),
         },
+        _ if is_http_request(name, words) => {
+            return Err(ParseError::new(ErrorKind::HttpRequest, line_len).with_noreply(true));
+        }
         _ => return unknown,
     };
     Ok(Status::Complete(request, line_len))

@@ -161,7 +161,7 @@ impl Store {
                 }
                 Ok(Status::Partial) => break Outcome::Continue,
                 Err(error) => {
-                    if !error.noreply() || error.is_fatal() {
+                    if !error.noreply() {
                         Response::Error(error.kind()).write_to(out);
                     }
                     if error.is_fatal() {

@@ -139,6 +139,7 @@ impl Store {
                 };
                 reply(out, *noreply, response);
             }
+            Request::Admin { command, noreply } => self.admin(command, *noreply, out),
             Request::TooLarge(too_large) => self.too_large(too_large, out),
             // Meta commands are dispatched by `execute`.
             _ => {}
