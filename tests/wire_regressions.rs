@@ -287,3 +287,99 @@ fn stats_with_bad_arguments_answers_as_memcached() {
         "STAT sizes_status disabled\r\nEND\r\n"
     );
 }
+
+// ---- multi-gets longer than a line ----------------------------------------
+
+/// `get` followed by `count` keys: every fourth one `hit`, the rest misses.
+fn multiget_line(command: &str, count: usize) -> (Vec<u8>, usize) {
+    let mut line = command.as_bytes().to_vec();
+    let mut hits = 0;
+    for i in 0..count {
+        if i % 4 == 0 {
+            line.extend_from_slice(b" hit");
+            hits += 1;
+        } else {
+            line.extend_from_slice(format!(" m{i:07}").as_bytes());
+        }
+    }
+    line.extend_from_slice(b"\r\n");
+    (line, hits)
+}
+
+#[test]
+fn a_multiget_of_18000_keys_on_one_128_kib_line_answers_every_key() {
+    let server = TestServer::default();
+    let mut conn = server.connect();
+    assert_eq!(
+        request(&mut conn, b"set hit 0 0 1\r\nv\r\n", b"\r\n"),
+        "STORED\r\n"
+    );
+    let (line, hits) = multiget_line("get", 18_000);
+    assert!(line.len() > 128 << 10, "{}", line.len());
+    let reply = request(&mut conn, &line, b"END\r\n");
+    assert_eq!(reply, "VALUE hit 0 1\r\nv\r\n".repeat(hits) + "END\r\n");
+    // The connection goes on.
+    assert_eq!(request(&mut conn, b"mn\r\n", b"\r\n"), "MN\r\n");
+}
+
+#[test]
+fn gets_gat_and_gats_stream_long_key_lists_too() {
+    let server = TestServer::default();
+    let mut conn = server.connect();
+    assert_eq!(
+        request(&mut conn, b"set hit 7 0 1\r\nv\r\n", b"\r\n"),
+        "STORED\r\n"
+    );
+    for command in ["gets", "gat 0", "gats 100"] {
+        let (line, hits) = multiget_line(command, 20_000);
+        let reply = request(&mut conn, &line, b"END\r\n");
+        assert_eq!(reply.matches("VALUE hit 7 1").count(), hits, "{command}");
+        assert!(reply.ends_with("v\r\nEND\r\n"), "{command}");
+    }
+}
+
+#[test]
+fn a_multiget_line_larger_than_the_input_buffer_is_answered_as_it_arrives() {
+    // Each connection may buffer 256 KiB; the line is 4 MiB.
+    let server = TestServer::start(larder::server::ServerConfig {
+        max_input: Some(256 << 10),
+        ..larder::server::ServerConfig::default()
+    });
+    let mut conn = server.connect();
+    assert_eq!(
+        request(&mut conn, b"set hit 0 0 1\r\nv\r\n", b"\r\n"),
+        "STORED\r\n"
+    );
+    let (line, hits) = multiget_line("get", 600_000);
+    assert!(line.len() > 4 << 20);
+    let writer = {
+        let mut conn = conn.try_clone().unwrap();
+        std::thread::spawn(move || conn.write_all(&line).unwrap())
+    };
+    let reply = read_until(&mut conn, b"END\r\n");
+    writer.join().unwrap();
+    assert_eq!(reply.len(), "VALUE hit 0 1\r\nv\r\n".len() * hits + 5);
+}
+
+#[test]
+fn an_overlong_key_in_a_long_multiget_line_is_memcacheds_error_and_the_connection_goes_on() {
+    let server = TestServer::default();
+    let mut conn = server.connect();
+    for at in [100, 15_000] {
+        // The bad key is in the first 64 KiB, then far past it.
+        let mut line = Vec::from(&b"get"[..]);
+        for i in 0..30_000 {
+            if i == at {
+                line.push(b' ');
+                line.extend_from_slice(&[b'x'; 251]);
+            }
+            line.extend_from_slice(format!(" miss{i}").as_bytes());
+        }
+        line.extend_from_slice(b"\r\nmn\r\n");
+        let reply = request(&mut conn, &line, b"MN\r\n");
+        assert_eq!(
+            reply, "CLIENT_ERROR bad command line format\r\nMN\r\n",
+            "bad key at {at}"
+        );
+    }
+}

@@ -23,12 +23,9 @@ pub enum ErrorKind {
     BadFormat,
     /// The data block was not followed by `\r\n`.
     BadDataChunk,
-    /// A command line grew past [`Limits::max_line_len`](super::Limits)
-    /// (or `max_get_line_len` for `get`-family lines). Fatal.
+    /// A command line (other than a `get`-family one, which may be any
+    /// length) grew past [`Limits::max_line_len`](super::Limits). Fatal.
     LineTooLong,
-    /// A retrieval line named more keys than
-    /// [`Limits::max_keys_per_get`](super::Limits).
-    TooManyKeys,
     /// A value larger than [`Limits::max_item_size`](super::Limits). The
     /// parser reports this as [`Request::TooLarge`](super::Request::TooLarge)
     /// so the executor can also drop the old value; the kind exists so the
@@ -83,7 +80,6 @@ impl ErrorKind {
             ErrorKind::BadFormat => "CLIENT_ERROR bad command line format",
             ErrorKind::BadDataChunk => "CLIENT_ERROR bad data chunk",
             ErrorKind::LineTooLong => "CLIENT_ERROR line too long",
-            ErrorKind::TooManyKeys => "CLIENT_ERROR too many keys",
             ErrorKind::TooLarge => "SERVER_ERROR object too large for cache",
             ErrorKind::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
             ErrorKind::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
@@ -151,6 +147,7 @@ pub struct ParseError {
     kind: ErrorKind,
     discard: usize,
     noreply: bool,
+    rest_of_line: bool,
 }
 
 impl ParseError {
@@ -159,7 +156,13 @@ impl ParseError {
             kind,
             discard,
             noreply: false,
+            rest_of_line: false,
         }
+    }
+
+    pub(crate) const fn with_rest_of_line(mut self) -> Self {
+        self.rest_of_line = true;
+        self
     }
 
     pub(crate) const fn with_noreply(mut self, noreply: bool) -> Self {
@@ -179,6 +182,14 @@ impl ParseError {
     /// [`is_fatal`](ParseError::is_fatal).
     pub const fn discard(&self) -> usize {
         self.discard
+    }
+
+    /// Whether the refused request is a `get`-family line whose end has not
+    /// arrived (see [`Request::LongGet`](super::Request::LongGet)): after
+    /// dropping [`discard`](ParseError::discard) bytes, also drop everything
+    /// up to and including the next `\n` before parsing resumes.
+    pub const fn rest_of_line(&self) -> bool {
+        self.rest_of_line
     }
 
     /// Whether the connection cannot continue (send the error, then close).
