@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 
 use larder::memcached::{
-    parse, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request,
-    Response, SetMode, Status, StoreCommand, Tokens, TooLarge,
+    parse, parse_get_rest, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus,
+    ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TooLarge,
 };
 use larder::memcached::{ArithmeticMode, ArithmeticOp};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
@@ -470,38 +470,61 @@ fn gat_with_no_keys_is_valid_and_answers_end() {
 }
 
 #[test]
-fn get_with_more_keys_than_the_cap_is_rejected_but_the_connection_continues() {
+fn get_with_any_number_of_keys_on_one_buffered_line_is_one_request() {
     let mut line = b"get".to_vec();
-    for _ in 0..8192 {
+    for _ in 0..20_000 {
         line.extend_from_slice(b" k");
     }
     line.extend_from_slice(b"\r\n");
     let Request::Get { keys, .. } = request(&line) else {
         panic!()
     };
-    assert_eq!(keys.len(), 8192);
-    line.truncate(line.len() - 2);
-    line.extend_from_slice(b" k\r\n");
-    let e = error(&line);
-    assert_eq!(e.kind(), ErrorKind::TooManyKeys);
-    assert_eq!(e.discard(), line.len());
-    assert!(!e.is_fatal());
+    assert_eq!(keys.len(), 20_000);
 }
 
 #[test]
-fn get_lines_may_be_longer_than_other_lines_up_to_their_own_cap() {
-    let mut line = b"get".to_vec();
-    while line.len() < 10_000 {
+fn a_get_line_longer_than_its_cap_is_parsed_in_pieces_as_its_keys_arrive() {
+    let limit = limits().max_get_line_len;
+    let mut line = b"gets".to_vec();
+    while line.len() <= limit + 100 {
         line.extend_from_slice(b" key");
     }
-    line.extend_from_slice(b"\r\n");
-    assert!(matches!(request(&line), Request::Get { .. }));
-    let limit = limits().max_get_line_len;
-    let long = [b"get ".as_slice(), &vec![b'k'; limit]].concat();
+    let Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) = parse(&line, &limits())
+    else {
+        panic!("not a long get")
+    };
+    assert!((cas, touch) == (true, None));
+    assert!(used <= limit && line[..used].ends_with(b" "));
+    let head_keys = keys.len();
+    assert_eq!(head_keys, (used - 5) / 4);
+    // The rest gives the remaining keys and then the end.
+    line.extend_from_slice(b"\r\nmn\r\n");
+    let rest = &line[used..];
+    let Ok(Status::Complete(more, n)) = parse_get_rest(rest, &limits()) else {
+        panic!()
+    };
+    assert!(more.last);
+    assert_eq!(&rest[n..], b"mn\r\n");
+    assert_eq!(head_keys + more.keys.len(), (line.len() - 10) / 4);
+    assert_eq!(parse_get_rest(b"ke", &limits()), Ok(Status::Partial));
+}
+
+#[test]
+fn a_bad_key_in_a_long_get_line_refuses_the_rest_of_the_line() {
+    let limits = limits();
+    let too_long = vec![b'k'; 251];
+    let e = parse_get_rest(&[b"a b ".as_slice(), &too_long].concat(), &limits).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadFormat);
+    assert!(e.rest_of_line(), "the line's end has not arrived");
+    let e = parse_get_rest(b"a \x01 b\r\nmn\r\n", &limits).unwrap_err();
     assert_eq!(
-        parse(&long, &limits()).unwrap_err().kind(),
-        ErrorKind::LineTooLong
+        (e.kind(), e.discard(), e.rest_of_line()),
+        (ErrorKind::BadFormat, 7, false)
     );
+    let head = [b"get ".as_slice(), &vec![b'k'; limits.max_get_line_len]].concat();
+    let e = parse(&head, &limits).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadFormat);
+    assert!(e.rest_of_line() && !e.is_fatal());
 }
 
 // ---------------------------------------------------------------- text: others
@@ -2162,12 +2185,19 @@ fn check_invariants(input: &[u8], limits: &Limits) -> Result<(), String> {
                 | Request::MetaDelete { key, .. }
                 | Request::MetaArithmetic { key, .. }
                 | Request::MetaDebug { key, .. } => key.len(),
-                Request::Get { keys, .. } => keys.iter().map(<[u8]>::len).max().unwrap_or(0),
+                Request::Get { keys, .. } | Request::LongGet { keys, .. } => {
+                    keys.iter().map(<[u8]>::len).max().unwrap_or(0)
+                }
                 Request::TooLarge(t) => t.key().len(),
                 _ => 0,
             };
             if key_len > limits.max_key_len {
                 return Err(format!("key of {key_len} bytes"));
+            }
+            if matches!(request, Request::LongGet { .. }) {
+                // Only the start of its line: it has no bytes of its own to
+                // read back.
+                return Ok(());
             }
             // Whatever parses, composes to bytes that parse the same way.
             let again = encode(&request);
@@ -2191,7 +2221,6 @@ fn arbitrary_bytes_never_panic_and_keep_the_invariants() {
             max_line_len: 16,
             max_get_line_len: 32,
             max_item_size: 8,
-            max_keys_per_get: 3,
             max_key_len: 4,
         };
         for limits in [Limits::default(), small] {

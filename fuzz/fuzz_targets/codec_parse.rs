@@ -15,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(consumed > 0 && consumed <= data.len());
             let key_ok = |key: &[u8]| !key.is_empty() && key.len() <= limits.max_key_len;
             match &request {
-                Request::Get { keys, .. } => {
-                    assert!(keys.len() <= limits.max_keys_per_get);
+                Request::Get { keys, .. } | Request::LongGet { keys, .. } => {
                     assert!(keys.iter().all(key_ok));
                 }
                 Request::Store { key, data: value, .. } => {

@@ -36,9 +36,9 @@ pub mod codec;
 mod store;
 
 pub use codec::{
-    parse, ArithmeticMode, ArithmeticOp, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn,
-    MetaStatus, ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TokensIter,
-    TooLarge,
+    parse, parse_get_rest, AdminCommand, ArithmeticMode, ArithmeticOp, ErrorKind, GetRest, Limits,
+    MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request, Response, SetMode, Status,
+    StoreCommand, Tokens, TokensIter, TooLarge,
 };
 pub use store::{
     Item, Outcome, Progress, ServerStats, Session, StatWriter, Store, StoreConfig, StoreError,

@@ -207,8 +207,8 @@ def line_over_the_limit_with_newline_closes(s):
 
 
 @case
-def get_line_over_its_limit_closes(s):
-    expect_close(s.port, b"get" + b" k" * 40000, LINE_TOO_LONG)
+def get_line_of_80_kb_is_answered_like_memcached(s):
+    expect(s.port, b"get" + b" k" * 40000 + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
 
 
 @case
@@ -283,14 +283,20 @@ def binary_protocol_get_header(s):
         sock.close()
 
 
+def expect_silent_close(port, payload):
+    """memcached's answer to an HTTP request line: close, write nothing."""
+    data, closed = exchange(port, payload, ends=(b"\0never",))
+    assert closed and data == b"", "got %r (closed=%s), want a silent close" % (data[:300], closed)
+
+
 @case
 def http_request(s):
-    expect_prefix(s.port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", b"ERROR\r\n")
+    expect_silent_close(s.port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
 
 
 @case
 def http_post_with_body(s):
-    expect_prefix(s.port, b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"ERROR\r\n")
+    expect_silent_close(s.port, b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
 
 
 @case
@@ -314,9 +320,9 @@ def multiget_of_8192_missing_keys(s):
 
 
 @case
-def multiget_over_the_key_limit(s):
-    keys = b" ".join(b"%d" % i for i in range(9000))
-    expect_prefix(s.port, b"get " + keys + b"\r\n", b"CLIENT_ERROR")
+def multiget_of_30000_keys_is_answered(s):
+    keys = b" ".join(b"%d" % i for i in range(30000))
+    expect(s.port, b"get " + keys + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
 
 
 @case
@@ -441,6 +447,196 @@ def a_hundred_thousand_pipelined_noops(s):
         assert data == b"MN\r\n" * 100_000 + b"END\r\n", len(data)
     finally:
         sock.close()
+
+
+# ---- long multi-gets, HTTP, tuning commands, meta flags, noreply --------------
+
+def long_get(count, bad=None, at=None):
+    parts = [b"get"]
+    for i in range(count):
+        if i == at:
+            parts.append(bad)
+        parts.append(b"miss%d" % i)
+    return b" ".join(parts) + b"\r\nmn\r\n"
+
+
+@case
+def long_multiget_with_an_overlong_key_early(s):
+    expect(s.port, long_get(20000, b"x" * 251, 10), BAD_FORMAT + b"MN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def long_multiget_with_an_overlong_key_past_64_kb(s):
+    expect(s.port, long_get(20000, b"x" * 300, 15000), BAD_FORMAT + b"MN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def long_multiget_with_a_control_byte_in_a_key(s):
+    expect(s.port, long_get(20000, b"bad\x01key", 12000), BAD_FORMAT + b"MN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def long_multiget_of_one_key_of_a_megabyte(s):
+    expect(s.port, b"get " + b"k" * (1 << 20) + b"\r\nmn\r\n", BAD_FORMAT + b"MN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def long_gat_with_a_bad_exptime(s):
+    expect(s.port, b"gat soon" + b" k" * 40000 + b"\r\nmn\r\n",
+           b"CLIENT_ERROR invalid exptime argument\r\nMN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def multiget_line_of_eight_megabytes_streams(s):
+    # Far more than one connection may buffer: answered as it arrives.
+    expect(s.port, b"get" + b" k" * (4 << 20) + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
+
+
+@case
+def long_multiget_half_sent_then_closed(s):
+    sock = connect(s.port)
+    try:
+        sock.sendall(b"get" + b" key" * 50000)
+    finally:
+        sock.close()
+
+
+@case
+def http_get_request_line_closes_silently(s):
+    expect_silent_close(s.port, b"GET / HTTP/1.0\r\n\r\n")
+
+
+@case
+def http_put_request_line_closes_silently(s):
+    expect_silent_close(s.port, b"PUT /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+
+
+@case
+def http_request_line_without_a_path_closes_silently(s):
+    expect_silent_close(s.port, b"DELETE HTTP/1.1\r\n")
+
+
+@case
+def http_line_after_valid_commands_closes_after_their_replies(s):
+    data, closed = exchange(s.port, b"mn\r\nversion\r\nOPTIONS * HTTP/1.1\r\nmn\r\n", ends=(b"\0never",))
+    # memcached may drop the replies still queued when it closes; larder
+    # sends them. Either way nothing answers the HTTP line.
+    assert closed and b"MN\r\nVERSION ".startswith(data[:13]) and data.count(b"\r\n") <= 2, (data, closed)
+
+
+@case
+def lowercase_get_with_http_keys_is_a_get(s):
+    expect(s.port, b"get / HTTP/1.1\r\n", b"END\r\n", ends=(b"END\r\n",))
+
+
+@case
+def slabs_automove_invalid(s):
+    expect(s.port, b"slabs automove invalid\r\n", BAD_FORMAT)
+
+
+@case
+def slabs_reassign_garbage(s):
+    expect(s.port, b"slabs reassign a b\r\nslabs reassign 1\r\n", BAD_FORMAT + b"ERROR\r\n",
+           ends=(b"ERROR\r\n",))
+
+
+@case
+def lru_crawler_bad_arguments(s):
+    expect(s.port, b"lru_crawler sleep 9999999\r\nlru_crawler crawl 0\r\nlru_crawler tocrawl x\r\n",
+           b"CLIENT_ERROR sleep must be one second or less\r\nBADCLASS invalid class id\r\n" + BAD_FORMAT,
+           ends=(BAD_FORMAT,))
+
+
+@case
+def lru_bad_arguments(s):
+    expect(s.port, b"lru mode bogus\r\nlru tune a b c d\r\nlru temp_ttl x\r\n", b"ERROR\r\n" * 3,
+           ends=(b"ERROR\r\nERROR\r\nERROR\r\n",))
+
+
+@case
+def stats_cachedump_bad_arguments(s):
+    expect(s.port, b"stats cachedump\r\nstats cachedump 999 1\r\n",
+           b"CLIENT_ERROR bad command line\r\nCLIENT_ERROR Illegal slab id\r\n", ends=(b"id\r\n",))
+
+
+@case
+def cache_memlimit_of_a_huge_number(s):
+    expect(s.port, b"cache_memlimit 99999999999\r\n",
+           b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n")
+
+
+@case
+def verbosity_of_a_huge_number(s):
+    expect(s.port, b"verbosity 99999999999\r\n", b"OK\r\n")
+
+
+@case
+def meta_get_with_an_undecodable_base64_key(s):
+    expect(s.port, b"mg %%%% b v\r\n", b"CLIENT_ERROR error decoding key\r\n")
+
+
+@case
+def meta_get_with_a_duplicate_flag(s):
+    expect(s.port, b"mg k v v\r\n", b"CLIENT_ERROR duplicate flag\r\n")
+
+
+@case
+def meta_get_with_an_opaque_too_long(s):
+    expect(s.port, b"mg k O" + b"9" * 40 + b"\r\n", b"CLIENT_ERROR opaque token too long\r\n")
+
+
+@case
+def meta_set_with_a_bad_mode(s):
+    expect(s.port, b"ms k 1 MX\r\nx\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\n")
+
+
+@case
+def meta_arithmetic_with_a_bad_mode(s):
+    expect(s.port, b"ma k MX\r\n", b"CLIENT_ERROR invalid mode for ma M token\r\n")
+
+
+@case
+def incr_with_a_delta_above_2_to_the_64(s):
+    expect(s.port, b"incr n 18446744073709551616\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n")
+
+
+@case
+def incr_on_a_20_digit_value_above_2_to_the_64(s):
+    expect(s.port, b"set huge 0 0 20\r\n99999999999999999999\r\nincr huge 1\r\n",
+           b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+           ends=(b"value\r\n",))
+
+
+@case
+def noreply_on_every_command(s):
+    payload = (b"set nr 0 0 1 noreply\r\n1\r\nadd nr 0 0 1 noreply\r\n2\r\n"
+               b"replace nr 0 0 1 noreply\r\n3\r\nappend nr 0 0 1 noreply\r\n4\r\n"
+               b"prepend nr 0 0 1 noreply\r\n5\r\ncas nr 0 0 1 1 noreply\r\n6\r\n"
+               b"incr nr 1 noreply\r\ndecr nr 1 noreply\r\ntouch nr 10 noreply\r\n"
+               b"delete nr noreply\r\nflush_all noreply\r\nverbosity 1 noreply\r\n"
+               b"cache_memlimit 64 noreply\r\nslabs automove 1 noreply\r\nlru mode flat noreply\r\n"
+               b"set bad 0 0 x noreply\r\nincr nr x noreply\r\nmn\r\n")
+    expect(s.port, payload, b"MN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def pipelined_garbage_after_valid_commands(s):
+    expect(s.port, b"set pg 0 0 1\r\nx\r\nget pg\r\n\x01\x02\x03\r\nbogus\r\nmn\r\n",
+           b"STORED\r\nVALUE pg 0 1\r\nx\r\nEND\r\nERROR\r\nERROR\r\nMN\r\n", ends=(b"MN\r\n",))
+
+
+@case
+def many_half_sent_values_then_close(s):
+    socks = []
+    try:
+        for i in range(32):
+            sock = connect(s.port)
+            sock.sendall(b"set half%d 0 0 1000000\r\n" % i + b"h" * 500_000)
+            socks.append(sock)
+    finally:
+        for sock in socks:
+            sock.close()
+    expect(s.port, b"get half0\r\n", b"END\r\n", ends=(b"END\r\n",))
 
 
 # ---- connection behaviour -----------------------------------------------------------------

@@ -23,12 +23,9 @@ pub enum ErrorKind {
     BadFormat,
     /// The data block was not followed by `\r\n`.
     BadDataChunk,
-    /// A command line grew past [`Limits::max_line_len`](super::Limits)
-    /// (or `max_get_line_len` for `get`-family lines). Fatal.
+    /// A command line (other than a `get`-family one, which may be any
+    /// length) grew past [`Limits::max_line_len`](super::Limits). Fatal.
     LineTooLong,
-    /// A retrieval line named more keys than
-    /// [`Limits::max_keys_per_get`](super::Limits).
-    TooManyKeys,
     /// A value larger than [`Limits::max_item_size`](super::Limits). The
     /// parser reports this as [`Request::TooLarge`](super::Request::TooLarge)
     /// so the executor can also drop the old value; the kind exists so the
@@ -68,6 +65,11 @@ pub enum ErrorKind {
     OpaqueTooLong,
     /// A meta command with more tokens than memcached accepts.
     TooManyFlags,
+    /// An HTTP request line (an unknown command whose last token starts
+    /// with `HTTP/`). memcached closes such a connection without writing a
+    /// byte, so a browser tricked into talking to the cache gets nothing
+    /// back; fatal and silent ([`as_str`](ErrorKind::as_str) is empty).
+    HttpRequest,
 }
 
 impl ErrorKind {
@@ -78,7 +80,6 @@ impl ErrorKind {
             ErrorKind::BadFormat => "CLIENT_ERROR bad command line format",
             ErrorKind::BadDataChunk => "CLIENT_ERROR bad data chunk",
             ErrorKind::LineTooLong => "CLIENT_ERROR line too long",
-            ErrorKind::TooManyKeys => "CLIENT_ERROR too many keys",
             ErrorKind::TooLarge => "SERVER_ERROR object too large for cache",
             ErrorKind::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
             ErrorKind::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
@@ -98,15 +99,18 @@ impl ErrorKind {
             ErrorKind::InvalidDeltaToken => "CLIENT_ERROR invalid numeric delta value",
             ErrorKind::OpaqueTooLong => "CLIENT_ERROR opaque token too long",
             ErrorKind::TooManyFlags => "CLIENT_ERROR options flags too long",
+            ErrorKind::HttpRequest => "",
         }
     }
 
     /// Whether the connection must be closed after reporting this error.
     ///
-    /// Only [`ErrorKind::LineTooLong`] is fatal: the end of the offending line
-    /// has not been seen, so there is no point at which parsing could resume.
+    /// [`ErrorKind::LineTooLong`] is fatal because the end of the offending
+    /// line has not been seen, so there is no point at which parsing could
+    /// resume; [`ErrorKind::HttpRequest`] because the peer is not a
+    /// memcached client.
     pub const fn is_fatal(self) -> bool {
-        matches!(self, ErrorKind::LineTooLong)
+        matches!(self, ErrorKind::LineTooLong | ErrorKind::HttpRequest)
     }
 }
 
@@ -143,6 +147,7 @@ pub struct ParseError {
     kind: ErrorKind,
     discard: usize,
     noreply: bool,
+    rest_of_line: bool,
 }
 
 impl ParseError {
@@ -151,7 +156,13 @@ impl ParseError {
             kind,
             discard,
             noreply: false,
+            rest_of_line: false,
         }
+    }
+
+    pub(crate) const fn with_rest_of_line(mut self) -> Self {
+        self.rest_of_line = true;
+        self
     }
 
     pub(crate) const fn with_noreply(mut self, noreply: bool) -> Self {
@@ -173,14 +184,23 @@ impl ParseError {
         self.discard
     }
 
+    /// Whether the refused request is a `get`-family line whose end has not
+    /// arrived (see [`Request::LongGet`](super::Request::LongGet)): after
+    /// dropping [`discard`](ParseError::discard) bytes, also drop everything
+    /// up to and including the next `\n` before parsing resumes.
+    pub const fn rest_of_line(&self) -> bool {
+        self.rest_of_line
+    }
+
     /// Whether the connection cannot continue (send the error, then close).
     pub const fn is_fatal(&self) -> bool {
         self.kind.is_fatal()
     }
 
-    /// Whether the rejected text command ended in `noreply`, in which case
-    /// memcached sends no error line either. Always `false` for meta
-    /// commands, whose errors are sent even in quiet mode.
+    /// Whether nothing must be sent for this error: the rejected text
+    /// command ended in `noreply`, or it is an [`ErrorKind::HttpRequest`].
+    /// Always `false` for meta commands, whose errors are sent even in
+    /// quiet mode, and for [`ErrorKind::LineTooLong`].
     pub const fn noreply(&self) -> bool {
         self.noreply
     }

@@ -4,8 +4,11 @@
 /// Limits applied by [`parse`](super::parse).
 ///
 /// The defaults match memcached's: 250-byte keys, 1 MiB values, 2048-byte
-/// command lines. memcached lets `get`/`gets` lines grow without bound; we cap
-/// them (and `gat`/`gats`) at `max_get_line_len` and `max_keys_per_get`.
+/// command lines. Like memcached, `get`/`gets`/`gat`/`gats` lines may name
+/// any number of keys: one longer than `max_get_line_len` is parsed in
+/// pieces ([`Request::LongGet`](super::Request::LongGet), then
+/// [`parse_get_rest`](super::parse_get_rest)), so a caller never has to
+/// buffer the whole line.
 ///
 /// ```
 /// use larder::memcached::Limits;
@@ -24,12 +27,13 @@ pub struct Limits {
     /// Longest command line, excluding its `\r\n`. Longer lines are a fatal
     /// [`ErrorKind::LineTooLong`](super::ErrorKind::LineTooLong). Default 2048.
     pub max_line_len: usize,
-    /// Longest command line for a line that starts with `get `, `gets `,
-    /// `gat ` or `gats ` (no leading spaces). Default 64 KiB. Values below
-    /// `max_line_len` act as `max_line_len`.
+    /// Longest line that starts with `get `, `gets `, `gat ` or `gats `
+    /// (no leading spaces) parsed in one piece, so that a bad key anywhere
+    /// in it refuses the whole line before any key is answered, as in
+    /// memcached. A longer one is not an error: it is answered in pieces as
+    /// its keys arrive. Default 64 KiB. Values below `max_line_len` act as
+    /// `max_line_len`.
     pub max_get_line_len: usize,
-    /// Most keys one retrieval line may name. Default 8192.
-    pub max_keys_per_get: usize,
 }
 
 impl Default for Limits {
@@ -39,7 +43,6 @@ impl Default for Limits {
             max_item_size: 1 << 20,
             max_line_len: 2048,
             max_get_line_len: 64 << 10,
-            max_keys_per_get: 8192,
         }
     }
 }

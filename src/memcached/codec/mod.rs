@@ -27,6 +27,17 @@
 //! (protocol.txt's rule; memcached itself only checks the length). Base64
 //! meta keys may decode to any bytes.
 //!
+//! # Multi-gets of any length
+//!
+//! As in memcached, a `get`/`gets`/`gat`/`gats` line may name any number
+//! of keys. One that fits in [`Limits::max_get_line_len`] is a single
+//! [`Request::Get`], refused whole if any key is bad. A longer one is a
+//! [`Request::LongGet`] with the keys of its first `max_get_line_len` bytes,
+//! then pieces from [`parse_get_rest`] as the rest arrives, so the caller
+//! buffers about `max_get_line_len` bytes however long the line is. A bad
+//! key in a later piece refuses the rest of the line, but the keys of
+//! earlier pieces have been answered by then.
+//!
 //! # Errors and resynchronisation
 //!
 //! Every [`ParseError`] says how many bytes to [`discard`](ParseError::discard)
@@ -38,7 +49,9 @@
 //! | malformed arguments (`CLIENT_ERROR …`), text or meta, including keys that are too long | the line | continues |
 //! | `ms` whose length parsed but whose flags, mode or opaque did not | the line, the data block and its `\r\n` (may exceed the input) | continues |
 //! | data block not followed by `\r\n` (`CLIENT_ERROR bad data chunk`) | the line, the block and the two bytes after it | continues |
-//! | line longer than [`Limits::max_line_len`] (or `max_get_line_len`), whether or not its end has arrived (`CLIENT_ERROR line too long`) | — | **fatal**: send the line, then close |
+//! | a bad key in a `get`-family line longer than [`Limits::max_get_line_len`] ([`ParseError::rest_of_line`]) | what was given, then through the next `\n` | continues |
+//! | line other than a `get`-family one longer than [`Limits::max_line_len`], whether or not its end has arrived (`CLIENT_ERROR line too long`) | — | **fatal**: send the line, then close |
+//! | an HTTP request line ([`ErrorKind::HttpRequest`]) | — | **fatal**: close without a reply |
 //!
 //! As in memcached, a rejected *text* storage line does not swallow the data
 //! block that may follow it: those bytes are parsed as the next command (and
@@ -54,6 +67,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod ascii;
 mod base64;
 mod error;
@@ -63,10 +77,11 @@ mod request;
 mod response;
 mod text;
 
+pub use admin::AdminCommand;
 pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;
 pub use meta::{ArithmeticMode, MetaFlag, MetaFlags, SetMode};
-pub use request::{ArithmeticOp, Request, StoreCommand, Tokens, TokensIter, TooLarge};
+pub use request::{ArithmeticOp, GetRest, Request, StoreCommand, Tokens, TokensIter, TooLarge};
 pub use response::{MetaReturn, MetaStatus, Response};
 
 use ascii::Words;
@@ -111,8 +126,18 @@ pub enum Status<T> {
 /// # Ok::<(), larder::memcached::ParseError>(())
 /// ```
 pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>, ParseError> {
-    let Some((line, line_len)) = frame_line(input, limits)? else {
-        return Ok(Status::Partial);
+    let retrieval = is_retrieval_line(input);
+    let limit = if retrieval {
+        limits.max_get_line_len.max(limits.max_line_len)
+    } else {
+        limits.max_line_len
+    };
+    let (line, line_len) = match frame_line(input, limit) {
+        Ok(Some(line)) => line,
+        Ok(None) => return Ok(Status::Partial),
+        // A multi-get too long to buffer whole: answer it in pieces.
+        Err(_) if retrieval => return text::parse_long_get(&input[..limit], limits),
+        Err(error) => return Err(error),
     };
     let mut words = Words::new(line);
     let name = match words.next() {
@@ -123,6 +148,43 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>
         [b'm', sub] => meta::parse(*sub, words, input, line_len, limits),
         _ => text::parse(name, words, input, line_len, limits),
     }
+}
+
+/// Parses more of a `get`-family line after a [`Request::LongGet`]: the
+/// keys that have fully arrived at the start of `input`, and whether the
+/// line ended after them.
+///
+/// # Errors
+///
+/// `CLIENT_ERROR bad command line format` ([`ErrorKind::BadFormat`]) for a
+/// key that is too long or holds control bytes: the rest of the line is
+/// refused. If the error's [`rest_of_line`](ParseError::rest_of_line) is
+/// set, the line's end has not arrived: after dropping
+/// [`discard`](ParseError::discard) bytes keep dropping input up to and
+/// including the next `\n`. Keys answered before the error stay answered
+/// (memcached, which buffers the whole line, answers only the error).
+///
+/// ```
+/// use larder::memcached::{parse, parse_get_rest, Limits, Request, Status};
+///
+/// let limits = Limits { max_line_len: 16, max_get_line_len: 16, ..Limits::default() };
+/// let input = b"get aaaa bbbb cccc dddd";
+/// let Status::Complete(Request::LongGet { keys, .. }, used) = parse(input, &limits)? else {
+///     unreachable!("longer than max_get_line_len, no line end yet");
+/// };
+/// assert_eq!(keys.iter().collect::<Vec<_>>(), [&b"aaaa"[..], b"bbbb"]);
+/// let rest = [&input[used..], b" eeee\r\n"].concat();
+/// let Status::Complete(more, n) = parse_get_rest(&rest, &limits)? else { unreachable!() };
+/// assert_eq!(more.keys.len(), 3);
+/// assert!(more.last);
+/// assert_eq!(n, rest.len());
+/// # Ok::<(), larder::memcached::ParseError>(())
+/// ```
+pub fn parse_get_rest<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<Status<GetRest<'a>>, ParseError> {
+    text::parse_get_rest(input, limits)
 }
 
 /// Names whose lines may use `max_get_line_len`.
@@ -140,15 +202,7 @@ fn is_retrieval_line(input: &[u8]) -> bool {
 /// The length check gives the same answer however the line is split: an
 /// incomplete line fails only once even its shortest possible content
 /// (ignoring a trailing `\r` that may yet be followed by `\n`) is too long.
-fn frame_line<'a>(
-    input: &'a [u8],
-    limits: &Limits,
-) -> Result<Option<(&'a [u8], usize)>, ParseError> {
-    let limit = if is_retrieval_line(input) {
-        limits.max_get_line_len.max(limits.max_line_len)
-    } else {
-        limits.max_line_len
-    };
+fn frame_line(input: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, ParseError> {
     let too_long = Err(ParseError::new(ErrorKind::LineTooLong, input.len()));
     let window = input.len().min(limit.saturating_add(2));
     match input[..window].iter().position(|&b| b == b'\n') {

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use bytes::BufMut;
 
+use super::admin::AdminCommand;
 use super::ascii::{put_i64, put_u64, Words};
 use super::base64;
 use super::meta::{MetaFlag, MetaFlags};
@@ -141,6 +142,16 @@ impl<'a> Iterator for TokensIter<'a> {
     }
 }
 
+/// Keys from the rest of a long `get`-family line; see
+/// [`parse_get_rest`](super::parse_get_rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetRest<'a> {
+    /// The complete keys (possibly none), each checked like a get's.
+    pub keys: Tokens<'a>,
+    /// Whether the line ended after them: answer `END` now.
+    pub last: bool,
+}
+
 /// A storage request whose declared size exceeds
 /// [`Limits::max_item_size`](super::Limits).
 ///
@@ -245,6 +256,19 @@ pub enum Request<'a> {
         /// The keys, at least one for `get`/`gets`.
         keys: Tokens<'a>,
     },
+    /// The start of a `get`/`gets`/`gat`/`gats` line longer than
+    /// [`Limits::max_get_line_len`](super::Limits): the keys that have
+    /// fully arrived (possibly none). It consumes only those; the rest of the
+    /// line must be read with [`parse_get_rest`](super::parse_get_rest)
+    /// until that reports its end. No `END` is due until then.
+    LongGet {
+        /// Include CAS values (`gets`/`gats`).
+        cas: bool,
+        /// New exptime for `gat`/`gats`.
+        touch: Option<i64>,
+        /// The complete keys so far, each checked like a get's.
+        keys: Tokens<'a>,
+    },
     /// `delete <key> [0] [noreply]`.
     Delete {
         /// The key.
@@ -307,6 +331,15 @@ pub enum Request<'a> {
         /// New limit in megabytes.
         megabytes: u32,
         /// Send no reply.
+        noreply: bool,
+    },
+    /// `slabs …`, `lru_crawler …` or `lru …`: tuning memcached's memory
+    /// layout; larder parses them with memcached's rules and answers them
+    /// without effect (see the store's docs).
+    Admin {
+        /// Which command, with its arguments.
+        command: AdminCommand<'a>,
+        /// Send no reply (only `slabs automove` and `lru` take it).
         noreply: bool,
     },
     /// A storage request refused for its size; see [`TooLarge`].
@@ -415,6 +448,10 @@ impl Request<'_> {
     /// Writes this request as a client would send it, data block included,
     /// so that [`parse`](super::parse) reads it back as an equal request.
     ///
+    /// [`Request::LongGet`] writes the start of its line only, without a
+    /// line end (it reads back as an equal request only once followed by
+    /// more than `max_get_line_len` bytes of the line).
+    ///
     /// [`Request::TooLarge`] writes only its command line (the data it
     /// announces was never part of the request).
     ///
@@ -448,7 +485,7 @@ impl Request<'_> {
                 out.put_slice(b"\r\n");
                 return;
             }
-            Request::Get { cas, touch, keys } => {
+            Request::Get { cas, touch, keys } | Request::LongGet { cas, touch, keys } => {
                 let name: &[u8] = match (touch.is_some(), cas) {
                     (false, false) => b"get",
                     (false, true) => b"gets",
@@ -463,6 +500,11 @@ impl Request<'_> {
                 for key in keys.iter() {
                     out.put_u8(b' ');
                     out.put_slice(key);
+                }
+                if matches!(self, Request::LongGet { .. }) {
+                    // The line goes on: the next key needs a separator.
+                    out.put_u8(b' ');
+                    return;
                 }
             }
             Request::Delete { key, noreply: nr } => {
@@ -530,6 +572,13 @@ impl Request<'_> {
             } => {
                 out.put_slice(b"cache_memlimit ");
                 put_u64(out, u64::from(*megabytes));
+                noreply(out, *nr);
+            }
+            Request::Admin {
+                command,
+                noreply: nr,
+            } => {
+                command.write_to(out);
                 noreply(out, *nr);
             }
             Request::TooLarge(TooLarge::Text {

@@ -5,11 +5,12 @@
 //! take `noreply`, the last token is `noreply` if it says so, and an optional
 //! last token that says something else is ignored, as memcached does.
 
+use super::admin;
 use super::ascii::{parse_i64, parse_u32, parse_u64, valid_key, Words};
 use super::error::{ErrorKind, ParseError};
 use super::limits::Limits;
 use super::meta::MAX_DECLARED_SIZE;
-use super::request::{ArithmeticOp, Request, StoreCommand, Tokens, TooLarge};
+use super::request::{ArithmeticOp, GetRest, Request, StoreCommand, Tokens, TooLarge};
 use super::{data_block, Status};
 
 /// Arguments beyond this many are only counted, never looked at.
@@ -78,8 +79,38 @@ pub(crate) fn parse<'a>(
         b"stats" => done(Request::Stats {
             args: Tokens::new(words.remainder()),
         }),
-        _ => parse_simple(name, Args::collect(words), line_len, limits),
+        _ => match admin::parse(name, words.clone(), line_len) {
+            Some(Ok((command, noreply))) => done(Request::Admin { command, noreply }),
+            Some(Err(error)) => Err(error),
+            None => parse_simple(name, words, line_len, limits),
+        },
     }
+}
+
+/// Longest token list (command name included) memcached's tokenizer splits
+/// before it lumps the rest of the line into one last token.
+const MAX_TOKENS: usize = 23;
+
+/// Whether an unknown command line is an HTTP request line, by memcached's
+/// rule: the last of at most [`MAX_TOKENS`] tokens starts with `HTTP/`
+/// (`GET / HTTP/1.1`, `DELETE HTTP/1.0`), and the name does not begin with a
+/// byte memcached dispatches on before it looks (`a`, `c`, `d`, `g`, `i`,
+/// `s`, `t`: `get / HTTP/1.1` is a get, and `git x HTTP/1.1` is `ERROR`).
+fn is_http_request(name: &[u8], words: Words<'_>) -> bool {
+    if matches!(
+        name.first(),
+        Some(b'a' | b'c' | b'd' | b'g' | b'i' | b's' | b't')
+    ) {
+        return false;
+    }
+    let mut last = name;
+    for (count, word) in words.enumerate() {
+        if count + 2 > MAX_TOKENS {
+            return false;
+        }
+        last = word;
+    }
+    last.starts_with(b"HTTP/")
 }
 
 fn parse_get<'a>(
@@ -90,17 +121,10 @@ fn parse_get<'a>(
     limits: &Limits,
 ) -> Result<Status<Request<'a>>, ParseError> {
     let raw = words.remainder();
-    let mut count = 0;
-    for key in Words::new(raw) {
-        count += 1;
-        if !valid_key(key, limits.max_key_len) {
-            return Err(ParseError::new(ErrorKind::BadFormat, line_len));
-        }
-        if count > limits.max_keys_per_get {
-            return Err(ParseError::new(ErrorKind::TooManyKeys, line_len));
-        }
+    if !valid_keys(raw, limits) {
+        return Err(ParseError::new(ErrorKind::BadFormat, line_len));
     }
-    if count == 0 && touch.is_none() {
+    if raw.is_empty() && touch.is_none() {
         return Err(ParseError::new(ErrorKind::UnknownCommand, line_len));
     }
     let keys = Tokens::new(raw);
@@ -108,6 +132,85 @@ fn parse_get<'a>(
         Request::Get { cas, touch, keys },
         line_len,
     ))
+}
+
+fn valid_keys(raw: &[u8], limits: &Limits) -> bool {
+    Words::new(raw).all(|key| valid_key(key, limits.max_key_len))
+}
+
+/// Splits `raw`, a stretch of a get line without its end, into the keys
+/// that have fully arrived and the length of input they use (through the
+/// space after the last of them). Fails if a key, even the one still
+/// arriving, is already invalid.
+fn complete_keys<'a>(raw: &'a [u8], limits: &Limits) -> Result<(Tokens<'a>, usize), ()> {
+    let cut = raw
+        .iter()
+        .rposition(|&b| b == b' ')
+        .map_or(0, |space| space + 1);
+    let (complete, arriving) = raw.split_at(cut);
+    // A trailing `\r` may be the start of the line end.
+    let arriving = arriving.strip_suffix(b"\r").unwrap_or(arriving);
+    let arriving_ok =
+        arriving.len() <= limits.max_key_len && arriving.iter().all(|&b| b > b' ' && b != 0x7f);
+    if !arriving_ok || !valid_keys(complete, limits) {
+        return Err(());
+    }
+    Ok((Tokens::new(complete), cut))
+}
+
+/// The first `max_get_line_len` bytes of a longer `get`-family line (no
+/// `\n` among them): the command, and the keys that have fully arrived.
+pub(crate) fn parse_long_get<'a>(
+    head: &'a [u8],
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    let refuse = |kind| Err(ParseError::new(kind, head.len()).with_rest_of_line());
+    let mut words = Words::new(head);
+    let name = words.next().unwrap_or_default();
+    let touch = if name.starts_with(b"gat") {
+        // The exptime is complete: the line goes on after it.
+        let exptime = words.next();
+        if words.remainder().is_empty() {
+            return refuse(ErrorKind::UnknownCommand);
+        }
+        match exptime.and_then(parse_i64) {
+            Some(exptime) => Some(exptime),
+            None => return refuse(ErrorKind::InvalidExptime),
+        }
+    } else {
+        None
+    };
+    let raw = words.remainder();
+    let Ok((keys, used)) = complete_keys(raw, limits) else {
+        return refuse(ErrorKind::BadFormat);
+    };
+    let consumed = head.len() - raw.len() + used;
+    let cas = name.ends_with(b"s");
+    Ok(Status::Complete(
+        Request::LongGet { cas, touch, keys },
+        consumed,
+    ))
+}
+
+/// See [`parse_get_rest`](super::parse_get_rest).
+pub(crate) fn parse_get_rest<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<Status<GetRest<'a>>, ParseError> {
+    if let Some(newline) = input.iter().position(|&b| b == b'\n') {
+        let line = &input[..newline];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !valid_keys(line, limits) {
+            return Err(ParseError::new(ErrorKind::BadFormat, newline + 1));
+        }
+        let keys = Tokens::new(line);
+        return Ok(Status::Complete(GetRest { keys, last: true }, newline + 1));
+    }
+    match complete_keys(input, limits) {
+        Err(()) => Err(ParseError::new(ErrorKind::BadFormat, input.len()).with_rest_of_line()),
+        Ok((_, 0)) => Ok(Status::Partial),
+        Ok((keys, used)) => Ok(Status::Complete(GetRest { keys, last: false }, used)),
+    }
 }
 
 fn parse_store<'a>(
@@ -179,10 +282,11 @@ fn parse_store<'a>(
 /// The one-line commands with a fixed argument list.
 fn parse_simple<'a>(
     name: &'a [u8],
-    args: Args<'a>,
+    words: Words<'a>,
     line_len: usize,
     limits: &Limits,
 ) -> Result<Status<Request<'a>>, ParseError> {
+    let args = Args::collect(words.clone());
     let n = args.count;
     let noreply = args.last_is_noreply();
     let fail = |kind| Err(ParseError::new(kind, line_len).with_noreply(noreply));
@@ -269,18 +373,22 @@ fn parse_simple<'a>(
             if n != 1 && n != 2 {
                 return unknown;
             }
-            let Some(level) = parse_u32(first) else {
+            // memcached reads a 64-bit number and ignores its size.
+            let Some(level) = parse_u64(first) else {
                 return fail(ErrorKind::BadFormat);
             };
+            let level = u32::try_from(level).unwrap_or(u32::MAX);
             Request::Verbosity { level, noreply }
         }
         b"cache_memlimit" => {
             if n != 1 && n != 2 {
                 return unknown;
             }
-            let Some(megabytes) = parse_u32(first) else {
+            let Some(megabytes) = parse_u64(first) else {
                 return fail(ErrorKind::UnknownCommand);
             };
+            // Any size past u32::MAX is refused as "not megabytes" all the same.
+            let megabytes = u32::try_from(megabytes).unwrap_or(u32::MAX);
             Request::CacheMemlimit { megabytes, noreply }
         }
         b"shutdown" => match (n, first) {
@@ -288,6 +396,9 @@ fn parse_simple<'a>(
             (1, b"graceful") => Request::Shutdown { graceful: true },
             _ => return Err(ParseError::new(ErrorKind::InvalidShutdownMode, line_len)),
         },
+        _ if is_http_request(name, words) => {
+            return Err(ParseError::new(ErrorKind::HttpRequest, line_len).with_noreply(true));
+        }
         _ => return unknown,
     };
     Ok(Status::Complete(request, line_len))

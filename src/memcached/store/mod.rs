@@ -26,6 +26,9 @@
 //!   such items may expire early.
 //! - `cache_memlimit` answers like memcached but does not resize: the core
 //!   cannot change its capacity after it is built.
+//! - `slabs`, `lru_crawler` and `lru` parse with memcached's argument rules
+//!   and error lines but change nothing (see `admin.rs` for each answer);
+//!   `watch` and `lru_crawler mgdump` are unknown commands (`ERROR`).
 //! - `get_expired` stays 0: the core does not tell an expired entry from a
 //!   missing one. `get_flushed` counts only the rare lookup that meets a
 //!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
@@ -47,6 +50,7 @@
 //! - `stats` has no process or connection figures of its own: a server adds
 //!   them through [`ServerStats`].
 
+mod admin;
 mod counters;
 mod item;
 mod meta;

@@ -2,12 +2,15 @@
 //! and keep the little state a connection needs between reads.
 
 use super::{Outcome, Store};
-use crate::memcached::{parse, Request, Response, Status};
+use crate::memcached::{
+    parse, parse_get_rest, GetRest, ParseError, Request, Response, Status, Tokens,
+};
 
 /// Per-connection state for [`Store::process`]: bytes still to skip from a
 /// rejected request whose data block has not fully arrived, where to resume
-/// a multi-key get paused by the output limit, and an optional cap on
-/// buffered output.
+/// a multi-key get paused by the output limit, whether the input starts in
+/// the middle of a get line too long to buffer (answered as its keys
+/// arrive) or of a refused one, and an optional cap on buffered output.
 ///
 /// ```
 /// let session = larder::memcached::Session::new().with_output_limit(1 << 20);
@@ -16,9 +19,22 @@ use crate::memcached::{parse, Request, Response, Status};
 #[derive(Clone, Debug, Default)]
 pub struct Session {
     swallow: usize,
-    /// Keys of the get at the head of the input already answered.
+    /// Keys of the get (or get piece) at the head of the input already
+    /// answered.
     resume: usize,
     output_limit: Option<usize>,
+    /// A get line too long to buffer whole, answered piece by piece: the
+    /// input starts inside it.
+    long_get: Option<LongGet>,
+    /// The input starts inside a refused line: drop it through its `\n`.
+    skip_line: bool,
+}
+
+/// What a long get line's later pieces need from its start.
+#[derive(Clone, Copy, Debug)]
+struct LongGet {
+    cas: bool,
+    touch: Option<i64>,
 }
 
 impl Session {
@@ -128,23 +144,71 @@ impl Store {
                 break Outcome::Continue;
             }
             let rest = &input[pos..];
+            if session.skip_line {
+                match rest.iter().position(|&b| b == b'\n') {
+                    Some(newline) => {
+                        pos += newline + 1;
+                        session.skip_line = false;
+                        continue;
+                    }
+                    None => {
+                        pos = input.len();
+                        break Outcome::Continue;
+                    }
+                }
+            }
+            if let Some(long) = session.long_get {
+                match parse_get_rest(rest, &self.limits) {
+                    Ok(Status::Complete(GetRest { keys, last }, used)) => {
+                        let piece = Piece {
+                            keys,
+                            cas: long.cas,
+                            touch: long.touch,
+                            last,
+                        };
+                        if !self.answer_piece(session, piece, out) {
+                            break Outcome::Continue;
+                        }
+                        pos += used;
+                        if last {
+                            session.long_get = None;
+                        }
+                    }
+                    Ok(Status::Partial) => break Outcome::Continue,
+                    Err(error) => {
+                        session.long_get = None;
+                        pos += self.refuse(session, &error, rest.len(), out);
+                    }
+                }
+                continue;
+            }
             match parse(rest, &self.limits) {
+                Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
+                    let piece = Piece {
+                        keys,
+                        cas,
+                        touch,
+                        last: false,
+                    };
+                    if !self.answer_piece(session, piece, out) {
+                        break Outcome::Continue;
+                    }
+                    session.long_get = Some(LongGet { cas, touch });
+                    pos += used;
+                }
                 Ok(Status::Complete(Request::Get { cas, touch, keys }, used))
                     if session.output_limit.is_some() =>
                 {
-                    let now = self.time.now_ms();
-                    self.apply_pending_flush(now);
-                    let (skip, limit) = (session.resume, session.output_limit);
-                    match self.execute_get(keys, cas, touch, skip, limit, now, out) {
-                        Some(next) => {
-                            session.resume = next;
-                            break Outcome::Continue;
-                        }
-                        None => {
-                            session.resume = 0;
-                            pos += used;
-                        }
+                    let piece = Piece {
+                        keys,
+                        cas,
+                        touch,
+                        last: true,
+                    };
+                    if !self.answer_piece(session, piece, out) {
+                        break Outcome::Continue;
                     }
+                    pos += used;
                 }
                 Ok(Status::Complete(request, used)) => {
                     let outcome = self.execute(&request, out);
@@ -161,16 +225,14 @@ impl Store {
                 }
                 Ok(Status::Partial) => break Outcome::Continue,
                 Err(error) => {
-                    if !error.noreply() || error.is_fatal() {
-                        Response::Error(error.kind()).write_to(out);
-                    }
                     if error.is_fatal() {
+                        if !error.noreply() {
+                            Response::Error(error.kind()).write_to(out);
+                        }
                         pos = input.len();
                         break Outcome::Close;
                     }
-                    let skip = error.discard().min(rest.len());
-                    session.swallow = error.discard() - skip;
-                    pos += skip;
+                    pos += self.refuse(session, &error, rest.len(), out);
                 }
             }
         };
@@ -179,4 +241,57 @@ impl Store {
             outcome,
         }
     }
+
+    /// Answers the keys of one get line, or one piece of a long one, from
+    /// where a paused call stopped. `false` if the output limit paused it
+    /// again: nothing of it is consumed yet.
+    fn answer_piece(&self, session: &mut Session, piece: Piece<'_>, out: &mut Vec<u8>) -> bool {
+        let now = self.time.now_ms();
+        self.apply_pending_flush(now);
+        let Piece {
+            keys,
+            cas,
+            touch,
+            last,
+        } = piece;
+        let (skip, limit) = (session.resume, session.output_limit);
+        match self.execute_get(keys, cas, touch, skip, limit, last, now, out) {
+            Some(next) => {
+                session.resume = next;
+                false
+            }
+            None => {
+                session.resume = 0;
+                true
+            }
+        }
+    }
+
+    /// Answers a non-fatal parse error and returns how many of the
+    /// `buffered` bytes it drops; the rest of what it refuses is skipped as
+    /// it arrives.
+    fn refuse(
+        &self,
+        session: &mut Session,
+        error: &ParseError,
+        buffered: usize,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        if !error.noreply() {
+            Response::Error(error.kind()).write_to(out);
+        }
+        let skip = error.discard().min(buffered);
+        session.swallow = error.discard() - skip;
+        session.skip_line = error.rest_of_line();
+        skip
+    }
+}
+
+/// Keys to answer for one get line or one piece of a long one.
+struct Piece<'a> {
+    keys: Tokens<'a>,
+    cas: bool,
+    touch: Option<i64>,
+    /// The line ends after these keys: answer `END`.
+    last: bool,
 }

@@ -175,8 +175,25 @@ impl Store {
             Some(b"sizes") => w.text("sizes_status", "disabled"),
             // memcached lists some keys of a slab class; clients call it to
             // check the command exists, and larder has no slab classes to
-            // walk, so the dump is empty.
-            Some(b"cachedump") => {}
+            // walk, so the dump is empty. The arguments are checked as
+            // memcached checks them.
+            Some(b"cachedump") => {
+                let (class, limit) = (words.next(), words.next());
+                let error = match (class, limit) {
+                    (Some(class), Some(limit)) => {
+                        match (parse_number(class), parse_number(limit)) {
+                            (Some(class), Some(_)) if class >= 64 => Some("Illegal slab id"),
+                            (Some(_), Some(_)) => None,
+                            _ => Some("bad command line format"),
+                        }
+                    }
+                    _ => Some("bad command line"),
+                };
+                if let Some(error) = error {
+                    Response::ClientError(error).write_to(w.out);
+                    return;
+                }
+            }
             Some(b"detail") => match words.next() {
                 Some(b"on" | b"off") => {
                     Response::Ok.write_to(w.out);
@@ -223,4 +240,9 @@ impl Store {
         w.number("curr_items", self.cache.len() as u64);
         w.number("total_items", self.counters.get(Counter::TotalItems));
     }
+}
+
+/// An unsigned decimal `stats` argument.
+fn parse_number(token: &[u8]) -> Option<u64> {
+    std::str::from_utf8(token).ok()?.parse().ok()
 }

@@ -54,7 +54,11 @@ impl Store {
         };
         match request {
             Request::Get { cas, touch, keys } => {
-                let _ = self.execute_get(*keys, *cas, *touch, 0, None, now, out);
+                let _ = self.execute_get(*keys, *cas, *touch, 0, None, true, now, out);
+            }
+            // The rest of the line is the caller's (`Store::process` streams it).
+            Request::LongGet { cas, touch, keys } => {
+                let _ = self.execute_get(*keys, *cas, *touch, 0, None, false, now, out);
             }
             Request::Store {
                 command,
@@ -139,6 +143,7 @@ impl Store {
                 };
                 reply(out, *noreply, response);
             }
+            Request::Admin { command, noreply } => self.admin(command, *noreply, out),
             Request::TooLarge(too_large) => self.too_large(too_large, out),
             // Meta commands are dispatched by `execute`.
             _ => {}
@@ -150,7 +155,8 @@ impl Store {
     ///
     /// With a `limit`, stops before the next key once `out` holds `limit`
     /// bytes (after answering at least one key) and returns the index to
-    /// resume from; `END` is written only when every key was answered. This
+    /// resume from; `END` is written only when every key was answered and
+    /// `finish` says these keys end the line (not a piece of a long one). This
     /// is what keeps a multi-get of one large value repeated thousands of
     /// times from buffering gigabytes of replies.
     #[allow(clippy::too_many_arguments)]
@@ -161,6 +167,7 @@ impl Store {
         touch: Option<i64>,
         skip: usize,
         limit: Option<usize>,
+        finish: bool,
         now: u64,
         out: &mut Vec<u8>,
     ) -> Option<usize> {
@@ -174,7 +181,9 @@ impl Store {
                 Some(expiry) => self.get_and_touch_one(key, cas, expiry, now, out),
             }
         }
-        Response::End.write_to(out);
+        if finish {
+            Response::End.write_to(out);
+        }
         None
     }
 
