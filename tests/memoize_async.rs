@@ -213,3 +213,44 @@ async fn async_load_uses_the_default_ttl() {
     hand.advance(Duration::from_secs(5));
     assert_eq!(cache.get_or_insert_with_async(1, async { 2 }).await, 2);
 }
+
+/// A write to the key while the async load runs wins: the loaded value goes to
+/// the caller, the cache keeps the write (insert, remove and clear alike).
+#[test]
+fn a_write_during_an_async_load_wins() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = cache();
+        let inner = c.clone();
+        let got = c
+            .get_or_insert_with_async(1, async move {
+                inner.insert(1, 99);
+                7
+            })
+            .await;
+        assert_eq!((got, c.get(&1)), (7, Some(99)));
+
+        let inner = c.clone();
+        let got = c
+            .try_get_or_insert_with_async(2, async move {
+                inner.insert(2, 5);
+                inner.remove(&2);
+                Ok::<_, ()>(7)
+            })
+            .await;
+        assert_eq!((got, c.get(&2)), (Ok(7), None));
+
+        let inner = c.clone();
+        c.get_or_insert_with_async(3, async move {
+            inner.clear();
+            7
+        })
+        .await;
+        assert_eq!(c.get(&3), None);
+        // Untouched, a load is stored as before.
+        c.get_or_insert_with_async(4, async { 7 }).await;
+        assert_eq!(c.get(&4), Some(7));
+    });
+}

@@ -44,7 +44,10 @@ fn an_append_that_grows_an_item_never_evicts_that_item() {
         let reply = request(&mut conn, format!("mg k{i} s\r\n").as_bytes(), b"\r\n");
         assert_eq!(reply, "HD s3010\r\n", "k{i} vanished after STORED");
     }
-    assert!(server.stat("evictions") > 0, "the test must run under pressure");
+    assert!(
+        server.stat("evictions") > 0,
+        "the test must run under pressure"
+    );
 }
 
 /// Expired items hold room that new sets reuse: live items are not evicted while
@@ -64,7 +67,10 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     // older, established entries) ...
     let mut batch = String::new();
     for i in 0..20 {
-        batch.push_str(&format!("set big{i} 0 10 {} noreply\r\n{big}\r\n", big.len()));
+        batch.push_str(&format!(
+            "set big{i} 0 10 {} noreply\r\n{big}\r\n",
+            big.len()
+        ));
     }
     // ... then 1500 small items that never expire fill the rest.
     let small = "s".repeat(1000);
@@ -80,7 +86,10 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     // As much again as the expired items held, under new keys.
     let mut batch = String::new();
     for i in 0..20 {
-        batch.push_str(&format!("set new{i} 0 0 {} noreply\r\n{big}\r\n", big.len()));
+        batch.push_str(&format!(
+            "set new{i} 0 0 {} noreply\r\n{big}\r\n",
+            big.len()
+        ));
     }
     batch.push_str("mn\r\n");
     request(&mut conn, batch.as_bytes(), b"MN\r\n");
@@ -94,6 +103,47 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
         assert_eq!(reply, format!("HD s{}\r\n", big.len()));
     }
     assert_eq!(server.stat("evictions"), 0);
-    assert!(server.stat("reclaimed") >= 20, "stats must show the reclaiming");
+    assert!(
+        server.stat("reclaimed") >= 20,
+        "stats must show the reclaiming"
+    );
     assert!(server.stat("expired_unfetched") >= 20);
+}
+
+/// An absolute exptime 60 days ahead (memcached reads exptimes over 30 days as
+/// unix times) keeps the item for the whole 60 days, and `mg t` agrees with it.
+#[test]
+fn absolute_exptimes_months_ahead_are_kept_exactly() {
+    let (clock, hand) = Clock::manual();
+    let start = 1_700_000_000u64;
+    let server = server(StoreConfig {
+        clock,
+        unix_time: Some(start),
+        ..StoreConfig::default()
+    });
+    let mut conn = server.connect();
+    let day = 86_400u64;
+    let exptime = start + 60 * day;
+    let reply = request(
+        &mut conn,
+        format!("set far 0 {exptime} 1\r\nx\r\n").as_bytes(),
+        b"\r\n",
+    );
+    assert_eq!(reply, "STORED\r\n");
+    let mut now = 0;
+    for elapsed in [day, 38 * day, 50 * day, 60 * day - 1] {
+        hand.advance(Duration::from_secs(elapsed - now));
+        now = elapsed;
+        // A write moves the shards' time base forward as time passes.
+        request(&mut conn, b"set other 0 0 1\r\ny\r\n", b"\r\n");
+        let reply = request(&mut conn, b"mg far t v\r\n", b"x\r\n");
+        assert_eq!(
+            reply,
+            format!("VA 1 t{}\r\nx\r\n", 60 * day - elapsed),
+            "after {elapsed} s"
+        );
+    }
+    hand.advance(Duration::from_secs(1));
+    let reply = request(&mut conn, b"mg far t v\r\n", b"\r\n");
+    assert_eq!(reply, "EN\r\n");
 }
