@@ -63,19 +63,16 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     });
     let mut conn = server.connect();
     let big = "b".repeat(100 << 10);
-    // 20 big items with a 10 s TTL, written first (so the policy holds them as the
-    // older, established entries) ...
+    // 1500 small items that never expire, written first (so a FIFO or CLOCK hand
+    // reaches them before anything written later) ...
     let mut batch = String::new();
-    for i in 0..20 {
-        batch.push_str(&format!(
-            "set big{i} 0 10 {} noreply\r\n{big}\r\n",
-            big.len()
-        ));
-    }
-    // ... then 1500 small items that never expire fill the rest.
     let small = "s".repeat(1000);
     for i in 0..1500 {
         batch.push_str(&format!("set live{i} 0 0 1000 noreply\r\n{small}\r\n"));
+    }
+    // ... then 20 big items with a 10 s TTL fill the rest.
+    for i in 0..20 {
+        batch.push_str(&format!("set big{i} 0 10 {} noreply\r\n{big}\r\n", big.len()));
     }
     batch.push_str("mn\r\n");
     request(&mut conn, batch.as_bytes(), b"MN\r\n");
