@@ -189,12 +189,7 @@ impl Store {
             if let Some(long) = session.long_get {
                 match parse_get_rest(rest, &self.limits) {
                     Ok(Status::Complete(GetRest { keys, last }, used)) => {
-                        let piece = Piece {
-                            keys,
-                            cas: long.cas,
-                            touch: long.touch,
-                            last,
-                        };
+                        let piece = Piece::new(keys, long.cas, long.touch, last);
                         if !self.answer_piece(session, piece, out) {
                             break Outcome::Continue;
                         }
@@ -213,12 +208,7 @@ impl Store {
             }
             match parse(rest, &self.limits) {
                 Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
-                    let piece = Piece {
-                        keys,
-                        cas,
-                        touch,
-                        last: false,
-                    };
+                    let piece = Piece::new(keys, cas, touch, false);
                     if !self.answer_piece(session, piece, out) {
                         break Outcome::Continue;
                     }
@@ -228,12 +218,7 @@ impl Store {
                 Ok(Status::Complete(Request::Get { cas, touch, keys }, used))
                     if session.output_limit.is_some() =>
                 {
-                    let piece = Piece {
-                        keys,
-                        cas,
-                        touch,
-                        last: true,
-                    };
+                    let piece = Piece::new(keys, cas, touch, true);
                     if !self.answer_piece(session, piece, out) {
                         break Outcome::Continue;
                     }
@@ -323,4 +308,15 @@ struct Piece<'a> {
     touch: Option<i64>,
     /// The line ends after these keys: answer `END`.
     last: bool,
+}
+
+impl<'a> Piece<'a> {
+    fn new(keys: Tokens<'a>, cas: bool, touch: Option<i64>, last: bool) -> Self {
+        Piece {
+            keys,
+            cas,
+            touch,
+            last,
+        }
+    }
 }
