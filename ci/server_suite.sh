@@ -5,6 +5,7 @@
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
 #   5. memory-bound suite (tests/server_suite/memory_bound.py)
+#   6. connection-buffer budget suite (tests/server_suite/conn_budget.py)
 # Installs what it needs (apt, pip), builds the release binary, starts every
 # server on a free loopback port, and kills each one by PID on exit, even on
 # failure. Prints one summary line per suite; exits non-zero if any failed.
@@ -154,6 +155,13 @@ timeout 600 python3 tests/server_suite/memory_bound.py --port "$PORT" --pid "$PI
     | tee "$WORK/memory.out"
 code=${PIPESTATUS[0]}
 record memory-bound "$code" "$(grep -E '^memory-bound: wrote' "$WORK/memory.out" | tail -1 | sed 's/^memory-bound: //')"
+
+say "connection-buffer budget suite"
+start budget -m 64 -c 1200 --conn-buffer-budget 64
+timeout 600 python3 tests/server_suite/conn_budget.py --port "$PORT" --pid "$PID" \
+    --memory-mb 64 --budget-mb 64 2>&1 | tee "$WORK/budget.out"
+code=${PIPESTATUS[0]}
+record conn-budget "$code" "$(grep -E '^conn-budget: [0-9]+ half' "$WORK/budget.out" | tail -1 | sed 's/^conn-budget: //')"
 
 say "summary"
 for line in "${SUMMARY[@]}"; do

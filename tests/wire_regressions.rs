@@ -306,14 +306,18 @@ fn multiget_line(command: &str, count: usize) -> (Vec<u8>, usize) {
     (line, hits)
 }
 
+/// A connection to `server`, which now holds `hit` (value `v`, `flags`).
+fn with_hit(server: &TestServer, flags: u32) -> TcpStream {
+    let mut conn = server.connect();
+    let set = format!("set hit {flags} 0 1\r\nv\r\n");
+    assert_eq!(request(&mut conn, set.as_bytes(), b"\r\n"), "STORED\r\n");
+    conn
+}
+
 #[test]
 fn a_multiget_of_18000_keys_on_one_128_kib_line_answers_every_key() {
     let server = TestServer::default();
-    let mut conn = server.connect();
-    assert_eq!(
-        request(&mut conn, b"set hit 0 0 1\r\nv\r\n", b"\r\n"),
-        "STORED\r\n"
-    );
+    let mut conn = with_hit(&server, 0);
     let (line, hits) = multiget_line("get", 18_000);
     assert!(line.len() > 128 << 10, "{}", line.len());
     let reply = request(&mut conn, &line, b"END\r\n");
@@ -325,11 +329,7 @@ fn a_multiget_of_18000_keys_on_one_128_kib_line_answers_every_key() {
 #[test]
 fn gets_gat_and_gats_stream_long_key_lists_too() {
     let server = TestServer::default();
-    let mut conn = server.connect();
-    assert_eq!(
-        request(&mut conn, b"set hit 7 0 1\r\nv\r\n", b"\r\n"),
-        "STORED\r\n"
-    );
+    let mut conn = with_hit(&server, 7);
     for command in ["gets", "gat 0", "gats 100"] {
         let (line, hits) = multiget_line(command, 20_000);
         let reply = request(&mut conn, &line, b"END\r\n");
@@ -345,11 +345,7 @@ fn a_multiget_line_larger_than_the_input_buffer_is_answered_as_it_arrives() {
         max_input: Some(256 << 10),
         ..larder::server::ServerConfig::default()
     });
-    let mut conn = server.connect();
-    assert_eq!(
-        request(&mut conn, b"set hit 0 0 1\r\nv\r\n", b"\r\n"),
-        "STORED\r\n"
-    );
+    let mut conn = with_hit(&server, 0);
     let (line, hits) = multiget_line("get", 600_000);
     assert!(line.len() > 4 << 20);
     let writer = {

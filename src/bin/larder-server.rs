@@ -16,7 +16,7 @@ use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
 use larder::server::{Server, ServerConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
-[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--help] [--version]";
+[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] [--help] [--version]";
 
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
@@ -30,6 +30,11 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
   -v, --verbose            log to stderr; repeat (-vv) for more
   -A, --enable-shutdown    honour the shutdown command
       --idle-timeout SECS  close connections idle this long (default 300; 0 never)
+      --conn-buffer-budget MB
+                           memory all connections' buffers may use beyond 16 KiB
+                           each way per connection (default 64, and at least
+                           room for the largest request); a connection past it
+                           stops reading until budget frees
   -h, --help               this help
   -V, --version            the version
 
@@ -47,6 +52,7 @@ struct Options {
     verbosity: u8,
     enable_shutdown: bool,
     idle_timeout_secs: u64,
+    conn_buffer_budget_mb: u64,
 }
 
 impl Default for Options {
@@ -62,6 +68,7 @@ impl Default for Options {
             verbosity: 0,
             enable_shutdown: false,
             idle_timeout_secs: 300,
+            conn_buffer_budget_mb: 64,
         }
     }
 }
@@ -136,6 +143,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 }
             }
             "--idle-timeout" => options.idle_timeout_secs = number(&flag, &value(&flag)?)?,
+            "--conn-buffer-budget" => {
+                options.conn_buffer_budget_mb = number(&flag, &value(&flag)?)?;
+                if options.conn_buffer_budget_mb == 0 || options.conn_buffer_budget_mb > 1 << 20 {
+                    return Err(bad(format!("{flag} must be from 1 to 1048576 (megabytes)")));
+                }
+            }
             "-A" | "--enable-shutdown" => options.enable_shutdown = true,
             "--verbose" => options.verbosity = options.verbosity.saturating_add(1),
             "-U" | "--udp-port" => {
@@ -249,6 +262,9 @@ fn main() -> ExitCode {
         write_timeout: idle,
         threads: options.threads,
         verbosity: options.verbosity,
+        // At most 1 TiB (checked above), so the shift cannot overflow a 64-bit usize.
+        conn_buffer_budget: usize::try_from(options.conn_buffer_budget_mb << 20)
+            .unwrap_or(usize::MAX),
         store: StoreConfig {
             memory_limit: options.memory_mb << 20,
             max_item_size: options.max_item_size,
@@ -330,6 +346,10 @@ mod tests {
         assert_eq!(serve(&["-c", "5"]).conn_limit, 5);
         assert_eq!(serve(&["-t", "2"]).threads, 2);
         assert_eq!(serve(&["--idle-timeout", "0"]).idle_timeout_secs, 0);
+        assert_eq!(
+            serve(&["--conn-buffer-budget", "8"]).conn_buffer_budget_mb,
+            8
+        );
         assert!(serve(&["-A"]).enable_shutdown);
         assert!(serve(&["-U", "0"]).port == 11211);
     }
@@ -366,6 +386,7 @@ mod tests {
             &["-t", "0"],
             &["-U", "11211"],
             &["--idle-timeout", "soon"],
+            &["--conn-buffer-budget", "0"],
             &["stray"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

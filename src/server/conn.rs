@@ -5,7 +5,7 @@
 //! limits: how much it buffers each way, how long it waits for the peer, and
 //! when it yields to other connections.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,9 +15,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::budget::{Account, FREE_INPUT, FREE_OUTPUT};
 use super::stats::Shared;
 use super::BATCH_INPUT;
-use crate::memcached::{Outcome, Session, Store};
+use crate::memcached::{Outcome, Output, Session, Store};
 use crate::sync::Arc;
 
 /// What a connection over the limit is told before it is closed (memcached's
@@ -25,11 +26,12 @@ use crate::sync::Arc;
 const TOO_MANY: &[u8] = b"ERROR Too many open connections\r\n";
 /// What a connection whose buffered request outgrew the input cap is told.
 const INPUT_OVERFLOW: &[u8] = b"SERVER_ERROR out of memory reading request\r\n";
-/// Bytes asked of the socket per read.
+/// Bytes a read buffer grows by at least, when it is full.
 const READ_CHUNK: usize = 64 << 10;
-/// A drained buffer larger than this is given back to the allocator, so a
-/// connection that once sent a large value does not keep its buffer.
-const SHRINK_ABOVE: usize = 256 << 10;
+/// A read buffer with less free room than this grows before the next read.
+const MIN_READ: usize = 4 << 10;
+/// Most segments handed to one vectored write.
+const MAX_SLICES: usize = 64;
 /// How long a closing connection waits for the peer to see our last reply
 /// (see [`linger_close`]).
 const LINGER: Duration = Duration::from_secs(1);
@@ -139,9 +141,13 @@ async fn serve(
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<End> {
     let output_limit = shared.output_limit();
+    let mut account = Account::new(shared.budget());
     let mut session = Session::new().with_output_limit(output_limit);
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = Vec::new();
+    let mut input = BytesMut::with_capacity(FREE_INPUT);
+    // The size of `input`'s allocation, which `capacity()` stops telling once
+    // consumed bytes are advanced past.
+    let mut alloc = FREE_INPUT;
+    let mut out = Output::new();
     let mut last_command = Instant::now();
     // One timer per connection, armed for the idle deadline and moved only when it
     // fires early: arming a fresh timer for every read cost a timer-wheel insert
@@ -152,11 +158,14 @@ async fn serve(
     loop {
         // Answer everything complete in the buffer, one batch at a time.
         loop {
+            // The batch may use the free part, plus what budget is free now.
+            let batch = account.open_batch(output_limit.saturating_sub(FREE_OUTPUT));
+            session.set_output_limit(batch.min(output_limit));
             let window = input.len().min(BATCH_INPUT);
-            let mut progress = store.process(&mut session, &input[..window], &mut out);
+            let mut progress = store.process_output(&mut session, &input[..window], &mut out);
             if progress.consumed == 0 && out.is_empty() && window < input.len() {
                 // One request longer than the window (a large value).
-                progress = store.process(&mut session, &input, &mut out);
+                progress = store.process_output(&mut session, &input, &mut out);
             }
             // Output without consumed input: a multi-get paused by the
             // output limit, to be resumed.
@@ -166,12 +175,10 @@ async fn serve(
                 last_command = Instant::now();
             }
             if !out.is_empty() {
-                write_all(stream, &out, shared.write_timeout()).await?;
-                out.clear();
-                if out.capacity() > output_limit.max(SHRINK_ABOVE) {
-                    out.shrink_to(output_limit);
-                }
+                write_output(stream, &mut out, shared.write_timeout()).await?;
             }
+            out.clear(FREE_OUTPUT);
+            account.close_batch();
             match progress.outcome {
                 Outcome::Continue => {}
                 Outcome::Close => return Ok(End::Closed),
@@ -194,13 +201,23 @@ async fn serve(
             write_all(stream, INPUT_OVERFLOW, shared.write_timeout()).await?;
             return Ok(End::InputOverflow);
         }
-        if input.is_empty() && input.capacity() > SHRINK_ABOVE {
-            input = BytesMut::with_capacity(READ_CHUNK);
-        }
-        input.reserve(READ_CHUNK.min(room));
-        let mut limited = (&mut input).limit(room);
+        let spare = input.capacity() - input.len();
+        let resize = next_alloc(input.len(), spare, alloc, room);
+        let read = async {
+            if let Some(size) = resize {
+                // Waits, reading nothing, until the budget has room.
+                account.charge_input(size).await;
+                let mut resized = BytesMut::with_capacity(size);
+                resized.extend_from_slice(&input);
+                input = resized;
+                alloc = size;
+            }
+            let spare = input.capacity() - input.len();
+            let mut limited = (&mut input).limit(spare.min(room));
+            stream.read_buf(&mut limited).await
+        };
         tokio::select! {
-            read = stream.read_buf(&mut limited) => {
+            read = read => {
                 if read? == 0 {
                     return Ok(End::PeerClosed);
                 }
@@ -217,31 +234,69 @@ async fn serve(
     }
 }
 
+/// The read buffer's next size, if it must change before the next read:
+/// grown (by a read, or doubled for a long request, within `room`) when
+/// there is no room to read into, and shrunk back when it is far larger than
+/// what it holds.
+fn next_alloc(len: usize, spare: usize, alloc: usize, room: usize) -> Option<usize> {
+    if spare < MIN_READ.min(room) {
+        return Some((len + room.min(READ_CHUNK.max(len))).max(FREE_INPUT));
+    }
+    let fits = (len + READ_CHUNK).max(FREE_INPUT);
+    if len == 0 && alloc > FREE_INPUT {
+        return Some(FREE_INPUT);
+    }
+    (alloc > 4 * fits).then_some(fits)
+}
+
+/// Writes all of `out` (vectored: values go straight from the cache's
+/// buffers), failing with `TimedOut` when one write makes no progress for
+/// `timeout` (the peer stopped reading).
+async fn write_output(
+    stream: &mut TcpStream,
+    out: &mut Output,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    while !out.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = out.io_slices(&mut slices);
+        // Most replies fit the socket buffer: try a plain non-blocking write
+        // first, so the common case arms no timer.
+        let written = match stream.try_write_vectored(&slices[..n]) {
+            Ok(written) => written,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let write = stream.write_vectored(&slices[..n]);
+                match timeout {
+                    Some(timeout) => {
+                        tokio::time::timeout(timeout, write).await.map_err(|_| {
+                            io::Error::new(io::ErrorKind::TimedOut, "write timed out")
+                        })??
+                    }
+                    None => write.await?,
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        out.advance(written);
+    }
+    Ok(())
+}
+
 /// Writes all of `buf`, failing with `TimedOut` when one write makes no
-/// progress for `timeout` (the peer stopped reading).
+/// progress for `timeout`.
 async fn write_all(
     stream: &mut TcpStream,
     buf: &[u8],
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    // Most replies fit the socket buffer: try a plain non-blocking write first, so
-    // the common case arms no timer.
-    let mut rest = match stream.try_write(buf) {
-        Ok(n) => &buf[n..],
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf,
-        Err(e) => return Err(e),
-    };
-    while !rest.is_empty() {
-        let written = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, stream.write(rest))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))??,
-            None => stream.write(rest).await?,
-        };
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        rest = &rest[written..];
+    let write = stream.write_all(buf);
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?,
+        None => write.await,
     }
-    Ok(())
 }

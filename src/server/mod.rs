@@ -7,13 +7,22 @@
 //!
 //! # Invariants
 //! - A connection never buffers more than [`ServerConfig::max_input`] bytes
-//!   of requests; no request the parser accepts is larger, so a client that
-//!   reaches the cap is sending garbage and is answered and closed.
+//!   of requests; no request the parser accepts is larger (a multi-get of
+//!   any length is answered as it arrives), so a client that reaches the cap
+//!   is sending garbage and is answered and closed.
 //! - Replies are buffered up to about [`ServerConfig::output_limit`] bytes
 //!   (plus one value) before they are written; while a write is pending the
 //!   connection reads nothing, so a client that never reads holds at most
 //!   that much (and its kernel socket buffers), and is closed once a write
-//!   makes no progress for [`ServerConfig::write_timeout`].
+//!   makes no progress for [`ServerConfig::write_timeout`]. Values are
+//!   written from the cache's own buffers (vectored writes), not copied.
+//! - All connections' buffers together stay within
+//!   [`ServerConfig::conn_buffer_budget`] plus a free 16 KiB each way per
+//!   connection: a read buffer grows only when its growth fits the budget
+//!   (otherwise the connection stops reading until budget is given back), and
+//!   a reply batch beyond the free part takes only budget that is free. A
+//!   connection holding nothing beyond its free part can always answer a
+//!   small command, so a spent budget never stops the server.
 //! - Fairness: a connection yields to the runtime after every batch of
 //!   [`BATCH_INPUT`] bytes of requests or `output_limit` bytes of replies,
 //!   so one pipelining client cannot starve the others on its worker.
@@ -40,6 +49,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod conn;
 mod stats;
 
@@ -102,6 +112,16 @@ pub struct ServerConfig {
     /// Bytes of replies buffered before they are written (the session's
     /// output limit). Default 256 KiB.
     pub output_limit: usize,
+    /// Bytes all connections together may use for read buffers and reply
+    /// batches beyond a free 16 KiB each way per connection (larder-server's
+    /// `--conn-buffer-budget`). A connection that needs more waits, reading
+    /// nothing, until others give budget back; its reply batches shrink to
+    /// the free part. Large values in replies are shared with the cache and
+    /// not charged. Default 64 MiB: room for 256 connections' full reply
+    /// batches, or 32 half-sent 1 MiB values, whatever `-c` is, so buffer
+    /// memory stays within `memory_limit` + this + about 40 KiB per
+    /// connection.
+    pub conn_buffer_budget: usize,
     /// Bytes of unprocessed requests a connection may buffer. `None`: twice
     /// the item size limit plus the longest get line, room for any request
     /// and the start of the next.
@@ -129,6 +149,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(300)),
             write_timeout: Some(Duration::from_secs(300)),
             output_limit: 256 << 10,
+            conn_buffer_budget: 64 << 20,
             max_input: None,
             shutdown_grace: Duration::from_secs(5),
             threads: 4,

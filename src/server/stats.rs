@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::budget::Budget;
 use super::ServerConfig;
 use crate::memcached::{ServerStats, StatWriter};
 use crate::sync::AtomicU64;
@@ -29,6 +30,7 @@ pub(super) struct Shared {
     shutdown_grace: Duration,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    budget: Budget,
 }
 
 impl Shared {
@@ -52,6 +54,8 @@ impl Shared {
             shutdown_grace: config.shutdown_grace,
             local_addr,
             shutdown: watch::channel(false).0,
+            // Room for at least one largest request, or it could never be read.
+            budget: Budget::new(config.conn_buffer_budget.max(max_input)),
         }
     }
 
@@ -109,6 +113,11 @@ impl Shared {
         self.output_limit
     }
 
+    /// The memory budget of all connection buffers.
+    pub(super) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
     pub(super) fn max_input(&self) -> usize {
         self.max_input
     }
@@ -156,6 +165,7 @@ impl ServerStats for Shared {
         );
         stats.number("connection_structures", self.curr_connections());
         stats.number("threads", self.threads);
+        stats.number("conn_buffer_bytes", self.budget.used());
     }
 
     fn settings(&self, stats: &mut StatWriter<'_>) {
@@ -166,5 +176,6 @@ impl ServerStats for Shared {
         stats.number("verbosity", u64::from(self.verbosity));
         stats.number("num_threads", self.threads);
         stats.number("idle_timeout", self.idle_timeout.map_or(0, |t| t.as_secs()));
+        stats.number("conn_buffer_budget", self.budget.limit());
     }
 }

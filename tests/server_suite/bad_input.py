@@ -208,7 +208,7 @@ def line_over_the_limit_with_newline_closes(s):
 
 @case
 def get_line_of_80_kb_is_answered_like_memcached(s):
-    expect(s.port, b"get" + b" k" * 40000 + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
+    expect(s.port, b"get" + b" nx" * 27000 + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
 
 
 @case
@@ -488,8 +488,9 @@ def long_gat_with_a_bad_exptime(s):
 
 @case
 def multiget_line_of_eight_megabytes_streams(s):
-    # Far more than one connection may buffer: answered as it arrives.
-    expect(s.port, b"get" + b" k" * (4 << 20) + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
+    # Far more than one connection may buffer: answered as it arrives. (A
+    # key no case stores, so the reply stays small while we are sending.)
+    expect(s.port, b"get" + b" nx" * (3 << 20) + b"\r\n", b"END\r\n", ends=(b"END\r\n",))
 
 
 @case
@@ -521,7 +522,8 @@ def http_line_after_valid_commands_closes_after_their_replies(s):
     data, closed = exchange(s.port, b"mn\r\nversion\r\nOPTIONS * HTTP/1.1\r\nmn\r\n", ends=(b"\0never",))
     # memcached may drop the replies still queued when it closes; larder
     # sends them. Either way nothing answers the HTTP line.
-    assert closed and b"MN\r\nVERSION ".startswith(data[:13]) and data.count(b"\r\n") <= 2, (data, closed)
+    ok = data == b"MN\r\n" or (data.startswith(b"MN\r\nVERSION ") and data.count(b"\r\n") == 2)
+    assert closed and ok, (data, closed)
 
 
 @case

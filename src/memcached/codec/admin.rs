@@ -12,8 +12,9 @@
 
 use bytes::BufMut;
 
-use super::ascii::{parse_i64, parse_u64, put_i64, put_u64, Words};
+use super::ascii::{parse_i64, parse_u64, put_i64, put_u64};
 use super::error::{ErrorKind, ParseError};
+use super::text::Args;
 
 /// A parsed tuning command; see [`Request::Admin`](super::Request::Admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,25 +55,15 @@ pub enum AdminCommand<'a> {
     LruTempTtl(i64),
 }
 
-/// Arguments beyond this many are only counted.
-const MAX_ARGS: usize = 6;
-
 /// Parses `slabs`, `lru_crawler` or `lru` (`name`); `words` are the
 /// arguments. `None` if `name` is none of them.
 pub(crate) fn parse<'a>(
     name: &[u8],
-    words: Words<'a>,
+    args: Args<'a>,
     line_len: usize,
 ) -> Option<Result<(AdminCommand<'a>, bool), ParseError>> {
-    let mut args: [&'a [u8]; MAX_ARGS] = [&[]; MAX_ARGS];
-    let mut n = 0;
-    for word in words {
-        if n < MAX_ARGS {
-            args[n] = word;
-        }
-        n += 1;
-    }
-    let noreply = n > 0 && n <= MAX_ARGS && args[n - 1] == b"noreply";
+    let noreply = args.last_is_noreply();
+    let (n, args) = (args.count, args.items);
     let fail = |kind| Err(ParseError::new(kind, line_len).with_noreply(noreply));
     let loud = |kind| Err(ParseError::new(kind, line_len));
     let result = match name {

@@ -82,6 +82,7 @@ pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;
 pub use meta::{ArithmeticMode, MetaFlag, MetaFlags, SetMode};
 pub use request::{ArithmeticOp, GetRest, Request, StoreCommand, Tokens, TokensIter, TooLarge};
+pub(crate) use response::value_header;
 pub use response::{MetaReturn, MetaStatus, Response};
 
 use ascii::Words;

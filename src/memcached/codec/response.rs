@@ -241,17 +241,7 @@ impl Response<'_> {
                 data,
                 cas,
             } => {
-                out.put_slice(b"VALUE ");
-                out.put_slice(key);
-                out.put_u8(b' ');
-                put_u64(out, u64::from(flags));
-                out.put_u8(b' ');
-                put_u64(out, data.len() as u64);
-                if let Some(cas) = cas {
-                    out.put_u8(b' ');
-                    put_u64(out, cas);
-                }
-                out.put_slice(b"\r\n");
+                value_header(out, key, flags, data.len(), cas);
                 out.put_slice(data);
             }
             Response::Number(n) => put_u64(out, n),
@@ -326,4 +316,26 @@ impl Response<'_> {
         }
         out.put_slice(b"\r\n");
     }
+}
+
+/// The `VALUE <key> <flags> <bytes> [<cas>]\r\n` line before a value's data
+/// (for callers that send the data from elsewhere).
+pub(crate) fn value_header<B: BufMut>(
+    out: &mut B,
+    key: &[u8],
+    flags: u32,
+    len: usize,
+    cas: Option<u64>,
+) {
+    out.put_slice(b"VALUE ");
+    out.put_slice(key);
+    out.put_u8(b' ');
+    put_u64(out, u64::from(flags));
+    out.put_u8(b' ');
+    put_u64(out, len as u64);
+    if let Some(cas) = cas {
+        out.put_u8(b' ');
+        put_u64(out, cas);
+    }
+    out.put_slice(b"\r\n");
 }

@@ -16,13 +16,14 @@ use super::{data_block, Status};
 /// Arguments beyond this many are only counted, never looked at.
 const MAX_ARGS: usize = 8;
 
-struct Args<'a> {
-    items: [&'a [u8]; MAX_ARGS],
-    count: usize,
+/// A command's arguments: the first [`MAX_ARGS`] of them, and how many.
+pub(crate) struct Args<'a> {
+    pub(crate) items: [&'a [u8]; MAX_ARGS],
+    pub(crate) count: usize,
 }
 
 impl<'a> Args<'a> {
-    fn collect(words: Words<'a>) -> Self {
+    pub(crate) fn collect(words: Words<'a>) -> Self {
         let mut items: [&'a [u8]; MAX_ARGS] = [&[]; MAX_ARGS];
         let mut count = 0;
         for word in words {
@@ -34,7 +35,7 @@ impl<'a> Args<'a> {
         Args { items, count }
     }
 
-    fn last_is_noreply(&self) -> bool {
+    pub(crate) fn last_is_noreply(&self) -> bool {
         self.count > 0 && self.count <= MAX_ARGS && self.items[self.count - 1] == b"noreply"
     }
 }
@@ -79,7 +80,7 @@ pub(crate) fn parse<'a>(
         b"stats" => done(Request::Stats {
             args: Tokens::new(words.remainder()),
         }),
-        _ => match admin::parse(name, words.clone(), line_len) {
+        _ => match admin::parse(name, Args::collect(words.clone()), line_len) {
             Some(Ok((command, noreply))) => done(Request::Admin { command, noreply }),
             Some(Err(error)) => Err(error),
             None => parse_simple(name, words, line_len, limits),

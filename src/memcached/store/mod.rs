@@ -55,6 +55,7 @@ mod counters;
 mod item;
 mod meta;
 mod numeric;
+mod output;
 mod session;
 mod stats;
 mod text;
@@ -72,6 +73,7 @@ use crate::{Cache, Clock, Occupied, Op, Policy, RemovalCause};
 
 use counters::{Counter, Counters};
 pub use item::{Item, ITEM_OVERHEAD};
+pub use output::Output;
 pub use session::{Progress, Session};
 pub use stats::{ServerStats, StatWriter};
 use time::{Expiry, Time};

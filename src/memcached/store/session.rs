@@ -1,6 +1,7 @@
 //! Driving a whole input buffer: parse every complete request, execute it,
 //! and keep the little state a connection needs between reads.
 
+use super::output::{Output, Sink};
 use super::{Outcome, Store};
 use crate::memcached::{
     parse, parse_get_rest, GetRest, ParseError, Request, Response, Status, Tokens,
@@ -88,6 +89,12 @@ impl Session {
     pub fn is_resuming(&self) -> bool {
         self.resume > 0
     }
+
+    /// Changes the output limit (see [`Session::with_output_limit`]) for
+    /// the next calls; a server shrinks it while buffer memory is short.
+    pub fn set_output_limit(&mut self, limit: usize) {
+        self.output_limit = Some(limit);
+    }
 }
 
 /// What [`Store::process`] did with a buffer.
@@ -134,13 +141,35 @@ impl Store {
     /// # Ok::<(), larder::memcached::StoreError>(())
     /// ```
     pub fn process(&self, session: &mut Session, input: &[u8], out: &mut Vec<u8>) -> Progress {
+        self.process_with(session, input, out)
+    }
+
+    /// [`Store::process`] into an [`Output`], which shares large values with
+    /// the cache instead of copying them (what a server wants: a slow reader
+    /// then holds references, not copies). The output limit counts shared
+    /// bytes too.
+    ///
+    /// **Locking behaviour:** as [`Store::process`].
+    pub fn process_output(
+        &self,
+        session: &mut Session,
+        input: &[u8],
+        out: &mut Output,
+    ) -> Progress {
+        self.process_with(session, input, out)
+    }
+
+    fn process_with<S: Sink>(&self, session: &mut Session, input: &[u8], out: &mut S) -> Progress {
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
         let outcome = loop {
             if session.swallow > 0 || pos == input.len() {
                 break Outcome::Continue;
             }
-            if session.output_limit.is_some_and(|limit| out.len() >= limit) {
+            if session
+                .output_limit
+                .is_some_and(|limit| out.pending() >= limit)
+            {
                 break Outcome::Continue;
             }
             let rest = &input[pos..];
@@ -160,12 +189,7 @@ impl Store {
             if let Some(long) = session.long_get {
                 match parse_get_rest(rest, &self.limits) {
                     Ok(Status::Complete(GetRest { keys, last }, used)) => {
-                        let piece = Piece {
-                            keys,
-                            cas: long.cas,
-                            touch: long.touch,
-                            last,
-                        };
+                        let piece = Piece::new(keys, long.cas, long.touch, last);
                         if !self.answer_piece(session, piece, out) {
                             break Outcome::Continue;
                         }
@@ -177,19 +201,14 @@ impl Store {
                     Ok(Status::Partial) => break Outcome::Continue,
                     Err(error) => {
                         session.long_get = None;
-                        pos += self.refuse(session, &error, rest.len(), out);
+                        pos += self.refuse(session, &error, rest.len(), out.lines());
                     }
                 }
                 continue;
             }
             match parse(rest, &self.limits) {
                 Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
-                    let piece = Piece {
-                        keys,
-                        cas,
-                        touch,
-                        last: false,
-                    };
+                    let piece = Piece::new(keys, cas, touch, false);
                     if !self.answer_piece(session, piece, out) {
                         break Outcome::Continue;
                     }
@@ -199,19 +218,14 @@ impl Store {
                 Ok(Status::Complete(Request::Get { cas, touch, keys }, used))
                     if session.output_limit.is_some() =>
                 {
-                    let piece = Piece {
-                        keys,
-                        cas,
-                        touch,
-                        last: true,
-                    };
+                    let piece = Piece::new(keys, cas, touch, true);
                     if !self.answer_piece(session, piece, out) {
                         break Outcome::Continue;
                     }
                     pos += used;
                 }
                 Ok(Status::Complete(request, used)) => {
-                    let outcome = self.execute(&request, out);
+                    let outcome = self.execute(&request, out.lines());
                     pos += used;
                     if let Request::TooLarge(too_large) = &request {
                         session.swallow = too_large.swallow();
@@ -227,12 +241,12 @@ impl Store {
                 Err(error) => {
                     if error.is_fatal() {
                         if !error.noreply() {
-                            Response::Error(error.kind()).write_to(out);
+                            Response::Error(error.kind()).write_to(out.lines());
                         }
                         pos = input.len();
                         break Outcome::Close;
                     }
-                    pos += self.refuse(session, &error, rest.len(), out);
+                    pos += self.refuse(session, &error, rest.len(), out.lines());
                 }
             }
         };
@@ -245,7 +259,7 @@ impl Store {
     /// Answers the keys of one get line, or one piece of a long one, from
     /// where a paused call stopped. `false` if the output limit paused it
     /// again: nothing of it is consumed yet.
-    fn answer_piece(&self, session: &mut Session, piece: Piece<'_>, out: &mut Vec<u8>) -> bool {
+    fn answer_piece<S: Sink>(&self, session: &mut Session, piece: Piece<'_>, out: &mut S) -> bool {
         let now = self.time.now_ms();
         self.apply_pending_flush(now);
         let Piece {
@@ -294,4 +308,15 @@ struct Piece<'a> {
     touch: Option<i64>,
     /// The line ends after these keys: answer `END`.
     last: bool,
+}
+
+impl<'a> Piece<'a> {
+    fn new(keys: Tokens<'a>, cas: bool, touch: Option<i64>, last: bool) -> Self {
+        Piece {
+            keys,
+            cas,
+            touch,
+            last,
+        }
+    }
 }

@@ -4,8 +4,10 @@ use bytes::Bytes;
 
 use super::counters::Counter;
 use super::numeric;
+use super::output::Sink;
 use super::time::Expiry;
 use super::{Item, Lookup, Outcome, Store};
+use crate::memcached::codec::value_header;
 use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, TooLarge};
 use crate::Op;
 
@@ -160,7 +162,7 @@ impl Store {
     /// is what keeps a multi-get of one large value repeated thousands of
     /// times from buffering gigabytes of replies.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn execute_get(
+    pub(super) fn execute_get<S: Sink>(
         &self,
         keys: Tokens<'_>,
         cas: bool,
@@ -169,11 +171,11 @@ impl Store {
         limit: Option<usize>,
         finish: bool,
         now: u64,
-        out: &mut Vec<u8>,
+        out: &mut S,
     ) -> Option<usize> {
         let expiry = touch.map(|exptime| self.time.expiry(exptime, now));
         for (index, key) in keys.iter().enumerate().skip(skip) {
-            if index > skip && limit.is_some_and(|limit| out.len() >= limit) {
+            if index > skip && limit.is_some_and(|limit| out.pending() >= limit) {
                 return Some(index);
             }
             match expiry {
@@ -182,12 +184,12 @@ impl Store {
             }
         }
         if finish {
-            Response::End.write_to(out);
+            Response::End.write_to(out.lines());
         }
         None
     }
 
-    fn get_one(&self, key: &[u8], cas: bool, now: u64, out: &mut Vec<u8>) {
+    fn get_one<S: Sink>(&self, key: &[u8], cas: bool, now: u64, out: &mut S) {
         self.counters.bump(Counter::CmdGet);
         match self.lookup(key, true) {
             Lookup::Hit(item) => {
@@ -203,13 +205,13 @@ impl Store {
         }
     }
 
-    fn get_and_touch_one(
+    fn get_and_touch_one<S: Sink>(
         &self,
         key: &[u8],
         cas: bool,
         expiry: Expiry,
         now: u64,
-        out: &mut Vec<u8>,
+        out: &mut S,
     ) {
         self.counters.bump(Counter::CmdTouch);
         match self.touch(key, expiry, now) {
@@ -424,12 +426,9 @@ pub(super) fn nop(dead: bool) -> Op<Item> {
     }
 }
 
-fn write_value(out: &mut Vec<u8>, key: &[u8], item: &Item, cas: bool) {
-    Response::Value {
-        key,
-        flags: item.flags(),
-        data: item.value(),
-        cas: cas.then(|| item.cas()),
-    }
-    .write_to(out);
+fn write_value<S: Sink>(out: &mut S, key: &[u8], item: &Item, cas: bool) {
+    let (flags, data) = (item.flags(), item.value());
+    value_header(out.lines(), key, flags, data.len(), cas.then(|| item.cas()));
+    out.value(data);
+    out.lines().extend_from_slice(b"\r\n");
 }

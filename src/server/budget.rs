@@ -1,0 +1,159 @@
+//! One memory budget shared by every connection's buffers.
+//!
+//! Each connection may use [`FREE_INPUT`] bytes of read buffer and
+//! [`FREE_OUTPUT`] bytes of reply batch without asking, so any connection,
+//! even while the budget is spent, can always answer a small command such as
+//! `version`. Beyond that it charges the budget: a read buffer grows (for a
+//! large value or a long line) only once its growth is charged, and waits —
+//! reading nothing — until other connections give budget back; a reply
+//! batch is limited to the free part plus whatever budget it gets at once,
+//! so a client that stops reading holds little. Large values in replies are
+//! shared with the cache, not copied, and are not charged.
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use tokio::sync::Notify;
+
+use crate::sync::AtomicU64;
+
+/// Read buffer every connection has without charging the budget.
+pub(super) const FREE_INPUT: usize = 16 << 10;
+/// Reply bytes every connection may batch without charging the budget.
+pub(super) const FREE_OUTPUT: usize = 16 << 10;
+
+/// The shared budget: bytes charged and a wake-up for waiters.
+#[derive(Debug)]
+pub(super) struct Budget {
+    limit: u64,
+    used: AtomicU64,
+    freed: Notify,
+}
+
+impl Budget {
+    pub(super) fn new(limit: usize) -> Budget {
+        Budget {
+            limit: limit as u64,
+            used: AtomicU64::new(0),
+            freed: Notify::new(),
+        }
+    }
+
+    /// Bytes charged now.
+    pub(super) fn used(&self) -> u64 {
+        self.used.load(Acquire)
+    }
+
+    /// The budget in bytes.
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Charges up to `want` bytes, as many as are free now; returns how many.
+    pub(super) fn take_up_to(&self, want: usize) -> usize {
+        let want = want as u64;
+        let mut used = self.used.load(Acquire);
+        loop {
+            let take = want.min(self.limit.saturating_sub(used));
+            if take == 0 {
+                return 0;
+            }
+            match self
+                .used
+                .compare_exchange_weak(used, used + take, AcqRel, Acquire)
+            {
+                // take <= want, which came from a usize.
+                Ok(_) => return take as usize,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Charges `n` bytes, waiting until they are free.
+    pub(super) async fn take(&self, n: usize) {
+        let n = n as u64;
+        debug_assert!(n <= self.limit, "a charge the budget can never grant");
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.take_exactly(n) {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn take_exactly(&self, n: u64) -> bool {
+        let mut used = self.used.load(Acquire);
+        loop {
+            if used + n > self.limit {
+                return false;
+            }
+            match self
+                .used
+                .compare_exchange_weak(used, used + n, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives `n` charged bytes back and wakes the waiters.
+    pub(super) fn give(&self, n: usize) {
+        if n > 0 {
+            self.used.fetch_sub(n as u64, AcqRel);
+            self.freed.notify_waiters();
+        }
+    }
+}
+
+/// What one connection has charged; gives it all back when dropped.
+#[derive(Debug)]
+pub(super) struct Account<'a> {
+    budget: &'a Budget,
+    /// Charged for the read buffer beyond [`FREE_INPUT`].
+    pub(super) input: usize,
+    /// Charged for the current reply batch beyond [`FREE_OUTPUT`].
+    pub(super) output: usize,
+}
+
+impl<'a> Account<'a> {
+    pub(super) fn new(budget: &'a Budget) -> Self {
+        Account {
+            budget,
+            input: 0,
+            output: 0,
+        }
+    }
+
+    /// Sets the read buffer's charge to `bytes` beyond the free part,
+    /// waiting for budget when it grows.
+    pub(super) async fn charge_input(&mut self, bytes: usize) {
+        let want = bytes.saturating_sub(FREE_INPUT);
+        if want > self.input {
+            self.budget.take(want - self.input).await;
+        } else {
+            self.budget.give(self.input - want);
+        }
+        self.input = want;
+    }
+
+    /// Charges what it can now, up to `extra` bytes, for the next reply
+    /// batch; returns the batch's limit.
+    pub(super) fn open_batch(&mut self, extra: usize) -> usize {
+        self.output += self.budget.take_up_to(extra.saturating_sub(self.output));
+        FREE_OUTPUT + self.output
+    }
+
+    /// Gives back the reply batch's charge once it is sent.
+    pub(super) fn close_batch(&mut self) {
+        self.budget.give(std::mem::take(&mut self.output));
+    }
+}
+
+impl Drop for Account<'_> {
+    fn drop(&mut self) {
+        self.budget.give(self.input + self.output);
+    }
+}
