@@ -72,7 +72,10 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     }
     // ... then 20 big items with a 10 s TTL fill the rest.
     for i in 0..20 {
-        batch.push_str(&format!("set big{i} 0 10 {} noreply\r\n{big}\r\n", big.len()));
+        batch.push_str(&format!(
+            "set big{i} 0 10 {} noreply\r\n{big}\r\n",
+            big.len()
+        ));
     }
     batch.push_str("mn\r\n");
     request(&mut conn, batch.as_bytes(), b"MN\r\n");

@@ -29,7 +29,8 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
   -t, --threads N          worker threads (default: the CPU count, at most 4)
   -v, --verbose            log to stderr; repeat (-vv) for more
   -A, --enable-shutdown    honour the shutdown command
-      --idle-timeout SECS  close connections idle this long (default 300; 0 never)
+      --idle-timeout SECS  close connections idle this long (default 300; 0 never;
+                           at most a year)
       --conn-buffer-budget MB
                            memory all connections' buffers may use beyond 16 KiB
                            each way per connection (default 64, and at least
@@ -39,6 +40,13 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
   -V, --version            the version
 
 The bound address is printed on stderr as 'listening on ADDR:PORT'.";
+
+/// The largest `-m`: its megabytes still count in a 64-bit number of bytes.
+const MAX_MEMORY_MB: u64 = u64::MAX >> 20;
+
+/// The largest `--idle-timeout`, a year: far below where deadlines stop
+/// fitting a timer, and a longer one is better said as 0 (never).
+const MAX_IDLE_SECS: u64 = 365 * 24 * 60 * 60;
 
 /// Everything the command line chose.
 #[derive(Debug, PartialEq)]
@@ -107,8 +115,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 Some((name, value)) => (format!("--{name}"), Some(value.to_string())),
                 None => (arg.clone(), None),
             }
-        } else if arg.starts_with('-') && arg.len() > 2 && !arg[1..].bytes().all(|b| b == b'v') {
-            (arg[..2].to_string(), Some(arg[2..].to_string()))
+        } else if let Some((flag, attached)) = short_with_value(&arg) {
+            (flag.to_string(), Some(attached.to_string()))
         } else {
             (arg.clone(), None)
         };
@@ -125,8 +133,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "-l" | "--listen" => options.listen = value(&flag)?,
             "-m" | "--memory-limit" => {
                 options.memory_mb = number(&flag, &value(&flag)?)?;
-                if options.memory_mb == 0 {
-                    return Err(bad(format!("{flag} must be at least 1 (megabyte)")));
+                if !(1..=MAX_MEMORY_MB).contains(&options.memory_mb) {
+                    return Err(bad(format!(
+                        "{flag} must be between 1 and {MAX_MEMORY_MB} (megabytes)"
+                    )));
                 }
             }
             "-c" | "--conn-limit" => {
@@ -142,7 +152,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     return Err(bad(format!("{flag} must be between 1 and 256")));
                 }
             }
-            "--idle-timeout" => options.idle_timeout_secs = number(&flag, &value(&flag)?)?,
+            "--idle-timeout" => {
+                options.idle_timeout_secs = number(&flag, &value(&flag)?)?;
+                if options.idle_timeout_secs > MAX_IDLE_SECS {
+                    return Err(bad(format!(
+                        "{flag} must be at most {MAX_IDLE_SECS} (a year; 0 never times out)"
+                    )));
+                }
+            }
             "--conn-buffer-budget" => {
                 options.conn_buffer_budget_mb = number(&flag, &value(&flag)?)?;
                 if options.conn_buffer_budget_mb == 0 || options.conn_buffer_budget_mb > 1 << 20 {
@@ -173,6 +190,29 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
         )));
     }
     Ok(Command::Serve(options))
+}
+
+/// A short flag with its value attached (`-p11211` gives `-p` and `11211`),
+/// split after the flag's first character, whatever its width; `None` for a
+/// bare short flag, a run of `v`s, or anything not starting with one `-`.
+fn short_with_value(arg: &str) -> Option<(&str, &str)> {
+    let rest = arg.strip_prefix('-')?;
+    let first = rest.chars().next()?;
+    if rest.len() == first.len_utf8() || rest.bytes().all(|b| b == b'v') {
+        return None;
+    }
+    Some(arg.split_at(1 + first.len_utf8()))
+}
+
+/// The arguments as strings: one that is not UTF-8 is an error naming it
+/// (`std::env::args` would panic on it).
+fn utf8_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>, ArgError> {
+    args.into_iter()
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|raw| bad(format!("argument {raw:?} is not valid UTF-8")))
+        })
+        .collect()
 }
 
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, ArgError> {
@@ -231,7 +271,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
+    let options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
         Ok(Command::Serve(options)) => options,
         Ok(Command::Help) => {
             println!("{HELP}\n\n{USAGE}");
