@@ -267,7 +267,8 @@ fn leader_vs_invalidation(invalidate: fn(&Cache<u32, u32>)) {
     loom::model(move || {
         let cache: Arc<Cache<u32, u32>> =
             Arc::new(Cache::builder().max_entries(2).shards(1).build().unwrap());
-        let started = Arc::new(AtomicUsize::new(0));
+        // A loom atomic, so that loom can switch threads right after the flag.
+        let started = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let (c1, s1) = (cache.clone(), started.clone());
         let t = thread::spawn(move || {
             c1.get_or_insert_with(1, || {
@@ -381,7 +382,7 @@ fn store_flush_all_vs_set() {
             })
             .unwrap(),
         );
-        let flushed = Arc::new(AtomicUsize::new(0));
+        let flushed = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let (s1, f1) = (store.clone(), flushed.clone());
         let t = thread::spawn(move || {
             let after_flush = f1.load(SeqCst) == 1;
