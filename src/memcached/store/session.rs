@@ -215,9 +215,7 @@ impl Store {
                     session.long_get = Some(LongGet { cas, touch });
                     pos += used;
                 }
-                Ok(Status::Complete(Request::Get { cas, touch, keys }, used))
-                    if session.output_limit.is_some() =>
-                {
+                Ok(Status::Complete(Request::Get { cas, touch, keys }, used)) => {
                     let piece = Piece::new(keys, cas, touch, true);
                     if !self.answer_piece(session, piece, out) {
                         break Outcome::Continue;
