@@ -5,6 +5,11 @@
 //! - `mixed`: Zipf 0.99 over 1M keys, capacity 100k (10%); `get`, and `insert` on a
 //!   miss. The hit ratio each cache reached is printed before the timings.
 //!
+//! - `visit_1k`: 1 KB `Arc<[u8]>` values, 100k keys all cached, Zipf 0.99; each
+//!   read sums two bytes of the value: `get` (clones the `Arc`: two atomic
+//!   read-modify-writes on a shared count) against `get_with` (reads in place),
+//!   with quick_cache's `get` beside them.
+//!
 //! Each at 1 and 2 threads. Run: `cargo bench --bench throughput`.
 
 #![allow(missing_docs)]
@@ -132,5 +137,43 @@ fn mixed(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, read_hits, mixed);
+fn visit_1k(c: &mut Criterion) {
+    const N: usize = 1 << 17;
+    let keys = zipf_keys(N, 0.99, SAMPLES, 11);
+    let value = |k: u64| -> std::sync::Arc<[u8]> { vec![k as u8; 1024].into() };
+    let ours: larder::Cache<u64, std::sync::Arc<[u8]>> =
+        larder::Cache::new(N as u64 * 5 / 4);
+    let theirs: quick_cache::sync::Cache<u64, std::sync::Arc<[u8]>> =
+        quick_cache::sync::Cache::new(N * 5 / 4);
+    for rank in 0..N as u64 {
+        ours.insert(key_of(rank), value(rank));
+        theirs.insert(key_of(rank), value(rank));
+    }
+    let read = |v: &[u8]| u32::from(v[0]) + u32::from(v[1023]);
+    let ops: [(&str, &(dyn Fn(u64) -> Option<u32> + Sync)); 3] = [
+        ("larder_get", &|k| ours.get(&k).map(|v| read(&v))),
+        ("larder_get_with", &|k| ours.get_with(&k, |v| read(v))),
+        ("quick_cache_get", &|k| theirs.get(&k).map(|v| read(&v))),
+    ];
+    let mut g = c.benchmark_group("visit_1k");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    for (name, op) in ops {
+        assert!(keys.iter().all(|&k| op(k).is_some()), "{name}: a key is missing");
+        for threads in [1usize, 2] {
+            g.throughput(Throughput::Elements(BATCH * threads as u64));
+            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                b.iter_custom(|iters| {
+                    timed(threads, iters, &keys, &|k| {
+                        std::hint::black_box(op(k));
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, read_hits, mixed, visit_1k);
 criterion_main!(benches);

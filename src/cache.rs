@@ -563,6 +563,69 @@ where
         self.lookup(key, false, |v, _| v.clone())
     }
 
+    /// Calls `f` with the value for `key`, if present and not expired, and returns
+    /// what `f` returns: a read that clones nothing (serialise a value straight from
+    /// the cache, or read one field of a large one). Counts as a hit or miss and
+    /// tells the policy the entry was used, as [`get`](Self::get) does.
+    ///
+    /// **Locking behaviour:** `f` runs under the shard's read lock (the write lock
+    /// under [`Policy::lru`]): keep it short, and do not call into this cache from
+    /// it. Writers to the shard wait while it runs, and a call from `f` that would
+    /// wait for the lock it runs under panics (see "Locking behaviour" on
+    /// [`Cache`]). If `f` panics, the lock is released and the cache is unchanged.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let cache: larder::Cache<&str, Arc<[u8]>> = larder::Cache::new(10);
+    /// cache.insert("page", Arc::from(&b"<html>...</html>"[..]));
+    /// let mut out = Vec::new();
+    /// let found = cache.get_with("page", |v| out.extend_from_slice(v));
+    /// assert_eq!((found, &out[..6]), (Some(()), &b"<html>"[..]));
+    /// assert_eq!(cache.get_with("nope", |v| v.len()), None);
+    /// ```
+    #[inline]
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.visit(key, true, f)
+    }
+
+    /// Like [`get_with`](Self::get_with), without counting a hit or telling the
+    /// policy (as [`peek`](Self::peek)). The read lock is taken for every policy.
+    ///
+    /// ```
+    /// let cache = larder::Cache::new(10);
+    /// cache.insert(1, vec![1u8, 2, 3]);
+    /// assert_eq!(cache.peek_with(&1, |v| v.len()), Some(3));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    #[inline]
+    pub fn peek_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.visit(key, false, f)
+    }
+
+    /// The visitor read path: marks the shard as held by this thread while `f`
+    /// runs, so a call back into it that would deadlock panics instead.
+    #[inline]
+    fn visit<Q, R>(&self, key: &Q, record: bool, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let addr = self.cell(hash).addr();
+        self.lookup_at(hash, key, record, |v, _| {
+            let _held = crate::reentry::Held::enter(addr);
+            f(v)
+        })
+    }
+
     /// Whether `key` has a live entry. Not counted, no policy update.
     ///
     /// ```
@@ -591,7 +654,22 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
+        self.lookup_at(self.hash(key), key, record, map)
+    }
+
+    /// [`lookup`](Self::lookup) for a key whose hash is known.
+    #[inline]
+    fn lookup_at<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        record: bool,
+        map: impl FnOnce(&V, &dyn Fn() -> Option<Duration>) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let cell = self.cell(hash);
         let h32 = short_hash(hash);
         // Whether the adaptive policy's shadows sample this key (read from the shard,

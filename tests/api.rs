@@ -790,3 +790,66 @@ fn adaptive_takes_recency_where_it_wins_and_probation_where_it_wins() {
     let looped: Vec<u64> = (0..200).flat_map(|_| 0..600u64).collect();
     check(&looped, 1);
 }
+
+#[test]
+fn get_with_visits_without_cloning_and_counts_like_get() {
+    for policy in policies() {
+        let (clock, hand) = Clock::manual();
+        let c: Cache<u64, Vec<u8>> = Cache::builder()
+            .max_entries(10)
+            .policy(policy.clone())
+            .clock(clock)
+            .build()
+            .unwrap();
+        c.insert(1, vec![7; 1000]);
+        c.insert_with_ttl(2, vec![1], Duration::from_secs(1));
+        assert_eq!(c.get_with(&1, |v| v.len()), Some(1000));
+        assert_eq!(c.get_with(&3, |v| v.len()), None);
+        hand.advance(Duration::from_secs(1));
+        assert_eq!(c.get_with(&2, |v| v.len()), None, "expired: not visited");
+        let s = c.stats();
+        assert_eq!((s.hits, s.misses), (1, 2), "{policy:?}");
+        assert_eq!(c.peek_with(&1, |v| v[0]), Some(7));
+        assert_eq!(c.stats().hits, 1, "peek_with is not counted");
+    }
+}
+
+#[test]
+fn get_with_tells_the_policy_and_peek_with_does_not() {
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(3)
+        .shards(1)
+        .policy(Policy::lru())
+        .build()
+        .unwrap();
+    for k in 1..=3 {
+        c.insert(k, k);
+    }
+    c.peek_with(&1, |_| ());
+    c.get_with(&2, |_| ());
+    c.insert(4, 4); // evicts 1 (peek_with did not make it recent)
+    c.insert(5, 5); // evicts 3 (get_with made 2 recent)
+    assert_eq!((c.peek(&1), c.peek(&2), c.peek(&3)), (None, Some(2), None));
+}
+
+#[test]
+fn get_with_closure_writing_to_its_shard_panics() {
+    for policy in policies() {
+        let c: Cache<u64, u64> = Cache::builder()
+            .max_entries(10)
+            .shards(1)
+            .policy(policy)
+            .build()
+            .unwrap();
+        c.insert(1, 1);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.get_with(&1, |v| c.insert(2, *v));
+        }));
+        let err = r.expect_err("must panic");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("re-entrant"), "{msg}");
+        assert_eq!(c.get(&1), Some(1));
+        assert_eq!(c.get(&2), None);
+        c.validate();
+    }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Items per megabyte of -m: memcached and larder-server side by side.
+
+Run by hand (not in CI), from the repository root:
+
+    cargo build --release --features server --bin larder-server
+    python3 benches/memory_vs_memcached.py [--memory-mb 64] [--memcached PATH]
+
+For each value size (10, 100, 1,000 and 10,000 bytes, and a mixed run of sizes
+drawn from 10 to 10,000 bytes) it starts both servers with the same -m on free
+loopback ports, fills each with the same items (14-byte keys, pipelined
+`set ... noreply`) until the item count stops growing, and prints items held,
+`bytes`, RSS and items per MB of -m. Each server is killed by its PID when its
+run ends. Items are written until the server has evicted for a while: the
+number of items written is 4 x (-m / item size), enough to reach a steady
+state with either server.
+"""
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LARDER = os.path.join(ROOT, "target", "release", "larder-server")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def connect(port):
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=60)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def read_until(conn, end):
+    data = b""
+    while not data.endswith(end):
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            raise RuntimeError("server closed the connection")
+        data += chunk
+    return data
+
+
+def stats(conn):
+    conn.sendall(b"stats\r\n")
+    out = {}
+    for line in read_until(conn, b"END\r\n").decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "STAT":
+            out[parts[1]] = parts[2]
+    return out
+
+
+def fill(conn, sizes, count, seed):
+    rng = random.Random(seed)
+    batch = []
+    pending = 0
+    for i in range(count):
+        size = sizes[rng.randrange(len(sizes))] if len(sizes) > 1 else sizes[0]
+        key = b"key:%010d" % i  # 14 bytes
+        batch.append(b"set %s 0 0 %d noreply\r\n%s\r\n" % (key, size, b"v" * size))
+        pending += size + 40
+        if pending > 1 << 20:
+            conn.sendall(b"".join(batch))
+            batch, pending = [], 0
+    batch.append(b"mn\r\n")
+    conn.sendall(b"".join(batch))
+    read_until(conn, b"MN\r\n")
+
+
+def run(name, argv, sizes, memory_mb, seed):
+    port = free_port()
+    proc = subprocess.Popen(
+        argv + ["-p", str(port), "-m", str(memory_mb)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        conn = connect(port)
+        mean = sum(sizes) / len(sizes)
+        count = int(4 * memory_mb * (1 << 20) / (mean + 14))
+        fill(conn, sizes, count, seed)
+        s = stats(conn)
+        items = int(s.get("curr_items", 0))
+        return {
+            "server": name,
+            "items": items,
+            "bytes": int(s.get("bytes", 0)),
+            "rss_kb": rss_kb(proc.pid),
+            "per_mb": items / memory_mb,
+        }
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--memory-mb", type=int, default=64)
+    ap.add_argument("--memcached", default="memcached")
+    ap.add_argument("--larder", default=LARDER)
+    args = ap.parse_args()
+    if not os.path.exists(args.larder):
+        sys.exit(f"{args.larder} is missing: cargo build --release --features server --bin larder-server")
+    servers = [
+        ("memcached", [args.memcached, "-U", "0", "-l", "127.0.0.1", "-t", "2"]),
+        ("larder-server", [args.larder, "-l", "127.0.0.1", "-t", "2"]),
+    ]
+    runs = [
+        ("10 B", [10]),
+        ("100 B", [100]),
+        ("1,000 B", [1000]),
+        ("10,000 B", [10000]),
+        ("mixed 10 B-10 KB", [10, 30, 100, 300, 1000, 3000, 10000]),
+    ]
+    print(f"-m {args.memory_mb}: 14-byte keys, pipelined sets; RSS in MB")
+    print("| values | server | items held | `bytes` | RSS | items per MB of -m | vs memcached |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, sizes in runs:
+        results = [run(name, argv, sizes, args.memory_mb, 1) for name, argv in servers]
+        base = results[0]["per_mb"] or 1
+        for r in results:
+            print(
+                f"| {label} | {r['server']} | {r['items']:,} | {r['bytes'] / 1e6:.1f} MB "
+                f"| {r['rss_kb'] / 1024:.1f} | {r['per_mb']:,.0f} | {r['per_mb'] / base:.2f}x |"
+            )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
