@@ -288,15 +288,8 @@ impl Driver {
                     Verb::Append => "append",
                     Verb::Prepend => "prepend",
                 };
-                let mut request = format!(
-                    "{name} k{k} {flags} {} {}\r\n",
-                    self.exptime(exp),
-                    data.len()
-                )
-                .into_bytes();
-                request.extend_from_slice(&data);
-                request.extend_from_slice(b"\r\n");
-                let reply = self.send(&request, step.cut);
+                let line = format!("{name} k{k} {flags} {} {}", self.exptime(exp), data.len());
+                let reply = self.send(&with_block(&line, &data), step.cut);
                 if reply == b"STORED\r\n" {
                     // Append and prepend keep the item's exptime.
                     let alive = matches!(verb, Verb::Append | Verb::Prepend) || lives(exp);
@@ -316,15 +309,8 @@ impl Driver {
                     Some(cas) if seen => cas,
                     _ => u64::from(unique),
                 };
-                let mut request = format!(
-                    "cas k{k} 0 {} {} {unique}\r\n",
-                    self.exptime(exp),
-                    data.len()
-                )
-                .into_bytes();
-                request.extend_from_slice(&data);
-                request.extend_from_slice(b"\r\n");
-                let reply = self.send(&request, step.cut);
+                let line = format!("cas k{k} 0 {} {} {unique}", self.exptime(exp), data.len());
+                let reply = self.send(&with_block(&line, &data), step.cut);
                 if reply == b"STORED\r\n" {
                     self.stored(k, Verb::Set, data, lives(exp), step);
                 }
@@ -396,8 +382,8 @@ impl Driver {
             } => {
                 let k = key % KEYS;
                 let data = self.value(value);
-                let mut request = format!("ms k{k} {}", data.len());
-                request.push_str(match mode {
+                let mut line = format!("ms k{k} {}", data.len());
+                line.push_str(match mode {
                     Verb::Set => " MS",
                     Verb::Add => " ME",
                     Verb::Replace => " MR",
@@ -405,23 +391,19 @@ impl Driver {
                     Verb::Prepend => " MP",
                 });
                 if let Some(ttl) = ttl {
-                    request.push_str(&format!(" T{}", self.exptime(ttl)));
+                    line.push_str(&format!(" T{}", self.exptime(ttl)));
                 }
                 if compare {
                     let cas = self.cas[usize::from(k)].unwrap_or(1);
-                    request.push_str(&format!(" C{cas}"));
+                    line.push_str(&format!(" C{cas}"));
                 }
                 if invalidate {
-                    request.push_str(" I");
+                    line.push_str(" I");
                 }
                 if vivify {
-                    request.push_str(" N30");
+                    line.push_str(" N30");
                 }
-                request.push_str("\r\n");
-                let mut request = request.into_bytes();
-                request.extend_from_slice(&data);
-                request.extend_from_slice(b"\r\n");
-                let reply = self.send(&request, step.cut);
+                let reply = self.send(&with_block(&line, &data), step.cut);
                 if reply.starts_with(b"HD") {
                     // Appends keep the item's TTL (a vivified one gets N30).
                     let alive =
@@ -517,6 +499,16 @@ impl Driver {
 /// Whether an item stored with `exp` is still there at the same instant.
 fn lives(exp: Exp) -> bool {
     !matches!(exp, Exp::Negative | Exp::AbsolutePast)
+}
+
+/// A command line and the data block that follows it.
+fn with_block(line: &str, data: &[u8]) -> Vec<u8> {
+    let mut request = Vec::with_capacity(line.len() + data.len() + 4);
+    request.extend_from_slice(line.as_bytes());
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(data);
+    request.extend_from_slice(b"\r\n");
+    request
 }
 
 /// The first line of a reply, without its `\r\n`.
