@@ -95,9 +95,11 @@ def run(name, argv, sizes, memory_mb, seed):
     proc = subprocess.Popen(
         argv + ["-p", str(port), "-m", str(memory_mb)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited: {proc.stderr.read().decode()}")
         conn = connect(port)
         mean = sum(sizes) / len(sizes)
         count = int(4 * memory_mb * (1 << 20) / (mean + 14))
@@ -125,7 +127,9 @@ def main():
     if not os.path.exists(args.larder):
         sys.exit(f"{args.larder} is missing: cargo build --release --features server --bin larder-server")
     servers = [
-        ("memcached", [args.memcached, "-U", "0", "-l", "127.0.0.1", "-t", "2"]),
+        # memcached refuses to run as root without -u.
+        ("memcached", [args.memcached, "-U", "0", "-l", "127.0.0.1", "-t", "2"]
+         + (["-u", "root"] if os.geteuid() == 0 else [])),
         ("larder-server", [args.larder, "-l", "127.0.0.1", "-t", "2"]),
     ]
     runs = [
