@@ -141,8 +141,7 @@ fn visit_1k(c: &mut Criterion) {
     const N: usize = 1 << 17;
     let keys = zipf_keys(N, 0.99, SAMPLES, 11);
     let value = |k: u64| -> std::sync::Arc<[u8]> { vec![k as u8; 1024].into() };
-    let ours: larder::Cache<u64, std::sync::Arc<[u8]>> =
-        larder::Cache::new(N as u64 * 5 / 4);
+    let ours: larder::Cache<u64, std::sync::Arc<[u8]>> = larder::Cache::new(N as u64 * 5 / 4);
     let theirs: quick_cache::sync::Cache<u64, std::sync::Arc<[u8]>> =
         quick_cache::sync::Cache::new(N * 5 / 4);
     for rank in 0..N as u64 {
@@ -150,7 +149,8 @@ fn visit_1k(c: &mut Criterion) {
         theirs.insert(key_of(rank), value(rank));
     }
     let read = |v: &[u8]| u32::from(v[0]) + u32::from(v[1023]);
-    let ops: [(&str, &(dyn Fn(u64) -> Option<u32> + Sync)); 3] = [
+    type Read<'a> = &'a (dyn Fn(u64) -> Option<u32> + Sync);
+    let ops: [(&str, Read); 3] = [
         ("larder_get", &|k| ours.get(&k).map(|v| read(&v))),
         ("larder_get_with", &|k| ours.get_with(&k, |v| read(v))),
         ("quick_cache_get", &|k| theirs.get(&k).map(|v| read(&v))),
@@ -160,7 +160,10 @@ fn visit_1k(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sample_size(20);
     for (name, op) in ops {
-        assert!(keys.iter().all(|&k| op(k).is_some()), "{name}: a key is missing");
+        assert!(
+            keys.iter().all(|&k| op(k).is_some()),
+            "{name}: a key is missing"
+        );
         for threads in [1usize, 2] {
             g.throughput(Throughput::Elements(BATCH * threads as u64));
             g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {

@@ -9,7 +9,6 @@
 #![allow(missing_docs)]
 
 #[path = "../benches/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{key_of, zipf_keys, BenchCache};
