@@ -70,6 +70,25 @@ fn timed(threads: usize, iters: u64, keys: &[u64], op: &(dyn Fn(u64) + Sync)) ->
     })
 }
 
+/// Benchmarks `op` over `keys` at 1 and 2 threads, as `name/1t` and `name/2t`.
+fn at_1_and_2_threads<R>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    keys: &[u64],
+    op: &(dyn Fn(u64) -> R + Sync),
+) {
+    for threads in [1usize, 2] {
+        g.throughput(Throughput::Elements(BATCH * threads as u64));
+        g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+            b.iter_custom(|iters| {
+                timed(threads, iters, keys, &|k| {
+                    std::hint::black_box(op(k));
+                })
+            })
+        });
+    }
+}
+
 fn read_hits(c: &mut Criterion) {
     let keys = zipf_keys(KEYS, 0.99, SAMPLES, 42);
     let mut g = c.benchmark_group("read_hits");
@@ -84,16 +103,7 @@ fn read_hits(c: &mut Criterion) {
             .filter(|&r| cache.get(key_of(r)).is_some())
             .count();
         assert_eq!(cached, KEYS, "{name}: not every key is cached");
-        for threads in [1usize, 2] {
-            g.throughput(Throughput::Elements(BATCH * threads as u64));
-            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-                b.iter_custom(|iters| {
-                    timed(threads, iters, &keys, &|k| {
-                        std::hint::black_box(cache.get(k));
-                    })
-                })
-            });
-        }
+        at_1_and_2_threads(&mut g, name, &keys, &|k| cache.get(k));
     }
     g.finish();
 }
@@ -123,16 +133,7 @@ fn mixed(c: &mut Criterion) {
             "mixed/{name}: hit ratio {:.2}%",
             100.0 * hits as f64 / keys.len() as f64
         );
-        for threads in [1usize, 2] {
-            g.throughput(Throughput::Elements(BATCH * threads as u64));
-            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-                b.iter_custom(|iters| {
-                    timed(threads, iters, &keys, &|k| {
-                        std::hint::black_box(op(k));
-                    })
-                })
-            });
-        }
+        at_1_and_2_threads(&mut g, name, &keys, &op);
     }
     g.finish();
 }
@@ -164,16 +165,7 @@ fn visit_1k(c: &mut Criterion) {
             keys.iter().all(|&k| op(k).is_some()),
             "{name}: a key is missing"
         );
-        for threads in [1usize, 2] {
-            g.throughput(Throughput::Elements(BATCH * threads as u64));
-            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-                b.iter_custom(|iters| {
-                    timed(threads, iters, &keys, &|k| {
-                        std::hint::black_box(op(k));
-                    })
-                })
-            });
-        }
+        at_1_and_2_threads(&mut g, name, &keys, &op);
     }
     g.finish();
 }
