@@ -57,7 +57,8 @@ pub struct Stats {
     /// Entries evicted by the policy (including a value that replaced another but
     /// was too heavy to keep).
     pub evictions: u64,
-    /// Entries reclaimed because their TTL ran out.
+    /// Entries reclaimed because their TTL ran out (and values written with a TTL
+    /// of zero, which are never stored).
     pub expirations: u64,
     /// Entries removed explicitly (`remove`, `retain`, `clear`, `Op::Remove`).
     pub removals: u64,
