@@ -517,6 +517,7 @@ impl Store {
     }
 
     pub(super) fn meta_debug(&self, key: &[u8], base64: bool, now: u64, out: &mut Vec<u8>) {
+        self.counters.bump(Counter::CmdMeta);
         let Lookup::Hit(item) = self.lookup(key, false) else {
             Response::Meta {
                 status: MetaStatus::Miss,

@@ -99,11 +99,12 @@ impl<'a> StatWriter<'a> {
 }
 
 /// The counters `stats` reports, in memcached's order.
-const COMMAND_COUNTERS: [(&str, Counter); 21] = [
+const COMMAND_COUNTERS: [(&str, Counter); 22] = [
     ("cmd_get", Counter::CmdGet),
     ("cmd_set", Counter::CmdSet),
     ("cmd_flush", Counter::CmdFlush),
     ("cmd_touch", Counter::CmdTouch),
+    ("cmd_meta", Counter::CmdMeta),
     ("get_hits", Counter::GetHits),
     ("get_misses", Counter::GetMisses),
     ("get_expired", Counter::GetExpired),
