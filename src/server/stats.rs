@@ -337,7 +337,9 @@ impl Shared {
 fn rusage() -> Option<((i64, i64), (i64, i64))> {
     use nix::sys::resource::{getrusage, UsageWho};
     let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
-    let split = |t: nix::sys::time::TimeVal| (t.tv_sec(), i64::from(t.tv_usec()));
+    // `suseconds_t` is i64 here but narrower on some targets.
+    #[allow(clippy::useless_conversion)]
+    let split = |t: nix::sys::time::TimeVal| (i64::from(t.tv_sec()), i64::from(t.tv_usec()));
     Some((split(usage.user_time()), split(usage.system_time())))
 }
 
