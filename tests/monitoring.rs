@@ -133,7 +133,12 @@ fn closed_connections_keep_their_traffic_in_the_totals() {
     drop(first);
     let mut conn = server.connect();
     // Wait for the first connection to be gone; its bytes stay counted.
+    let give_up = std::time::Instant::now() + PATIENCE;
     while stats(&mut conn, "")["curr_connections"] != "1" {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the first connection never closed"
+        );
         std::thread::yield_now();
     }
     let general = stats(&mut conn, "");
