@@ -6,6 +6,11 @@
 #   4. bad-input suite (tests/server_suite/bad_input.py)
 #   5. memory-bound suite (tests/server_suite/memory_bound.py)
 #   6. connection-buffer budget suite (tests/server_suite/conn_budget.py)
+#   7. monitoring suite (tests/server_suite/monitoring.py): the exporter's
+#      stats commands, the --metrics-listen scrape parsed by prometheus_client,
+#      1,000 scrapes under load
+#   8. collectd suite (tests/server_suite/collectd_compare.py): collectd's
+#      memcached plugin scrapes larder-server and memcached under one workload
 # Installs what it needs (apt, pip), builds the release binary, starts every
 # server on a free loopback port, and kills each one by PID on exit, even on
 # failure. Prints one summary line per suite; exits non-zero if any failed.
@@ -43,8 +48,15 @@ if [ -z "$MEMCAPABLE" ]; then
     exit 1
 fi
 
-say "installing pymemcache and pytest"
-PIP=(python3 -m pip install -q --disable-pip-version-check pymemcache pytest)
+say "installing collectd (memcached and write_prometheus plugins)"
+if ! command -v collectd >/dev/null || [ ! -f /usr/lib/collectd/write_prometheus.so ]; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        collectd-core libprotobuf-c1 libmicrohttpd12 >/dev/null
+fi
+
+say "installing pymemcache, pytest and prometheus_client"
+PIP=(python3 -m pip install -q --disable-pip-version-check pymemcache pytest prometheus_client)
 "${PIP[@]}" 2>/dev/null || "${PIP[@]}" --break-system-packages
 
 say "building larder-server (release)"
@@ -162,6 +174,29 @@ timeout 600 python3 tests/server_suite/conn_budget.py --port "$PORT" --pid "$PID
     --memory-mb 64 --budget-mb 64 2>&1 | tee "$WORK/budget.out"
 code=${PIPESTATUS[0]}
 record conn-budget "$code" "$(grep -E '^conn-budget: [0-9]+ half' "$WORK/budget.out" | tail -1 | sed 's/^conn-budget: //')"
+
+say "monitoring suite"
+start monitoring -m 64 --metrics-listen 127.0.0.1:0
+METRICS_PORT=$(sed -n 's/^metrics on .*:\([0-9]*\)$/\1/p' "$WORK/monitoring.log")
+timeout 900 python3 tests/server_suite/monitoring.py --port "$PORT" --metrics-port "$METRICS_PORT" \
+    --scrapes 1000 --deadline 600 2>&1 | tee "$WORK/monitoring.out"
+code=${PIPESTATUS[0]}
+record monitoring "$code" "$(grep -E '^monitoring: [0-9]+ scrapes' "$WORK/monitoring.out" | tail -1 | sed 's/^monitoring: //')"
+
+say "collectd suite (larder-server and memcached side by side)"
+start collectd-larder -m 64
+LARDER_PORT=$PORT
+MEMCACHED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+memcached -u "$(id -un)" -p "$MEMCACHED_PORT" -U 0 -l 127.0.0.1 -m 64 2>"$WORK/memcached.log" &
+PIDS+=("$!")
+for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $MEMCACHED_PORT), 1)" 2>/dev/null && break
+    sleep 0.1
+done
+timeout 300 python3 tests/server_suite/collectd_compare.py --larder-port "$LARDER_PORT" \
+    --memcached-port "$MEMCACHED_PORT" --deadline 120 2>&1 | tee "$WORK/collectd.out"
+code=${PIPESTATUS[0]}
+record collectd "$code" "$(grep -E '^collectd: ' "$WORK/collectd.out" | tail -1 | sed 's/^collectd: //')"
 
 say "summary"
 for line in "${SUMMARY[@]}"; do

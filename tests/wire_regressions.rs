@@ -260,8 +260,8 @@ fn stats_with_bad_arguments_answers_as_memcached() {
     expect_replies(
         &server,
         &[
-            ("stats bogus", "ERROR\r\n"),
-            ("stats a b c d e f", "ERROR\r\n"),
+            ("stats bogus", "CLIENT_ERROR unknown stats group\r\n"),
+            ("stats a b c d e f", "CLIENT_ERROR unknown stats group\r\n"),
             (
                 "stats detail",
                 "CLIENT_ERROR usage: stats detail on|off|dump\r\n",

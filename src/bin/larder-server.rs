@@ -16,7 +16,8 @@ use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
 use larder::server::{Server, ServerConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
-[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] [--help] [--version]";
+[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
+[--metrics-listen ADDR:PORT] [--help] [--version]";
 
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
@@ -36,6 +37,10 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
                            each way per connection (default 64, and at least
                            room for the largest request); a connection past it
                            stops reading until budget frees
+      --metrics-listen ADDR:PORT
+                           serve Prometheus metrics at http://ADDR:PORT/metrics
+                           (off by default; port 0 picks one, printed on stderr
+                           as 'metrics on ADDR:PORT')
   -h, --help               this help
   -V, --version            the version
 
@@ -61,6 +66,7 @@ struct Options {
     enable_shutdown: bool,
     idle_timeout_secs: u64,
     conn_buffer_budget_mb: u64,
+    metrics_listen: Option<String>,
 }
 
 impl Default for Options {
@@ -77,6 +83,7 @@ impl Default for Options {
             enable_shutdown: false,
             idle_timeout_secs: 300,
             conn_buffer_budget_mb: 64,
+            metrics_listen: None,
         }
     }
 }
@@ -166,6 +173,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     return Err(bad(format!("{flag} must be from 1 to 1048576 (megabytes)")));
                 }
             }
+            "--metrics-listen" => {
+                let addr = value(&flag)?;
+                // Checked here for its shape; resolved when the server starts.
+                if addr
+                    .rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(bad(format!("{flag}: {addr:?} is not ADDR:PORT")));
+                }
+                options.metrics_listen = Some(addr);
+            }
             "-A" | "--enable-shutdown" => options.enable_shutdown = true,
             "--verbose" => options.verbosity = options.verbosity.saturating_add(1),
             "-U" | "--udp-port" => {
@@ -254,6 +272,18 @@ fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
         .ok_or_else(|| bad(format!("-l: cannot resolve {listen:?}")))
 }
 
+/// The socket address for `--metrics-listen`: `HOST:PORT`, with an IP
+/// address (IPv6 in brackets) or a host name resolved once at start.
+fn metrics_addr(text: &str) -> Result<SocketAddr, ArgError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| bad(format!("--metrics-listen: cannot resolve {text:?}")))
+}
+
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -293,10 +323,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let metrics_listen = match options.metrics_listen.as_deref().map(metrics_addr) {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(e)) => {
+            eprintln!("larder-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let idle =
         (options.idle_timeout_secs > 0).then(|| Duration::from_secs(options.idle_timeout_secs));
     let config = ServerConfig {
         listen,
+        metrics_listen,
         conn_limit: options.conn_limit,
         idle_timeout: idle,
         write_timeout: idle,
@@ -333,6 +372,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(addr) = server.metrics_addr() {
+            eprintln!("metrics on {addr}");
+        }
         eprintln!("listening on {}", server.local_addr());
         match server.run(shutdown_signal()).await {
             Ok(()) => {
@@ -392,6 +434,14 @@ mod tests {
         );
         assert!(serve(&["-A"]).enable_shutdown);
         assert!(serve(&["-U", "0"]).port == 11211);
+        assert_eq!(
+            serve(&["--metrics-listen", "127.0.0.1:9150"]).metrics_listen,
+            Some("127.0.0.1:9150".into())
+        );
+        assert_eq!(
+            serve(&["--metrics-listen=[::1]:0"]).metrics_listen,
+            Some("[::1]:0".into())
+        );
     }
 
     #[test]
@@ -427,6 +477,10 @@ mod tests {
             &["-U", "11211"],
             &["--idle-timeout", "soon"],
             &["--conn-buffer-budget", "0"],
+            &["--metrics-listen"],
+            &["--metrics-listen", "9150"],
+            &["--metrics-listen", ":9150"],
+            &["--metrics-listen", "127.0.0.1:http"],
             &["stray"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
@@ -437,6 +491,16 @@ mod tests {
     fn help_and_version_win() {
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert_eq!(parse(&["-p", "1", "--version"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn metrics_addresses_accept_ips_brackets_and_localhost() {
+        assert_eq!(
+            metrics_addr("127.0.0.1:9150").unwrap(),
+            "127.0.0.1:9150".parse().unwrap()
+        );
+        assert_eq!(metrics_addr("[::1]:0").unwrap(), "[::1]:0".parse().unwrap());
+        assert!(metrics_addr("localhost:9150").unwrap().ip().is_loopback());
     }
 
     #[test]

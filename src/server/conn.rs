@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::budget::{Account, FREE_INPUT, FREE_OUTPUT};
-use super::stats::Shared;
+use super::stats::{ConnSlot, ConnState, Shared};
 use super::BATCH_INPUT;
 use crate::memcached::{Outcome, Output, Session, Store};
 use crate::sync::Arc;
@@ -76,10 +76,10 @@ pub(super) fn spawn(
     let (mut stop, alive) = (stop.clone(), alive.clone());
     tokio::spawn(async move {
         let _alive = alive;
-        let open = Open(&shared);
+        let open = Open(&shared, shared.register(peer));
         shared.log(2, format_args!("{peer}: connected"));
         let mut stream = stream;
-        match serve(&mut stream, &store, &shared, &mut stop).await {
+        match serve(&mut stream, &store, &shared, &open.1, &mut stop).await {
             Ok(End::PeerClosed | End::Shutdown) => {
                 shared.log(2, format_args!("{peer}: closed"));
             }
@@ -97,12 +97,13 @@ pub(super) fn spawn(
     });
 }
 
-/// Counts the connection as open for as long as it lives (even if its task
-/// panics).
-struct Open<'a>(&'a Shared);
+/// Counts the connection as open, and keeps it in the `stats conns` table,
+/// for as long as it lives (even if its task panics).
+struct Open<'a>(&'a Shared, Arc<ConnSlot>);
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
+        self.0.unregister(&self.1);
         self.0.close();
     }
 }
@@ -138,6 +139,7 @@ async fn serve(
     stream: &mut TcpStream,
     store: &Store,
     shared: &Shared,
+    slot: &ConnSlot,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<End> {
     let output_limit = shared.output_limit();
@@ -161,6 +163,7 @@ async fn serve(
             // The batch may use the free part, plus what budget is free now.
             let batch = account.open_batch(output_limit.saturating_sub(FREE_OUTPUT));
             session.set_output_limit(batch.min(output_limit));
+            slot.set_state(ConnState::Working);
             let window = input.len().min(BATCH_INPUT);
             let mut progress = store.process_output(&mut session, &input[..window], &mut out);
             if progress.consumed == 0 && out.is_empty() && window < input.len() {
@@ -173,9 +176,11 @@ async fn serve(
             input.advance(progress.consumed);
             if advanced {
                 last_command = Instant::now();
+                shared.command_done(slot, last_command.into_std());
             }
             if !out.is_empty() {
-                write_output(stream, &mut out, shared.write_timeout()).await?;
+                slot.set_state(ConnState::Writing);
+                write_output(stream, &mut out, slot, shared.write_timeout()).await?;
             }
             out.clear(FREE_OUTPUT);
             account.close_batch();
@@ -191,6 +196,7 @@ async fn serve(
                 break;
             }
             // More is buffered: let other connections on this worker run.
+            slot.yielded();
             tokio::task::yield_now().await;
         }
         if *stop.borrow() {
@@ -199,6 +205,7 @@ async fn serve(
         let room = shared.max_input().saturating_sub(input.len());
         if room == 0 {
             write_all(stream, INPUT_OVERFLOW, shared.write_timeout()).await?;
+            slot.wrote(INPUT_OVERFLOW.len());
             return Ok(End::InputOverflow);
         }
         let spare = input.capacity() - input.len();
@@ -216,11 +223,14 @@ async fn serve(
             let mut limited = (&mut input).limit(spare.min(room));
             stream.read_buf(&mut limited).await
         };
+        slot.set_state(ConnState::Waiting);
         tokio::select! {
             read = read => {
-                if read? == 0 {
+                let n = read?;
+                if n == 0 {
                     return Ok(End::PeerClosed);
                 }
+                slot.read(n);
             }
             () = &mut idle, if idle_after.is_some() => {
                 let deadline = last_command + idle_after.unwrap_or_default();
@@ -255,6 +265,7 @@ fn next_alloc(len: usize, spare: usize, alloc: usize, room: usize) -> Option<usi
 async fn write_output(
     stream: &mut TcpStream,
     out: &mut Output,
+    slot: &ConnSlot,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
     while !out.is_empty() {
@@ -280,6 +291,7 @@ async fn write_output(
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        slot.wrote(written);
         out.advance(written);
     }
     Ok(())

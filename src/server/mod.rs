@@ -51,6 +51,7 @@
 
 mod budget;
 mod conn;
+mod metrics;
 mod stats;
 
 use std::fmt;
@@ -64,6 +65,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::memcached::{Store, StoreConfig, StoreError};
 use crate::sync::Arc;
+pub use metrics::{render_metrics, CONN_DEADLINE as METRICS_CONN_DEADLINE, MAX_SCRAPERS};
 use stats::Shared;
 
 /// What the server answers to `version` (and reports in `stats`): a
@@ -76,6 +78,9 @@ use stats::Shared;
 /// assert!(larder::server::VERSION.starts_with("1.6.0-larder-"));
 /// ```
 pub const VERSION: &str = concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"));
+
+/// How long the accept loop pauses after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Bytes of buffered requests a connection handles in one batch before it
 /// yields to the runtime.
@@ -100,6 +105,10 @@ pub struct ServerConfig {
     /// `127.0.0.1:11211`: never all interfaces unless asked. Port 0 picks a
     /// free port; [`Server::local_addr`] tells which.
     pub listen: SocketAddr,
+    /// Where to serve Prometheus metrics (`GET /metrics`, larder-server's
+    /// `--metrics-listen`), if anywhere. Default `None`: off. Port 0 picks a
+    /// free port; [`Server::metrics_addr`] tells which.
+    pub metrics_listen: Option<SocketAddr>,
     /// Most connections served at once (memcached's `-c`). Default 1024.
     pub conn_limit: usize,
     /// Close a connection that completes no command for this long. `None`
@@ -145,6 +154,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
+            metrics_listen: None,
             conn_limit: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             write_timeout: Some(Duration::from_secs(300)),
@@ -197,6 +207,7 @@ impl std::error::Error for ServerError {
 /// `shutdown` (when enabled), or a fatal error.
 pub struct Server {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     store: Arc<Store>,
     shared: Arc<Shared>,
     local_addr: SocketAddr,
@@ -240,12 +251,22 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Bind(config.listen, e))?;
+        let (metrics, metrics_addr) = match config.metrics_listen {
+            None => (None, None),
+            Some(addr) => {
+                let bind_error = |e| ServerError::Bind(addr, e);
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                (Some(listener), Some(bound))
+            }
+        };
         let mut store_config = config.store.clone();
-        let shared = Arc::new(Shared::new(&config, local_addr));
+        let shared = Arc::new(Shared::new(&config, local_addr, metrics_addr));
         store_config.server_stats = Some(Arc::clone(&shared) as _);
         let store = Arc::new(Store::new(store_config).map_err(ServerError::Store)?);
         Ok(Server {
             listener,
+            metrics,
             store,
             shared,
             local_addr,
@@ -256,6 +277,12 @@ impl Server {
     /// port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the Prometheus endpoint listens, when
+    /// [`ServerConfig::metrics_listen`] asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.metrics_addr()
     }
 
     /// The store the server serves, to inspect or seed it in-process.
@@ -275,11 +302,21 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let Server {
             listener,
+            metrics,
             store,
             shared,
             local_addr: _,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(listener) = metrics {
+            let serve = metrics::serve(
+                listener,
+                Arc::clone(&store),
+                Arc::clone(&shared),
+                stop_rx.clone(),
+            );
+            tokio::spawn(serve);
+        }
         // Every connection task holds a sender; `recv` returns `None` once
         // they are all gone.
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -296,8 +333,11 @@ impl Server {
                     Err(e) => {
                         shared.log(1, format_args!("accept failed: {e}"));
                         // Out of file descriptors and the like: back off
-                        // instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // instead of spinning (memcached's "listen
+                        // disabled", counted as it counts it).
+                        shared.listen_disabled(ACCEPT_BACKOFF);
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        shared.listen_enabled();
                     }
                 },
             }

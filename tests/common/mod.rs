@@ -15,6 +15,8 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 /// A server on its own runtime thread, stopped when dropped.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
+    /// The Prometheus endpoint, when the config asked for one.
+    pub(crate) metrics: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -37,7 +39,9 @@ impl TestServer {
                 })
                 .await
                 .unwrap();
-                addr_tx.send(server.local_addr()).unwrap();
+                addr_tx
+                    .send((server.local_addr(), server.metrics_addr()))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stopped.await;
@@ -46,9 +50,10 @@ impl TestServer {
                     .unwrap();
             });
         });
-        let addr = addr_rx.recv_timeout(PATIENCE).unwrap();
+        let (addr, metrics) = addr_rx.recv_timeout(PATIENCE).unwrap();
         TestServer {
             addr,
+            metrics,
             stop: Some(stop),
             thread: Some(thread),
         }

@@ -15,6 +15,9 @@ pub(crate) enum Counter {
     CmdSet,
     CmdFlush,
     CmdTouch,
+    /// memcached 1.6 counts only `me` here, not the other meta commands
+    /// (they count as gets, sets, ...); so does larder.
+    CmdMeta,
     GetHits,
     GetMisses,
     GetExpired,

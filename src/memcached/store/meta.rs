@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::counters::Counter;
+use super::detail::DetailOp;
 use super::item::{Item, FETCHED, STALE, TOKEN_SENT};
 use super::numeric::{self, Digits};
 use super::text::nop;
@@ -100,6 +101,8 @@ impl Store {
                 }
             }
         };
+        let hit = matches!(found, Some((_, false)));
+        self.detail.record(key, DetailOp::Get { hit });
         let Some((item, created)) = found else {
             self.counters.bump(misses);
             if !flags.quiet() {
@@ -219,6 +222,7 @@ impl Store {
         out: &mut Vec<u8>,
     ) {
         self.counters.bump(Counter::CmdSet);
+        self.detail.record(key, DetailOp::Set);
         let mode = flags.set_mode().unwrap_or(SetMode::Set);
         let appending = matches!(mode, SetMode::Append | SetMode::Prepend);
         if !appending && !self.fits(key.len(), data.len()) {
@@ -321,6 +325,7 @@ impl Store {
         now: u64,
         out: &mut Vec<u8>,
     ) {
+        self.detail.record(key, DetailOp::Delete);
         let result = self.cache.compute(Bytes::copy_from_slice(key), |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
@@ -512,6 +517,7 @@ impl Store {
     }
 
     pub(super) fn meta_debug(&self, key: &[u8], base64: bool, now: u64, out: &mut Vec<u8>) {
+        self.counters.bump(Counter::CmdMeta);
         let Lookup::Hit(item) = self.lookup(key, false) else {
             Response::Meta {
                 status: MetaStatus::Miss,

@@ -52,6 +52,7 @@
 
 mod admin;
 mod counters;
+mod detail;
 mod item;
 mod meta;
 mod numeric;
@@ -254,6 +255,8 @@ pub struct Store {
     enable_shutdown: bool,
     version: Cow<'static, str>,
     server_stats: Option<Arc<dyn ServerStats>>,
+    /// `stats detail`'s per-prefix counts.
+    detail: detail::Detail,
 }
 
 impl fmt::Debug for Store {
@@ -358,6 +361,7 @@ impl Store {
             enable_shutdown: config.enable_shutdown,
             version: config.version,
             server_stats: config.server_stats,
+            detail: detail::Detail::new(),
         })
     }
 

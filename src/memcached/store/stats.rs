@@ -54,6 +54,11 @@ pub trait ServerStats: Send + Sync {
     fn conns(&self, stats: &mut StatWriter<'_>) {
         let _ = stats;
     }
+
+    /// Called by `stats reset` after the store zeroes its counters: zero
+    /// the server's counters too (totals, not gauges such as
+    /// `curr_connections`).
+    fn reset(&self) {}
 }
 
 /// Writes `STAT <name> <value>` lines into a reply.
@@ -94,11 +99,12 @@ impl<'a> StatWriter<'a> {
 }
 
 /// The counters `stats` reports, in memcached's order.
-const COMMAND_COUNTERS: [(&str, Counter); 21] = [
+const COMMAND_COUNTERS: [(&str, Counter); 22] = [
     ("cmd_get", Counter::CmdGet),
     ("cmd_set", Counter::CmdSet),
     ("cmd_flush", Counter::CmdFlush),
     ("cmd_touch", Counter::CmdTouch),
+    ("cmd_meta", Counter::CmdMeta),
     ("get_hits", Counter::GetHits),
     ("get_misses", Counter::GetMisses),
     ("get_expired", Counter::GetExpired),
@@ -119,6 +125,11 @@ const COMMAND_COUNTERS: [(&str, Counter); 21] = [
 ];
 
 impl Store {
+    /// Answers `stats [group]`. Every group memcached 1.6 knows gets a
+    /// complete, terminated answer (`END`, or `OK`/`RESET` where memcached
+    /// says that); an unknown group is a `CLIENT_ERROR`, never a bare
+    /// `ERROR`: monitoring tools wait for `END` after a `stats` line, and
+    /// an `ERROR` left them hanging until their timeout.
     pub(super) fn stats(&self, args: Tokens<'_>, now: u64, out: &mut Vec<u8>) {
         let mut words = args.iter();
         let group = words.next();
@@ -127,52 +138,29 @@ impl Store {
             None => self.general_stats(&mut w, now),
             Some(b"reset") => {
                 self.counters.reset();
+                self.detail.clear();
+                if let Some(server) = &self.server_stats {
+                    server.reset();
+                }
                 Response::Reset.write_to(w.out);
                 return;
             }
-            Some(b"settings") => {
-                w.number("maxbytes", self.memory_limit);
-                w.number("item_size_max", self.limits.max_item_size as u64);
-                w.number("key_max_length", self.limits.max_key_len as u64);
-                w.text("evictions", "on");
-                w.text("cas_enabled", "yes");
-                w.text("flush_enabled", "yes");
-                w.text(
-                    "shutdown_command",
-                    if self.enable_shutdown { "yes" } else { "no" },
-                );
-                w.number("num_shards", self.cache.shard_count() as u64);
-                if let Some(server) = &self.server_stats {
-                    server.settings(&mut w);
-                }
-            }
-            Some(b"items") => {
-                let items = self.cache.len() as u64;
-                if items > 0 {
-                    w.number("items:1:number", items);
-                    w.number("items:1:evicted", self.counters.get(Counter::Evictions));
-                    w.number(
-                        "items:1:evicted_unfetched",
-                        self.counters.get(Counter::EvictedUnfetched),
-                    );
-                    w.number(
-                        "items:1:expired_unfetched",
-                        self.counters.get(Counter::ExpiredUnfetched),
-                    );
-                    w.number("items:1:reclaimed", self.counters.get(Counter::Reclaimed));
-                }
-            }
-            Some(b"slabs") => {
-                let active = u64::from(!self.cache.is_empty());
-                w.number("active_slabs", active);
-                w.number("total_malloced", self.cache.weight());
-            }
+            Some(b"settings") => self.settings_stats(&mut w),
+            Some(b"items") => self.item_stats(&mut w),
+            Some(b"slabs") => self.slab_stats(&mut w),
             Some(b"conns") => {
                 if let Some(server) = &self.server_stats {
                     server.conns(&mut w);
                 }
             }
-            Some(b"sizes") => w.text("sizes_status", "disabled"),
+            Some(b"sizes" | b"sizes_disable") => w.text("sizes_status", "disabled"),
+            Some(b"sizes_enable") => {
+                w.text("sizes_status", "disabled");
+                w.text("sizes_error", "larder keeps no item size histogram");
+            }
+            // No external storage: memcached without extstore answers an
+            // empty group too.
+            Some(b"extstore") => {}
             // memcached lists some keys of a slab class; clients call it to
             // check the command exists, and larder has no slab classes to
             // walk, so the dump is empty. The arguments are checked as
@@ -195,18 +183,24 @@ impl Store {
                 }
             }
             Some(b"detail") => match words.next() {
-                Some(b"on" | b"off") => {
+                Some(b"on") => {
+                    self.detail.set_enabled(true);
                     Response::Ok.write_to(w.out);
                     return;
                 }
-                Some(b"dump") => {}
+                Some(b"off") => {
+                    self.detail.set_enabled(false);
+                    Response::Ok.write_to(w.out);
+                    return;
+                }
+                Some(b"dump") => self.detail.dump(w.out),
                 _ => {
                     Response::ClientError("usage: stats detail on|off|dump").write_to(w.out);
                     return;
                 }
             },
             Some(_) => {
-                Response::Error(crate::memcached::ErrorKind::UnknownCommand).write_to(w.out);
+                Response::ClientError("unknown stats group").write_to(w.out);
                 return;
             }
         }
@@ -239,6 +233,101 @@ impl Store {
         w.number("bytes", self.cache.weight());
         w.number("curr_items", self.cache.len() as u64);
         w.number("total_items", self.counters.get(Counter::TotalItems));
+    }
+
+    /// `stats settings`: the store's configuration, then the server's.
+    /// Settings of machinery larder does not have (an LRU crawler, slab
+    /// rebalancing, a segmented LRU) say `no`, so tools that read them do
+    /// not go looking for their statistics.
+    fn settings_stats(&self, w: &mut StatWriter<'_>) {
+        w.number("maxbytes", self.memory_limit);
+        w.number("item_size_max", self.limits.max_item_size as u64);
+        w.number("key_max_length", self.limits.max_key_len as u64);
+        w.text("evictions", "on");
+        w.text("cas_enabled", "yes");
+        w.text("flush_enabled", "yes");
+        w.text(
+            "shutdown_command",
+            if self.enable_shutdown { "yes" } else { "no" },
+        );
+        w.text(
+            "detail_enabled",
+            if self.detail.enabled() { "yes" } else { "no" },
+        );
+        w.text("stat_key_prefix", ":");
+        w.text("lru_crawler", "no");
+        w.text("lru_maintainer_thread", "no");
+        w.text("lru_segmented", "no");
+        w.text("slab_reassign", "no");
+        w.number("slab_automove", 0);
+        w.text("temp_lru", "no");
+        w.text("track_sizes", "no");
+        w.text("hash_algorithm", "ahash");
+        w.number("num_shards", self.cache.shard_count() as u64);
+        if let Some(server) = &self.server_stats {
+            server.settings(w);
+        }
+    }
+
+    /// `stats items`: larder has no slab classes, so every item is in one
+    /// class, `1`, and the class's figures are the store's. Like memcached,
+    /// a class with no items is not listed. Figures larder does not keep
+    /// (the oldest item's age, the segmented LRU's queues) are left out
+    /// rather than made up.
+    fn item_stats(&self, w: &mut StatWriter<'_>) {
+        let items = self.cache.len() as u64;
+        if items == 0 {
+            return;
+        }
+        let counter = |c| self.counters.get(c);
+        w.number("items:1:number", items);
+        w.number("items:1:mem_requested", self.cache.weight());
+        w.number("items:1:evicted", counter(Counter::Evictions));
+        w.number(
+            "items:1:evicted_unfetched",
+            counter(Counter::EvictedUnfetched),
+        );
+        w.number(
+            "items:1:expired_unfetched",
+            counter(Counter::ExpiredUnfetched),
+        );
+        w.number("items:1:reclaimed", counter(Counter::Reclaimed));
+        w.number("items:1:outofmemory", counter(Counter::StoreNoMemory));
+    }
+
+    /// `stats slabs`: the one class, `1`, describes the store itself. Each
+    /// item is its own allocation, so a "chunk" is an item and a "page"
+    /// holds one chunk; `chunk_size` is the largest item the class takes
+    /// (the item size limit); nothing is ever allocated and left free.
+    /// `total_malloced` is what the store's accounting charges against the
+    /// memory limit: every item's key, value and fixed overhead
+    /// ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the same figure as
+    /// `bytes`; the allocator's own overhead and the connection buffers are
+    /// not in it.
+    fn slab_stats(&self, w: &mut StatWriter<'_>) {
+        let items = self.cache.len() as u64;
+        let weight = self.cache.weight();
+        if items > 0 {
+            let counter = |c| self.counters.get(c);
+            w.number("1:chunk_size", self.limits.max_item_size as u64);
+            w.number("1:chunks_per_page", 1);
+            w.number("1:total_pages", items);
+            w.number("1:total_chunks", items);
+            w.number("1:used_chunks", items);
+            w.number("1:free_chunks", 0);
+            w.number("1:free_chunks_end", 0);
+            w.number("1:mem_requested", weight);
+            w.number("1:get_hits", counter(Counter::GetHits));
+            w.number("1:cmd_set", counter(Counter::CmdSet));
+            w.number("1:delete_hits", counter(Counter::DeleteHits));
+            w.number("1:incr_hits", counter(Counter::IncrHits));
+            w.number("1:decr_hits", counter(Counter::DecrHits));
+            w.number("1:cas_hits", counter(Counter::CasHits));
+            w.number("1:cas_badval", counter(Counter::CasBadval));
+            w.number("1:touch_hits", counter(Counter::TouchHits));
+        }
+        w.number("active_slabs", u64::from(items > 0));
+        w.number("total_malloced", weight);
     }
 }
 

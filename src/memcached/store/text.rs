@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::counters::Counter;
+use super::detail::DetailOp;
 use super::numeric;
 use super::output::Sink;
 use super::time::Expiry;
@@ -74,6 +75,7 @@ impl Store {
                 reply(out, *noreply, result.response());
             }
             Request::Delete { key, noreply } => {
+                self.detail.record(key, DetailOp::Delete);
                 let response = match self.cache.remove(*key) {
                     Some(item) if self.is_live(&item) => {
                         self.counters.bump(Counter::DeleteHits);
@@ -194,11 +196,16 @@ impl Store {
         match self.lookup(key, true) {
             Lookup::Hit(item) => {
                 self.counters.bump(Counter::GetHits);
+                self.detail.record(key, DetailOp::Get { hit: true });
                 item.record_fetch(self.time.uptime_secs(now));
                 write_value(out, key, &item, cas);
             }
-            Lookup::Miss => self.counters.bump(Counter::GetMisses),
+            Lookup::Miss => {
+                self.counters.bump(Counter::GetMisses);
+                self.detail.record(key, DetailOp::Get { hit: false });
+            }
             Lookup::Flushed => {
+                self.detail.record(key, DetailOp::Get { hit: false });
                 self.counters.bump(Counter::GetMisses);
                 self.counters.bump(Counter::GetFlushed);
             }
@@ -217,10 +224,14 @@ impl Store {
         match self.touch(key, expiry, now) {
             Some(item) => {
                 self.counters.bump(Counter::TouchHits);
+                self.detail.record(key, DetailOp::Get { hit: true });
                 item.record_fetch(self.time.uptime_secs(now));
                 write_value(out, key, &item, cas);
             }
-            None => self.counters.bump(Counter::TouchMisses),
+            None => {
+                self.counters.bump(Counter::TouchMisses);
+                self.detail.record(key, DetailOp::Get { hit: false });
+            }
         }
     }
 
@@ -269,6 +280,7 @@ impl Store {
         now: u64,
     ) -> StoreResult {
         self.counters.bump(Counter::CmdSet);
+        self.detail.record(key, DetailOp::Set);
         let expiry = self.time.expiry(exptime, now);
         let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
         if !appending && !self.fits(key.len(), data.len()) {
