@@ -415,6 +415,9 @@ where
         if garbage.is_empty() {
             return None;
         }
+        if let (Some((hash, weight)), Some(shadow)) = (garbage.sampled_insert, &self.shadow) {
+            shadow.insert_slow(hash, weight);
+        }
         let listener = self.listener.as_ref()?;
         let mut panic = None;
         for (k, v, cause) in garbage.drain() {

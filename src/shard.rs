@@ -69,6 +69,9 @@ pub(crate) struct Garbage<K, V> {
     rest: Vec<(K, V, RemovalCause)>,
     /// A key that was not stored (the incoming key of an update).
     pub(crate) spare_key: Option<K>,
+    /// A new key the adaptive policy's shadows sample (its hash and weight), for
+    /// them to see once the shard's lock is released.
+    pub(crate) sampled_insert: Option<(NonZeroU32, u32)>,
 }
 
 impl<K, V> Garbage<K, V> {
@@ -77,6 +80,7 @@ impl<K, V> Garbage<K, V> {
             first: None,
             rest: Vec::new(),
             spare_key: None,
+            sampled_insert: None,
         }
     }
 
@@ -89,7 +93,7 @@ impl<K, V> Garbage<K, V> {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.spare_key.is_none()
+        self.first.is_none() && self.spare_key.is_none() && self.sampled_insert.is_none()
     }
 
     /// Every removed item, in the order removed.
@@ -570,8 +574,12 @@ where
         self.maybe_compact();
         let idx = self.link(Entry::new(key, value, hash, weight, 0), deadline);
         if let Mode::Shadow(shadow) = &self.mode {
-            shadow.on_insert(hash, weight);
+            // The shadows' mutex is taken after this shard's lock is released
+            // (see `Cache::finish`), never under it.
             self.sample_bits = shadow.bits();
+            if Shadow::sampled_at(self.sample_bits, hash) {
+                garbage.sampled_insert = Some((hash, weight));
+            }
         }
         self.policy.on_insert(&mut self.slab, idx);
         self.counters.inserts += 1;

@@ -34,8 +34,8 @@
 //! second period ([`FIRST_DECISION`]).
 //!
 //! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
-//! is released for lookups; as a leaf lock inside it for inserts) and does one lookup
-//! or insert in each shadow; an unsampled one costs a multiply and a compare.
+//! is released, for both) and does one lookup or insert in each shadow; an unsampled
+//! one costs a multiply and a compare.
 //! Memory: four shards of at most [`SIM_CAPACITY`] units, whatever the cache's size.
 
 #![forbid(unsafe_code)]
@@ -264,15 +264,17 @@ impl Shadow {
     }
 
     /// A new key with this hash and weight was stored in the real cache.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn on_insert(&self, hash: NonZeroU32, weight: u32) {
         if self.sampled(hash) {
             self.insert_slow(hash, weight);
         }
     }
 
+    /// A new key with this hash and weight, already known to be sampled, was stored
+    /// in the real cache (called with no shard lock held).
     #[cold]
-    fn insert_slow(&self, hash: NonZeroU32, weight: u32) {
+    pub(crate) fn insert_slow(&self, hash: NonZeroU32, weight: u32) {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
         let mut garbage = Garbage::new();
