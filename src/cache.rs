@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 /// A caught panic, resumed once an operation is complete.
 type Panic = Box<dyn std::any::Any + Send>;
-pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 
 /// Why an entry left the cache; passed to the
 /// [eviction listener](crate::CacheBuilder::eviction_listener).
@@ -288,8 +288,14 @@ impl<K, V> Cache<K, V> {
 
     #[inline]
     fn cell(&self, hash: u64) -> &Cell<K, V> {
-        // The high half picks the shard; the low half is what the shard stores.
-        &self.cells[(hash >> 32) as usize & self.mask]
+        &self.cells[self.shard_index(hash)]
+    }
+
+    /// The shard `hash` maps to: the high half picks the shard; the low half is what
+    /// the shard stores.
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & self.mask
     }
 
     /// The in-flight load table of the shard that `hash` maps to.
@@ -446,7 +452,7 @@ where
     /// assert_eq!(cache.get("a"), Some(2));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.insert_inner(key, value, self.ttl_ms);
+        self.insert_inner(key, value, self.ttl_ms, None);
     }
 
     /// Like [`insert`](Self::insert), with a TTL for this entry.
@@ -458,10 +464,21 @@ where
     /// assert!(cache.contains_key("session"));
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_inner(key, value, Some(ttl_ms(ttl)));
+        self.insert_inner(key, value, Some(ttl_ms(ttl)), None);
     }
 
-    pub(crate) fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) {
+    /// The write behind [`insert`](Self::insert) and behind a single-flight
+    /// leader's store (`load`: its flight's stale mark). A plain insert marks any
+    /// load of the key in flight stale; a load's value is stored only if no write
+    /// marked it since the load began: the write wins (see [`crate::memoize`]).
+    /// Returns whether the value was stored (or replaced the old one).
+    pub(crate) fn insert_inner(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<u64>,
+        load: Option<&AtomicBool>,
+    ) -> bool {
         let hash = self.hash(&key);
         let weight = self.weigh(&key, &value);
         let mut now = if ttl.is_some() {
@@ -476,29 +493,14 @@ where
             if now == 0 && shard.has_timed() {
                 now = self.clock.now_ms();
             }
-            cell.flights.invalidate(hash, &key);
-            shard.insert(key, value, short_hash(hash), weight, ttl, now, garbage);
-        });
-    }
-
-    /// Stores the value a single-flight load produced, unless a write to its key
-    /// (or a `clear`) happened since the load began: the write wins (see
-    /// [`crate::memoize`]). Returns whether it was stored.
-    pub(crate) fn insert_loaded(
-        &self,
-        key: K,
-        value: V,
-        ttl: Option<u64>,
-        stale: &AtomicBool,
-    ) -> bool {
-        let hash = self.hash(&key);
-        let weight = self.weigh(&key, &value);
-        let now = self.clock.now_ms();
-        self.locked(self.cell(hash), |shard, garbage| {
-            // Writers set `stale` under this shard's write lock, which we hold.
-            if stale.load(Relaxed) {
-                garbage.spare_key = Some(key);
-                return false;
+            match load {
+                // Writers set the mark under this shard's write lock, which we hold.
+                Some(stale) if stale.load(Relaxed) => {
+                    garbage.spare_key = Some(key);
+                    return false;
+                }
+                Some(_) => {}
+                None => cell.flights.invalidate(hash, &key),
             }
             shard.insert(key, value, short_hash(hash), weight, ttl, now, garbage);
             true
@@ -972,8 +974,7 @@ where
         let now = self.clock.now_ms();
         self.each_shard(|_, shard, garbage| {
             shard.maintain(now, garbage);
-            let n = shard.slab.len();
-            shard.sweep(now, n, garbage);
+            shard.sweep_all(now, garbage);
         });
     }
 
@@ -1065,7 +1066,7 @@ where
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        (self.hash(key) >> 32) as usize & self.mask
+        self.shard_index(self.hash(key))
     }
 
     /// Checks every internal invariant and panics if one is broken. For tests and

@@ -70,6 +70,31 @@ impl<K, V> Flights<K, V> {
         }
     }
 
+    /// The flight already loading `key` (`Err`), or a new one registered for it
+    /// with `leader` as its synchronous leader's thread (`Ok`).
+    fn join_or_register(
+        &self,
+        hash: u64,
+        key: &K,
+        leader: Option<crate::sync::ThreadId>,
+    ) -> Result<Arc<Flight<V>>, Arc<Flight<V>>>
+    where
+        K: Eq + Clone,
+    {
+        let mut table = self.table.lock();
+        if let Some(e) = table.iter().find(|e| e.hash == hash && e.key == *key) {
+            return Err(e.flight.clone());
+        }
+        let flight = Arc::new(Flight::new(leader));
+        self.active.fetch_add(1, Relaxed);
+        table.push(InFlight {
+            hash,
+            key: key.clone(),
+            flight: flight.clone(),
+        });
+        Ok(flight)
+    }
+
     /// Takes `flight` out of the table; the caller drops what is returned (a key)
     /// after the table's lock is released.
     fn remove(&self, flight: &Arc<Flight<V>>) -> Option<InFlight<K, V>> {
@@ -265,7 +290,7 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     /// the key happened while it loaded, then publishes it.
     fn finish(self, key: K, value: V, ttl_ms: Option<u64>) -> V {
         let (cache, ns) = (self.cache, self.elapsed_ns());
-        cache.insert_loaded(key, value.clone(), ttl_ms, &self.flight.stale);
+        cache.insert_inner(key, value.clone(), ttl_ms, Some(&self.flight.stale));
         let value = self.publish(value);
         // Counted only now: a panic above (in `Clone`, the weigher or the listener)
         // is counted as a failure by `Drop`.
@@ -341,21 +366,10 @@ where
     /// `sync`: the caller blocks its thread while it waits (a synchronous
     /// variant), so a waiter on the same thread is a loader waiting for itself.
     fn claim(&self, hash: u64, key: &K, sync: bool) -> Claim<'_, K, V> {
-        let flight = {
-            let flights = self.flights(hash);
-            let mut table = flights.table.lock();
-            if let Some(e) = table.iter().find(|e| e.hash == hash && e.key == *key) {
-                return Claim::Wait(e.flight.clone());
-            }
-            let leader = sync.then(|| crate::sync::current_thread().id());
-            let flight = Arc::new(Flight::new(leader));
-            flights.active.fetch_add(1, Relaxed);
-            table.push(InFlight {
-                hash,
-                key: key.clone(),
-                flight: flight.clone(),
-            });
-            flight
+        let leader = sync.then(|| crate::sync::current_thread().id());
+        let flight = match self.flights(hash).join_or_register(hash, key, leader) {
+            Ok(registered) => registered,
+            Err(in_flight) => return Claim::Wait(in_flight),
         };
         let leader = Leader {
             cache: self,

@@ -376,7 +376,7 @@ where
     }
 
     /// Examines up to `budget` slots from the sweep cursor, removing expired entries.
-    pub(crate) fn sweep(&mut self, now: u64, budget: usize, garbage: &mut Garbage<K, V>) {
+    fn sweep(&mut self, now: u64, budget: usize, garbage: &mut Garbage<K, V>) {
         let n = self.slab.len() as u32;
         if n == 0 {
             return;
@@ -395,7 +395,7 @@ where
 
     /// Sweeps every slot, reclaiming the expired entries, and makes the
     /// earliest-deadline bound exact.
-    fn sweep_all(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
+    pub(crate) fn sweep_all(&mut self, now: u64, garbage: &mut Garbage<K, V>) {
         let mut earliest = u64::MAX;
         for idx in 0..self.slab.len() as u32 {
             if !self.slab.is_full(idx) {
@@ -421,14 +421,22 @@ where
         cause: RemovalCause,
         garbage: &mut Garbage<K, V>,
     ) {
-        let queued = self.policy.on_remove(&mut self.slab, idx);
-        let e = self.slab.take(idx, queued);
-        self.forget(idx, &e, cause);
+        let e = self.detach(idx);
+        self.count(cause);
         garbage.push(e.key, e.value, cause);
     }
 
-    /// Bookkeeping for an entry that has left slot `idx`.
-    fn forget(&mut self, idx: u32, e: &Entry<K, V>, cause: RemovalCause) {
+    /// Takes the entry in `idx` out of the policy, the slab and the shard's books,
+    /// counting nothing.
+    fn detach(&mut self, idx: u32) -> Entry<K, V> {
+        let queued = self.policy.on_remove(&mut self.slab, idx);
+        let e = self.slab.take(idx, queued);
+        self.forget(idx, &e);
+        e
+    }
+
+    /// Bookkeeping for an entry that has left slot `idx`: index, weight, deadlines.
+    fn forget(&mut self, idx: u32, e: &Entry<K, V>) {
         let found = self.index.remove(e.hash.get(), idx);
         debug_assert!(found, "slot {idx} missing from the index");
         self.weight -= u64::from(e.weight());
@@ -438,6 +446,10 @@ where
                 self.far.remove(&idx);
             }
         }
+    }
+
+    /// Counts an entry that left for `cause`.
+    fn count(&mut self, cause: RemovalCause) {
         match cause {
             RemovalCause::Evicted => self.counters.evictions += 1,
             RemovalCause::Expired => self.counters.expirations += 1,
@@ -469,7 +481,8 @@ where
                 RemovalCause::Evicted
             };
             let e = self.slab.take(idx, false);
-            self.forget(idx, &e, cause);
+            self.forget(idx, &e);
+            self.count(cause);
             garbage.push(e.key, e.value, cause);
         }
     }
@@ -601,18 +614,13 @@ where
         idx
     }
 
-    /// Takes the entry in `idx` out of the shard without counting a removal: out of
-    /// the policy, the index, the weight and the far table. Its deadline (relative
-    /// ticks) is returned beside it and its slot deadline reset to 0, ready for
-    /// [`link`](Self::link).
+    /// Takes the entry in `idx` out of the shard without counting a removal, for
+    /// [`link`](Self::link) to put back: its deadline (relative ticks) is returned
+    /// beside it and its slot deadline reset to 0.
     fn unlink(&mut self, idx: u32) -> (Entry<K, V>, u64) {
         let deadline = self.deadline_of(idx);
-        self.set_deadline(idx, 0);
-        let queued = self.policy.on_remove(&mut self.slab, idx);
-        let e = self.slab.take(idx, queued);
-        let found = self.index.remove(e.hash.get(), idx);
-        debug_assert!(found, "slot {idx} missing from the index");
-        self.weight -= u64::from(e.weight());
+        let mut e = self.detach(idx);
+        e.deadline = 0;
         (e, deadline)
     }
 

@@ -831,25 +831,3 @@ fn get_with_tells_the_policy_and_peek_with_does_not() {
     c.insert(5, 5); // evicts 3 (get_with made 2 recent)
     assert_eq!((c.peek(&1), c.peek(&2), c.peek(&3)), (None, Some(2), None));
 }
-
-#[test]
-fn get_with_closure_writing_to_its_shard_panics() {
-    for policy in policies() {
-        let c: Cache<u64, u64> = Cache::builder()
-            .max_entries(10)
-            .shards(1)
-            .policy(policy)
-            .build()
-            .unwrap();
-        c.insert(1, 1);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            c.get_with(&1, |v| c.insert(2, *v));
-        }));
-        let err = r.expect_err("must panic");
-        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(msg.contains("re-entrant"), "{msg}");
-        assert_eq!(c.get(&1), Some(1));
-        assert_eq!(c.get(&2), None);
-        c.validate();
-    }
-}

@@ -353,6 +353,10 @@ fn compute_calling_into_its_own_shard_panics() {
             c.compute(1, |_| (Op::Nop, c.len()));
         });
         expect_reentry_panic(|| c.retain(|_, _| c.contains_key(&1)));
+        // A visitor runs under the read lock: writing to its shard would deadlock.
+        expect_reentry_panic(|| {
+            c.get_with(&1, |v| c.insert(2, *v));
+        });
         // The cache is usable afterwards, and unchanged.
         assert_eq!(c.get(&1), Some(1));
         assert_eq!(c.len(), 1);

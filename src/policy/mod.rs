@@ -601,8 +601,7 @@ impl S3Fifo {
                 if e.freq() > 0 && self.admits(slab, w) {
                     e.set_freq(0);
                     e.set_queue(MAIN_NEW);
-                    self.main_weight += w;
-                    self.main.push_back(slab, idx);
+                    self.enqueue(slab, idx);
                     continue;
                 }
                 self.ghost.insert(e.hash.get());
