@@ -143,7 +143,7 @@ async fn serve(
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<End> {
     let output_limit = shared.output_limit();
-    let mut account = Account::new(shared.budget());
+    let mut account = Account::new(shared.budget(), shared.max_input());
     let mut session = Session::new().with_output_limit(output_limit);
     let mut input = BytesMut::with_capacity(FREE_INPUT);
     // The size of `input`'s allocation, which `capacity()` stops telling once
