@@ -379,3 +379,39 @@ fn an_overlong_key_in_a_long_multiget_line_is_memcacheds_error_and_the_connectio
         );
     }
 }
+
+/// A piece of a long get paused by the output limit, then refused when more of
+/// the line arrives (a key grows past 250 bytes), leaves no resume point: the
+/// next get on the session answers from its first key.
+#[test]
+fn a_refused_long_get_does_not_skip_keys_of_the_next_get() {
+    use larder::memcached::{Session, Store, StoreConfig};
+    let store = Store::new(StoreConfig::default()).unwrap();
+    let value = "v".repeat(40);
+    for key in ["k0", "k1", "k2"] {
+        let set = format!("set {key} 0 0 40\r\n{value}\r\n");
+        let _ = store.process(&mut Session::new(), set.as_bytes(), &mut Vec::new());
+    }
+    // One reply of a 40-byte value fits the limit, two do not.
+    let mut session = Session::new().with_output_limit(64);
+    let mut buffered = Vec::new();
+    // Feeds `more` and runs one `process` call; returns what it answered.
+    let mut step = |more: &[u8]| {
+        buffered.extend_from_slice(more);
+        let mut out = Vec::new();
+        let progress = store.process(&mut session, &buffered, &mut out);
+        buffered.drain(..progress.consumed);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let mut head = b"get ".to_vec();
+    while head.len() <= 70_000 {
+        head.extend_from_slice(b"missing ");
+    }
+    step(&head);
+    let paused = step(b"k0 k1 k2 ");
+    assert!(paused.starts_with("VALUE k0 "), "{paused:?}");
+    let refused = step(&[b'x'; 300]);
+    assert_eq!(refused, "CLIENT_ERROR bad command line format\r\n");
+    let next = step(b"\r\nget k0\r\n");
+    assert_eq!(next, format!("VALUE k0 0 40\r\n{value}\r\nEND\r\n"));
+}

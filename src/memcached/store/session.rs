@@ -295,6 +295,9 @@ impl Store {
         let skip = error.discard().min(buffered);
         session.swallow = error.discard() - skip;
         session.skip_line = error.rest_of_line();
+        // A get paused by the output limit and then refused (more of its line
+        // arrived, with a bad key) leaves no keys to resume.
+        session.resume = 0;
         skip
     }
 }
