@@ -299,3 +299,41 @@ fn a_scrape_keeps_its_connection_for_the_next_one() {
         assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"));
     }
 }
+
+/// Sockets that connect and send only part of a request cannot hold the
+/// endpoint: they are closed after the header timeout, and a scraper that
+/// keeps trying gets through (without the timeout they held every place for
+/// the whole connection deadline, longer than this test waits).
+#[test]
+fn slow_senders_cannot_hold_every_scrape_place() {
+    use larder::server::{MAX_SCRAPERS, METRICS_HEADER_TIMEOUT};
+    assert!(METRICS_HEADER_TIMEOUT < PATIENCE);
+    let server = with_metrics();
+    let addr = server.metrics.unwrap();
+    let idle: Vec<TcpStream> = (0..MAX_SCRAPERS * 2)
+        .map(|_| {
+            let mut conn = TcpStream::connect(addr).unwrap();
+            conn.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+            conn
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let scraped = loop {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
+        let sent = conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let reply = read_to_close(&mut conn);
+        if sent.is_ok() && reply.starts_with(b"HTTP/1.1 200 OK") {
+            break true;
+        }
+        if start.elapsed() > PATIENCE {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        scraped,
+        "no scrape got through while slow senders held the endpoint"
+    );
+    drop(idle);
+}

@@ -16,8 +16,11 @@
 //!
 //! # Limits
 //! At most [`MAX_SCRAPERS`] scrape connections are served at once (others are
-//! closed at once), and a connection is closed after [`CONN_DEADLINE`]
-//! whatever it is doing, so a stuck client cannot hold the endpoint.
+//! closed at once). A client must send a request's headers within
+//! [`HEADER_TIMEOUT`] of connecting or of its previous reply, so idle or
+//! slowly-sending sockets cannot fill those places; and after
+//! [`CONN_DEADLINE`] a connection finishes the request it is serving and is
+//! closed (a keep-alive scrape is not cut in the middle).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,7 +32,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -48,6 +51,9 @@ pub const MAX_SCRAPERS: usize = 16;
 
 /// How long one scrape connection may stay open.
 pub const CONN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long a scrape connection may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The content type of the OpenMetrics text `prometheus-client` writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -90,12 +96,28 @@ pub(super) async fn serve(
                 async move { Ok::<_, Infallible>(answer(&request, &registry)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONN_DEADLINE, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => shared.log(1, format_args!("metrics: {peer}: {e}")),
-                Err(_) => shared.log(1, format_args!("metrics: {peer}: closed after deadline")),
+            tokio::pin!(conn);
+            let served = tokio::select! {
+                served = conn.as_mut() => served,
+                () = tokio::time::sleep(CONN_DEADLINE) => {
+                    // Finish the request in progress, if any, then close; a
+                    // client that will not take its reply is dropped.
+                    conn.as_mut().graceful_shutdown();
+                    match tokio::time::timeout(HEADER_TIMEOUT, conn.as_mut()).await {
+                        Ok(served) => served,
+                        Err(_) => {
+                            shared.log(1, format_args!("metrics: {peer}: closed after deadline"));
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
+                shared.log(1, format_args!("metrics: {peer}: {e}"));
             }
         });
     }

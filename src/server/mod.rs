@@ -65,7 +65,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::memcached::{Store, StoreConfig, StoreError};
 use crate::sync::Arc;
-pub use metrics::{render_metrics, CONN_DEADLINE as METRICS_CONN_DEADLINE, MAX_SCRAPERS};
+pub use metrics::{
+    render_metrics, CONN_DEADLINE as METRICS_CONN_DEADLINE,
+    HEADER_TIMEOUT as METRICS_HEADER_TIMEOUT, MAX_SCRAPERS,
+};
 use stats::Shared;
 
 /// What the server answers to `version` (and reports in `stats`): a
