@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 
 use larder::memcached::{
-    parse, parse_get_rest, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus,
-    ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TooLarge,
+    parse, parse_get_rest, parse_streaming, ErrorKind, Limits, MetaFlag, MetaFlags, MetaReturn,
+    MetaStatus, ParseError, Request, Response, SetMode, Status, StoreCommand, Tokens, TooLarge,
 };
 use larder::memcached::{ArithmeticMode, ArithmeticOp};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
@@ -489,7 +489,13 @@ fn a_get_line_longer_than_its_cap_is_parsed_in_pieces_as_its_keys_arrive() {
     while line.len() <= limit + 100 {
         line.extend_from_slice(b" key");
     }
-    let Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) = parse(&line, &limits())
+    // `parse` keeps its contract: a line over its cap is too long.
+    assert_eq!(
+        parse(&line, &limits()).unwrap_err().kind(),
+        ErrorKind::LineTooLong
+    );
+    let Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) =
+        parse_streaming(&line, &limits())
     else {
         panic!("not a long get")
     };
@@ -522,7 +528,7 @@ fn a_bad_key_in_a_long_get_line_refuses_the_rest_of_the_line() {
         (ErrorKind::BadFormat, 7, false)
     );
     let head = [b"get ".as_slice(), &vec![b'k'; limits.max_get_line_len]].concat();
-    let e = parse(&head, &limits).unwrap_err();
+    let e = parse_streaming(&head, &limits).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadFormat);
     assert!(e.rest_of_line() && !e.is_fatal());
 }
@@ -2168,7 +2174,18 @@ fn a_request_stream_split_anywhere_parses_to_the_same_requests() {
     quickcheck(300).quickcheck(prop as fn(Vec<Spec>) -> TestResult);
 }
 
+/// The invariants of both parsers; `parse` never returns a `LongGet`.
 fn check_invariants(input: &[u8], limits: &Limits) -> Result<(), String> {
+    if let Ok(Status::Complete(Request::LongGet { .. }, _)) = parse(input, limits) {
+        return Err("parse streamed a long get".to_string());
+    }
+    check_invariants_of(parse, input, limits)?;
+    check_invariants_of(parse_streaming, input, limits)
+}
+
+type Parser = for<'a> fn(&'a [u8], &Limits) -> Result<Status<Request<'a>>, ParseError>;
+
+fn check_invariants_of(parse: Parser, input: &[u8], limits: &Limits) -> Result<(), String> {
     match parse(input, limits) {
         Ok(Status::Partial) => Ok(()),
         Ok(Status::Complete(request, consumed)) => {

@@ -2,7 +2,7 @@
 //! it was given, and never returns a key outside the limits.
 #![no_main]
 
-use larder::memcached::{parse, Limits, Request, Status};
+use larder::memcached::{parse, parse_streaming, Limits, Request, Status};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
         max_item_size: 1024,
         ..Limits::default()
     };
-    match parse(data, &limits) {
+    // `parse` never streams a long get line; `parse_streaming` is checked below.
+    if let Ok(Status::Complete(request, _)) = parse(data, &limits) {
+        assert!(!matches!(request, Request::LongGet { .. }));
+    }
+    match parse_streaming(data, &limits) {
         Ok(Status::Complete(request, consumed)) => {
             assert!(consumed > 0 && consumed <= data.len());
             let key_ok = |key: &[u8]| !key.is_empty() && key.len() <= limits.max_key_len;

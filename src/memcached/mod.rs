@@ -36,9 +36,9 @@ pub mod codec;
 mod store;
 
 pub use codec::{
-    parse, parse_get_rest, AdminCommand, ArithmeticMode, ArithmeticOp, ErrorKind, GetRest, Limits,
-    MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request, Response, SetMode, Status,
-    StoreCommand, Tokens, TokensIter, TooLarge,
+    parse, parse_get_rest, parse_streaming, AdminCommand, ArithmeticMode, ArithmeticOp, ErrorKind,
+    GetRest, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request, Response,
+    SetMode, Status, StoreCommand, Tokens, TokensIter, TooLarge,
 };
 pub use store::{
     Item, Outcome, Output, Progress, ServerStats, Session, StatWriter, Store, StoreConfig,

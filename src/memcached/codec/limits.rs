@@ -5,10 +5,11 @@
 ///
 /// The defaults match memcached's: 250-byte keys, 1 MiB values, 2048-byte
 /// command lines. Like memcached, `get`/`gets`/`gat`/`gats` lines may name
-/// any number of keys: one longer than `max_get_line_len` is parsed in
-/// pieces ([`Request::LongGet`](super::Request::LongGet), then
+/// any number of keys: with [`parse_streaming`](super::parse_streaming), one
+/// longer than `max_get_line_len` is parsed in pieces
+/// ([`Request::LongGet`](super::Request::LongGet), then
 /// [`parse_get_rest`](super::parse_get_rest)), so a caller never has to
-/// buffer the whole line.
+/// buffer the whole line; [`parse`](super::parse) refuses it as too long.
 ///
 /// ```
 /// use larder::memcached::Limits;

@@ -127,6 +127,35 @@ pub enum Status<T> {
 /// # Ok::<(), larder::memcached::ParseError>(())
 /// ```
 pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>, ParseError> {
+    parse_line(input, limits, false)
+}
+
+/// Like [`parse`], except that a `get`-family line longer than
+/// [`Limits::max_get_line_len`] is not an error: its first stretch comes back
+/// as a [`Request::LongGet`] (the keys that have fully arrived), and the
+/// caller must then parse the rest of that line with [`parse_get_rest`] until
+/// a piece says it was the `last`, before it parses another command. This is
+/// how memcached answers multigets of any length while the caller buffers
+/// only a bounded part of the line; [`Store::process`](crate::memcached::Store::process)
+/// drives it. A caller that treated the rest of the line as new commands would
+/// run key names as commands, so [`parse`] never returns `LongGet`.
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_streaming<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<Status<Request<'a>>, ParseError> {
+    parse_line(input, limits, true)
+}
+
+/// [`parse`], and with `stream_gets` [`parse_streaming`].
+fn parse_line<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+    stream_gets: bool,
+) -> Result<Status<Request<'a>>, ParseError> {
     let retrieval = is_retrieval_line(input);
     let limit = if retrieval {
         limits.max_get_line_len.max(limits.max_line_len)
@@ -137,7 +166,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>
         Ok(Some(line)) => line,
         Ok(None) => return Ok(Status::Partial),
         // A multi-get too long to buffer whole: answer it in pieces.
-        Err(_) if retrieval => return text::parse_long_get(&input[..limit], limits),
+        Err(_) if retrieval && stream_gets => return text::parse_long_get(&input[..limit], limits),
         Err(error) => return Err(error),
     };
     let mut words = Words::new(line);
@@ -151,7 +180,8 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>
     }
 }
 
-/// Parses more of a `get`-family line after a [`Request::LongGet`]: the
+/// Parses more of a `get`-family line after a [`Request::LongGet`] (from
+/// [`parse_streaming`]): the
 /// keys that have fully arrived at the start of `input`, and whether the
 /// line ended after them.
 ///
@@ -166,11 +196,12 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>
 /// (memcached, which buffers the whole line, answers only the error).
 ///
 /// ```
-/// use larder::memcached::{parse, parse_get_rest, Limits, Request, Status};
+/// use larder::memcached::{parse, parse_get_rest, parse_streaming, Limits, Request, Status};
 ///
 /// let limits = Limits { max_line_len: 16, max_get_line_len: 16, ..Limits::default() };
 /// let input = b"get aaaa bbbb cccc dddd";
-/// let Status::Complete(Request::LongGet { keys, .. }, used) = parse(input, &limits)? else {
+/// assert!(parse(input, &limits).is_err(), "parse does not stream");
+/// let Status::Complete(Request::LongGet { keys, .. }, used) = parse_streaming(input, &limits)? else {
 ///     unreachable!("longer than max_get_line_len, no line end yet");
 /// };
 /// assert_eq!(keys.iter().collect::<Vec<_>>(), [&b"aaaa"[..], b"bbbb"]);

@@ -4,7 +4,7 @@
 use super::output::{Output, Sink};
 use super::{Outcome, Store};
 use crate::memcached::{
-    parse, parse_get_rest, GetRest, ParseError, Request, Response, Status, Tokens,
+    parse_get_rest, parse_streaming, GetRest, ParseError, Request, Response, Status, Tokens,
 };
 
 /// Per-connection state for [`Store::process`]: bytes still to skip from a
@@ -112,7 +112,7 @@ impl Store {
     /// Parses and executes every complete request at the start of `input`,
     /// appending the replies to `out`.
     ///
-    /// Handles what [`parse`] leaves to its caller: a [`Request::TooLarge`]
+    /// Handles what [`parse_streaming`] leaves to its caller: a [`Request::TooLarge`]
     /// or a rejected `ms` whose data block reaches past `input` is skipped
     /// as it arrives (remembered in `session`), errors are answered with
     /// memcached's line (or nothing, for `noreply`), and a fatal error
@@ -206,7 +206,7 @@ impl Store {
                 }
                 continue;
             }
-            match parse(rest, &self.limits) {
+            match parse_streaming(rest, &self.limits) {
                 Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
                     let piece = Piece::new(keys, cas, touch, false);
                     if !self.answer_piece(session, piece, out) {
