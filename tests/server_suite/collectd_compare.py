@@ -186,6 +186,8 @@ def main():
             elif sample in FORWARD:
                 if not (d_larder > 0 and d_memcached > 0):
                     failures.append("%s: larder moved %g, memcached %g (both should grow)" % (sample, d_larder, d_memcached))
+        if moved == 0:
+            failures.append("no operation counter moved: collectd did not see the workload")
         items = ("collectd_memcached_memcached_items", "collectd_memcached_memcached_items", "current")
         grown = {name: after[name].get(items, 0) - before[name].get(items, 0) for name, _ in servers}
         if grown["larder"] != grown["memcached"]:

@@ -18,7 +18,7 @@ use super::Store;
 use crate::memcached::{AdminCommand, Response};
 
 /// memcached's largest slab class id plus one.
-const SLAB_CLASSES: u64 = 64;
+pub(super) const SLAB_CLASSES: u64 = 64;
 
 impl Store {
     pub(super) fn admin(&self, command: &AdminCommand<'_>, noreply: bool, out: &mut Vec<u8>) {

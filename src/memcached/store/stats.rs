@@ -170,7 +170,9 @@ impl Store {
                 let error = match (class, limit) {
                     (Some(class), Some(limit)) => {
                         match (parse_number(class), parse_number(limit)) {
-                            (Some(class), Some(_)) if class >= 64 => Some("Illegal slab id"),
+                            (Some(class), Some(_)) if class >= super::admin::SLAB_CLASSES => {
+                                Some("Illegal slab id")
+                            }
                             (Some(_), Some(_)) => None,
                             _ => Some("bad command line format"),
                         }
