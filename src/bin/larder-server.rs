@@ -372,10 +372,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // `listening on` is the first line, as the help text promises.
+        eprintln!("listening on {}", server.local_addr());
         if let Some(addr) = server.metrics_addr() {
             eprintln!("metrics on {addr}");
         }
-        eprintln!("listening on {}", server.local_addr());
         match server.run(shutdown_signal()).await {
             Ok(()) => {
                 if options.verbosity > 0 {

@@ -78,7 +78,7 @@ pub(super) async fn serve(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     shared.log(1, format_args!("metrics: accept failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(super::ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
