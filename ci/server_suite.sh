@@ -177,7 +177,13 @@ record conn-budget "$code" "$(grep -E '^conn-budget: [0-9]+ half' "$WORK/budget.
 
 say "monitoring suite"
 start monitoring -m 64 --metrics-listen 127.0.0.1:0
-METRICS_PORT=$(sed -n 's/^metrics on .*:\([0-9]*\)$/\1/p' "$WORK/monitoring.log")
+# The metrics line follows the `listening on` line that `start` waited for.
+METRICS_PORT=""
+for _ in $(seq 100); do
+    METRICS_PORT=$(sed -n 's/^metrics on .*:\([0-9]*\)$/\1/p' "$WORK/monitoring.log")
+    [ -n "$METRICS_PORT" ] && break
+    sleep 0.1
+done
 timeout 900 python3 tests/server_suite/monitoring.py --port "$PORT" --metrics-port "$METRICS_PORT" \
     --scrapes 1000 --deadline 600 2>&1 | tee "$WORK/monitoring.out"
 code=${PIPESTATUS[0]}
