@@ -123,6 +123,33 @@ pub enum Op<V> {
     Remove,
 }
 
+/// [`Op`] with the key to store, for [`Cache::compute_keyed`].
+pub(crate) enum KeyedOp<K, V> {
+    Nop,
+    /// `None`: the key given to [`Cache::compute`].
+    Put(Option<K>, V),
+    PutWithTtl(Option<K>, V, Option<Duration>),
+    SetTtl(Option<Duration>),
+    Remove,
+}
+
+/// The key [`Cache::compute_at`] looks up: the caller's own (stored by a keyless
+/// put) or a borrowed one.
+enum Probe<'q, K, Q: ?Sized> {
+    Owned(K),
+    #[cfg_attr(not(feature = "memcached"), allow(dead_code))]
+    Borrowed(&'q Q),
+}
+
+impl<K: Borrow<Q>, Q: ?Sized> Probe<'_, K, Q> {
+    fn get(&self) -> &Q {
+        match self {
+            Probe::Owned(k) => k.borrow(),
+            Probe::Borrowed(q) => q,
+        }
+    }
+}
+
 /// One shard, on cache lines of its own.
 #[repr(align(128))]
 struct Cell<K, V> {
@@ -526,7 +553,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.lookup(key, true, |v, _| v.clone())
+        self.lookup(key, true, |_, v, _| v.clone())
     }
 
     /// Like [`get`](Self::get), also returning the time left to live (`None`: never
@@ -547,7 +574,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.lookup(key, true, |v, ttl| (v.clone(), ttl()))
+        self.lookup(key, true, |_, v, ttl| (v.clone(), ttl()))
     }
 
     /// The value for `key` without counting a hit or telling the policy.
@@ -566,7 +593,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.lookup(key, false, |v, _| v.clone())
+        self.lookup(key, false, |_, v, _| v.clone())
     }
 
     /// Calls `f` with the value for `key`, if present and not expired, and returns
@@ -626,9 +653,32 @@ where
     {
         let hash = self.hash(key);
         let addr = self.cell(hash).addr();
-        self.lookup_at(hash, key, record, |v, _| {
+        self.lookup_at(hash, key, record, |_, v, _| {
             let _held = crate::reentry::Held::enter(addr);
             f(v)
+        })
+    }
+
+    /// [`get_with`](Self::get_with) / [`peek_with`](Self::peek_with) for callers
+    /// in this crate that also need the stored key and the entry's TTL (computed
+    /// only if asked for). Same locking and re-entrancy rules.
+    #[cfg(feature = "memcached")]
+    #[inline]
+    pub(crate) fn visit_keyed<Q, R>(
+        &self,
+        key: &Q,
+        record: bool,
+        f: impl FnOnce(&K, &V, &dyn Fn() -> Option<Duration>) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let addr = self.cell(hash).addr();
+        self.lookup_at(hash, key, record, |k, v, ttl| {
+            let _held = crate::reentry::Held::enter(addr);
+            f(k, v, ttl)
         })
     }
 
@@ -645,7 +695,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.lookup(key, false, |_, _| ()).is_some()
+        self.lookup(key, false, |_, _, _| ()).is_some()
     }
 
     /// The shared read path: finds a live entry and maps it under the lock.
@@ -654,7 +704,7 @@ where
         &self,
         key: &Q,
         record: bool,
-        map: impl FnOnce(&V, &dyn Fn() -> Option<Duration>) -> R,
+        map: impl FnOnce(&K, &V, &dyn Fn() -> Option<Duration>) -> R,
     ) -> Option<R>
     where
         K: Borrow<Q>,
@@ -670,7 +720,7 @@ where
         hash: u64,
         key: &Q,
         record: bool,
-        map: impl FnOnce(&V, &dyn Fn() -> Option<Duration>) -> R,
+        map: impl FnOnce(&K, &V, &dyn Fn() -> Option<Duration>) -> R,
     ) -> Option<R>
     where
         K: Borrow<Q>,
@@ -688,7 +738,7 @@ where
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 shard.touch_locked(idx);
                 let e = shard.slab.entry(idx);
-                map(&e.value, &|| shard.ttl_of(idx, now))
+                map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
             })
         } else {
             let shard = cell.read();
@@ -699,7 +749,7 @@ where
                     e.bump(shard.max_freq);
                     hit_weight = e.weight();
                 }
-                map(&e.value, &|| shard.ttl_of(idx, now))
+                map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
             })
         };
         if record {
@@ -812,49 +862,116 @@ where
     /// ```
     pub fn compute<R>(&self, key: K, f: impl FnOnce(Option<Occupied<'_, V>>) -> (Op<V>, R)) -> R {
         let hash = self.hash(&key);
+        self.compute_at(hash, Probe::<K, K>::Owned(key), |cur| {
+            let (op, result) = f(cur.map(|(_, o)| o));
+            let op = match op {
+                Op::Nop => KeyedOp::Nop,
+                Op::Put(v) => KeyedOp::Put(None, v),
+                Op::PutWithTtl(v, ttl) => KeyedOp::PutWithTtl(None, v, ttl),
+                Op::SetTtl(ttl) => KeyedOp::SetTtl(ttl),
+                Op::Remove => KeyedOp::Remove,
+            };
+            (op, result)
+        })
+    }
+
+    /// [`compute`](Self::compute) for callers in this crate whose new key is made
+    /// from the old entry (the memcached store keeps a whole item in its key): the
+    /// lookup borrows `key`, `f` also sees the stored key, and a put stores the key
+    /// it carries.
+    ///
+    /// # Panics
+    /// If a put carries no key, or one that is not equal to `key` (nothing is
+    /// changed).
+    #[cfg(feature = "memcached")]
+    pub(crate) fn compute_keyed<Q, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(Option<(&K, Occupied<'_, V>)>) -> (KeyedOp<K, V>, R),
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.compute_at(self.hash(key), Probe::Borrowed(key), |cur| {
+            let (op, result) = f(cur);
+            if let KeyedOp::Put(k, _) | KeyedOp::PutWithTtl(k, _, _) = &op {
+                let k = k.as_ref().expect("compute_keyed: a put needs its key");
+                assert!(k.borrow() == key, "compute_keyed: the new key differs");
+            }
+            (op, result)
+        })
+    }
+
+    /// The body of [`compute`](Self::compute) and
+    /// [`compute_keyed`](Self::compute_keyed): `f` runs under the write lock of
+    /// `hash`'s shard and its operation is applied there. A put without a key
+    /// stores the probe's own key.
+    fn compute_at<Q, R>(
+        &self,
+        hash: u64,
+        probe: Probe<'_, K, Q>,
+        f: impl FnOnce(Option<(&K, Occupied<'_, V>)>) -> (KeyedOp<K, V>, R),
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let h32 = short_hash(hash);
         self.with_shard(hash, |shard, now, garbage| {
-            let found = shard.find_live(h32, &key, now, garbage);
+            let found = shard.find_live(h32, probe.get(), now, garbage);
             let current = found.map(|idx| {
                 let e = shard.slab.entry(idx);
-                Occupied {
+                let occupied = Occupied {
                     value: &e.value,
                     ttl: shard.ttl_of(idx, now),
-                }
+                };
+                (&e.key, occupied)
             });
             let (op, result) = f(current);
-            if !matches!(op, Op::Nop) {
-                self.flights(hash).invalidate(hash, &key);
+            if !matches!(op, KeyedOp::Nop) {
+                self.flights(hash).invalidate(hash, probe.get());
             }
             let ttl_deadline = |shard: &Shard<K, V>, ttl: Option<Duration>| {
                 shard.deadline_for(now, ttl.map(ttl_ms))
             };
+            let mut probe = Some(probe);
+            let mut key_of = |k: Option<K>| match (k, probe.take()) {
+                (Some(k), p) => {
+                    probe = p;
+                    k
+                }
+                (None, Some(Probe::Owned(k))) => k,
+                (None, _) => unreachable!("a keyless put needs an owned probe"),
+            };
             match (op, found) {
-                (Op::Nop, _) | (Op::SetTtl(_), None) | (Op::Remove, None) => {
-                    garbage.spare_key = Some(key);
-                }
-                (Op::Remove, Some(idx)) => {
+                (KeyedOp::Nop, _) | (KeyedOp::SetTtl(_), None) | (KeyedOp::Remove, None) => {}
+                (KeyedOp::Remove, Some(idx)) => {
                     shard.remove_slot(idx, RemovalCause::Removed, garbage);
-                    garbage.spare_key = Some(key);
                 }
-                (Op::SetTtl(ttl), Some(idx)) => {
+                (KeyedOp::SetTtl(ttl), Some(idx)) => {
                     let d = ttl_deadline(shard, ttl);
                     shard.set_deadline(idx, d);
-                    garbage.spare_key = Some(key);
                 }
-                (Op::Put(v), found) => {
-                    let w = self.weigh(&key, &v);
+                (KeyedOp::Put(k, v), found) => {
+                    let k = key_of(k);
+                    let w = self.weigh(&k, &v);
                     // An existing entry keeps its deadline; a new one gets the default.
                     let d = found
                         .is_none()
                         .then(|| shard.deadline_for(now, self.ttl_ms));
-                    shard.put(found, key, v, h32, w, d, now, garbage);
+                    shard.put(found, k, v, h32, w, d, now, garbage);
                 }
-                (Op::PutWithTtl(v, ttl), found) => {
-                    let w = self.weigh(&key, &v);
+                (KeyedOp::PutWithTtl(k, v, ttl), found) => {
+                    let k = key_of(k);
+                    let w = self.weigh(&k, &v);
                     let d = ttl_deadline(shard, ttl);
-                    shard.put(found, key, v, h32, w, Some(d), now, garbage);
+                    shard.put(found, k, v, h32, w, Some(d), now, garbage);
                 }
+            }
+            // An unused key is dropped once the lock is released.
+            if let Some(Probe::Owned(k)) = probe {
+                garbage.spare_key = Some(k);
             }
             result
         })

@@ -661,6 +661,10 @@ where
         }
         let e = self.slab.entry_mut(idx);
         let old_weight = e.weight();
+        // The incoming key replaces the stored one (they are equal): a key type that
+        // carries data of its own (the memcached store keeps a whole item in it)
+        // updates with the value. The listener sees the old key with the old value.
+        let old_key = std::mem::replace(&mut e.key, key);
         let old = std::mem::replace(&mut e.value, value);
         e.set_weight(weight);
         if let Some(d) = deadline {
@@ -670,7 +674,7 @@ where
         self.policy.on_reweigh(&self.slab, idx, old_weight);
         self.policy.on_update(&mut self.slab, idx);
         self.counters.updates += 1;
-        garbage.push(key, old, RemovalCause::Replaced);
+        garbage.push(old_key, old, RemovalCause::Replaced);
         debug_assert!(self.weight <= self.capacity);
     }
 

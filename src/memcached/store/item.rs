@@ -1,45 +1,55 @@
 //! What the store keeps per key, and what one item costs in memory.
 //!
-//! An [`Item`] is a shared pointer to an immutable record (value, client
-//! flags, CAS unique, store sequence) plus two atomic words that reads may
-//! change without the shard's write lock: the expiry (changed only under the
-//! write lock, by `touch`-like commands, so that it always mirrors the cache's
-//! own deadline) and the access state (last access, fetched, stale,
-//! win-token-sent). Cloning an item is one reference-count increment, which is
-//! what the cache's read path does under its read lock.
+//! An item is one heap block, the cache's key: a small header, the key, and
+//! the value ([`Block`]). The cache's value is one atomic word ([`Meta`]):
+//! the access state (last access, fetched, stale, win token sent), which
+//! reads change under the shard's read lock. The expiry is the cache's own
+//! deadline, and reads go through the cache's visitor, so a hit copies the
+//! value straight from the block into the reply, under the read lock.
+//!
+//! A value of [`LARGE_FROM`] bytes or more lives in a [`Bytes`] of its own
+//! instead, so a reply can share it with the cache rather than copy it (one
+//! reference-count increment), and a connection that drains slowly holds a
+//! reference, not a copy.
 
+use crate::sync::AtomicU64;
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::sync::{Arc, AtomicU64};
+use super::output::Sink;
 
-/// The bytes one item costs beyond its key and value, counted in its weight
-/// so that [`StoreConfig::memory_limit`](super::StoreConfig::memory_limit)
-/// bounds the memory the store really uses.
+/// The bytes one item costs beyond its block (header, key and value, as the
+/// allocator rounds them; see [`alloc_size`]): the cache's slot for it, its
+/// share of the index, and the eviction policy's bookkeeping.
 ///
 /// Measured on x86-64 with a counting allocator (`tests/memcached_memory.rs`
-/// checks the bound; figures per item, 100,000 small items, 8 shards; measured
-/// with the earlier hashbrown index, which cost a few bytes more):
+/// checks that the charge covers the real cost):
 ///
 /// | part | bytes |
 /// |---|---|
-/// | the cache's slab slot for `(Bytes, Item)`: key handle 32, item pointer 8, hash, deadline, policy word, link | 56 |
-/// | slab growth slack (vectors double; ~30% spare at this fill, up to 100% just after a doubling) | 17–56 |
-/// | index (twelve 5-byte slots per 64-byte line at up to 85% load) and policy state (ghost fingerprints) | 7–9 |
-/// | the shared item record: two counts, value handle 32, flags, CAS, sequence, expiry, state | 88 |
-/// | the remainder the counting allocator sees (ghost sets, queue vectors) | ~60 |
-/// | allocator headers and 16-byte rounding of the three heap blocks (key, record, value) | ~50 |
+/// | the slot: block pointer and length 16, state word 8, hash, deadline, policy word, link 16 | 40 |
+/// | index (twelve 5-byte slots per 64-byte line, at most 85% full, half full just after doubling) | 6–12 |
+/// | policy state (ghost fingerprints, queue vectors), averaged | ~8 |
+/// | slot vector growth: capacity doubles, so up to one spare slot per entry | 0–40 |
 ///
-/// The allocator counted 231 bytes per item beyond key and value; with
-/// headers and the growth peaks the worst case is about 310, so the constant
-/// is 320. memcached's own header is 48–56 bytes plus slab-class rounding: a
-/// small item costs more here, a large one about the same. Most of the
-/// difference is the shared record, which exists because the cache hands
-/// values out by clone; a read-locked visitor in the core (see the crate's
-/// notes) would let the record live inline in the slot.
-pub const ITEM_OVERHEAD: u32 = 320;
+/// The charge is the steady state plus half the growth slack. The slot
+/// vector's unused capacity is address space the kernel has not backed yet,
+/// so it shows in the counting allocator but not in the resident set.
+pub const ITEM_OVERHEAD: u32 = 80;
+
+/// Values this long or longer are kept apart from the item's header, in a
+/// buffer replies share instead of copying.
+pub(crate) const LARGE_FROM: usize = 4096;
+
+/// Header bytes before the key: the key's length.
+const KEY_AT: usize = 1;
+/// Header bytes after the key: client flags (4), CAS (8), flush epoch (4).
+const FIELDS: usize = 16;
 
 /// Low 32 bits of the state: second of the last access, counted from the
 /// store's start.
@@ -51,86 +61,227 @@ pub(crate) const STALE: u64 = 1 << 33;
 /// A win token (`W`) was handed out for this item.
 pub(crate) const TOKEN_SENT: u64 = 1 << 34;
 
-struct Record {
-    value: Bytes,
-    flags: u32,
-    cas: u64,
-    /// Global store sequence, for `flush_all` (items older than the flush
-    /// point are invalid). Separate from `cas`, which clients may choose.
-    seq: u64,
-    /// Expiry on the store's clock in milliseconds; 0 = never.
-    expires_at: AtomicU64,
-    /// Last access (low 32 bits) and the flag bits above.
-    state: AtomicU64,
+/// The longest key a block can hold.
+pub(crate) const MAX_KEY: usize = u8::MAX as usize;
+
+/// One stored item, the cache's key: header, key and value in one
+/// allocation, or, for a large value, the header and key with the value
+/// beside them.
+///
+/// Layout: `[key length: u8][key][flags: u32][cas: u64][epoch: u32][value]`,
+/// little-endian. A block compares and hashes as its key, so the cache finds
+/// it by a `&[u8]`.
+pub(crate) enum Block {
+    Inline(Box<[u8]>),
+    Large(Box<Large>),
 }
 
-/// One stored item: a value with its client flags and CAS unique.
-///
-/// Items are cheap to clone (a reference count) and immutable except for
-/// access bookkeeping; every change to a key stores a new item.
-///
-/// ```
-/// use larder::memcached::{Store, StoreConfig};
-///
-/// let store = Store::new(StoreConfig::default())?;
-/// let mut out = Vec::new();
-/// let _ = store.process(&mut Default::default(), b"set k 7 0 2\r\nhi\r\n", &mut out);
-/// let item = store.get(b"k").expect("just stored");
-/// assert_eq!((&item.value()[..], item.flags()), (&b"hi"[..], 7));
-/// # Ok::<(), larder::memcached::StoreError>(())
-/// ```
-#[derive(Clone)]
-pub struct Item(Arc<Record>);
+/// The parts of an item with a large value.
+pub(crate) struct Large {
+    head: Box<[u8]>,
+    value: Bytes,
+}
 
-impl Item {
-    pub(crate) fn new(
-        value: Bytes,
-        flags: u32,
-        cas: u64,
-        seq: u64,
-        expires_at: u64,
-        state: u64,
-    ) -> Item {
-        Item(Arc::new(Record {
-            value,
-            flags,
-            cas,
-            seq,
-            expires_at: AtomicU64::new(expires_at),
-            state: AtomicU64::new(state),
+/// The fields of a new block, besides its value.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) flags: u32,
+    pub(crate) cas: u64,
+    pub(crate) epoch: u32,
+}
+
+impl Block {
+    /// A block whose value is the concatenation of `parts`.
+    ///
+    /// # Panics
+    /// If the key is longer than [`MAX_KEY`] (the store checks first).
+    pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
+        let key_len = u8::try_from(head.key.len()).expect("key checked by the store");
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let head_len = KEY_AT + head.key.len() + FIELDS;
+        let inline = value_len < LARGE_FROM;
+        let mut buf = Vec::with_capacity(head_len + if inline { value_len } else { 0 });
+        buf.push(key_len);
+        buf.extend_from_slice(head.key);
+        buf.extend_from_slice(&head.flags.to_le_bytes());
+        buf.extend_from_slice(&head.cas.to_le_bytes());
+        buf.extend_from_slice(&head.epoch.to_le_bytes());
+        if inline {
+            for part in parts {
+                buf.extend_from_slice(part);
+            }
+            return Block::Inline(buf.into_boxed_slice());
+        }
+        let mut value = Vec::with_capacity(value_len);
+        for part in parts {
+            value.extend_from_slice(part);
+        }
+        Block::Large(Box::new(Large {
+            head: buf.into_boxed_slice(),
+            value: Bytes::from(value),
         }))
     }
 
-    /// The value.
-    pub fn value(&self) -> &Bytes {
-        &self.0.value
+    /// The same item under a new CAS unique and epoch (the value is shared
+    /// when it is large, copied otherwise).
+    pub(crate) fn with_cas(&self, cas: u64, epoch: u32) -> Block {
+        let head = Head {
+            key: self.key(),
+            flags: self.flags(),
+            cas,
+            epoch,
+        };
+        match self {
+            Block::Inline(_) => Block::new(head, &[self.value()]),
+            Block::Large(large) => {
+                let Block::Inline(h) = Block::new(head, &[]) else {
+                    unreachable!("an empty value is inline")
+                };
+                Block::Large(Box::new(Large {
+                    head: h,
+                    value: large.value.clone(),
+                }))
+            }
+        }
+    }
+
+    fn head(&self) -> &[u8] {
+        match self {
+            Block::Inline(b) => b,
+            Block::Large(l) => &l.head,
+        }
+    }
+
+    fn fields_at(&self) -> usize {
+        KEY_AT + usize::from(self.head()[0])
+    }
+
+    /// The key.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.head()[KEY_AT..self.fields_at()]
+    }
+
+    fn field<const N: usize>(&self, offset: usize) -> [u8; N] {
+        let at = self.fields_at() + offset;
+        let mut out = [0; N];
+        out.copy_from_slice(&self.head()[at..at + N]);
+        out
     }
 
     /// The client flags.
-    pub fn flags(&self) -> u32 {
-        self.0.flags
+    pub(crate) fn flags(&self) -> u32 {
+        u32::from_le_bytes(self.field(0))
     }
 
     /// The CAS unique.
-    pub fn cas(&self) -> u64 {
-        self.0.cas
+    pub(crate) fn cas(&self) -> u64 {
+        u64::from_le_bytes(self.field(4))
     }
 
-    pub(crate) fn seq(&self) -> u64 {
-        self.0.seq
+    /// The store's flush epoch when the item was made (see `Store::flush_now`).
+    pub(crate) fn epoch(&self) -> u32 {
+        u32::from_le_bytes(self.field(12))
     }
 
-    pub(crate) fn expires_at(&self) -> u64 {
-        self.0.expires_at.load(Relaxed)
+    /// The value.
+    pub(crate) fn value(&self) -> &[u8] {
+        match self {
+            Block::Inline(b) => &b[self.fields_at() + FIELDS..],
+            Block::Large(l) => &l.value,
+        }
     }
 
-    /// Only under the shard's write lock, together with the cache's deadline.
-    pub(crate) fn set_expires_at(&self, at: u64) {
-        self.0.expires_at.store(at, Relaxed);
+    /// Writes the value to a reply: shared if large, copied otherwise.
+    pub(super) fn write_value<S: Sink>(&self, out: &mut S) {
+        match self {
+            Block::Inline(_) => out.lines().extend_from_slice(self.value()),
+            Block::Large(l) => out.value(&l.value),
+        }
+    }
+
+    /// The value as a `Bytes`: shared if large, copied otherwise.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        match self {
+            Block::Inline(_) => Bytes::copy_from_slice(self.value()),
+            Block::Large(l) => l.value.clone(),
+        }
+    }
+}
+
+/// What a block of this key and value length costs on the heap, allocator
+/// rounding included.
+pub(crate) fn block_cost(key_len: usize, value_len: usize) -> usize {
+    let head = KEY_AT + key_len + FIELDS;
+    if value_len < LARGE_FROM {
+        alloc_size(head + value_len)
+    } else {
+        // The box, the header, the value, and the value's shared-owner record
+        // (made by its first shared reply).
+        alloc_size(std::mem::size_of::<Large>())
+            + alloc_size(head)
+            + alloc_size(value_len)
+            + alloc_size(3 * std::mem::size_of::<usize>())
+    }
+}
+
+/// The memory a heap allocation of `n` bytes takes, as glibc's malloc lays
+/// it out: an 8-byte size word, rounded up to 16 bytes, at least 32; whole
+/// pages plus a 16-byte header for the large blocks it maps on their own.
+/// Other allocators round to size classes of similar granularity.
+pub(crate) fn alloc_size(n: usize) -> usize {
+    const MMAP_FROM: usize = 128 * 1024;
+    if n >= MMAP_FROM {
+        (n + 16).div_ceil(4096) * 4096
+    } else {
+        ((n + 8).div_ceil(16) * 16).max(32)
+    }
+}
+
+impl Borrow<[u8]> for Block {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+impl Hash for Block {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, so that a lookup by `&[u8]` finds the block.
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for Block {
+    fn eq(&self, other: &Block) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Block {}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("len", &self.value().len())
+            .field("flags", &self.flags())
+            .field("cas", &self.cas())
+            .finish()
+    }
+}
+
+/// The cache's value for an item: its access state, which reads change
+/// without the shard's write lock.
+#[derive(Debug)]
+pub(crate) struct Meta(AtomicU64);
+
+impl Meta {
+    pub(crate) fn new(state: u64) -> Meta {
+        Meta(AtomicU64::new(state))
     }
 
     pub(crate) fn state(&self) -> u64 {
-        self.0.state.load(Acquire)
+        self.0.load(Acquire)
     }
 
     /// Flag bits that a successor of this item inherits when it replaces it
@@ -143,19 +294,20 @@ impl Item {
     ///
     /// A plain compare-and-swap that gives up when it races: a lost update of
     /// the access time is harmless, while a blind store could erase a win
-    /// token set by another reader.
+    /// token set by another reader. Nothing is written when nothing changes,
+    /// so a hot item's line stays shared between readers.
     pub(crate) fn record_fetch(&self, now: u32) -> u64 {
         let old = self.state();
         let new = (old & !ACCESS_MASK) | FETCHED | u64::from(now);
         if new != old {
-            let _ = self.0.state.compare_exchange(old, new, AcqRel, Relaxed);
+            let _ = self.0.compare_exchange(old, new, AcqRel, Relaxed);
         }
         old
     }
 
     /// Claims the win token; `true` for exactly one caller per item.
     pub(crate) fn claim_token(&self) -> bool {
-        self.0.state.fetch_or(TOKEN_SENT, AcqRel) & TOKEN_SENT == 0
+        self.0.fetch_or(TOKEN_SENT, AcqRel) & TOKEN_SENT == 0
     }
 
     /// The second of the last access, from a state word.
@@ -164,12 +316,119 @@ impl Item {
     }
 }
 
-impl fmt::Debug for Item {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Item")
-            .field("len", &self.0.value.len())
-            .field("flags", &self.0.flags)
-            .field("cas", &self.0.cas)
-            .finish_non_exhaustive()
+/// A stored item seen in place, under its shard's lock.
+pub(crate) struct ItemRef<'a> {
+    pub(crate) block: &'a Block,
+    pub(crate) meta: &'a Meta,
+    /// Time left before it expires (`None`: never).
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl ItemRef<'_> {
+    /// The expiry on the store clock in milliseconds (0: never), given the
+    /// store clock's `now`.
+    pub(crate) fn expires_at(&self, now_ms: u64) -> u64 {
+        self.ttl.map_or(0, |t| {
+            now_ms
+                .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+                .max(1)
+        })
+    }
+}
+
+/// A copy of one stored item: its value, client flags and CAS unique, as
+/// [`Store::get`](super::Store::get) returns it.
+///
+/// ```
+/// use larder::memcached::{Store, StoreConfig};
+///
+/// let store = Store::new(StoreConfig::default())?;
+/// let mut out = Vec::new();
+/// let _ = store.process(&mut Default::default(), b"set k 7 0 2\r\nhi\r\n", &mut out);
+/// let item = store.get(b"k").expect("just stored");
+/// assert_eq!((&item.value()[..], item.flags()), (&b"hi"[..], 7));
+/// # Ok::<(), larder::memcached::StoreError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Item {
+    value: Bytes,
+    flags: u32,
+    cas: u64,
+}
+
+impl Item {
+    pub(crate) fn copy_of(block: &Block) -> Item {
+        Item {
+            value: block.value_bytes(),
+            flags: block.flags(),
+            cas: block.cas(),
+        }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Bytes {
+        &self.value
+    }
+
+    /// The client flags.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// The CAS unique.
+    pub fn cas(&self) -> u64 {
+        self.cas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(key: &[u8]) -> Head<'_> {
+        Head {
+            key,
+            flags: 0xdead_beef,
+            cas: 42,
+            epoch: 7,
+        }
+    }
+
+    #[test]
+    fn a_block_keeps_every_field() {
+        for len in [0, 1, 100, LARGE_FROM - 1, LARGE_FROM, 3 * LARGE_FROM] {
+            let value = vec![b'x'; len];
+            let b = Block::new(head(b"key"), &[&value[..len / 2], &value[len / 2..]]);
+            assert_eq!(b.key(), b"key");
+            assert_eq!((b.flags(), b.cas(), b.epoch()), (0xdead_beef, 42, 7));
+            assert_eq!(b.value(), &value[..]);
+            assert_eq!(matches!(b, Block::Large(_)), len >= LARGE_FROM);
+            let c = b.with_cas(9, 8);
+            assert_eq!(
+                (c.key(), c.cas(), c.epoch(), c.value()),
+                (&b"key"[..], 9, 8, &value[..])
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_hashes_and_compares_as_its_key() {
+        let s = ahash::RandomState::new();
+        let b = Block::new(head(b"k1"), &[b"v"]);
+        assert_eq!(s.hash_one(&b), s.hash_one(&b"k1"[..]));
+        assert!(b == Block::new(head(b"k1"), &[b"other"]));
+        assert!(b != Block::new(head(b"k2"), &[b"v"]));
+    }
+
+    #[test]
+    fn an_inline_block_is_one_allocation_of_its_charged_size() {
+        let b = Block::new(head(&[b'k'; 14]), &[&[b'v'; 100]]);
+        let Block::Inline(bytes) = &b else {
+            panic!("small values are inline")
+        };
+        assert_eq!(bytes.len(), 1 + 14 + 16 + 100);
+        assert_eq!(block_cost(14, 100), alloc_size(131));
+        assert_eq!(alloc_size(131), 144);
+        assert_eq!(std::mem::size_of::<Block>(), 16);
     }
 }

@@ -6,19 +6,19 @@
 //! (`q`) suppresses `EN` for `mg`, `HD` for `ms`/`md`/`ma`, and `NF` for
 //! `md`; every other reply, errors included, is sent.
 
-use bytes::Bytes;
+use std::sync::atomic::Ordering::Acquire;
 
 use super::counters::Counter;
 use super::detail::DetailOp;
-use super::item::{Item, FETCHED, STALE, TOKEN_SENT};
+use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
 use super::numeric::{self, Digits};
 use super::text::nop;
 use super::time::{remaining_secs, Expiry};
-use super::{Lookup, Store, ITEM_OVERHEAD};
+use super::{weight, Block, Lookup, Store};
+use crate::cache::KeyedOp;
 use crate::memcached::{
     ArithmeticMode, ArithmeticOp, MetaFlag, MetaFlags, MetaReturn, MetaStatus, Response, SetMode,
 };
-use crate::Op;
 
 /// Room for every return flag a request can ask for, plus `Z`, `X`, `W`.
 const MAX_RETURNS: usize = 32;
@@ -70,9 +70,17 @@ impl<'a> Returns<'a> {
     }
 }
 
+/// What a stored item's reply needs to know of it.
+#[derive(Clone, Copy)]
+struct Stored {
+    cas: u64,
+    /// On the store clock, in milliseconds; 0: never.
+    expires_at: u64,
+}
+
 /// What `ms`/`md`/`ma` did.
 enum Outcome {
-    Done(Option<Item>),
+    Done(Option<Stored>),
     NotStored,
     NotFound,
     Exists,
@@ -88,12 +96,15 @@ impl Store {
             (Counter::CmdGet, Counter::GetHits, Counter::GetMisses)
         };
         self.counters.bump(cmd);
-        let secs = self.time.uptime_secs(now);
+        // Whether the item was there (`Some(false)`), made by `N` (`Some(true)`),
+        // or missing (`None`).
         let found = if touching || flags.vivify().is_some() {
-            self.meta_get_write(key, flags, now)
+            self.meta_get_write(key, flags, now, out)
         } else {
-            match self.lookup(key, !flags.no_bump()) {
-                Lookup::Hit(item) => Some((item, false)),
+            match self.read(key, !flags.no_bump(), |item| {
+                self.meta_get_reply(key, flags, &item, false, now, out);
+            }) {
+                Lookup::Hit(()) => Some(false),
                 Lookup::Miss => None,
                 Lookup::Flushed => {
                     self.counters.bump(Counter::GetFlushed);
@@ -101,46 +112,62 @@ impl Store {
                 }
             }
         };
-        let hit = matches!(found, Some((_, false)));
+        let hit = found == Some(false);
         self.detail.record(key, DetailOp::Get { hit });
-        let Some((item, created)) = found else {
-            self.counters.bump(misses);
-            if !flags.quiet() {
-                Returns::opaque_and_key(flags, key).write(MetaStatus::Miss, out);
+        match found {
+            Some(created) => self.counters.bump(if created { misses } else { hits }),
+            None => {
+                self.counters.bump(misses);
+                if !flags.quiet() {
+                    Returns::opaque_and_key(flags, key).write(MetaStatus::Miss, out);
+                }
             }
-            return;
-        };
-        self.counters.bump(if created { misses } else { hits });
+        }
+    }
+
+    /// The reply to an `mg` that found (or `created`) `item`; records the
+    /// fetch and hands out the win token.
+    fn meta_get_reply(
+        &self,
+        key: &[u8],
+        flags: &MetaFlags<'_>,
+        item: &ItemRef<'_>,
+        created: bool,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let secs = self.time.uptime_secs(now);
         let before = if flags.no_bump() || created {
-            item.state()
+            item.meta.state()
         } else {
-            item.record_fetch(secs)
+            item.meta.record_fetch(secs)
         };
         let (mut won, mut already_won) = (created, false);
         if !created && before & TOKEN_SENT != 0 {
             already_won = true;
-        } else if !created && (before & STALE != 0 || self.recache_due(&item, flags, now)) {
-            if item.claim_token() {
+        } else if !created && (before & STALE != 0 || self.recache_due(item, flags, now)) {
+            if item.meta.claim_token() {
                 won = true;
             } else {
                 already_won = true;
             }
         }
+        let block = item.block;
         let mut r = Returns::new();
         for flag in flags.iter() {
             r.push(match flag {
-                MetaFlag::ReturnCas => MetaReturn::Cas(item.cas()),
-                MetaFlag::ReturnFlags => MetaReturn::ClientFlags(item.flags()),
+                MetaFlag::ReturnCas => MetaReturn::Cas(block.cas()),
+                MetaFlag::ReturnFlags => MetaReturn::ClientFlags(block.flags()),
                 MetaFlag::ReturnHit => MetaReturn::Hit(before & FETCHED != 0),
                 MetaFlag::ReturnKey => MetaReturn::Key {
                     key,
                     base64: flags.base64_key(),
                 },
                 MetaFlag::ReturnLastAccess => MetaReturn::LastAccess(u64::from(
-                    secs.saturating_sub(Item::last_access(before)),
+                    secs.saturating_sub(Meta::last_access(before)),
                 )),
-                MetaFlag::ReturnSize => MetaReturn::Size(item.value().len() as u64),
-                MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at(), now)),
+                MetaFlag::ReturnSize => MetaReturn::Size(block.value().len() as u64),
+                MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at(now), now)),
                 MetaFlag::Opaque(o) => MetaReturn::Opaque(o),
                 _ => continue,
             });
@@ -155,7 +182,7 @@ impl Store {
             r.push(MetaReturn::Win);
         }
         let status = if flags.return_value() {
-            MetaStatus::Value(item.value())
+            MetaStatus::Value(block.value())
         } else {
             MetaStatus::Header
         };
@@ -163,50 +190,64 @@ impl Store {
     }
 
     /// Whether the item's remaining TTL is below the `R` threshold.
-    fn recache_due(&self, item: &Item, flags: &MetaFlags<'_>, now: u64) -> bool {
+    fn recache_due(&self, item: &ItemRef<'_>, flags: &MetaFlags<'_>, now: u64) -> bool {
         let Some(threshold) = flags.recache() else {
             return false;
         };
+        let expires_at = item.expires_at(now);
         match self.time.expiry(threshold, now) {
             // A threshold reaching past the end of the store clock covers
             // every deadline.
-            e @ Expiry::After(_) => item.expires_at() != 0 && item.expires_at() < e.deadline(now),
+            e @ Expiry::After(_) => expires_at != 0 && expires_at < e.deadline(now),
             Expiry::Never | Expiry::Expired => false,
         }
     }
 
-    /// `mg` with `T` (touch) or `N` (vivify): under the write lock.
-    fn meta_get_write(&self, key: &[u8], flags: &MetaFlags<'_>, now: u64) -> Option<(Item, bool)> {
+    /// `mg` with `T` (touch) or `N` (vivify): under the write lock, where the
+    /// reply is written too. Returns what [`meta_get`](Self::meta_get)'s
+    /// `found` holds.
+    fn meta_get_write(
+        &self,
+        key: &[u8],
+        flags: &MetaFlags<'_>,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
         let touch = flags.ttl().map(|t| self.time.expiry(t, now));
         let vivify = flags.vivify().map(|n| self.time.expiry(n, now));
-        self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+        if vivify.is_some() && !self.fits(key.len(), 0) {
+            return None;
+        }
+        self.cache.compute_keyed(key, |cur| {
             let (live, dead) = self.live(cur);
             match (live, vivify) {
-                (Some(item), _) => {
+                (Some(mut item), _) => {
                     let op = match touch {
-                        None => Op::Nop,
-                        Some(Expiry::Expired) => Op::Remove,
+                        None => KeyedOp::Nop,
+                        Some(Expiry::Expired) => KeyedOp::Remove,
                         Some(e) => {
-                            item.set_expires_at(e.deadline(now));
-                            Op::SetTtl(e.ttl())
+                            // Return flags show the new TTL.
+                            item.ttl = e.ttl();
+                            KeyedOp::SetTtl(e.ttl())
                         }
                     };
-                    (op, Some((item.clone(), false)))
+                    self.meta_get_reply(key, flags, &item, false, now, out);
+                    (op, Some(false))
                 }
                 (None, Some(expiry)) => {
-                    let state = self.fresh_state(now) | TOKEN_SENT;
-                    let item = self.new_item(
-                        Bytes::new(),
-                        0,
-                        flags.new_cas(),
-                        expiry.deadline(now),
-                        state,
-                    );
+                    let block = self.new_block(key, &[], 0, flags.new_cas());
+                    let meta = Meta::new(self.fresh_state(now) | TOKEN_SENT);
+                    let item = ItemRef {
+                        block: &block,
+                        meta: &meta,
+                        ttl: expiry.ttl(),
+                    };
+                    self.meta_get_reply(key, flags, &item, true, now, out);
                     let op = match expiry {
                         Expiry::Expired => nop(dead),
-                        e => Op::PutWithTtl(item.clone(), e.ttl()),
+                        e => KeyedOp::PutWithTtl(Some(block), meta, e.ttl()),
                     };
-                    (op, Some((item, true)))
+                    (op, Some(true))
                 }
                 (None, None) => (nop(dead), None),
             }
@@ -235,18 +276,22 @@ impl Store {
             .ttl()
             .map_or(Expiry::Never, |t| self.time.expiry(t, now));
         let client_flags = flags.client_flags().unwrap_or(0);
-        let value = Bytes::copy_from_slice(data);
-        let fresh = |value: Bytes, expiry: Expiry| {
-            self.new_item(
-                value,
-                client_flags,
-                flags.new_cas(),
-                expiry.deadline(now),
-                self.fresh_state(now),
-            )
+        let fresh = || self.new_block(key, &[data], client_flags, flags.new_cas());
+        let state = self.fresh_state(now);
+        // The reply needs the CAS (`c`); a new item's expiry is its own.
+        let stored = |op: KeyedOp<Block, Meta>, cas: u64| {
+            let done = Stored {
+                cas,
+                expires_at: expiry.deadline(now),
+            };
+            (op, Outcome::Done(Some(done)))
         };
-        let stored = |op: Op<Item>, item: Item| (op, Outcome::Done(Some(item)));
-        let result = self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+        let put_fresh = |expiry: Expiry| {
+            let block = fresh();
+            let cas = block.cas();
+            stored(Self::put(expiry, block, state), cas)
+        };
+        let result = self.cache.compute_keyed(key, |cur| {
             let (live, dead) = self.live(cur);
             match (mode, live) {
                 (SetMode::Set | SetMode::Replace, live) if flags.compare_cas().is_some() => {
@@ -256,28 +301,22 @@ impl Store {
                             self.counters.bump(Counter::CasMisses);
                             (nop(dead), Outcome::NotFound)
                         }
-                        Some(old) if old.cas() == cas => {
+                        Some(old) if old.block.cas() == cas => {
                             self.counters.bump(Counter::CasHits);
-                            let item = fresh(value, expiry);
-                            stored(Self::put(expiry, item.clone()), item)
+                            put_fresh(expiry)
                         }
-                        Some(old) if flags.invalidate() && cas < old.cas() => {
+                        Some(old) if flags.invalidate() && cas < old.block.cas() => {
                             // An older writer may still store, but the item
                             // stays stale, with its TTL and token state.
                             self.counters.bump(Counter::CasHits);
-                            let state = self.fresh_state(now) | old.sticky_bits() | STALE;
-                            let item = self.new_item(
-                                value,
-                                client_flags,
-                                flags.new_cas(),
-                                old.expires_at(),
-                                state,
-                            );
-                            stored(Op::Put(item.clone()), item)
+                            let state = state | old.meta.sticky_bits() | STALE;
+                            let block = fresh();
+                            let cas = block.cas();
+                            stored(Self::replace(block, state), cas)
                         }
                         Some(_) => {
                             self.counters.bump(Counter::CasBadval);
-                            (Op::Nop, Outcome::Exists)
+                            (KeyedOp::Nop, Outcome::Exists)
                         }
                     }
                 }
@@ -286,15 +325,16 @@ impl Store {
                 {
                     (nop(dead), Outcome::NotStored)
                 }
-                (SetMode::Add, Some(_)) => (Op::Nop, Outcome::NotStored),
+                (SetMode::Add, Some(_)) => (KeyedOp::Nop, Outcome::NotStored),
                 (SetMode::Append | SetMode::Prepend, Some(old)) => {
-                    if flags.compare_cas().is_some_and(|c| c != old.cas()) {
-                        return (Op::Nop, Outcome::Exists);
+                    if flags.compare_cas().is_some_and(|c| c != old.block.cas()) {
+                        return (KeyedOp::Nop, Outcome::Exists);
                     }
                     let prepend = mode == SetMode::Prepend;
-                    match self.concat(key.len(), old, data, prepend, flags.new_cas(), now) {
-                        Some(item) => stored(Op::Put(item.clone()), item),
-                        None => (Op::Nop, Outcome::NotStored),
+                    let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
+                    match self.concat(&old, data, prepend, Some(cas), now) {
+                        Some(op) => stored(op, cas),
+                        None => (KeyedOp::Nop, Outcome::NotStored),
                     }
                 }
                 (SetMode::Append | SetMode::Prepend, None) => {
@@ -303,13 +343,9 @@ impl Store {
                     if !self.fits(key.len(), data.len()) {
                         return (nop(dead), Outcome::NotStored);
                     }
-                    let item = fresh(value, expiry);
-                    stored(Self::put(expiry, item.clone()), item)
+                    put_fresh(expiry)
                 }
-                _ => {
-                    let item = fresh(value, expiry);
-                    stored(Self::put(expiry, item.clone()), item)
-                }
+                _ => put_fresh(expiry),
             }
         });
         if matches!(result, Outcome::Done(_)) {
@@ -326,47 +362,36 @@ impl Store {
         out: &mut Vec<u8>,
     ) {
         self.detail.record(key, DetailOp::Delete);
-        let result = self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+        let result = self.cache.compute_keyed(key, |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
                 self.counters.bump(Counter::DeleteMisses);
                 return (nop(dead), Outcome::NotFound);
             };
-            if flags.compare_cas().is_some_and(|c| c != old.cas()) {
+            if flags.compare_cas().is_some_and(|c| c != old.block.cas()) {
                 self.counters.bump(Counter::DeleteMisses);
-                return (Op::Nop, Outcome::Exists);
+                return (KeyedOp::Nop, Outcome::Exists);
             }
             if flags.invalidate() {
                 // Mark stale: same value, new CAS, the win token up for grabs.
                 let touch = flags.ttl().map(|t| self.time.expiry(t, now));
-                let expires_at = touch.map_or(old.expires_at(), |e| e.deadline(now));
-                let state = (old.state() | STALE) & !TOKEN_SENT;
-                let item = self.new_item(
-                    old.value().clone(),
-                    old.flags(),
-                    flags.new_cas(),
-                    expires_at,
-                    state,
-                );
+                let state = (old.meta.state() | STALE) & !TOKEN_SENT;
+                let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
+                let block = old.block.with_cas(cas, self.epoch.load(Acquire));
                 let op = match touch {
-                    None => Op::Put(item),
-                    Some(Expiry::Expired) => Op::Remove,
-                    Some(e) => Op::PutWithTtl(item, e.ttl()),
+                    None => Self::replace(block, state),
+                    Some(e) => Self::put(e, block, state),
                 };
                 return (op, Outcome::Done(None));
             }
             self.counters.bump(Counter::DeleteHits);
             if flags.remove_value() {
-                let item = self.new_item(
-                    Bytes::new(),
-                    flags.client_flags().unwrap_or(0),
-                    flags.new_cas(),
-                    old.expires_at(),
-                    self.fresh_state(now),
-                );
-                return (Op::Put(item), Outcome::Done(None));
+                let block =
+                    self.new_block(key, &[], flags.client_flags().unwrap_or(0), flags.new_cas());
+                let op = Self::replace(block, self.fresh_state(now));
+                return (op, Outcome::Done(None));
             }
-            (Op::Remove, Outcome::Done(None))
+            (KeyedOp::Remove, Outcome::Done(None))
         });
         self.meta_reply(key, flags, result, b'd', out);
     }
@@ -388,7 +413,7 @@ impl Store {
         };
         let delta = flags.delta().unwrap_or(1);
         let mut number = 0;
-        let result = self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+        let result = self.cache.compute_keyed(key, |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
                 let Some(ttl) = flags.vivify() else {
@@ -397,38 +422,39 @@ impl Store {
                 };
                 let expiry = self.time.expiry(ttl, now);
                 number = flags.initial().unwrap_or(0);
-                let value = Bytes::copy_from_slice(Digits::new(number).as_bytes());
-                let item = self.new_item(
-                    value,
-                    0,
-                    flags.new_cas(),
-                    expiry.deadline(now),
-                    self.fresh_state(now),
-                );
+                let digits = Digits::new(number);
+                let block = self.new_block(key, &[digits.as_bytes()], 0, flags.new_cas());
+                let done = Stored {
+                    cas: block.cas(),
+                    expires_at: expiry.deadline(now),
+                };
                 let op = match expiry {
                     Expiry::Expired => nop(dead),
-                    e => Op::PutWithTtl(item.clone(), e.ttl()),
+                    e => Self::put(e, block, self.fresh_state(now)),
                 };
-                return (op, Outcome::Done(Some(item)));
+                return (op, Outcome::Done(Some(done)));
             };
-            if flags.compare_cas().is_some_and(|c| c != old.cas()) {
-                return (Op::Nop, Outcome::Exists);
+            if flags.compare_cas().is_some_and(|c| c != old.block.cas()) {
+                return (KeyedOp::Nop, Outcome::Exists);
             }
-            let Some((n, value)) = numeric::apply(op, old.value(), delta) else {
-                return (Op::Nop, Outcome::NonNumeric);
+            let Some((n, value)) = numeric::apply(op, old.block.value(), delta) else {
+                return (KeyedOp::Nop, Outcome::NonNumeric);
             };
             number = n;
             self.counters.bump(hits);
             let touch = flags.ttl().map(|t| self.time.expiry(t, now));
-            let expires_at = touch.map_or(old.expires_at(), |e| e.deadline(now));
-            let state = self.fresh_state(now) | old.sticky_bits();
-            let item = self.new_item(value, old.flags(), flags.new_cas(), expires_at, state);
-            let op = match touch {
-                None => Op::Put(item.clone()),
-                Some(Expiry::Expired) => Op::Remove,
-                Some(e) => Op::PutWithTtl(item.clone(), e.ttl()),
+            let expires_at = touch.map_or(old.expires_at(now), |e| e.deadline(now));
+            let state = self.fresh_state(now) | old.meta.sticky_bits();
+            let block = self.new_block(key, &[&value], old.block.flags(), flags.new_cas());
+            let done = Stored {
+                cas: block.cas(),
+                expires_at,
             };
-            (op, Outcome::Done(Some(item)))
+            let op = match touch {
+                None => Self::replace(block, state),
+                Some(e) => Self::put(e, block, state),
+            };
+            (op, Outcome::Done(Some(done)))
         });
         if let Outcome::Done(Some(item)) = &result {
             let digits = Digits::new(number);
@@ -438,8 +464,8 @@ impl Store {
             let mut r = Returns::new();
             for flag in flags.iter() {
                 r.push(match flag {
-                    MetaFlag::ReturnCas => MetaReturn::Cas(item.cas()),
-                    MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at(), now)),
+                    MetaFlag::ReturnCas => MetaReturn::Cas(item.cas),
+                    MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at, now)),
                     MetaFlag::Opaque(o) => MetaReturn::Opaque(o),
                     MetaFlag::ReturnKey => MetaReturn::Key {
                         key,
@@ -500,7 +526,7 @@ impl Store {
                         key,
                         base64: flags.base64_key(),
                     }),
-                    MetaFlag::ReturnCas => r.push(MetaReturn::Cas(item.cas())),
+                    MetaFlag::ReturnCas => r.push(MetaReturn::Cas(item.cas)),
                     _ => {}
                 }
             }
@@ -518,29 +544,31 @@ impl Store {
 
     pub(super) fn meta_debug(&self, key: &[u8], base64: bool, now: u64, out: &mut Vec<u8>) {
         self.counters.bump(Counter::CmdMeta);
-        let Lookup::Hit(item) = self.lookup(key, false) else {
+        let found = self.read(key, false, |item| {
+            let state = item.meta.state();
+            let block = item.block;
+            Response::MetaDebug {
+                key,
+                base64,
+                exp: remaining_secs(item.expires_at(now), now),
+                last_access: u64::from(
+                    self.time
+                        .uptime_secs(now)
+                        .saturating_sub(Meta::last_access(state)),
+                ),
+                cas: block.cas(),
+                fetched: state & FETCHED != 0,
+                class: 1,
+                size: u64::from(weight(key.len(), block.value().len())),
+            }
+            .write_to(out);
+        });
+        if !matches!(found, Lookup::Hit(())) {
             Response::Meta {
                 status: MetaStatus::Miss,
                 flags: &[],
             }
             .write_to(out);
-            return;
-        };
-        let state = item.state();
-        Response::MetaDebug {
-            key,
-            base64,
-            exp: remaining_secs(item.expires_at(), now),
-            last_access: u64::from(
-                self.time
-                    .uptime_secs(now)
-                    .saturating_sub(Item::last_access(state)),
-            ),
-            cas: item.cas(),
-            fetched: state & FETCHED != 0,
-            class: 1,
-            size: (key.len() + item.value().len()) as u64 + u64::from(ITEM_OVERHEAD),
         }
-        .write_to(out);
     }
 }

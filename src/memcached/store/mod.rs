@@ -1,7 +1,7 @@
 //! The executor: runs parsed [`Request`]s against a cache of memcached items
 //! and writes memcached's replies.
 //!
-//! A [`Store`] is a [`Cache<Bytes, Item>`](crate::Cache) plus what memcached
+//! A [`Store`] is a [`Cache`](crate::Cache) of memcached items plus what memcached
 //! keeps beside its hash table: the CAS counter, the `flush_all` point, and
 //! the statistics. It is `Sync`: share one store between all connections.
 //! Per-connection parsing state lives in a [`Session`].
@@ -11,7 +11,8 @@
 //!   `cas`, `incr`/`decr`, `touch`, `gat`, and the meta commands that change
 //!   an item) runs through [`Cache::compute`](crate::Cache::compute), so it is
 //!   atomic with respect to every other command on the same key.
-//! - An item's weight is `key + value + ITEM_OVERHEAD`; the store refuses an
+//! - An item's weight is what it costs on the heap: its block (header, key and
+//!   value, as the allocator rounds it) plus [`ITEM_OVERHEAD`]; the store refuses an
 //!   item heavier than a shard's share of the memory limit before the cache
 //!   sees it, so nothing reported as stored is dropped on the way in.
 //! - CAS uniques come from one counter: unique and increasing (unless a
@@ -32,8 +33,10 @@
 //! - `get_expired` stays 0: the core does not tell an expired entry from a
 //!   missing one. `get_flushed` counts only the rare lookup that meets a
 //!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
-//! - Memory: each item costs [`ITEM_OVERHEAD`] bytes beyond key and value
-//!   (memcached: about 50), all counted against `memory_limit`. Slab and
+//! - Memory: each item is one heap block of a 17-byte header, key and value
+//!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
+//!   cache (memcached: a 48–56 byte header and slab-class rounding), all
+//!   counted against `memory_limit`. Slab and
 //!   item statistics describe one pseudo slab class, `1`; `stats cachedump`
 //!   answers an empty dump (just `END`).
 //! - `mg`: `T` is applied before any return flag is computed (memcached
@@ -66,13 +69,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
-use bytes::Bytes;
-
+use crate::cache::KeyedOp;
 use crate::memcached::{Limits, Request};
-use crate::sync::{Arc, AtomicU64};
-use crate::{Cache, Clock, Occupied, Op, Policy, RemovalCause};
+use crate::sync::{Arc, AtomicU32, AtomicU64};
+use crate::{Cache, Clock, Occupied, Policy, RemovalCause};
 
 use counters::{Counter, Counters};
+use item::{Block, Head, ItemRef, Meta};
 pub use item::{Item, ITEM_OVERHEAD};
 pub use output::Output;
 pub use session::{Progress, Session};
@@ -240,11 +243,12 @@ pub enum Outcome {
 /// # Ok::<(), larder::memcached::StoreError>(())
 /// ```
 pub struct Store {
-    cache: Cache<Bytes, Item>,
+    cache: Cache<Block, Meta>,
     time: Time,
     next_cas: AtomicU64,
-    /// Items whose sequence is below this were flushed.
-    flush_before: AtomicU64,
+    /// Bumped by every `flush_all` that takes effect: an item made under an
+    /// older epoch was flushed.
+    epoch: AtomicU32,
     /// A delayed `flush_all` deadline on the store clock (ms); 0 = none.
     flush_pending: AtomicU64,
     counters: Arc<Counters>,
@@ -273,7 +277,7 @@ impl fmt::Debug for Store {
 fn default_shards(memory_limit: u64, max_item_size: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut shards = (cpus * 4).next_power_of_two().min(crate::MAX_SHARDS);
-    let need = 2 * (max_item_size as u64 + 250 + u64::from(ITEM_OVERHEAD));
+    let need = 2 * u64::from(weight(item::MAX_KEY, max_item_size));
     while shards > 1 && memory_limit / (shards as u64) < need {
         shards /= 2;
     }
@@ -281,8 +285,9 @@ fn default_shards(memory_limit: u64, max_item_size: usize) -> usize {
 }
 
 /// The result of looking an item up for a read.
-enum Lookup {
-    Hit(Item),
+enum Lookup<R> {
+    /// What the reader made of the live item it found.
+    Hit(R),
     Miss,
     /// Present but invalidated by `flush_all`.
     Flushed,
@@ -319,12 +324,12 @@ impl Store {
         let listener_counters = Arc::clone(&counters);
         let cache = Cache::builder()
             .max_weight(config.memory_limit)
-            .weigher(|key: &Bytes, item: &Item| weight(key.len(), item.value().len()))
+            .weigher(|block: &Block, _: &Meta| weight(block.key().len(), block.value().len()))
             .shards(shards)
             .policy(config.policy.clone())
             .clock(config.clock.clone())
-            .eviction_listener(move |_key: &Bytes, item: &Item, cause| {
-                let unfetched = item.state() & item::FETCHED == 0;
+            .eviction_listener(move |_: &Block, meta: &Meta, cause| {
+                let unfetched = meta.state() & item::FETCHED == 0;
                 match cause {
                     RemovalCause::Evicted => {
                         listener_counters.bump(Counter::Evictions);
@@ -352,7 +357,7 @@ impl Store {
             cache,
             time: Time::new(config.clock, config.unix_time),
             next_cas: AtomicU64::new(config.cas_start),
-            flush_before: AtomicU64::new(0),
+            epoch: AtomicU32::new(0),
             flush_pending: AtomicU64::new(0),
             counters,
             limits,
@@ -388,10 +393,13 @@ impl Store {
         let now = self.time.now_ms();
         self.apply_pending_flush(now);
         self.counters.bump(Counter::CmdGet);
-        match self.lookup(key, true) {
+        let secs = self.time.uptime_secs(now);
+        match self.read(key, true, |item| {
+            item.meta.record_fetch(secs);
+            Item::copy_of(item.block)
+        }) {
             Lookup::Hit(item) => {
                 self.counters.bump(Counter::GetHits);
-                item.record_fetch(self.time.uptime_secs(now));
                 Some(item)
             }
             Lookup::Miss | Lookup::Flushed => {
@@ -477,18 +485,16 @@ impl Store {
         self.next_cas.fetch_add(1, Relaxed)
     }
 
-    /// A new item: CAS from `cas` or the counter; the store sequence always
-    /// from the counter, so flushes see it.
-    fn new_item(
-        &self,
-        value: Bytes,
-        flags: u32,
-        cas: Option<u64>,
-        expires_at: u64,
-        state: u64,
-    ) -> Item {
-        let seq = self.next_cas();
-        Item::new(value, flags, cas.unwrap_or(seq), seq, expires_at, state)
+    /// A new item whose value is the concatenation of `parts`: CAS from `cas`
+    /// or the counter, the current flush epoch.
+    fn new_block(&self, key: &[u8], parts: &[&[u8]], flags: u32, cas: Option<u64>) -> Block {
+        let head = Head {
+            key,
+            flags,
+            cas: cas.unwrap_or_else(|| self.next_cas()),
+            epoch: self.epoch.load(Acquire),
+        };
+        Block::new(head, parts)
     }
 
     /// The state word of an item stored now: accessed now, not fetched.
@@ -496,36 +502,54 @@ impl Store {
         u64::from(self.time.uptime_secs(now_ms))
     }
 
+    /// Whether an item of these lengths can be stored at all.
     fn fits(&self, key_len: usize, value_len: usize) -> bool {
-        value_len <= self.limits.max_item_size
+        key_len <= item::MAX_KEY
+            && value_len <= self.limits.max_item_size
             && u64::from(weight(key_len, value_len)) <= self.max_weight
     }
 
-    fn is_live(&self, item: &Item) -> bool {
-        item.seq() >= self.flush_before.load(Acquire)
+    fn is_live(&self, block: &Block) -> bool {
+        block.epoch() == self.epoch.load(Acquire)
     }
 
-    /// Splits the entry `compute` shows into the live item and whether a
+    /// Splits the entry `compute_keyed` shows into the live item and whether a
     /// flushed one is in the way (and should go if nothing replaces it).
-    fn live<'a>(&self, cur: Option<Occupied<'a, Item>>) -> (Option<&'a Item>, bool) {
+    fn live<'a>(
+        &self,
+        cur: Option<(&'a Block, Occupied<'a, Meta>)>,
+    ) -> (Option<ItemRef<'a>>, bool) {
         match cur {
-            Some(o) if self.is_live(o.value()) => (Some(o.value()), false),
+            Some((block, o)) if self.is_live(block) => (
+                Some(ItemRef {
+                    block,
+                    meta: o.value(),
+                    ttl: o.ttl(),
+                }),
+                false,
+            ),
             Some(_) => (None, true),
             None => (None, false),
         }
     }
 
-    /// Finds a live item; `bump` tells the eviction policy (the caller
-    /// records the fetch, after reading the state it needs).
-    fn lookup(&self, key: &[u8], bump: bool) -> Lookup {
-        let found = if bump {
-            self.cache.get(key)
-        } else {
-            self.cache.peek(key)
-        };
+    /// Finds a live item and runs `f` on it under its shard's read lock;
+    /// `bump` tells the eviction policy (`f` records the fetch, after reading
+    /// the state it needs).
+    fn read<R>(&self, key: &[u8], bump: bool, f: impl FnOnce(ItemRef<'_>) -> R) -> Lookup<R> {
+        let found = self.cache.visit_keyed(key, bump, |block, meta, ttl| {
+            if !self.is_live(block) {
+                return None;
+            }
+            Some(f(ItemRef {
+                block,
+                meta,
+                ttl: ttl(),
+            }))
+        });
         match found {
-            Some(item) if self.is_live(&item) => Lookup::Hit(item),
-            Some(_) => {
+            Some(Some(r)) => Lookup::Hit(r),
+            Some(None) => {
                 self.drop_flushed(key);
                 Lookup::Flushed
             }
@@ -535,19 +559,23 @@ impl Store {
 
     /// Removes `key` if it still holds a flushed item.
     fn drop_flushed(&self, key: &[u8]) {
-        self.cache
-            .compute(Bytes::copy_from_slice(key), |cur| match cur {
-                Some(o) if !self.is_live(o.value()) => (Op::Remove, ()),
-                _ => (Op::Nop, ()),
-            });
+        self.cache.compute_keyed(key, |cur| match cur {
+            Some((block, _)) if !self.is_live(block) => (KeyedOp::Remove, ()),
+            _ => (KeyedOp::Nop, ()),
+        });
     }
 
-    /// Stores `item` under `key` with `expiry`, unconditionally.
-    fn put(expiry: Expiry, item: Item) -> Op<Item> {
+    /// Stores `block` with `expiry`, unconditionally.
+    fn put(expiry: Expiry, block: Block, state: u64) -> KeyedOp<Block, Meta> {
         match expiry {
-            Expiry::Expired => Op::Remove,
-            e => Op::PutWithTtl(item, e.ttl()),
+            Expiry::Expired => KeyedOp::Remove,
+            e => KeyedOp::PutWithTtl(Some(block), Meta::new(state), e.ttl()),
         }
+    }
+
+    /// Stores `block` keeping the old entry's expiry.
+    fn replace(block: Block, state: u64) -> KeyedOp<Block, Meta> {
+        KeyedOp::Put(Some(block), Meta::new(state))
     }
 
     /// Removes `key` (after a refused store, so a stale value does not outlive
@@ -557,17 +585,16 @@ impl Store {
     }
 
     /// `flush_all` now: items stored so far become invalid, and their memory
-    /// is reclaimed.
+    /// is reclaimed. An item made before the flush but stored after it carries
+    /// the old epoch, so it is never returned either.
     fn flush_now(&self) {
-        let point = self.next_cas.load(Acquire);
-        self.flush_before.fetch_max(point, AcqRel);
-        let before = self.flush_before.load(Acquire);
-        self.cache.retain(|_, item| item.seq() >= before);
+        self.epoch.fetch_add(1, AcqRel);
+        self.cache.retain(|block, _| self.is_live(block));
     }
 
     /// Turns a delayed `flush_all` whose time has come into a flush. Runs
-    /// before every command, so any item stored after the deadline gets a
-    /// sequence above the flush point.
+    /// before every command, so any item stored after the deadline carries
+    /// the new epoch.
     fn apply_pending_flush(&self, now_ms: u64) {
         let pending = self.flush_pending.load(Acquire);
         if pending != 0
@@ -582,9 +609,10 @@ impl Store {
     }
 }
 
-/// An item's weight: key, value and the fixed overhead.
+/// An item's weight: its block as the allocator rounds it, plus the fixed
+/// overhead in the cache.
 fn weight(key_len: usize, value_len: usize) -> u32 {
-    u32::try_from(key_len + value_len)
+    u32::try_from(item::block_cost(key_len, value_len))
         .unwrap_or(u32::MAX)
         .saturating_add(ITEM_OVERHEAD)
 }

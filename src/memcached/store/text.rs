@@ -1,16 +1,15 @@
 //! The classic text commands.
 
-use bytes::Bytes;
-
 use super::counters::Counter;
 use super::detail::DetailOp;
+use super::item::{ItemRef, Meta};
 use super::numeric;
 use super::output::Sink;
 use super::time::Expiry;
-use super::{Item, Lookup, Outcome, Store};
+use super::{Lookup, Outcome, Store};
+use crate::cache::KeyedOp;
 use crate::memcached::codec::value_header;
 use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, TooLarge};
-use crate::Op;
 
 /// The line for a store the cache could not hold.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
@@ -76,15 +75,16 @@ impl Store {
             }
             Request::Delete { key, noreply } => {
                 self.detail.record(key, DetailOp::Delete);
-                let response = match self.cache.remove(*key) {
-                    Some(item) if self.is_live(&item) => {
-                        self.counters.bump(Counter::DeleteHits);
-                        Response::Deleted
-                    }
-                    _ => {
-                        self.counters.bump(Counter::DeleteMisses);
-                        Response::NotFound
-                    }
+                let deleted = self.cache.compute_keyed(*key, |cur| match self.live(cur) {
+                    (Some(_), _) => (KeyedOp::Remove, true),
+                    (None, dead) => (nop(dead), false),
+                });
+                let response = if deleted {
+                    self.counters.bump(Counter::DeleteHits);
+                    Response::Deleted
+                } else {
+                    self.counters.bump(Counter::DeleteMisses);
+                    Response::NotFound
                 };
                 reply(out, *noreply, response);
             }
@@ -110,7 +110,7 @@ impl Store {
             } => {
                 self.counters.bump(Counter::CmdTouch);
                 let expiry = self.time.expiry(*exptime, now);
-                let response = if self.touch(key, expiry, now).is_some() {
+                let response = if self.touch(key, expiry, |_| ()).is_some() {
                     self.counters.bump(Counter::TouchHits);
                     Response::Touched
                 } else {
@@ -193,12 +193,15 @@ impl Store {
 
     fn get_one<S: Sink>(&self, key: &[u8], cas: bool, now: u64, out: &mut S) {
         self.counters.bump(Counter::CmdGet);
-        match self.lookup(key, true) {
-            Lookup::Hit(item) => {
+        let secs = self.time.uptime_secs(now);
+        let found = self.read(key, true, |item| {
+            item.meta.record_fetch(secs);
+            write_value(out, key, &item, cas);
+        });
+        match found {
+            Lookup::Hit(()) => {
                 self.counters.bump(Counter::GetHits);
                 self.detail.record(key, DetailOp::Get { hit: true });
-                item.record_fetch(self.time.uptime_secs(now));
-                write_value(out, key, &item, cas);
             }
             Lookup::Miss => {
                 self.counters.bump(Counter::GetMisses);
@@ -221,12 +224,15 @@ impl Store {
         out: &mut S,
     ) {
         self.counters.bump(Counter::CmdTouch);
-        match self.touch(key, expiry, now) {
-            Some(item) => {
+        let secs = self.time.uptime_secs(now);
+        let found = self.touch(key, expiry, |item| {
+            item.meta.record_fetch(secs);
+            write_value(out, key, &item, cas);
+        });
+        match found {
+            Some(()) => {
                 self.counters.bump(Counter::TouchHits);
                 self.detail.record(key, DetailOp::Get { hit: true });
-                item.record_fetch(self.time.uptime_secs(now));
-                write_value(out, key, &item, cas);
             }
             None => {
                 self.counters.bump(Counter::TouchMisses);
@@ -235,21 +241,24 @@ impl Store {
         }
     }
 
-    /// Sets the expiry of a live item; returns it. An `Expired` expiry removes
-    /// it (the caller still gets the item, as `gat` returns the value).
-    pub(super) fn touch(&self, key: &[u8], expiry: Expiry, now: u64) -> Option<Item> {
-        self.cache.compute(Bytes::copy_from_slice(key), |cur| {
+    /// Sets the expiry of a live item, after running `f` on it (under the
+    /// shard's write lock); `None` if there is none. An `Expired` expiry
+    /// removes it (`f` still sees it, as `gat` returns the value).
+    pub(super) fn touch<R>(
+        &self,
+        key: &[u8],
+        expiry: Expiry,
+        f: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> Option<R> {
+        self.cache.compute_keyed(key, |cur| {
             let (live, dead) = self.live(cur);
             match live {
                 Some(item) => {
                     let op = match expiry {
-                        Expiry::Expired => Op::Remove,
-                        e => {
-                            item.set_expires_at(e.deadline(now));
-                            Op::SetTtl(e.ttl())
-                        }
+                        Expiry::Expired => KeyedOp::Remove,
+                        e => KeyedOp::SetTtl(e.ttl()),
                     };
-                    (op, Some(item.clone()))
+                    (op, Some(f(item)))
                 }
                 None => (nop(dead), None),
             }
@@ -290,50 +299,41 @@ impl Store {
             }
             return StoreResult::OutOfMemory;
         }
-        let value = Bytes::copy_from_slice(data);
-        let fresh = |value: Bytes| {
-            self.new_item(
-                value,
-                flags,
-                None,
-                expiry.deadline(now),
-                self.fresh_state(now),
-            )
-        };
-        let key_bytes = Bytes::copy_from_slice(key);
+        let fresh = || self.new_block(key, &[data], flags, None);
+        let state = self.fresh_state(now);
         let result = match command {
             StoreCommand::Set => {
                 match expiry {
                     Expiry::Expired => self.forget(key),
-                    Expiry::Never => self.cache.insert(key_bytes, fresh(value)),
+                    Expiry::Never => self.cache.insert(fresh(), Meta::new(state)),
                     Expiry::After(ms) => self.cache.insert_with_ttl(
-                        key_bytes,
-                        fresh(value),
+                        fresh(),
+                        Meta::new(state),
                         std::time::Duration::from_millis(ms),
                     ),
                 }
                 StoreResult::Stored
             }
-            StoreCommand::Add => self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                (Some(_), _) => (Op::Nop, StoreResult::NotStored),
+            StoreCommand::Add => self.cache.compute_keyed(key, |cur| match self.live(cur) {
+                (Some(_), _) => (KeyedOp::Nop, StoreResult::NotStored),
                 (None, dead) => match expiry {
                     Expiry::Expired => (nop(dead), StoreResult::Stored),
-                    e => (Op::PutWithTtl(fresh(value), e.ttl()), StoreResult::Stored),
+                    e => (Self::put(e, fresh(), state), StoreResult::Stored),
                 },
             }),
-            StoreCommand::Replace => self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                (Some(_), _) => (Self::put(expiry, fresh(value)), StoreResult::Stored),
+            StoreCommand::Replace => self.cache.compute_keyed(key, |cur| match self.live(cur) {
+                (Some(_), _) => (Self::put(expiry, fresh(), state), StoreResult::Stored),
                 (None, dead) => (nop(dead), StoreResult::NotStored),
             }),
             StoreCommand::Cas { unique } => {
-                self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                    (Some(old), _) if old.cas() == unique => {
+                self.cache.compute_keyed(key, |cur| match self.live(cur) {
+                    (Some(old), _) if old.block.cas() == unique => {
                         self.counters.bump(Counter::CasHits);
-                        (Self::put(expiry, fresh(value)), StoreResult::Stored)
+                        (Self::put(expiry, fresh(), state), StoreResult::Stored)
                     }
                     (Some(_), _) => {
                         self.counters.bump(Counter::CasBadval);
-                        (Op::Nop, StoreResult::Exists)
+                        (KeyedOp::Nop, StoreResult::Exists)
                     }
                     (None, dead) => {
                         self.counters.bump(Counter::CasMisses);
@@ -343,11 +343,10 @@ impl Store {
             }
             StoreCommand::Append | StoreCommand::Prepend => {
                 let prepend = command == StoreCommand::Prepend;
-                self.cache.compute(key_bytes, |cur| match self.live(cur) {
-                    (Some(old), _) => match self.concat(key.len(), old, &value, prepend, None, now)
-                    {
-                        Some(item) => (Op::Put(item), StoreResult::Stored),
-                        None => (Op::Nop, StoreResult::NotStored),
+                self.cache.compute_keyed(key, |cur| match self.live(cur) {
+                    (Some(old), _) => match self.concat(&old, data, prepend, None, now) {
+                        Some(op) => (op, StoreResult::Stored),
+                        None => (KeyedOp::Nop, StoreResult::NotStored),
                     },
                     (None, dead) => (nop(dead), StoreResult::NotStored),
                 })
@@ -363,32 +362,24 @@ impl Store {
     /// CAS. `None` if the result would be too large to store.
     pub(super) fn concat(
         &self,
-        key_len: usize,
-        old: &Item,
+        old: &ItemRef<'_>,
         data: &[u8],
         prepend: bool,
         cas: Option<u64>,
         now: u64,
-    ) -> Option<Item> {
-        let old_value = old.value();
-        if !self.fits(key_len, old_value.len() + data.len()) {
+    ) -> Option<KeyedOp<super::Block, Meta>> {
+        let (key, old_value) = (old.block.key(), old.block.value());
+        if !self.fits(key.len(), old_value.len() + data.len()) {
             return None;
         }
-        let mut joined = Vec::with_capacity(old_value.len() + data.len());
-        if prepend {
-            joined.extend_from_slice(data);
-            joined.extend_from_slice(old_value);
+        let parts = if prepend {
+            [data, old_value]
         } else {
-            joined.extend_from_slice(old_value);
-            joined.extend_from_slice(data);
-        }
-        Some(self.new_item(
-            Bytes::from(joined),
-            old.flags(),
-            cas,
-            old.expires_at(),
-            self.fresh_state(now) | old.sticky_bits(),
-        ))
+            [old_value, data]
+        };
+        let block = self.new_block(key, &parts, old.block.flags(), cas);
+        let state = self.fresh_state(now) | old.meta.sticky_bits();
+        Some(Self::replace(block, state))
     }
 
     fn arithmetic(&self, op: ArithmeticOp, key: &[u8], delta: u64, now: u64) -> Arith {
@@ -396,19 +387,17 @@ impl Store {
             ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
-        let result = self
-            .cache
-            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
-                (Some(old), _) => match numeric::apply(op, old.value(), delta) {
-                    Some((n, value)) => {
-                        let state = self.fresh_state(now) | old.sticky_bits();
-                        let item = self.new_item(value, old.flags(), None, old.expires_at(), state);
-                        (Op::Put(item), Arith::Value(n))
-                    }
-                    None => (Op::Nop, Arith::NonNumeric),
-                },
-                (None, dead) => (nop(dead), Arith::NotFound),
-            });
+        let result = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
+                Some((n, value)) => {
+                    let state = self.fresh_state(now) | old.meta.sticky_bits();
+                    let block = self.new_block(key, &[&value], old.block.flags(), None);
+                    (Self::replace(block, state), Arith::Value(n))
+                }
+                None => (KeyedOp::Nop, Arith::NonNumeric),
+            },
+            (None, dead) => (nop(dead), Arith::NotFound),
+        });
         match result {
             Arith::Value(_) => self.counters.bump(hits),
             Arith::NotFound => self.counters.bump(misses),
@@ -430,17 +419,23 @@ impl Store {
 }
 
 /// Leaves the entry alone, unless it is a flushed item, which goes.
-pub(super) fn nop(dead: bool) -> Op<Item> {
+pub(super) fn nop(dead: bool) -> KeyedOp<super::Block, Meta> {
     if dead {
-        Op::Remove
+        KeyedOp::Remove
     } else {
-        Op::Nop
+        KeyedOp::Nop
     }
 }
 
-fn write_value<S: Sink>(out: &mut S, key: &[u8], item: &Item, cas: bool) {
-    let (flags, data) = (item.flags(), item.value());
-    value_header(out.lines(), key, flags, data.len(), cas.then(|| item.cas()));
-    out.value(data);
+fn write_value<S: Sink>(out: &mut S, key: &[u8], item: &ItemRef<'_>, cas: bool) {
+    let b = item.block;
+    value_header(
+        out.lines(),
+        key,
+        b.flags(),
+        b.value().len(),
+        cas.then(|| b.cas()),
+    );
+    b.write_value(out);
     out.lines().extend_from_slice(b"\r\n");
 }
