@@ -15,6 +15,10 @@ use crate::sync::AtomicU32;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Slot vectors of unknown final size double up to this many slots, then grow by
+/// an eighth.
+const GENTLE_FROM: usize = 1024;
+
 /// The end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -209,9 +213,18 @@ impl<K, V> Slab<K, V> {
         if self.slots.len() == self.slots.capacity() {
             let cap = self.slots.capacity();
             // Double up to the expected size; past it (dead slots awaiting compaction
-            // can push a full shard over) grow by an eighth, still geometric.
-            let want = if cap < self.growth_cap {
-                (cap * 2).max(4).min(self.growth_cap)
+            // can push a full shard over), or past `GENTLE_FROM` slots when the size
+            // is not known (a weight bound), grow by an eighth, still geometric: a
+            // doubling leaves up to half the vector spare, which a weight-bounded
+            // store would have to charge its items for. Large vectors grow by
+            // `mremap` without copying.
+            let doubling_until = if self.growth_cap == usize::MAX {
+                GENTLE_FROM
+            } else {
+                self.growth_cap
+            };
+            let want = if cap < doubling_until {
+                (cap * 2).max(4).min(doubling_until)
             } else {
                 cap + (cap / 8).max(4)
             };

@@ -39,9 +39,9 @@ fn store(cfg: Cfg) -> (Store, ManualClock) {
     let config = match cfg {
         Cfg::Small => base,
         Cfg::Tiny => StoreConfig {
-            // One item of up to 43 bytes under a one-byte key fits (weight 160),
-            // not two small ones (112 each), nor one of 60 bytes (176).
-            memory_limit: 170,
+            // One item of up to 43 bytes under a one-byte key fits (at most
+            // 140), not two small ones (92 each), nor one of 60 bytes (156).
+            memory_limit: 140,
             max_item_size: 64,
             shards: None,
             ..base
@@ -866,12 +866,12 @@ const ERRORS_AND_MISC: &[Case] = &[
     case("stats items when empty", &[(b"stats items\r\n", b"END\r\n")]),
     case(
         "stats items reports every item in class 1",
-        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 112\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
+        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 92\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
     ),
     case("stats slabs when empty", &[(b"stats slabs\r\n", b"STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n")]),
     case(
         "stats slabs describes the store as one class of one-item pages",
-        &[SET_K, GET_K_HELLO, (b"stats slabs\r\n", b"STAT 1:chunk_size 32\r\nSTAT 1:chunks_per_page 1\r\nSTAT 1:total_pages 1\r\nSTAT 1:total_chunks 1\r\nSTAT 1:used_chunks 1\r\nSTAT 1:free_chunks 0\r\nSTAT 1:free_chunks_end 0\r\nSTAT 1:mem_requested 112\r\nSTAT 1:get_hits 1\r\nSTAT 1:cmd_set 1\r\nSTAT 1:delete_hits 0\r\nSTAT 1:incr_hits 0\r\nSTAT 1:decr_hits 0\r\nSTAT 1:cas_hits 0\r\nSTAT 1:cas_badval 0\r\nSTAT 1:touch_hits 0\r\nSTAT active_slabs 1\r\nSTAT total_malloced 112\r\nEND\r\n")],
+        &[SET_K, GET_K_HELLO, (b"stats slabs\r\n", b"STAT 1:chunk_size 32\r\nSTAT 1:chunks_per_page 1\r\nSTAT 1:total_pages 1\r\nSTAT 1:total_chunks 1\r\nSTAT 1:used_chunks 1\r\nSTAT 1:free_chunks 0\r\nSTAT 1:free_chunks_end 0\r\nSTAT 1:mem_requested 92\r\nSTAT 1:get_hits 1\r\nSTAT 1:cmd_set 1\r\nSTAT 1:delete_hits 0\r\nSTAT 1:incr_hits 0\r\nSTAT 1:decr_hits 0\r\nSTAT 1:cas_hits 0\r\nSTAT 1:cas_badval 0\r\nSTAT 1:touch_hits 0\r\nSTAT active_slabs 1\r\nSTAT total_malloced 92\r\nEND\r\n")],
     ),
     case(
         "stats settings",
@@ -1405,7 +1405,7 @@ const META: &[Case] = &[
             (b"ms k 1 T30\r\nx\r\n", b"HD\r\n"),
             (
                 b"me k\r\n",
-                b"ME k exp=30 la=0 cas=1 fetch=no cls=1 size=112\r\n",
+                b"ME k exp=30 la=0 cas=1 fetch=no cls=1 size=92\r\n",
             ),
         ],
     ),
@@ -1417,7 +1417,7 @@ const META: &[Case] = &[
             (b"@advance 3", b""),
             (
                 b"me k\r\n",
-                b"ME k exp=-1 la=3 cas=1 fetch=yes cls=1 size=112\r\n",
+                b"ME k exp=-1 la=3 cas=1 fetch=yes cls=1 size=92\r\n",
             ),
         ],
     ),
@@ -1428,7 +1428,7 @@ const META: &[Case] = &[
             (b"ms Zm9v 1 b\r\nx\r\n", b"HD\r\n"),
             (
                 b"me Zm9v b\r\n",
-                b"ME Zm9v exp=-1 la=0 cas=1 fetch=no cls=1 size=112\r\n",
+                b"ME Zm9v exp=-1 la=0 cas=1 fetch=no cls=1 size=92\r\n",
             ),
         ],
     ),
@@ -1622,8 +1622,8 @@ fn stats_count_gets_hits_and_misses() {
     assert_eq!(stat(&store, "cmd_set"), 1);
     assert_eq!(stat(&store, "curr_items"), 1);
     assert_eq!(stat(&store, "total_items"), 1);
-    // "a" with a one-byte value: a 19-byte block (32 as malloc rounds it) + 80.
-    assert_eq!(stat(&store, "bytes"), 112);
+    // "a" with a one-byte value: a 6-byte block (32 as malloc rounds it) + 60.
+    assert_eq!(stat(&store, "bytes"), 92);
     assert_eq!(stat(&store, "limit_maxbytes"), 1 << 20);
 }
 

@@ -34,13 +34,15 @@ use super::output::Sink;
 /// |---|---|
 /// | the slot: block pointer and length 16, state word 8, hash, deadline, policy word, link 16 | 40 |
 /// | index (twelve 5-byte slots per 64-byte line, at most 85% full, half full just after doubling) | 6–12 |
-/// | policy state (ghost fingerprints, queue vectors), averaged | ~8 |
-/// | slot vector growth: capacity doubles, so up to one spare slot per entry | 0–40 |
+/// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// The charge is the steady state plus half the growth slack. The slot
-/// vector's unused capacity is address space the kernel has not backed yet,
-/// so it shows in the counting allocator but not in the resident set.
-pub const ITEM_OVERHEAD: u32 = 80;
+/// Measured from the outside, `larder-server -m 64` filled with 10- and
+/// 100-byte values holds 46 and 42 bytes of resident memory per item beyond
+/// its block (`benches/memory_vs_memcached.py`: RSS less the empty server's
+/// 3.4 MB, over the items held). The slot vector's capacity doubles as a
+/// shard grows; its unused part is address space the kernel has not backed,
+/// which a counting allocator sees and the resident set does not.
+pub const ITEM_OVERHEAD: u32 = 60;
 
 /// Values this long or longer are kept apart from the item's header, in a
 /// buffer replies share instead of copying.
@@ -48,8 +50,9 @@ pub(crate) const LARGE_FROM: usize = 4096;
 
 /// Header bytes before the key: the key's length.
 const KEY_AT: usize = 1;
-/// Header bytes after the key: client flags (4), CAS (8), flush epoch (4).
-const FIELDS: usize = 16;
+/// The most header bytes after the key: client flags, CAS and flush epoch
+/// as LEB128 varints (5, 10 and 5 bytes at most).
+const MAX_FIELDS: usize = 20;
 
 /// Low 32 bits of the state: second of the last access, counted from the
 /// store's start.
@@ -68,9 +71,11 @@ pub(crate) const MAX_KEY: usize = u8::MAX as usize;
 /// allocation, or, for a large value, the header and key with the value
 /// beside them.
 ///
-/// Layout: `[key length: u8][key][flags: u32][cas: u64][epoch: u32][value]`,
-/// little-endian. A block compares and hashes as its key, so the cache finds
-/// it by a `&[u8]`.
+/// Layout: `[key length: u8][key][flags][cas][epoch][value]`, the three
+/// fields as LEB128 varints: most items have flags 0 and a CAS far below
+/// 2^64, so the header after the key is usually 4 to 7 bytes, not 16, which
+/// often moves a small item into a smaller malloc size class. A block
+/// compares and hashes as its key, so the cache finds it by a `&[u8]`.
 pub(crate) enum Block {
     Inline(Box<[u8]>),
     Large(Box<Large>),
@@ -99,14 +104,16 @@ impl Block {
     pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
         let key_len = u8::try_from(head.key.len()).expect("key checked by the store");
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        let head_len = KEY_AT + head.key.len() + FIELDS;
+        let mut fields = [0; MAX_FIELDS];
+        let mut n = put_varint(&mut fields, 0, u64::from(head.flags));
+        n = put_varint(&mut fields, n, head.cas);
+        n = put_varint(&mut fields, n, u64::from(head.epoch));
+        let head_len = KEY_AT + head.key.len() + n;
         let inline = value_len < LARGE_FROM;
         let mut buf = Vec::with_capacity(head_len + if inline { value_len } else { 0 });
         buf.push(key_len);
         buf.extend_from_slice(head.key);
-        buf.extend_from_slice(&head.flags.to_le_bytes());
-        buf.extend_from_slice(&head.cas.to_le_bytes());
-        buf.extend_from_slice(&head.epoch.to_le_bytes());
+        buf.extend_from_slice(&fields[..n]);
         if inline {
             for part in parts {
                 buf.extend_from_slice(part);
@@ -162,33 +169,44 @@ impl Block {
         &self.head()[KEY_AT..self.fields_at()]
     }
 
-    fn field<const N: usize>(&self, offset: usize) -> [u8; N] {
-        let at = self.fields_at() + offset;
-        let mut out = [0; N];
-        out.copy_from_slice(&self.head()[at..at + N]);
-        out
+    /// Flags, CAS, epoch, and where the header ends.
+    fn fields(&self) -> (u32, u64, u32, usize) {
+        let head = self.head();
+        let (flags, at) = get_varint(head, self.fields_at());
+        let (cas, at) = get_varint(head, at);
+        let (epoch, at) = get_varint(head, at);
+        // Both were written from `u32`s.
+        (flags as u32, cas, epoch as u32, at)
     }
 
     /// The client flags.
     pub(crate) fn flags(&self) -> u32 {
-        u32::from_le_bytes(self.field(0))
+        self.fields().0
     }
 
     /// The CAS unique.
     pub(crate) fn cas(&self) -> u64 {
-        u64::from_le_bytes(self.field(4))
+        self.fields().1
     }
 
     /// The store's flush epoch when the item was made (see `Store::flush_now`).
     pub(crate) fn epoch(&self) -> u32 {
-        u32::from_le_bytes(self.field(12))
+        self.fields().2
     }
 
     /// The value.
     pub(crate) fn value(&self) -> &[u8] {
         match self {
-            Block::Inline(b) => &b[self.fields_at() + FIELDS..],
+            Block::Inline(b) => &b[self.fields().3..],
             Block::Large(l) => &l.value,
+        }
+    }
+
+    /// What this block costs on the heap, allocator rounding included.
+    pub(crate) fn cost(&self) -> usize {
+        match self {
+            Block::Inline(b) => alloc_size(b.len()),
+            Block::Large(l) => large_cost(l.head.len(), l.value.len()),
         }
     }
 
@@ -209,19 +227,51 @@ impl Block {
     }
 }
 
-/// What a block of this key and value length costs on the heap, allocator
-/// rounding included.
+/// The most a block of this key and value length can cost on the heap,
+/// allocator rounding included, whatever its fields (for checks made before
+/// the block exists; the weigher charges each block as built, [`Block::cost`]).
 pub(crate) fn block_cost(key_len: usize, value_len: usize) -> usize {
-    let head = KEY_AT + key_len + FIELDS;
+    let head = KEY_AT + key_len + MAX_FIELDS;
     if value_len < LARGE_FROM {
         alloc_size(head + value_len)
     } else {
-        // The box, the header, the value, and the value's shared-owner record
-        // (made by its first shared reply).
-        alloc_size(std::mem::size_of::<Large>())
-            + alloc_size(head)
-            + alloc_size(value_len)
-            + alloc_size(3 * std::mem::size_of::<usize>())
+        large_cost(head, value_len)
+    }
+}
+
+/// The box, the header, the value, and the value's shared-owner record (made
+/// by its first shared reply).
+fn large_cost(head_len: usize, value_len: usize) -> usize {
+    alloc_size(std::mem::size_of::<Large>())
+        + alloc_size(head_len)
+        + alloc_size(value_len)
+        + alloc_size(3 * std::mem::size_of::<usize>())
+}
+
+/// Writes `v` as a LEB128 varint at `buf[at..]`; returns where it ends.
+fn put_varint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        buf[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    buf[at] = v as u8;
+    at + 1
+}
+
+/// Reads a LEB128 varint from `buf[at..]` (written by [`put_varint`]);
+/// returns it and where it ends.
+fn get_varint(buf: &[u8], mut at: usize) -> (u64, usize) {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = buf[at];
+        at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (v, at);
+        }
+        shift += 7;
     }
 }
 
@@ -396,11 +446,24 @@ mod tests {
 
     #[test]
     fn a_block_keeps_every_field() {
+        let extremes = Head {
+            key: &[b'k'; MAX_KEY],
+            flags: u32::MAX,
+            cas: u64::MAX,
+            epoch: u32::MAX,
+        };
+        let b = Block::new(extremes, &[b"v"]);
+        assert_eq!((b.key(), b.value()), (&[b'k'; MAX_KEY][..], &b"v"[..]));
+        assert_eq!(
+            (b.flags(), b.cas(), b.epoch()),
+            (u32::MAX, u64::MAX, u32::MAX)
+        );
         for len in [0, 1, 100, LARGE_FROM - 1, LARGE_FROM, 3 * LARGE_FROM] {
             let value = vec![b'x'; len];
             let b = Block::new(head(b"key"), &[&value[..len / 2], &value[len / 2..]]);
             assert_eq!(b.key(), b"key");
             assert_eq!((b.flags(), b.cas(), b.epoch()), (0xdead_beef, 42, 7));
+            assert!(b.cost() >= len);
             assert_eq!(b.value(), &value[..]);
             assert_eq!(matches!(b, Block::Large(_)), len >= LARGE_FROM);
             let c = b.with_cas(9, 8);
@@ -422,13 +485,20 @@ mod tests {
 
     #[test]
     fn an_inline_block_is_one_allocation_of_its_charged_size() {
-        let b = Block::new(head(&[b'k'; 14]), &[&[b'v'; 100]]);
+        let typical = Head {
+            key: &[b'k'; 14],
+            flags: 0,
+            cas: 1 << 34,
+            epoch: 0,
+        };
+        let b = Block::new(typical, &[&[b'v'; 100]]);
         let Block::Inline(bytes) = &b else {
             panic!("small values are inline")
         };
-        assert_eq!(bytes.len(), 1 + 14 + 16 + 100);
-        assert_eq!(block_cost(14, 100), alloc_size(131));
-        assert_eq!(alloc_size(131), 144);
+        assert_eq!(bytes.len(), 1 + 14 + 1 + 5 + 1 + 100);
+        assert!(b.cost() <= block_cost(14, 100));
+        assert_eq!(alloc_size(122), 144);
+        assert_eq!(alloc_size(120), 128);
         assert_eq!(std::mem::size_of::<Block>(), 16);
     }
 }

@@ -14,7 +14,7 @@ use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
 use super::numeric::{self, Digits};
 use super::text::nop;
 use super::time::{remaining_secs, Expiry};
-use super::{weight, Block, Lookup, Store};
+use super::{Block, Lookup, Store, ITEM_OVERHEAD};
 use crate::cache::KeyedOp;
 use crate::memcached::{
     ArithmeticMode, ArithmeticOp, MetaFlag, MetaFlags, MetaReturn, MetaStatus, Response, SetMode,
@@ -559,7 +559,7 @@ impl Store {
                 cas: block.cas(),
                 fetched: state & FETCHED != 0,
                 class: 1,
-                size: u64::from(weight(key.len(), block.value().len())),
+                size: (block.cost() + ITEM_OVERHEAD as usize) as u64,
             }
             .write_to(out);
         });

@@ -324,7 +324,11 @@ impl Store {
         let listener_counters = Arc::clone(&counters);
         let cache = Cache::builder()
             .max_weight(config.memory_limit)
-            .weigher(|block: &Block, _: &Meta| weight(block.key().len(), block.value().len()))
+            .weigher(|block: &Block, _: &Meta| {
+                u32::try_from(block.cost())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(ITEM_OVERHEAD)
+            })
             .shards(shards)
             .policy(config.policy.clone())
             .clock(config.clock.clone())
@@ -609,8 +613,8 @@ impl Store {
     }
 }
 
-/// An item's weight: its block as the allocator rounds it, plus the fixed
-/// overhead in the cache.
+/// The most an item of these lengths can weigh: its block as the allocator
+/// rounds it, with the longest header, plus the fixed overhead in the cache.
 fn weight(key_len: usize, value_len: usize) -> u32 {
     u32::try_from(item::block_cost(key_len, value_len))
         .unwrap_or(u32::MAX)
