@@ -10,7 +10,9 @@ For each value size (10, 100, 1,000 and 10,000 bytes, and a mixed run of sizes
 drawn from 10 to 10,000 bytes) it starts both servers with the same -m on free
 loopback ports, fills each with the same items (14-byte keys, pipelined
 `set ... noreply`) until the item count stops growing, and prints items held,
-`bytes`, RSS and items per MB of -m. Each server is killed by its PID when its
+`bytes`, RSS, items per MB of -m, and the value bytes still held per byte of
+-m (asked key by key with `mg <key> s`: with mixed sizes the two servers keep
+different mixes, so item counts alone compare eviction as much as density). Each server is killed by its PID when its
 run ends. Items are written until the server has evicted for a while: the
 number of items written is 4 x (-m / item size), enough to reach a steady
 state with either server.
@@ -90,6 +92,18 @@ def fill(conn, sizes, count, seed):
     read_until(conn, b"MN\r\n")
 
 
+def value_bytes_held(conn, count):
+    """Sum of the value sizes still held, asked key by key with `mg <key> s`."""
+    total = 0
+    for start in range(0, count, 2000):
+        keys = range(start, min(start + 2000, count))
+        conn.sendall(b"".join(b"mg key:%010d s\r\n" % i for i in keys) + b"mn\r\n")
+        for line in read_until(conn, b"MN\r\n").split(b"\r\n"):
+            if line.startswith(b"HD "):
+                total += int(line.split()[1][1:])
+    return total
+
+
 def run(name, argv, sizes, memory_mb, seed):
     port = free_port()
     proc = subprocess.Popen(
@@ -106,7 +120,9 @@ def run(name, argv, sizes, memory_mb, seed):
         fill(conn, sizes, count, seed)
         s = stats(conn)
         items = int(s.get("curr_items", 0))
+        held = value_bytes_held(conn, count)
         return {
+            "values_mb": held / memory_mb / (1 << 20),
             "server": name,
             "items": items,
             "bytes": int(s.get("bytes", 0)),
@@ -139,16 +155,18 @@ def main():
         ("10,000 B", [10000]),
         ("mixed 10 B-10 KB", [10, 30, 100, 300, 1000, 3000, 10000]),
     ]
-    print(f"-m {args.memory_mb}: 14-byte keys, pipelined sets; RSS in MB")
-    print("| values | server | items held | `bytes` | RSS | items per MB of -m | vs memcached |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"-m {args.memory_mb}: 14-byte keys, pipelined sets; RSS in MiB")
+    print("| values | server | items held | `bytes` | RSS | items per MB of -m | vs memcached "
+          "| value bytes held per byte of -m |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, sizes in runs:
         results = [run(name, argv, sizes, args.memory_mb, 1) for name, argv in servers]
         base = results[0]["per_mb"] or 1
         for r in results:
             print(
                 f"| {label} | {r['server']} | {r['items']:,} | {r['bytes'] / 1e6:.1f} MB "
-                f"| {r['rss_kb'] / 1024:.1f} | {r['per_mb']:,.0f} | {r['per_mb'] / base:.2f}x |"
+                f"| {r['rss_kb'] / 1024:.1f} | {r['per_mb']:,.0f} | {r['per_mb'] / base:.2f}x "
+                f"| {r['values_mb']:.2f} |"
             )
         sys.stdout.flush()
 

@@ -465,6 +465,10 @@ where
     /// Stores `value` under `key` with the cache's default TTL, replacing any value
     /// the key had. Evicts as needed to stay within the capacity.
     ///
+    /// A replaced entry takes `key` as its key too (the two are equal; a key type
+    /// may carry data of its own), and the eviction listener sees the old key with
+    /// the old value. [`compute`](Self::compute) does the same.
+    ///
     /// If the entry is heavier than its shard's share of the capacity it is not
     /// stored (and any old value for the key is removed); the listener sees it as
     /// [`RemovalCause::Evicted`].

@@ -227,8 +227,10 @@ pub enum Outcome {
 ///
 /// **Locking behaviour:** each command takes the write lock (or, for plain
 /// reads, the read lock) of its key's shard, one key at a time; a multi-key
-/// `get` locks the keys' shards one after another. Replies are written after
-/// the lock is released. `flush_all` and `stats` lock every shard in turn.
+/// `get` locks the keys' shards one after another. A hit's reply is written
+/// from the item in place, under its shard's lock (a value of 4 KiB or more is
+/// shared with the reply instead of copied). `flush_all` and `stats` lock every
+/// shard in turn.
 ///
 /// ```
 /// use larder::memcached::{Session, Store, StoreConfig};
@@ -380,8 +382,9 @@ impl Store {
         &self.limits
     }
 
-    /// The item stored under `key`, as `get` would return it (counted as a
-    /// get, marks the item fetched).
+    /// A copy of the item stored under `key`, as `get` would return it
+    /// (counted as a get, marks the item fetched). The value is copied, or
+    /// shared if it is 4 KiB or more.
     ///
     /// **Locking behaviour:** the key's shard read lock (write lock under
     /// [`Policy::lru`]).
