@@ -2,7 +2,9 @@
 //! allocator checks that `ITEM_OVERHEAD` covers an item's true cost.
 //!
 //! The allocator sees requested sizes, not the allocator's own headers and
-//! rounding; `ITEM_OVERHEAD` budgets 48 bytes per item for those on top.
+//! rounding; the store charges each item's block as malloc rounds it (which
+//! covers those) plus `ITEM_OVERHEAD`. It does see the unused capacity of the
+//! slot vectors, which a resident-set measure would not.
 #![cfg(feature = "memcached")]
 
 use std::sync::{Mutex, PoisonError};
