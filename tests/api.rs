@@ -831,3 +831,57 @@ fn get_with_tells_the_policy_and_peek_with_does_not() {
     c.insert(5, 5); // evicts 3 (get_with made 2 recent)
     assert_eq!((c.peek(&1), c.peek(&2), c.peek(&3)), (None, Some(2), None));
 }
+
+/// A key with a payload that takes no part in equality: which copy a replace
+/// keeps is visible.
+#[derive(Clone, Debug)]
+struct Tagged(u32, &'static str);
+
+impl PartialEq for Tagged {
+    fn eq(&self, other: &Tagged) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Tagged {}
+
+impl std::hash::Hash for Tagged {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+#[test]
+fn a_replace_keeps_the_incoming_key_and_reports_the_old_one() {
+    for policy in policies() {
+        let gone = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&gone);
+        let cache: Cache<Tagged, u32> = Cache::builder()
+            .max_entries(10)
+            .policy(policy.clone())
+            .eviction_listener(move |k: &Tagged, v: &u32, c| {
+                sink.lock().unwrap().push((k.1, *v, c));
+            })
+            .build()
+            .unwrap();
+        cache.insert(Tagged(1, "first"), 10);
+        cache.insert(Tagged(1, "second"), 20);
+        cache.compute(Tagged(1, "third"), |cur| {
+            (Op::Put(cur.map_or(0, |e| *e.value()) + 1), ())
+        });
+        let mut stored = Vec::new();
+        cache.retain(|k, v| {
+            stored.push((k.1, *v));
+            true
+        });
+        assert_eq!(stored, [("third", 21)], "{policy:?}");
+        assert_eq!(
+            *gone.lock().unwrap(),
+            [
+                ("first", 10, RemovalCause::Replaced),
+                ("second", 20, RemovalCause::Replaced)
+            ],
+            "{policy:?}"
+        );
+    }
+}
