@@ -10,14 +10,19 @@
 //! naming the rule instead (as Caffeine throws on a recursive update). The
 //! uncontended path never reads the list, so hits pay nothing for the check.
 
-// loom's `thread_local!` takes no `const` initialiser.
-#![allow(clippy::missing_const_for_thread_local)]
-
-use crate::sync::thread_local;
 use std::cell::RefCell;
 
-thread_local! {
-    /// Addresses of the shards whose write lock this thread holds, innermost last.
+// A `const` initialiser spares every access the lazy-initialisation check (the
+// visitors enter and leave on every hit); loom's `thread_local!` takes none.
+#[cfg(not(larder_loom))]
+std::thread_local! {
+    /// Addresses of the shards whose lock this thread holds, innermost last.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(larder_loom)]
+loom::thread_local! {
+    /// Addresses of the shards whose lock this thread holds, innermost last.
     static HELD: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 
@@ -42,7 +47,10 @@ impl Drop for Held {
         // the thread is being torn down.
         let _ = HELD.try_with(|held| {
             let mut held = held.borrow_mut();
-            if let Some(at) = held.iter().rposition(|&a| a == self.0) {
+            // Guards almost always drop innermost first.
+            if held.last() == Some(&self.0) {
+                held.pop();
+            } else if let Some(at) = held.iter().rposition(|&a| a == self.0) {
                 held.remove(at);
             }
         });

@@ -14,7 +14,6 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, ThreadId};
-    pub(crate) use std::thread_local;
 
     /// parking_lot's `Condvar` with the guard passed by value, as loom wants it.
     #[derive(Debug, Default)]
@@ -39,7 +38,6 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
     pub(crate) use loom::sync::{Arc, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
     pub(crate) use loom::thread::{current as current_thread, ThreadId};
-    pub(crate) use loom::thread_local;
 
     /// A `Mutex` with parking_lot's guard-returning API, backed by loom.
     #[derive(Debug)]
