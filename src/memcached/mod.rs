@@ -35,6 +35,7 @@
 pub mod codec;
 mod store;
 
+pub use codec::binary;
 pub use codec::{
     parse, parse_get_rest, parse_streaming, AdminCommand, ArithmeticMode, ArithmeticOp, ErrorKind,
     GetRest, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request, Response,

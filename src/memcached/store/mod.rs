@@ -51,6 +51,7 @@
 //!   them through [`ServerStats`].
 
 mod admin;
+mod binary;
 mod counters;
 mod detail;
 mod item;

@@ -19,7 +19,7 @@ use crate::memcached::{
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Session {
-    swallow: usize,
+    pub(super) swallow: usize,
     /// Keys of the get (or get piece) at the head of the input already
     /// answered.
     resume: usize,
@@ -29,6 +29,8 @@ pub struct Session {
     long_get: Option<LongGet>,
     /// The input starts inside a refused line: drop it through its `\n`.
     skip_line: bool,
+    /// Set by the connection's first byte: `Some(true)` for binary.
+    binary: Option<bool>,
 }
 
 /// What a long get line's later pieces need from its start.
@@ -88,6 +90,28 @@ impl Session {
     /// ```
     pub fn is_resuming(&self) -> bool {
         self.resume > 0
+    }
+
+    /// Whether the connection speaks the binary protocol: decided by its
+    /// first byte (`0x80`), as memcached decides, and kept for the
+    /// connection's life. `None` until a byte has arrived.
+    ///
+    /// ```
+    /// use larder::memcached::{Session, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let mut session = Session::new();
+    /// assert_eq!(session.is_binary(), None);
+    /// let _ = store.process(&mut session, b"version\r\n", &mut Vec::new());
+    /// assert_eq!(session.is_binary(), Some(false));
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn is_binary(&self) -> Option<bool> {
+        self.binary
+    }
+
+    pub(super) fn output_limit(&self) -> Option<usize> {
+        self.output_limit
     }
 
     /// Changes the output limit (see [`Session::with_output_limit`]) for
@@ -160,6 +184,12 @@ impl Store {
     }
 
     fn process_with<S: Sink>(&self, session: &mut Session, input: &[u8], out: &mut S) -> Progress {
+        if session.binary.is_none() && !input.is_empty() {
+            session.binary = Some(input[0] == crate::memcached::binary::REQUEST_MAGIC);
+        }
+        if session.binary == Some(true) {
+            return self.process_binary(session, input, out);
+        }
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
         let outcome = loop {
