@@ -588,7 +588,8 @@ pub(crate) fn write_header<B: BufMut>(
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The first byte is not `0x80`. memcached closes without a reply.
+    /// The first byte of a complete header is not `0x80`. memcached closes
+    /// without a reply.
     BadMagic,
     /// An opcode larder does not know: answered `Unknown command`, the body
     /// skipped, and the connection continues.
@@ -764,20 +765,17 @@ impl Header {
 /// # Ok::<(), binary::Error>(())
 /// ```
 pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Status<Request<'a>>, Error> {
-    match input.first() {
-        None => return Ok(Status::Partial),
-        Some(&REQUEST_MAGIC) => {}
-        Some(_) => {
-            return Err(Error {
-                kind: ErrorKind::BadMagic,
-                opcode: 0,
-                opaque: 0,
-                discard: 0,
-            })
-        }
-    }
+    // Like memcached, look at the magic byte once the whole header is in.
     if input.len() < HEADER_LEN {
         return Ok(Status::Partial);
+    }
+    if input[0] != REQUEST_MAGIC {
+        return Err(Error {
+            kind: ErrorKind::BadMagic,
+            opcode: 0,
+            opaque: 0,
+            discard: 0,
+        });
     }
     let header = Header::read(input);
     // memcached's order: lengths, then key length, then the opcode.
