@@ -594,8 +594,8 @@ pub enum ErrorKind {
     /// An opcode larder does not know: answered `Unknown command`, the body
     /// skipped, and the connection continues.
     UnknownCommand,
-    /// Key and extras longer than the whole body: answered `Unknown command`
-    /// with opaque 0, then the connection is closed.
+    /// Key and extras longer than the whole body: answered `Unknown command`,
+    /// then the connection is closed.
     BadBodyLength,
     /// A key longer than [`Limits::max_key_len`]: `Invalid arguments`, then
     /// close.
@@ -657,7 +657,6 @@ impl Error {
     pub const fn response(&self) -> Option<Response<'static>> {
         match self.kind {
             ErrorKind::BadMagic => None,
-            ErrorKind::BadBodyLength => Some(Response::error(self.opcode, 0, self.status())),
             _ => Some(Response::error(self.opcode, self.opaque, self.status())),
         }
     }

@@ -10,10 +10,8 @@
 //! CAS on a missing key is `Not found`), and `APPEND`/`PREPEND`/`DELETE`/
 //! `INCREMENT`/`DECREMENT` check it too; `INCREMENT`/`DECREMENT` create a
 //! missing counter unless the expiration is [`NO_AUTOVIVIFY`]. Expirations
-//! follow the text rules, read as memcached 1.6 reads them over binary:
-//! unsigned for stores and touches (a "negative" one is a far-future
-//! absolute time), signed for a counter `INCREMENT` creates (a negative one
-//! expires it at once).
+//! follow the text rules, read as unsigned 32-bit numbers, as memcached 1.6
+//! reads them over binary (a "negative" one is a far-future absolute time).
 //!
 //! `STAT` answers the same groups as text `stats`, one packet per statistic
 //! and an empty packet at the end; a group text answers with an error is
@@ -358,9 +356,7 @@ impl Store {
                     if exptime == NO_AUTOVIVIFY {
                         return (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND));
                     }
-                    // memcached reads this one expiration as signed (a
-                    // store's as unsigned): "negative" creates nothing.
-                    let expiry = self.time.expiry(i64::from(exptime as i32), now);
+                    let expiry = self.time.expiry(i64::from(exptime), now);
                     let value = Bytes::copy_from_slice(Digits::new(initial).as_bytes());
                     let state = self.fresh_state(now);
                     let item = self.new_item(value, 0, None, expiry.deadline(now), state);
