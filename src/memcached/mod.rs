@@ -2,7 +2,9 @@
 //!
 //! This module speaks memcached's ASCII protocols — the classic text commands
 //! (`set`, `get`, `incr`, …) and the meta commands (`mg`, `ms`, `md`, `ma`,
-//! `mn`, `me`) — so that memcached clients can use a larder cache.
+//! `mn`, `me`) — and its binary protocol ([`binary`]), so that memcached
+//! clients can use a larder cache. [`Store::process`] tells them apart by a
+//! connection's first byte, as memcached does.
 //!
 //! It is split in two layers:
 //!

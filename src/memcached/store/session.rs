@@ -136,6 +136,10 @@ impl Store {
     /// Parses and executes every complete request at the start of `input`,
     /// appending the replies to `out`.
     ///
+    /// The session's first byte picks the protocol, as in memcached: `0x80`
+    /// makes it a binary connection for good ([`binary`](crate::memcached::binary),
+    /// [`Store::execute_binary`]); anything else, text and meta.
+    ///
     /// Handles what [`parse_streaming`] leaves to its caller: a [`Request::TooLarge`]
     /// or a rejected `ms` whose data block reaches past `input` is skipped
     /// as it arrives (remembered in `session`), errors are answered with
