@@ -73,71 +73,72 @@ pub const NO_AUTOVIVIFY: u32 = 0xffff_ffff;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Opcode {
     /// `0x00` GET.
-    Get,
+    Get = 0x00,
     /// `0x01` SET.
-    Set,
+    Set = 0x01,
     /// `0x02` ADD.
-    Add,
+    Add = 0x02,
     /// `0x03` REPLACE.
-    Replace,
+    Replace = 0x03,
     /// `0x04` DELETE.
-    Delete,
+    Delete = 0x04,
     /// `0x05` INCREMENT.
-    Increment,
+    Increment = 0x05,
     /// `0x06` DECREMENT.
-    Decrement,
+    Decrement = 0x06,
     /// `0x07` QUIT.
-    Quit,
+    Quit = 0x07,
     /// `0x08` FLUSH.
-    Flush,
+    Flush = 0x08,
     /// `0x09` GETQ: a miss sends nothing.
-    GetQ,
+    GetQ = 0x09,
     /// `0x0a` NOOP.
-    Noop,
+    Noop = 0x0a,
     /// `0x0b` VERSION.
-    Version,
+    Version = 0x0b,
     /// `0x0c` GETK: the response carries the key.
-    GetK,
+    GetK = 0x0c,
     /// `0x0d` GETKQ.
-    GetKQ,
+    GetKQ = 0x0d,
     /// `0x0e` APPEND.
-    Append,
+    Append = 0x0e,
     /// `0x0f` PREPEND.
-    Prepend,
+    Prepend = 0x0f,
     /// `0x10` STAT.
-    Stat,
+    Stat = 0x10,
     /// `0x11` SETQ.
-    SetQ,
+    SetQ = 0x11,
     /// `0x12` ADDQ.
-    AddQ,
+    AddQ = 0x12,
     /// `0x13` REPLACEQ.
-    ReplaceQ,
+    ReplaceQ = 0x13,
     /// `0x14` DELETEQ.
-    DeleteQ,
+    DeleteQ = 0x14,
     /// `0x15` INCREMENTQ.
-    IncrementQ,
+    IncrementQ = 0x15,
     /// `0x16` DECREMENTQ.
-    DecrementQ,
+    DecrementQ = 0x16,
     /// `0x17` QUITQ.
-    QuitQ,
+    QuitQ = 0x17,
     /// `0x18` FLUSHQ.
-    FlushQ,
+    FlushQ = 0x18,
     /// `0x19` APPENDQ.
-    AppendQ,
+    AppendQ = 0x19,
     /// `0x1a` PREPENDQ.
-    PrependQ,
+    PrependQ = 0x1a,
     /// `0x1c` TOUCH.
-    Touch,
+    Touch = 0x1c,
     /// `0x1d` GAT (get and touch).
-    Gat,
+    Gat = 0x1d,
     /// `0x1e` GATQ.
-    GatQ,
+    GatQ = 0x1e,
     /// `0x23` GATK.
-    GatK,
+    GatK = 0x23,
     /// `0x24` GATKQ.
-    GatKQ,
+    GatKQ = 0x24,
 }
 
 /// Every opcode with its wire byte, in wire order.
@@ -176,6 +177,17 @@ const OPCODES: [(u8, Opcode); 32] = [
     (0x24, Opcode::GatKQ),
 ];
 
+/// [`Opcode::from_u8`]'s table.
+const BY_BYTE: [Option<Opcode>; 256] = {
+    let mut table = [None; 256];
+    let mut i = 0;
+    while i < OPCODES.len() {
+        table[OPCODES[i].0 as usize] = Some(OPCODES[i].1);
+        i += 1;
+    }
+    table
+};
+
 impl Opcode {
     /// Every opcode, in wire order.
     pub fn all() -> impl Iterator<Item = Opcode> {
@@ -183,16 +195,14 @@ impl Opcode {
     }
 
     /// The opcode for a wire byte, if larder knows it.
-    pub fn from_u8(byte: u8) -> Option<Opcode> {
-        OPCODES.iter().find(|&&(b, _)| b == byte).map(|&(_, op)| op)
+    pub const fn from_u8(byte: u8) -> Option<Opcode> {
+        // A 256-entry table built at compile time: one load per request.
+        BY_BYTE[byte as usize]
     }
 
     /// The wire byte.
-    pub fn as_u8(self) -> u8 {
-        OPCODES
-            .iter()
-            .find(|&&(_, op)| op == self)
-            .map_or(0, |&(b, _)| b)
+    pub const fn as_u8(self) -> u8 {
+        self as u8
     }
 
     /// The loud twin of a quiet opcode (`GetQ` → `Get`, `GetKQ` → `GetK`,
@@ -220,7 +230,7 @@ impl Opcode {
     /// Whether this is a quiet opcode: success is not answered (for the
     /// get family, a miss is not answered and a hit is). Errors always are.
     pub const fn is_quiet(self) -> bool {
-        !matches!(self.base(), b if b as u8 == self as u8)
+        self.base() as u8 != self as u8
     }
 
     /// Whether a get-family response carries the key (`GETK`, `GETKQ`,
