@@ -190,6 +190,12 @@ const BY_BYTE: [Option<Opcode>; 256] = {
 
 impl Opcode {
     /// Every opcode, in wire order.
+    ///
+    /// ```
+    /// use larder::memcached::binary::Opcode;
+    ///
+    /// assert_eq!(Opcode::all().filter(|op| op.returns_key()).count(), 4);
+    /// ```
     pub fn all() -> impl Iterator<Item = Opcode> {
         OPCODES.iter().map(|&(_, op)| op)
     }
@@ -276,6 +282,25 @@ enum Layout {
 }
 
 /// The extras of a request, decoded.
+///
+/// ```
+/// use larder::memcached::binary::{self, Extras, Opcode, Request, NO_AUTOVIVIFY};
+/// use larder::memcached::{Limits, Status};
+///
+/// let incr = Request {
+///     key: b"hits",
+///     extras: Extras::Arithmetic { delta: 1, initial: 0, exptime: NO_AUTOVIVIFY },
+///     ..Request::bare(Opcode::Increment)
+/// };
+/// let mut wire = Vec::new();
+/// incr.write_to(&mut wire);
+/// assert_eq!(wire[4], 20, "extras length");
+/// let Status::Complete(parsed, _) = binary::parse(&wire, &Limits::default())? else {
+///     unreachable!()
+/// };
+/// assert_eq!(parsed.extras, incr.extras);
+/// # Ok::<(), binary::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Extras {
     /// No extras.
@@ -334,6 +359,14 @@ impl Extras {
 }
 
 /// A request's value.
+///
+/// ```
+/// use larder::memcached::binary::Value;
+///
+/// assert_eq!(Value::Data(b"abc").len(), 3);
+/// assert_eq!(Value::TooLarge(2 << 20).len(), 2 << 20);
+/// assert!(Value::Data(b"").is_empty());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Value<'a> {
     /// The value bytes (empty for commands without a value).
@@ -595,6 +628,17 @@ pub(crate) fn write_header<B: BufMut>(
 }
 
 /// How a malformed request ends, as memcached handles each case.
+///
+/// ```
+/// use larder::memcached::binary::{self, ErrorKind, Opcode, Request};
+/// use larder::memcached::Limits;
+///
+/// let mut wire = Vec::new();
+/// Request { key: &[b'k'; 251], ..Request::bare(Opcode::Get) }.write_to(&mut wire);
+/// let error = binary::parse(&wire, &Limits::default()).unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::KeyTooLong);
+/// assert!(error.is_fatal());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
