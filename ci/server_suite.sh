@@ -120,29 +120,24 @@ record() { # record NAME EXIT-CODE DETAIL
     if [ "$2" = 0 ]; then SUMMARY+=("PASS $1: $3"); else SUMMARY+=("FAIL $1: $3"); STATUS=1; fi
 }
 
-say "memcapable -a"
-start memcapable
-timeout 300 "$MEMCAPABLE" -a -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$WORK/memcapable.out"
-pass=$(grep -c '\[pass\]' "$WORK/memcapable.out")
-fail=$(grep -c '\[fail\]\|\[FAIL\]' "$WORK/memcapable.out")
-total=$(grep -c '^ascii ' "$WORK/memcapable.out")
-code=1
-if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$WORK/memcapable.out"; then
-    code=0
-fi
-record memcapable "$code" "$pass/$total ASCII tests passed"
-
-say "memcapable -b (binary protocol)"
-start memcapable-binary
-timeout 300 "$MEMCAPABLE" -b -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$WORK/memcapable-b.out"
-pass=$(grep -c '\[pass\]' "$WORK/memcapable-b.out")
-fail=$(grep -c '\[fail\]\|\[FAIL\]' "$WORK/memcapable-b.out")
-total=$(grep -c '^binary ' "$WORK/memcapable-b.out")
-code=1
-if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$WORK/memcapable-b.out"; then
-    code=0
-fi
-record memcapable-binary "$code" "$pass/$total binary tests passed"
+# memcapable_run NAME FLAG PREFIX LABEL: memcapable's ASCII (-a) or binary (-b)
+# tests on a fresh server; every test of the kind must pass.
+memcapable_run() {
+    local name=$1 flag=$2 prefix=$3 label=$4 out="$WORK/$1.out"
+    say "memcapable $flag"
+    start "$name"
+    timeout 300 "$MEMCAPABLE" "$flag" -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$out"
+    local pass fail total code=1
+    pass=$(grep -c '\[pass\]' "$out")
+    fail=$(grep -c '\[fail\]\|\[FAIL\]' "$out")
+    total=$(grep -c "^$prefix " "$out")
+    if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$out"; then
+        code=0
+    fi
+    record "$name" "$code" "$pass/$total $label tests passed"
+}
+memcapable_run memcapable -a ascii ASCII
+memcapable_run memcapable-binary -b binary binary
 
 say "binary conformance table against real memcached"
 LARDER_REQUIRE_MEMCACHED=1 timeout 900 cargo test --all-features --test memcached_binary \

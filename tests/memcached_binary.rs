@@ -706,6 +706,46 @@ fn every_case_holds_when_the_input_arrives_in_small_pieces() {
 }
 
 #[test]
+fn a_pipeline_of_quiet_gets_under_an_output_limit_is_answered_in_full_and_in_order() {
+    let store = test_store();
+    let value = [b'v'; 100];
+    let mut input = Vec::new();
+    for i in 0..100 {
+        input.extend(set(0x11, format!("k{i}").as_bytes(), &value, 0));
+    }
+    for i in 0..100 {
+        input.extend(keyed(0x0d, format!("k{i}").as_bytes()));
+    }
+    input.extend(op(0x0a));
+    let mut session = Session::new().with_output_limit(256);
+    let (mut rest, mut sent, mut calls) = (&input[..], Vec::new(), 0);
+    while !rest.is_empty() {
+        let mut out = Vec::new();
+        let progress = store.process(&mut session, rest, &mut out);
+        assert!(progress.consumed > 0, "stalled");
+        assert!(
+            out.len() < 256 + 200,
+            "the limit holds: {} bytes",
+            out.len()
+        );
+        sent.extend(out);
+        rest = &rest[progress.consumed..];
+        calls += 1;
+    }
+    assert!(calls > 10, "the limit paused the pipeline ({calls} calls)");
+    let mut replies = &sent[..];
+    for i in 0..100 {
+        let (raw, len) = read_response(replies).expect("a reply per key");
+        assert_eq!((raw.0, raw.1), (0x0d, 0));
+        assert_eq!(raw.3, format!("k{i}").into_bytes());
+        assert_eq!(raw.4, value);
+        replies = &replies[len..];
+    }
+    let (noop, len) = read_response(replies).expect("the noop");
+    assert_eq!((noop.0, len), (0x0a, replies.len()));
+}
+
+#[test]
 fn binary_commands_count_in_the_text_stats() {
     let store = test_store();
     let input = [
