@@ -746,6 +746,51 @@ fn a_pipeline_of_quiet_gets_under_an_output_limit_is_answered_in_full_and_in_ord
 }
 
 #[test]
+fn huge_declared_bodies_are_skipped_as_they_arrive_never_buffered() {
+    let store = test_store();
+    // An unknown opcode announcing a 4 GiB body, and a SET announcing 100 MiB.
+    let mut unknown = op(0x40);
+    unknown[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, &unknown, &mut out);
+    assert_eq!(progress.consumed, 24);
+    assert!(session.is_swallowing());
+    assert_eq!(out.len(), 24 + UNKNOWN.len());
+
+    let mut session = Session::new();
+    let mut set_huge = set(0x01, b"k", b"", 0);
+    set_huge[8..12].copy_from_slice(&(8 + 1 + (100u32 << 20)).to_be_bytes());
+    let mut input = set_huge.clone();
+    input.extend_from_slice(&[b'x'; 4096]);
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, &input, &mut out);
+    assert_eq!(
+        progress.consumed,
+        input.len(),
+        "the value's first bytes are skipped"
+    );
+    assert!(session.is_swallowing());
+    let (reply, _) = read_response(&out).unwrap();
+    assert_eq!((reply.1, &reply.4[..]), (3, &b"Too large."[..]));
+}
+
+#[test]
+fn a_text_connection_stays_text_when_a_later_byte_is_0x80() {
+    let store = test_store();
+    let mut session = Session::new();
+    let mut input = b"version\r\n".to_vec();
+    input.extend(op(0x0a));
+    input.extend_from_slice(b"\r\n");
+    let mut out = Vec::new();
+    let _ = store.process(&mut session, &input, &mut out);
+    assert_eq!(session.is_binary(), Some(false));
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("VERSION 1.6.0-test\r\n"), "{text}");
+    assert!(text.ends_with("ERROR\r\n"), "{text}");
+}
+
+#[test]
 fn binary_commands_count_in_the_text_stats() {
     let store = test_store();
     let input = [
