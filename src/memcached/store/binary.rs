@@ -16,6 +16,12 @@
 //! `STAT` answers the same groups as text `stats`, one packet per statistic
 //! and an empty packet at the end; a group text answers with an error is
 //! `Not found`; `detail dump` is one `detailed` packet, as in memcached.
+//!
+//! Where this differs from memcached 1.6.18: `STAT` also answers `conns`,
+//! `extstore` and `cachedump` (memcached answers those only over text);
+//! `VERBOSITY` with extras is `Unknown command` (memcached sends nothing);
+//! an unknown opcode's body is always skipped and the connection goes on
+//! (memcached sometimes stops answering after a small one).
 
 use bytes::Bytes;
 
