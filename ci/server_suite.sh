@@ -73,7 +73,7 @@ if ! find_pylibmc; then
 fi
 if ! find_pylibmc; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        libmemcached-dev zlib1g-dev build-essential >/dev/null
+        libmemcached-dev zlib1g-dev build-essential python3-dev >/dev/null
     PIP=(python3 -m pip install -q --disable-pip-version-check pylibmc)
     "${PIP[@]}" 2>/dev/null || "${PIP[@]}" --break-system-packages
 fi
