@@ -276,7 +276,8 @@ def binary_protocol_get_miss(s):
     # A binary connection (first byte 0x80) is answered in binary: a GET miss
     # is status 1 with memcached's message; the stray "\r\n" after it is the
     # start of an incomplete header, so nothing more comes.
-    header = struct.pack(">BBHBBHIIQ", 0x80, 0x00, 1, 0, 0, 0, 1, 7, 0) + b"k"
+    key = b"binary-protocol-miss"
+    header = struct.pack(">BBHBBHIIQ", 0x80, 0x00, len(key), 0, 0, 0, len(key), 7, 0) + key
     sock = connect(s.port)
     try:
         sock.sendall(header + b"\r\n")
