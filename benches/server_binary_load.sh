@@ -4,7 +4,8 @@
 # get/set of 100-byte values, N concurrent connections, `-B` (binary). The ASCII run
 # of the same load follows for reference. Then memcslap, binary and ASCII, on
 # flushed servers (4 threads, each sending N sets, or N gets of keys set before,
-# one request at a time): requests per second. The servers share CPU 0 (one is loaded at a
+# one request at a time): requests per second. Last, examples/loadgen.rs, the same
+# client for both protocols (`--binary 1` or 0), to tell binary's own cost apart. The servers share CPU 0 (one is loaded at a
 # time, each with the same thread count); memaslap runs on CPU 1 with one thread.
 # Each configuration runs twice, servers alternating.
 #
@@ -16,7 +17,7 @@ CONNS="${CONNS:-50}"
 THREADS="${THREADS:-1}"
 command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install memcached)"; exit 1; }
 command -v memcaslap >/dev/null || { echo "memcaslap is not installed (apt-get install libmemcached-tools)"; exit 1; }
-cargo build --release --features server --bin larder-server 2>&1 | tail -1
+cargo build --release --features server --bin larder-server --example loadgen 2>&1 | tail -1
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -53,6 +54,15 @@ for round in $(seq "${ROUNDS:-2}"); do
                 printf '%-14s memcslap %-6s %s round %s: %d requests in %s s: %d/s\n' "${server%%:*}" \
                     "$protocol" "$test" "$round" $((4 * N)) "$secs" "$(awk "BEGIN {print int(4 * $N / $secs)}")"
             done
+        done
+    done
+done
+for round in $(seq "${ROUNDS:-2}"); do
+    for binary in 1 0; do
+        for server in memcached:22124 larder-server:22125; do
+            printf '%-14s loadgen binary=%s round %s: ' "${server%%:*}" "$binary" "$round"
+            taskset -c 1 target/release/examples/loadgen --addr "127.0.0.1:${server#*:}" \
+                --conns "$CONNS" --seconds "$SECS" --binary "$binary"
         done
     done
 done
