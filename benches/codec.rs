@@ -3,6 +3,7 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use larder::memcached::binary::{Extras, Opcode, Request, Value};
 use larder::memcached::{Session, Store, StoreConfig};
 
 fn store_with(keys: usize) -> Store {
@@ -64,6 +65,37 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("get 100 keys", |b| {
         b.iter(|| run(&store, &mut session, multiget.as_bytes(), &mut out));
+    });
+    group.finish();
+
+    // The same requests over the binary protocol, on a binary session.
+    let mut binary = Session::new();
+    let encode = |request: Request<'_>| {
+        let mut wire = Vec::new();
+        request.write_to(&mut wire);
+        wire
+    };
+    let get = encode(Request {
+        key: b"key:42",
+        ..Request::bare(Opcode::Get)
+    });
+    let value = vec![b'x'; 100];
+    let set = encode(Request {
+        key: b"key:7",
+        extras: Extras::Store {
+            flags: 0,
+            exptime: 0,
+        },
+        value: Value::Data(&value),
+        ..Request::bare(Opcode::Set)
+    });
+    let mut group = c.benchmark_group("memcached binary");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("GET hit", |b| {
+        b.iter(|| run(&store, &mut binary, &get, &mut out));
+    });
+    group.bench_function("SET 100 B", |b| {
+        b.iter(|| run(&store, &mut binary, &set, &mut out));
     });
     group.finish();
 }

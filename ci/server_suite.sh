@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Server compatibility suites for larder-server, run by .ci/run:
-#   1. memcapable -a (libmemcached-tools): every ASCII test must pass
+#   1. memcapable -a and -b (libmemcached-tools): every ASCII and every
+#      binary test must pass
+#   1b. the binary conformance table against real memcached
+#      (tests/memcached_binary.rs), pylibmc with binary=True for every command
+#      family (tests/server_suite/pylibmc_binary.py), and libmemcached's
+#      replication over three servers, compared with three memcacheds
+#      (tests/server_suite/pylibmc_replicas.py)
 #   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
@@ -48,6 +54,34 @@ if [ -z "$MEMCAPABLE" ]; then
     exit 1
 fi
 
+say "installing pylibmc (Debian's python3-pylibmc, else PyPI)"
+# Debian's package installs for /usr/bin/python3, which may not be the
+# python3 on PATH; use whichever interpreter imports it.
+find_pylibmc() {
+    PYLIBMC_PY=""
+    for py in python3 /usr/bin/python3; do
+        if "$py" -c 'import pylibmc' >/dev/null 2>&1; then
+            PYLIBMC_PY=$py
+            return 0
+        fi
+    done
+    return 1
+}
+if ! find_pylibmc; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pylibmc >/dev/null
+fi
+if ! find_pylibmc; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        libmemcached-dev zlib1g-dev build-essential python3-dev >/dev/null
+    PIP=(python3 -m pip install -q --disable-pip-version-check pylibmc)
+    "${PIP[@]}" 2>/dev/null || "${PIP[@]}" --break-system-packages
+fi
+if ! find_pylibmc; then
+    echo "pylibmc could not be installed" >&2
+    exit 1
+fi
+
 say "installing collectd (memcached and write_prometheus plugins)"
 if ! command -v collectd >/dev/null || [ ! -f /usr/lib/collectd/write_prometheus.so ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -86,17 +120,44 @@ record() { # record NAME EXIT-CODE DETAIL
     if [ "$2" = 0 ]; then SUMMARY+=("PASS $1: $3"); else SUMMARY+=("FAIL $1: $3"); STATUS=1; fi
 }
 
-say "memcapable -a"
-start memcapable
-timeout 300 "$MEMCAPABLE" -a -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$WORK/memcapable.out"
-pass=$(grep -c '\[pass\]' "$WORK/memcapable.out")
-fail=$(grep -c '\[fail\]\|\[FAIL\]' "$WORK/memcapable.out")
-total=$(grep -c '^ascii ' "$WORK/memcapable.out")
-code=1
-if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$WORK/memcapable.out"; then
-    code=0
-fi
-record memcapable "$code" "$pass/$total ASCII tests passed"
+# memcapable_run NAME FLAG PREFIX LABEL: memcapable's ASCII (-a) or binary (-b)
+# tests on a fresh server; every test of the kind must pass.
+memcapable_run() {
+    local name=$1 flag=$2 prefix=$3 label=$4 out="$WORK/$1.out"
+    say "memcapable $flag"
+    start "$name"
+    timeout 300 "$MEMCAPABLE" "$flag" -h 127.0.0.1 -p "$PORT" -t 10 2>&1 | tee "$out"
+    local pass fail total code=1
+    pass=$(grep -c '\[pass\]' "$out")
+    fail=$(grep -c '\[fail\]\|\[FAIL\]' "$out")
+    total=$(grep -c "^$prefix " "$out")
+    if [ "$fail" = 0 ] && [ "$pass" -gt 0 ] && [ "$pass" = "$total" ] && grep -q 'All tests passed' "$out"; then
+        code=0
+    fi
+    record "$name" "$code" "$pass/$total $label tests passed"
+}
+memcapable_run memcapable -a ascii ASCII
+memcapable_run memcapable-binary -b binary binary
+
+say "binary conformance table against real memcached"
+LARDER_REQUIRE_MEMCACHED=1 timeout 900 cargo test --all-features --test memcached_binary \
+    2>&1 | tee "$WORK/binary-table.out"
+code=${PIPESTATUS[0]}
+record binary-table "$code" "$(grep -E '^test result' "$WORK/binary-table.out" | tail -1)"
+
+say "pylibmc, binary protocol"
+start pylibmc-binary
+timeout 300 "$PYLIBMC_PY" tests/server_suite/pylibmc_binary.py --port "$PORT" 2>&1 \
+    | tee "$WORK/pylibmc.out"
+code=${PIPESTATUS[0]}
+record pylibmc-binary "$code" "$(grep -E '^pylibmc-binary:' "$WORK/pylibmc.out" | tail -1 | sed 's/^pylibmc-binary: //')"
+
+say "libmemcached replication (3 servers, pylibmc binary, num_replicas=1)"
+timeout 600 "$PYLIBMC_PY" tests/server_suite/pylibmc_replicas.py \
+    --memcached-cmd "memcached -u $(id -un) -U 0 -l 127.0.0.1 -p {port}" \
+    --server-cmd "$BIN -p {port}" 2>&1 | tee "$WORK/replicas.out"
+code=${PIPESTATUS[0]}
+record replication "$code" "$(grep -E 'served by the replica' "$WORK/replicas.out" | tail -1 | sed 's/^replicas: //'); $(grep -E 'same keys' "$WORK/replicas.out" | sed 's/^replicas: //')"
 
 say "libmemcached tools"
 start tools

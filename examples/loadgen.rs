@@ -2,7 +2,8 @@
 //! of 100-byte values over a fixed key space, unpipelined (one request in
 //! flight per connection) or pipelined (a window of requests per write).
 //! Reports operations per second and p50/p99 latency (per request when
-//! unpipelined, per window when pipelined).
+//! unpipelined, per window when pipelined). `--binary 1` speaks memcached's
+//! binary protocol (`GET`/`SET`) instead of text.
 //!
 //! Sends only to the address given, which should be on this machine.
 //!
@@ -16,6 +17,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use larder::memcached::binary::{self, Extras, Opcode, Request, Value};
+use larder::memcached::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,6 +29,7 @@ struct Options {
     seconds: u64,
     pipeline: usize,
     keys: u64,
+    binary: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -35,6 +39,7 @@ fn options() -> Result<Options, String> {
         seconds: 5,
         pipeline: 1,
         keys: 10_000,
+        binary: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -46,6 +51,7 @@ fn options() -> Result<Options, String> {
             "--seconds" => o.seconds = value.parse().map_err(bad)?,
             "--pipeline" => o.pipeline = value.parse().map_err(bad)?,
             "--keys" => o.keys = value.parse().map_err(bad)?,
+            "--binary" => o.binary = value == "1",
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -73,6 +79,7 @@ async fn worker(
     id: u64,
     pipeline: usize,
     keys: u64,
+    binary: bool,
     end: Instant,
 ) -> std::io::Result<(u64, Vec<u32>)> {
     let mut stream = TcpStream::connect(addr).await?;
@@ -87,14 +94,36 @@ async fn worker(
         let mut terminators = 0;
         for _ in 0..pipeline {
             let key = rng.next() % keys;
-            if rng.next() % 10 == 0 {
+            let set = rng.next() % 10 == 0;
+            terminators += 1;
+            if binary {
+                let key = format!("key:{key}");
+                let request_for = |opcode| Request {
+                    key: key.as_bytes(),
+                    ..Request::bare(opcode)
+                };
+                let packet = if set {
+                    Request {
+                        extras: Extras::Store {
+                            flags: 0,
+                            exptime: 0,
+                        },
+                        value: Value::Data(&value),
+                        ..request_for(Opcode::Set)
+                    }
+                } else {
+                    request_for(Opcode::Get)
+                };
+                packet.write_to(&mut request);
+                continue;
+            }
+            if set {
                 request.extend_from_slice(format!("set key:{key} 0 0 100\r\n").as_bytes());
                 request.extend_from_slice(&value);
                 request.extend_from_slice(b"\r\n");
             } else {
                 request.extend_from_slice(format!("get key:{key}\r\n").as_bytes());
             }
-            terminators += 1;
         }
         let start = Instant::now();
         stream.write_all(&request).await?;
@@ -105,8 +134,16 @@ async fn worker(
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            // Count terminators across read boundaries.
             tail.extend_from_slice(&reply[..n]);
+            if binary {
+                // Count whole response packets.
+                while let Ok(Status::Complete(_, used)) = binary::parse_response(&tail) {
+                    tail.drain(..used);
+                    seen += 1;
+                }
+                continue;
+            }
+            // Count terminators across read boundaries.
             let mut from = 0;
             while let Some(at) = find_line(&tail[from..]) {
                 let line = &tail[from..from + at];
@@ -139,7 +176,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options().map_err(|e| {
         format!(
-            "{e}\nusage: loadgen [--addr A] [--conns N] [--seconds S] [--pipeline W] [--keys K]"
+            "{e}\nusage: loadgen [--addr A] [--conns N] [--seconds S] [--pipeline W] [--keys K] [--binary 0|1]"
         )
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -148,7 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ops, mut latencies) = runtime.block_on(async {
         let end = Instant::now() + Duration::from_secs(o.seconds);
         let tasks: Vec<_> = (0..o.conns as u64)
-            .map(|id| tokio::spawn(worker(o.addr, id, o.pipeline, o.keys, end)))
+            .map(|id| tokio::spawn(worker(o.addr, id, o.pipeline, o.keys, o.binary, end)))
             .collect();
         let (mut ops, mut latencies) = (0, Vec::new());
         for task in tasks {

@@ -1,5 +1,6 @@
-//! The server end to end: a third-party client (the `memcache` crate, ASCII
-//! protocol) for every command family, and raw sockets for what a client
+//! The server end to end: a third-party client (the `memcache` crate, over
+//! the ASCII protocol and over its default, the binary protocol) for every
+//! command family, and raw sockets for what a client
 //! library hides (pipelining, meta commands, limits, timeouts). Servers run
 //! in-process on 127.0.0.1 port 0, except where the test needs a process of
 //! its own (signals, exit codes, memory).
@@ -190,6 +191,118 @@ fn client_version_is_memcached_style_then_larders() {
     // libmemcached reads a non-zero major, a minor and a micro number.
     let numbers: Vec<&str> = versions[0].1.split(['.', '-']).take(3).collect();
     assert_eq!(numbers, ["1", "6", "0"]);
+}
+
+// ---- the memcache crate over the binary protocol ---------------------------
+
+#[test]
+fn binary_client_set_get_and_miss() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("greeting", "hello", 0).unwrap();
+    assert_eq!(
+        client.get::<String>("greeting").unwrap().as_deref(),
+        Some("hello")
+    );
+    assert_eq!(client.get::<String>("nothing").unwrap(), None);
+    let value: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    client.set("big", &value[..], 0).unwrap();
+    assert_eq!(client.get::<Vec<u8>>("big").unwrap(), Some(value));
+}
+
+#[test]
+fn binary_client_multi_get_uses_getkq_and_skips_misses() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("a", "1", 0).unwrap();
+    client.set("b", "2", 0).unwrap();
+    let got: HashMap<String, String> = client.gets(&["a", "missing", "b"]).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got["a"].as_str(), got["b"].as_str()), ("1", "2"));
+}
+
+#[test]
+fn binary_client_cas_add_replace() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("k", "v1", 0).unwrap();
+    let (_, _, cas): (String, u32, Option<u64>) = client.get("k").unwrap().unwrap();
+    let cas = cas.expect("binary GET returns the CAS");
+    assert!(client.cas("k", "v2", 0, cas).unwrap());
+    assert!(!client.cas("k", "v3", 0, cas).unwrap());
+    assert_eq!(client.get::<String>("k").unwrap().as_deref(), Some("v2"));
+    // Over binary the crate reports ADD on a present key and REPLACE on a
+    // missing one as errors (status 2 and 1).
+    assert!(client.add("k", "a", 0).is_err());
+    assert!(client.replace("nope", "r", 0).is_err());
+    client.add("fresh", "a", 0).unwrap();
+    client.replace("fresh", "b", 0).unwrap();
+    assert_eq!(client.get::<String>("fresh").unwrap().as_deref(), Some("b"));
+}
+
+#[test]
+fn binary_client_append_prepend() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("k", "mid", 0).unwrap();
+    client.append("k", "-end").unwrap();
+    client.prepend("k", "start-").unwrap();
+    assert_eq!(
+        client.get::<String>("k").unwrap().as_deref(),
+        Some("start-mid-end")
+    );
+    assert!(client.append("missing", "x").is_err(), "NOT_STORED");
+}
+
+#[test]
+fn binary_client_counters_create_count_and_clamp() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("n", 10u64, 0).unwrap();
+    assert_eq!(client.increment("n", 5).unwrap(), 15);
+    assert_eq!(client.decrement("n", 3).unwrap(), 12);
+    assert_eq!(client.decrement("n", 100).unwrap(), 0);
+    // The crate sends initial 0, expiration 0: a missing counter is created.
+    assert_eq!(client.increment("fresh", 7).unwrap(), 0);
+    assert_eq!(client.increment("fresh", 7).unwrap(), 7);
+    client.set("text", "abc", 0).unwrap();
+    assert!(client.increment("text", 1).is_err(), "non-numeric");
+}
+
+#[test]
+fn binary_client_delete_touch_flush() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("k", "v", 0).unwrap();
+    assert!(client.touch("k", 3600).unwrap());
+    assert!(!client.touch("missing", 3600).unwrap());
+    assert!(client.delete("k").unwrap());
+    assert!(!client.delete("k").unwrap());
+    client.set("a", "1", 0).unwrap();
+    client.flush().unwrap();
+    assert_eq!(client.get::<String>("a").unwrap(), None);
+    client.set("c", "3", 0).unwrap();
+    client.flush_with_delay(3600).unwrap();
+    assert_eq!(client.get::<String>("c").unwrap().as_deref(), Some("3"));
+}
+
+#[test]
+fn binary_client_version_and_stats() {
+    let server = TestServer::default();
+    let client = server.binary_client();
+    client.set("k", "v", 0).unwrap();
+    let _ = client.get::<String>("k").unwrap();
+    let versions = client.version().unwrap();
+    assert_eq!(
+        versions[0].1,
+        concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"))
+    );
+    let stats = client.stats().unwrap();
+    let stats = &stats[0].1;
+    assert_eq!(stats["cmd_get"], "1");
+    assert_eq!(stats["get_hits"], "1");
+    assert_eq!(stats["curr_items"], "1");
+    assert_eq!(stats["pid"], std::process::id().to_string());
 }
 
 // ---- raw sockets ------------------------------------------------------------

@@ -1,8 +1,8 @@
 //! `larder-server`: a memcached-compatible server over a larder cache.
 //!
 //! Takes memcached's flags where they make sense (`-p`, `-l`, `-m`, `-c`,
-//! `-I`, `-t`, `-v`), speaks the text and meta protocols over TCP (no UDP,
-//! no binary protocol), and stops cleanly on SIGINT or SIGTERM. Arguments
+//! `-I`, `-t`, `-v`), speaks the text, meta and binary protocols over TCP
+//! (no UDP, no SASL), and stops cleanly on SIGINT or SIGTERM. Arguments
 //! are parsed by hand: a bad flag or value prints the error and a usage line
 //! and exits with status 2.
 #![deny(unsafe_code)]

@@ -2,7 +2,9 @@
 //!
 //! This module speaks memcached's ASCII protocols — the classic text commands
 //! (`set`, `get`, `incr`, …) and the meta commands (`mg`, `ms`, `md`, `ma`,
-//! `mn`, `me`) — so that memcached clients can use a larder cache.
+//! `mn`, `me`) — and its binary protocol ([`binary`]), so that memcached
+//! clients can use a larder cache. [`Store::process`] tells them apart by a
+//! connection's first byte, as memcached does.
 //!
 //! It is split in two layers:
 //!
@@ -35,6 +37,7 @@
 pub mod codec;
 mod store;
 
+pub use codec::binary;
 pub use codec::{
     parse, parse_get_rest, parse_streaming, AdminCommand, ArithmeticMode, ArithmeticOp, ErrorKind,
     GetRest, Limits, MetaFlag, MetaFlags, MetaReturn, MetaStatus, ParseError, Request, Response,

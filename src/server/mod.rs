@@ -75,7 +75,7 @@ use stats::Shared;
 /// memcached-style `major.minor.micro` first, because libmemcached-based
 /// clients and tools (`memcstat`, pylibmc, PHP's memcached) parse it and
 /// refuse a server whose version does not start with a number. `1.6` is the
-/// memcached protocol level implemented (text and meta commands).
+/// memcached protocol level implemented (text, meta and binary commands).
 ///
 /// ```
 /// assert!(larder::server::VERSION.starts_with("1.6.0-larder-"));

@@ -68,6 +68,12 @@ impl TestServer {
         memcache::Client::connect(url).unwrap()
     }
 
+    /// A `memcache` crate client speaking its default, the binary protocol.
+    pub(crate) fn binary_client(&self) -> memcache::Client {
+        let url = format!("memcache://{}?timeout=10", self.addr);
+        memcache::Client::connect(url).unwrap()
+    }
+
     pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();

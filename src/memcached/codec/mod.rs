@@ -1,4 +1,5 @@
-//! A sans-IO codec for memcached's text and meta protocols.
+//! A sans-IO codec for memcached's text and meta protocols, and (in
+//! [`binary`]) its binary protocol.
 //!
 //! [`parse`] looks at the bytes a connection has buffered and returns one of:
 //!
@@ -70,6 +71,7 @@
 mod admin;
 mod ascii;
 mod base64;
+pub mod binary;
 mod error;
 mod limits;
 mod meta;

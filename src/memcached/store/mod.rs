@@ -54,6 +54,7 @@
 //!   them through [`ServerStats`].
 
 mod admin;
+mod binary;
 mod counters;
 mod detail;
 mod item;

@@ -19,7 +19,7 @@ use crate::memcached::{
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Session {
-    swallow: usize,
+    pub(super) swallow: usize,
     /// Keys of the get (or get piece) at the head of the input already
     /// answered.
     resume: usize,
@@ -29,6 +29,8 @@ pub struct Session {
     long_get: Option<LongGet>,
     /// The input starts inside a refused line: drop it through its `\n`.
     skip_line: bool,
+    /// Set by the connection's first byte: `Some(true)` for binary.
+    binary: Option<bool>,
 }
 
 /// What a long get line's later pieces need from its start.
@@ -90,6 +92,28 @@ impl Session {
         self.resume > 0
     }
 
+    /// Whether the connection speaks the binary protocol: decided by its
+    /// first byte (`0x80`), as memcached decides, and kept for the
+    /// connection's life. `None` until a byte has arrived.
+    ///
+    /// ```
+    /// use larder::memcached::{Session, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let mut session = Session::new();
+    /// assert_eq!(session.is_binary(), None);
+    /// let _ = store.process(&mut session, b"version\r\n", &mut Vec::new());
+    /// assert_eq!(session.is_binary(), Some(false));
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn is_binary(&self) -> Option<bool> {
+        self.binary
+    }
+
+    pub(super) fn output_limit(&self) -> Option<usize> {
+        self.output_limit
+    }
+
     /// Changes the output limit (see [`Session::with_output_limit`]) for
     /// the next calls; a server shrinks it while buffer memory is short.
     pub fn set_output_limit(&mut self, limit: usize) {
@@ -111,6 +135,10 @@ pub struct Progress {
 impl Store {
     /// Parses and executes every complete request at the start of `input`,
     /// appending the replies to `out`.
+    ///
+    /// The session's first byte picks the protocol, as in memcached: `0x80`
+    /// makes it a binary connection for good ([`binary`](crate::memcached::binary),
+    /// [`Store::execute_binary`]); anything else, text and meta.
     ///
     /// Handles what [`parse_streaming`] leaves to its caller: a [`Request::TooLarge`]
     /// or a rejected `ms` whose data block reaches past `input` is skipped
@@ -160,6 +188,12 @@ impl Store {
     }
 
     fn process_with<S: Sink>(&self, session: &mut Session, input: &[u8], out: &mut S) -> Progress {
+        if session.binary.is_none() && !input.is_empty() {
+            session.binary = Some(input[0] == crate::memcached::binary::REQUEST_MAGIC);
+        }
+        if session.binary == Some(true) {
+            return self.process_binary(session, input, out);
+        }
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
         let outcome = loop {

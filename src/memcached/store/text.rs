@@ -265,7 +265,7 @@ impl Store {
         })
     }
 
-    fn flush_all(&self, delay: Option<i64>, now: u64) {
+    pub(super) fn flush_all(&self, delay: Option<i64>, now: u64) {
         let deadline = match delay {
             // `deadline` saturates: a delay past the end of the store clock
             // flushes at its end, not at a wrapped-around time.

@@ -1,0 +1,536 @@
+//! The binary protocol's commands, run with the semantics of their text
+//! twins, and the input loop of a binary connection.
+//!
+//! Replies follow memcached 1.6 byte for byte (CAS values aside): success
+//! carries the new item's CAS, errors carry memcached's message as the
+//! value and CAS 0, quiet opcodes drop success replies (and get-family
+//! misses) but never errors. Where the binary protocol asks for more than
+//! the text command offers, memcached's binary rules apply: a non-zero CAS
+//! turns `SET`/`ADD`/`REPLACE` into a compare-and-swap (so an `ADD` with a
+//! CAS on a missing key is `Not found`), and `APPEND`/`PREPEND`/`DELETE`/
+//! `INCREMENT`/`DECREMENT` check it too; `INCREMENT`/`DECREMENT` create a
+//! missing counter unless the expiration is [`NO_AUTOVIVIFY`]. Expirations
+//! follow the text rules, read as unsigned 32-bit numbers, as memcached 1.6
+//! reads them over binary (a "negative" one is a far-future absolute time).
+//!
+//! `STAT` answers the same groups as text `stats`, one packet per statistic
+//! and an empty packet at the end; a group text answers with an error is
+//! `Not found`; `detail dump` is one `detailed` packet, as in memcached.
+//!
+//! Where this differs from memcached 1.6.18: `STAT` also answers `conns`,
+//! `extstore` and `cachedump` (memcached answers those only over text);
+//! `VERBOSITY` with extras is `Unknown command` (memcached sends nothing);
+//! an unknown opcode's body is always skipped and the connection goes on
+//! (memcached sometimes stops answering after a small one).
+
+use bytes::Bytes;
+
+use super::counters::Counter;
+use super::detail::DetailOp;
+use super::numeric::{self, Digits};
+use super::output::Sink;
+use super::session::{Progress, Session};
+use super::text::nop;
+use super::time::Expiry;
+use super::{Item, Lookup, Outcome, Store};
+use crate::memcached::binary::{
+    self, write_header, Extras, Opcode, Request, Response, StatusCode, Value, NO_AUTOVIVIFY,
+};
+use crate::memcached::{ArithmeticOp, Status, Tokens};
+use crate::Op;
+
+/// What a binary store, concatenation, delete or counter change did.
+enum Change {
+    /// Done; the new item's CAS (0 after a delete) and, for counters, the
+    /// number.
+    Done {
+        cas: u64,
+        number: u64,
+    },
+    Failed(StatusCode),
+}
+
+impl Store {
+    /// Runs one binary request, appending its response (if any) to `out`.
+    ///
+    /// Skipping the value of a [`Value::TooLarge`] request is the caller's
+    /// job ([`Request::swallow`]); [`Store::process`] does it, and detects
+    /// binary connections by their first byte.
+    ///
+    /// **Locking behaviour:** see [`Store`].
+    ///
+    /// ```
+    /// use larder::memcached::binary::{self, Extras, Opcode, Request, StatusCode, Value};
+    /// use larder::memcached::{Outcome, Status, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let mut out = Vec::new();
+    /// let set = Request {
+    ///     key: b"k",
+    ///     extras: Extras::Store { flags: 3, exptime: 0 },
+    ///     value: Value::Data(b"v"),
+    ///     ..Request::bare(Opcode::Set)
+    /// };
+    /// assert_eq!(store.execute_binary(&set, &mut out), Outcome::Continue);
+    /// let Ok(Status::Complete(reply, _)) = binary::parse_response(&out) else { unreachable!() };
+    /// assert_eq!(reply.status, StatusCode::NO_ERROR);
+    /// assert_ne!(reply.cas, 0, "a store answers with the new CAS");
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn execute_binary(&self, request: &Request<'_>, out: &mut Vec<u8>) -> Outcome {
+        self.run_binary(request, out)
+    }
+
+    fn run_binary<S: Sink>(&self, request: &Request<'_>, out: &mut S) -> Outcome {
+        let now = self.time.now_ms();
+        self.apply_pending_flush(now);
+        let op = request.opcode;
+        let quiet = op.is_quiet();
+        let reply = Reply {
+            opcode: op.as_u8(),
+            opaque: request.opaque,
+        };
+        match op.base() {
+            Opcode::Get | Opcode::GetK => self.binary_get(request, now, out),
+            Opcode::Touch | Opcode::Gat | Opcode::GatK => self.binary_touch(request, now, out),
+            Opcode::Set | Opcode::Add | Opcode::Replace => {
+                let change = self.binary_store(request, now);
+                reply.change(change, quiet, false, out.lines());
+            }
+            Opcode::Append | Opcode::Prepend => {
+                let change = self.binary_concat(request, now);
+                reply.change(change, quiet, false, out.lines());
+            }
+            Opcode::Delete => {
+                let change = self.binary_delete(request);
+                reply.change(change, quiet, false, out.lines());
+            }
+            Opcode::Increment | Opcode::Decrement => {
+                let change = self.binary_arithmetic(request, now);
+                reply.change(change, quiet, true, out.lines());
+            }
+            Opcode::Flush => {
+                self.counters.bump(Counter::CmdFlush);
+                let delay = match request.extras {
+                    Extras::Expiry(delay) if delay > 0 => Some(i64::from(delay)),
+                    _ => None,
+                };
+                self.flush_all(delay, now);
+                if !quiet {
+                    reply.ok(0, b"", out.lines());
+                }
+            }
+            Opcode::Noop => reply.ok(0, b"", out.lines()),
+            Opcode::Version => reply.ok(0, self.version.as_bytes(), out.lines()),
+            Opcode::Quit => {
+                if !quiet {
+                    reply.ok(0, b"", out.lines());
+                }
+                return Outcome::Close;
+            }
+            Opcode::Stat => self.binary_stat(request.key, reply, now, out.lines()),
+            // Every opcode has a base above; a new one answers as unknown.
+            _ => reply.error(StatusCode::UNKNOWN_COMMAND, out.lines()),
+        }
+        Outcome::Continue
+    }
+
+    fn binary_get<S: Sink>(&self, request: &Request<'_>, now: u64, out: &mut S) {
+        let key = request.key;
+        self.counters.bump(Counter::CmdGet);
+        let item = match self.lookup(key, true) {
+            Lookup::Hit(item) => item,
+            miss => {
+                self.counters.bump(Counter::GetMisses);
+                if matches!(miss, Lookup::Flushed) {
+                    self.counters.bump(Counter::GetFlushed);
+                }
+                self.detail.record(key, DetailOp::Get { hit: false });
+                binary_miss(request, out.lines());
+                return;
+            }
+        };
+        self.counters.bump(Counter::GetHits);
+        self.detail.record(key, DetailOp::Get { hit: true });
+        item.record_fetch(self.time.uptime_secs(now));
+        write_item(request, &item, true, out);
+    }
+
+    /// `TOUCH`, `GAT`, `GATK` and the quiet forms.
+    fn binary_touch<S: Sink>(&self, request: &Request<'_>, now: u64, out: &mut S) {
+        let key = request.key;
+        let exptime = match request.extras {
+            Extras::Expiry(exptime) => exptime,
+            _ => 0,
+        };
+        self.counters.bump(Counter::CmdTouch);
+        let expiry = self.time.expiry(i64::from(exptime), now);
+        let with_value = request.opcode != Opcode::Touch;
+        let Some(item) = self.touch(key, expiry, now) else {
+            self.counters.bump(Counter::TouchMisses);
+            if with_value {
+                self.detail.record(key, DetailOp::Get { hit: false });
+            }
+            binary_miss(request, out.lines());
+            return;
+        };
+        self.counters.bump(Counter::TouchHits);
+        if with_value {
+            self.detail.record(key, DetailOp::Get { hit: true });
+            item.record_fetch(self.time.uptime_secs(now));
+        }
+        write_item(request, &item, with_value, out);
+    }
+
+    /// The checks every storing command makes before touching the cache:
+    /// `Some(status)` refuses the request (after dropping a `SET`'s old
+    /// value, as memcached does when it cannot store the new one).
+    fn refuse_value(&self, request: &Request<'_>, check_fit: bool) -> Option<StatusCode> {
+        let status = match request.value {
+            Value::TooLarge(_) => {
+                self.counters.bump(Counter::StoreTooLarge);
+                StatusCode::TOO_LARGE
+            }
+            Value::Data(data) if check_fit && !self.fits(request.key.len(), data.len()) => {
+                self.counters.bump(Counter::StoreNoMemory);
+                StatusCode::OUT_OF_MEMORY
+            }
+            Value::Data(_) => return None,
+        };
+        if request.opcode.base() == Opcode::Set {
+            self.forget(request.key);
+        }
+        Some(status)
+    }
+
+    fn binary_store(&self, request: &Request<'_>, now: u64) -> Change {
+        let key = request.key;
+        self.counters.bump(Counter::CmdSet);
+        self.detail.record(key, DetailOp::Set);
+        if let Some(status) = self.refuse_value(request, true) {
+            return Change::Failed(status);
+        }
+        let (flags, exptime) = match request.extras {
+            Extras::Store { flags, exptime } => (flags, exptime),
+            _ => (0, 0),
+        };
+        let data = match request.value {
+            Value::Data(data) => data,
+            Value::TooLarge(_) => b"",
+        };
+        let expiry = self.time.expiry(i64::from(exptime), now);
+        let item = self.new_item(
+            Bytes::copy_from_slice(data),
+            flags,
+            None,
+            expiry.deadline(now),
+            self.fresh_state(now),
+        );
+        let stored = |item: &Item| Change::Done {
+            cas: item.cas(),
+            number: 0,
+        };
+        let base = request.opcode.base();
+        let cas = request.cas;
+        let change = self
+            .cache
+            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
+                // A CAS makes any of the three a compare-and-swap.
+                (Some(old), _) if cas != 0 && old.cas() == cas => {
+                    self.counters.bump(Counter::CasHits);
+                    let done = stored(&item);
+                    (Self::put(expiry, item), done)
+                }
+                (Some(_), _) if cas != 0 => {
+                    self.counters.bump(Counter::CasBadval);
+                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+                }
+                (None, dead) if cas != 0 => {
+                    self.counters.bump(Counter::CasMisses);
+                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+                }
+                (Some(_), _) if base == Opcode::Add => {
+                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+                }
+                (None, dead) if base == Opcode::Replace => {
+                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+                }
+                (live, dead) => {
+                    let done = stored(&item);
+                    let op = match (expiry, live) {
+                        (Expiry::Expired, None) => nop(dead),
+                        _ => Self::put(expiry, item),
+                    };
+                    (op, done)
+                }
+            });
+        if matches!(change, Change::Done { .. }) {
+            self.counters.bump(Counter::TotalItems);
+        }
+        change
+    }
+
+    fn binary_concat(&self, request: &Request<'_>, now: u64) -> Change {
+        let key = request.key;
+        self.counters.bump(Counter::CmdSet);
+        self.detail.record(key, DetailOp::Set);
+        if let Some(status) = self.refuse_value(request, false) {
+            return Change::Failed(status);
+        }
+        let Value::Data(data) = request.value else {
+            return Change::Failed(StatusCode::TOO_LARGE);
+        };
+        let prepend = request.opcode.base() == Opcode::Prepend;
+        let cas = request.cas;
+        let not_stored = Change::Failed(StatusCode::NOT_STORED);
+        let change = self
+            .cache
+            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
+                (Some(old), _) if cas != 0 && old.cas() != cas => {
+                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+                }
+                (Some(old), _) => match self.concat(key.len(), old, data, prepend, None, now) {
+                    Some(item) => {
+                        let cas = item.cas();
+                        (Op::Put(item), Change::Done { cas, number: 0 })
+                    }
+                    None => (Op::Nop, not_stored),
+                },
+                (None, dead) => (nop(dead), not_stored),
+            });
+        if matches!(change, Change::Done { .. }) {
+            self.counters.bump(Counter::TotalItems);
+        }
+        change
+    }
+
+    fn binary_delete(&self, request: &Request<'_>) -> Change {
+        let (key, cas) = (request.key, request.cas);
+        self.detail.record(key, DetailOp::Delete);
+        self.cache
+            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
+                (Some(old), _) if cas != 0 && old.cas() != cas => {
+                    self.counters.bump(Counter::DeleteMisses);
+                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+                }
+                (Some(_), _) => {
+                    self.counters.bump(Counter::DeleteHits);
+                    (Op::Remove, Change::Done { cas: 0, number: 0 })
+                }
+                (None, dead) => {
+                    self.counters.bump(Counter::DeleteMisses);
+                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+                }
+            })
+    }
+
+    fn binary_arithmetic(&self, request: &Request<'_>, now: u64) -> Change {
+        let (key, cas) = (request.key, request.cas);
+        let Extras::Arithmetic {
+            delta,
+            initial,
+            exptime,
+        } = request.extras
+        else {
+            return Change::Failed(StatusCode::INVALID_ARGUMENTS);
+        };
+        let op = match request.opcode.base() {
+            Opcode::Decrement => ArithmeticOp::Decr,
+            _ => ArithmeticOp::Incr,
+        };
+        let (hits, misses) = match op {
+            ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
+            ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
+        };
+        self.cache
+            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
+                (Some(old), _) if cas != 0 && old.cas() != cas => {
+                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+                }
+                (Some(old), _) => match numeric::apply(op, old.value(), delta) {
+                    Some((number, value)) => {
+                        self.counters.bump(hits);
+                        let state = self.fresh_state(now) | old.sticky_bits();
+                        let item = self.new_item(value, old.flags(), None, old.expires_at(), state);
+                        let cas = item.cas();
+                        (Op::Put(item), Change::Done { cas, number })
+                    }
+                    None => (Op::Nop, Change::Failed(StatusCode::NON_NUMERIC)),
+                },
+                (None, dead) => {
+                    self.counters.bump(misses);
+                    if exptime == NO_AUTOVIVIFY {
+                        return (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND));
+                    }
+                    let expiry = self.time.expiry(i64::from(exptime), now);
+                    let value = Bytes::copy_from_slice(Digits::new(initial).as_bytes());
+                    let state = self.fresh_state(now);
+                    let item = self.new_item(value, 0, None, expiry.deadline(now), state);
+                    let done = Change::Done {
+                        cas: item.cas(),
+                        number: initial,
+                    };
+                    match expiry {
+                        Expiry::Expired => (nop(dead), done),
+                        e => (Op::PutWithTtl(item, e.ttl()), done),
+                    }
+                }
+            })
+    }
+
+    /// `STAT [group]`: the text answer, one packet per `STAT` line.
+    fn binary_stat(&self, group: &[u8], reply: Reply, now: u64, out: &mut Vec<u8>) {
+        let mut text = Vec::new();
+        self.stats(Tokens::new(group), now, &mut text);
+        if text.starts_with(b"CLIENT_ERROR") || text.starts_with(b"ERROR") {
+            reply.error(StatusCode::KEY_NOT_FOUND, out);
+            return;
+        }
+        if Tokens::new(group).iter().eq([&b"detail"[..], b"dump"]) {
+            reply.stat(b"detailed", &text, out);
+        } else {
+            for line in text.split(|&b| b == b'\n') {
+                let Some(stat) = line.strip_prefix(b"STAT ") else {
+                    continue;
+                };
+                let stat = stat.strip_suffix(b"\r").unwrap_or(stat);
+                let split = stat.iter().position(|&b| b == b' ').unwrap_or(stat.len());
+                let (name, value) = stat.split_at(split);
+                reply.stat(name, value.strip_prefix(b" ").unwrap_or(value), out);
+            }
+        }
+        reply.stat(b"", b"", out);
+    }
+
+    /// [`Store::process`] for a connection that speaks binary.
+    pub(super) fn process_binary<S: Sink>(
+        &self,
+        session: &mut Session,
+        input: &[u8],
+        out: &mut S,
+    ) -> Progress {
+        let mut pos = session.swallow.min(input.len());
+        session.swallow -= pos;
+        let outcome = loop {
+            if session.swallow > 0 || pos == input.len() {
+                break Outcome::Continue;
+            }
+            if session.output_limit().is_some_and(|l| out.pending() >= l) {
+                break Outcome::Continue;
+            }
+            let rest = &input[pos..];
+            match binary::parse(rest, &self.limits) {
+                Ok(Status::Complete(request, used)) => {
+                    let outcome = self.run_binary(&request, out);
+                    pos += used;
+                    let skip = request.swallow().min(input.len() - pos);
+                    pos += skip;
+                    session.swallow = request.swallow() - skip;
+                    if outcome != Outcome::Continue {
+                        break outcome;
+                    }
+                }
+                Ok(Status::Partial) => break Outcome::Continue,
+                Err(error) => {
+                    if let Some(response) = error.response() {
+                        response.write_to(out.lines());
+                    }
+                    if error.is_fatal() {
+                        pos = input.len();
+                        break Outcome::Close;
+                    }
+                    let skip = error.discard().min(rest.len());
+                    pos += skip;
+                    session.swallow = error.discard() - skip;
+                }
+            }
+        };
+        Progress {
+            consumed: pos,
+            outcome,
+        }
+    }
+}
+
+/// Who a response goes to: the request's opcode byte and opaque.
+#[derive(Clone, Copy)]
+struct Reply {
+    opcode: u8,
+    opaque: u32,
+}
+
+impl Reply {
+    fn ok(self, cas: u64, value: &[u8], out: &mut Vec<u8>) {
+        Response {
+            cas,
+            value,
+            ..Response::error(self.opcode, self.opaque, StatusCode::NO_ERROR)
+        }
+        .write_to(out);
+    }
+
+    fn error(self, status: StatusCode, out: &mut Vec<u8>) {
+        Response::error(self.opcode, self.opaque, status).write_to(out);
+    }
+
+    fn stat(self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+        Response {
+            key: name,
+            value,
+            ..Response::error(self.opcode, self.opaque, StatusCode::NO_ERROR)
+        }
+        .write_to(out);
+    }
+
+    /// The reply to a change: success (unless quiet) with the CAS, and for
+    /// counters the number; or the error.
+    fn change(self, change: Change, quiet: bool, counter: bool, out: &mut Vec<u8>) {
+        match change {
+            Change::Done { .. } if quiet => {}
+            Change::Done { cas, number } if counter => self.ok(cas, &number.to_be_bytes(), out),
+            Change::Done { cas, .. } => self.ok(cas, b"", out),
+            Change::Failed(status) => self.error(status, out),
+        }
+    }
+}
+
+/// The miss reply of the get and touch family: nothing for quiet opcodes,
+/// the key alone for `GETK`/`GATK`, `Not found` for the rest.
+fn binary_miss(request: &Request<'_>, out: &mut Vec<u8>) {
+    let op = request.opcode;
+    if op.is_quiet() {
+        return;
+    }
+    let mut response = Response::error(op.as_u8(), request.opaque, StatusCode::KEY_NOT_FOUND);
+    if op.returns_key() {
+        response.key = request.key;
+        response.value = b"";
+    }
+    response.write_to(out);
+}
+
+/// A hit of the get and touch family: the flags as extras, the key for the
+/// `K` opcodes, the value (shared, not copied) unless `TOUCH`, the CAS.
+fn write_item<S: Sink>(request: &Request<'_>, item: &Item, with_value: bool, out: &mut S) {
+    let key: &[u8] = if request.opcode.returns_key() {
+        request.key
+    } else {
+        b""
+    };
+    let value = item.value();
+    let value_len = if with_value { value.len() } else { 0 };
+    let lines = out.lines();
+    write_header(
+        lines,
+        request.opcode.as_u8(),
+        StatusCode::NO_ERROR,
+        request.opaque,
+        item.cas(),
+        (4, key.len(), value_len),
+    );
+    lines.extend_from_slice(&item.flags().to_be_bytes());
+    lines.extend_from_slice(key);
+    if with_value {
+        out.value(value);
+    }
+}
