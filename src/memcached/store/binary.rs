@@ -23,21 +23,20 @@
 //! an unknown opcode's body is always skipped and the connection goes on
 //! (memcached sometimes stops answering after a small one).
 
-use bytes::Bytes;
-
 use super::counters::Counter;
 use super::detail::DetailOp;
+use super::item::ItemRef;
 use super::numeric::{self, Digits};
 use super::output::Sink;
 use super::session::{Progress, Session};
 use super::text::nop;
 use super::time::Expiry;
-use super::{Item, Lookup, Outcome, Store};
+use super::{Lookup, Outcome, Store};
+use crate::cache::KeyedOp;
 use crate::memcached::binary::{
     self, write_header, Extras, Opcode, Request, Response, StatusCode, Value, NO_AUTOVIVIFY,
 };
 use crate::memcached::{ArithmeticOp, Status, Tokens};
-use crate::Op;
 
 /// What a binary store, concatenation, delete or counter change did.
 enum Change {
@@ -138,8 +137,12 @@ impl Store {
     fn binary_get<S: Sink>(&self, request: &Request<'_>, now: u64, out: &mut S) {
         let key = request.key;
         self.counters.bump(Counter::CmdGet);
-        let item = match self.lookup(key, true) {
-            Lookup::Hit(item) => item,
+        let secs = self.time.uptime_secs(now);
+        match self.read(key, true, |item| {
+            item.meta.record_fetch(secs);
+            write_item(request, &item, true, out);
+        }) {
+            Lookup::Hit(()) => {}
             miss => {
                 self.counters.bump(Counter::GetMisses);
                 if matches!(miss, Lookup::Flushed) {
@@ -149,11 +152,9 @@ impl Store {
                 binary_miss(request, out.lines());
                 return;
             }
-        };
+        }
         self.counters.bump(Counter::GetHits);
         self.detail.record(key, DetailOp::Get { hit: true });
-        item.record_fetch(self.time.uptime_secs(now));
-        write_item(request, &item, true, out);
     }
 
     /// `TOUCH`, `GAT`, `GATK` and the quiet forms.
@@ -166,20 +167,25 @@ impl Store {
         self.counters.bump(Counter::CmdTouch);
         let expiry = self.time.expiry(i64::from(exptime), now);
         let with_value = request.opcode != Opcode::Touch;
-        let Some(item) = self.touch(key, expiry, now) else {
+        let secs = self.time.uptime_secs(now);
+        let found = self.touch(key, expiry, |item| {
+            if with_value {
+                item.meta.record_fetch(secs);
+            }
+            write_item(request, &item, with_value, out);
+        });
+        if found.is_none() {
             self.counters.bump(Counter::TouchMisses);
             if with_value {
                 self.detail.record(key, DetailOp::Get { hit: false });
             }
             binary_miss(request, out.lines());
             return;
-        };
+        }
         self.counters.bump(Counter::TouchHits);
         if with_value {
             self.detail.record(key, DetailOp::Get { hit: true });
-            item.record_fetch(self.time.uptime_secs(now));
         }
-        write_item(request, &item, with_value, out);
     }
 
     /// The checks every storing command makes before touching the cache:
@@ -219,51 +225,42 @@ impl Store {
             Value::TooLarge(_) => b"",
         };
         let expiry = self.time.expiry(i64::from(exptime), now);
-        let item = self.new_item(
-            Bytes::copy_from_slice(data),
-            flags,
-            None,
-            expiry.deadline(now),
-            self.fresh_state(now),
-        );
-        let stored = |item: &Item| Change::Done {
-            cas: item.cas(),
+        let state = self.fresh_state(now);
+        let block = self.new_block(key, &[data], flags, None);
+        let done = Change::Done {
+            cas: block.cas(),
             number: 0,
         };
         let base = request.opcode.base();
         let cas = request.cas;
-        let change = self
-            .cache
-            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
-                // A CAS makes any of the three a compare-and-swap.
-                (Some(old), _) if cas != 0 && old.cas() == cas => {
-                    self.counters.bump(Counter::CasHits);
-                    let done = stored(&item);
-                    (Self::put(expiry, item), done)
-                }
-                (Some(_), _) if cas != 0 => {
-                    self.counters.bump(Counter::CasBadval);
-                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
-                }
-                (None, dead) if cas != 0 => {
-                    self.counters.bump(Counter::CasMisses);
-                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
-                }
-                (Some(_), _) if base == Opcode::Add => {
-                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
-                }
-                (None, dead) if base == Opcode::Replace => {
-                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
-                }
-                (live, dead) => {
-                    let done = stored(&item);
-                    let op = match (expiry, live) {
-                        (Expiry::Expired, None) => nop(dead),
-                        _ => Self::put(expiry, item),
-                    };
-                    (op, done)
-                }
-            });
+        let change = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            // A CAS makes any of the three a compare-and-swap.
+            (Some(old), _) if cas != 0 && old.block.cas() == cas => {
+                self.counters.bump(Counter::CasHits);
+                (Self::put(expiry, block, state), done)
+            }
+            (Some(_), _) if cas != 0 => {
+                self.counters.bump(Counter::CasBadval);
+                (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+            }
+            (None, dead) if cas != 0 => {
+                self.counters.bump(Counter::CasMisses);
+                (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+            }
+            (Some(_), _) if base == Opcode::Add => {
+                (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+            }
+            (None, dead) if base == Opcode::Replace => {
+                (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+            }
+            (live, dead) => {
+                let op = match (expiry, live) {
+                    (Expiry::Expired, None) => nop(dead),
+                    _ => Self::put(expiry, block, state),
+                };
+                (op, done)
+            }
+        });
         if matches!(change, Change::Done { .. }) {
             self.counters.bump(Counter::TotalItems);
         }
@@ -283,21 +280,25 @@ impl Store {
         let prepend = request.opcode.base() == Opcode::Prepend;
         let cas = request.cas;
         let not_stored = Change::Failed(StatusCode::NOT_STORED);
-        let change = self
-            .cache
-            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
-                (Some(old), _) if cas != 0 && old.cas() != cas => {
-                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+        let change = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            (Some(old), _) if cas != 0 && old.block.cas() != cas => {
+                (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+            }
+            (Some(old), _) => {
+                let new_cas = self.next_cas();
+                match self.concat(&old, data, prepend, Some(new_cas), now) {
+                    Some(op) => (
+                        op,
+                        Change::Done {
+                            cas: new_cas,
+                            number: 0,
+                        },
+                    ),
+                    None => (KeyedOp::Nop, not_stored),
                 }
-                (Some(old), _) => match self.concat(key.len(), old, data, prepend, None, now) {
-                    Some(item) => {
-                        let cas = item.cas();
-                        (Op::Put(item), Change::Done { cas, number: 0 })
-                    }
-                    None => (Op::Nop, not_stored),
-                },
-                (None, dead) => (nop(dead), not_stored),
-            });
+            }
+            (None, dead) => (nop(dead), not_stored),
+        });
         if matches!(change, Change::Done { .. }) {
             self.counters.bump(Counter::TotalItems);
         }
@@ -307,21 +308,20 @@ impl Store {
     fn binary_delete(&self, request: &Request<'_>) -> Change {
         let (key, cas) = (request.key, request.cas);
         self.detail.record(key, DetailOp::Delete);
-        self.cache
-            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
-                (Some(old), _) if cas != 0 && old.cas() != cas => {
-                    self.counters.bump(Counter::DeleteMisses);
-                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
-                }
-                (Some(_), _) => {
-                    self.counters.bump(Counter::DeleteHits);
-                    (Op::Remove, Change::Done { cas: 0, number: 0 })
-                }
-                (None, dead) => {
-                    self.counters.bump(Counter::DeleteMisses);
-                    (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
-                }
-            })
+        self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            (Some(old), _) if cas != 0 && old.block.cas() != cas => {
+                self.counters.bump(Counter::DeleteMisses);
+                (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+            }
+            (Some(_), _) => {
+                self.counters.bump(Counter::DeleteHits);
+                (KeyedOp::Remove, Change::Done { cas: 0, number: 0 })
+            }
+            (None, dead) => {
+                self.counters.bump(Counter::DeleteMisses);
+                (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND))
+            }
+        })
     }
 
     fn binary_arithmetic(&self, request: &Request<'_>, now: u64) -> Change {
@@ -342,40 +342,38 @@ impl Store {
             ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
-        self.cache
-            .compute(Bytes::copy_from_slice(key), |cur| match self.live(cur) {
-                (Some(old), _) if cas != 0 && old.cas() != cas => {
-                    (Op::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+        self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            (Some(old), _) if cas != 0 && old.block.cas() != cas => {
+                (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
+            }
+            (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
+                Some((number, value)) => {
+                    self.counters.bump(hits);
+                    let state = self.fresh_state(now) | old.meta.sticky_bits();
+                    let block = self.new_block(key, &[&value], old.block.flags(), None);
+                    let cas = block.cas();
+                    (Self::replace(block, state), Change::Done { cas, number })
                 }
-                (Some(old), _) => match numeric::apply(op, old.value(), delta) {
-                    Some((number, value)) => {
-                        self.counters.bump(hits);
-                        let state = self.fresh_state(now) | old.sticky_bits();
-                        let item = self.new_item(value, old.flags(), None, old.expires_at(), state);
-                        let cas = item.cas();
-                        (Op::Put(item), Change::Done { cas, number })
-                    }
-                    None => (Op::Nop, Change::Failed(StatusCode::NON_NUMERIC)),
-                },
-                (None, dead) => {
-                    self.counters.bump(misses);
-                    if exptime == NO_AUTOVIVIFY {
-                        return (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND));
-                    }
-                    let expiry = self.time.expiry(i64::from(exptime), now);
-                    let value = Bytes::copy_from_slice(Digits::new(initial).as_bytes());
-                    let state = self.fresh_state(now);
-                    let item = self.new_item(value, 0, None, expiry.deadline(now), state);
-                    let done = Change::Done {
-                        cas: item.cas(),
-                        number: initial,
-                    };
-                    match expiry {
-                        Expiry::Expired => (nop(dead), done),
-                        e => (Op::PutWithTtl(item, e.ttl()), done),
-                    }
+                None => (KeyedOp::Nop, Change::Failed(StatusCode::NON_NUMERIC)),
+            },
+            (None, dead) => {
+                self.counters.bump(misses);
+                if exptime == NO_AUTOVIVIFY {
+                    return (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND));
                 }
-            })
+                let expiry = self.time.expiry(i64::from(exptime), now);
+                let digits = Digits::new(initial);
+                let block = self.new_block(key, &[digits.as_bytes()], 0, None);
+                let done = Change::Done {
+                    cas: block.cas(),
+                    number: initial,
+                };
+                match expiry {
+                    Expiry::Expired => (nop(dead), done),
+                    e => (Self::put(e, block, self.fresh_state(now)), done),
+                }
+            }
+        })
     }
 
     /// `STAT [group]`: the text answer, one packet per `STAT` line.
@@ -511,26 +509,26 @@ fn binary_miss(request: &Request<'_>, out: &mut Vec<u8>) {
 
 /// A hit of the get and touch family: the flags as extras, the key for the
 /// `K` opcodes, the value (shared, not copied) unless `TOUCH`, the CAS.
-fn write_item<S: Sink>(request: &Request<'_>, item: &Item, with_value: bool, out: &mut S) {
+fn write_item<S: Sink>(request: &Request<'_>, item: &ItemRef<'_>, with_value: bool, out: &mut S) {
     let key: &[u8] = if request.opcode.returns_key() {
         request.key
     } else {
         b""
     };
-    let value = item.value();
-    let value_len = if with_value { value.len() } else { 0 };
+    let block = item.block;
+    let value_len = if with_value { block.value().len() } else { 0 };
     let lines = out.lines();
     write_header(
         lines,
         request.opcode.as_u8(),
         StatusCode::NO_ERROR,
         request.opaque,
-        item.cas(),
+        block.cas(),
         (4, key.len(), value_len),
     );
-    lines.extend_from_slice(&item.flags().to_be_bytes());
+    lines.extend_from_slice(&block.flags().to_be_bytes());
     lines.extend_from_slice(key);
     if with_value {
-        out.value(value);
+        block.write_value(out);
     }
 }
