@@ -1059,6 +1059,58 @@ where
             + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
+    /// Stores an entry read back from a snapshot with its policy `hint` and
+    /// `ttl_ms` left to live (`None`: never expires); see `Shard::restore`
+    /// (an entry refused as too cold comes back as `Err`, dropped by the
+    /// caller with no lock held).
+    ///
+    /// **Locking behaviour:** the key's shard write lock; the weigher runs before.
+    pub(crate) fn restore_entry(
+        &self,
+        key: K,
+        value: V,
+        ttl_ms: Option<u64>,
+        hint: u8,
+    ) -> Result<bool, (K, V)> {
+        let hash = self.hash(&key);
+        let weight = self.weigh(&key, &value);
+        self.with_shard(hash, |shard, now, garbage| {
+            self.flights(hash).invalidate(hash, &key);
+            let deadline = shard.deadline_for(now, ttl_ms);
+            shard.restore(
+                key,
+                value,
+                short_hash(hash),
+                weight,
+                deadline,
+                hint,
+                now,
+                garbage,
+            )
+        })
+    }
+
+    /// Shows `f` the live entries of shard `shard` from slot `from` on, under
+    /// the shard's read lock, at most `max_slots` slots (see
+    /// `Shard::visit_slice`; deadlines are on this cache's clock). Returns the
+    /// slot to continue from, `None` when the shard is done.
+    ///
+    /// **Locking behaviour:** `f` runs under the shard's read lock: the bounded
+    /// slice is what keeps a snapshot from stalling writers.
+    pub(crate) fn visit_slice(
+        &self,
+        shard: usize,
+        from: u32,
+        max_slots: u32,
+        f: impl FnMut(&K, &V, u64, u8) -> bool,
+    ) -> Option<u32> {
+        let cell = &self.cells[shard];
+        let now = self.clock.now_ms();
+        let guard = cell.read();
+        let _held = crate::reentry::Held::enter(cell.addr());
+        guard.visit_slice(from, max_slots, now, f)
+    }
+
     /// The index of the shard `key` maps to (tests place keys in chosen shards).
     #[doc(hidden)]
     pub fn shard_of<Q>(&self, key: &Q) -> usize
