@@ -58,6 +58,7 @@ mod meta;
 mod numeric;
 mod output;
 mod session;
+mod snapshot;
 mod stats;
 mod text;
 mod time;
@@ -76,6 +77,7 @@ use counters::{Counter, Counters};
 pub use item::{Item, ITEM_OVERHEAD};
 pub use output::Output;
 pub use session::{Progress, Session};
+pub use snapshot::{Restored, SnapshotStatus};
 pub use stats::{ServerStats, StatWriter};
 use time::{Expiry, Time};
 
@@ -257,6 +259,8 @@ pub struct Store {
     server_stats: Option<Arc<dyn ServerStats>>,
     /// `stats detail`'s per-prefix counts.
     detail: detail::Detail,
+    /// The last snapshot's outcome (see `snapshot.rs`).
+    snapshot: snapshot::SnapshotState,
 }
 
 impl fmt::Debug for Store {
@@ -362,6 +366,7 @@ impl Store {
             version: config.version,
             server_stats: config.server_stats,
             detail: detail::Detail::new(),
+            snapshot: snapshot::SnapshotState::new(),
         })
     }
 
