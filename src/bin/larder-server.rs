@@ -213,7 +213,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "--snapshot-interval" => {
                 options.snapshot_interval_secs = number(&flag, &value(&flag)?)?;
                 if options.snapshot_interval_secs > MAX_IDLE_SECS {
-                    return Err(bad(format!("{flag} must be at most {MAX_IDLE_SECS} (a year)")));
+                    return Err(bad(format!(
+                        "{flag} must be at most {MAX_IDLE_SECS} (a year)"
+                    )));
                 }
             }
             "--snapshot-keep" => {

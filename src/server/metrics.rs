@@ -359,6 +359,16 @@ const GENERAL: &[Plain] = &[
         "Whether the last snapshot save succeeded (1) or failed (0).",
     ),
     gauge(
+        "larder_snapshot_last_success_timestamp_seconds",
+        "snapshot_last_ok_unix",
+        "UNIX time the last successful snapshot save finished (0: none since start).",
+    ),
+    counter(
+        "larder_snapshot_failures",
+        "snapshot_failures",
+        "Snapshot saves that failed since the server started.",
+    ),
+    gauge(
         "larder_snapshot_bytes",
         "snapshot_bytes",
         "Size of the last successful snapshot.",
@@ -376,11 +386,18 @@ const GENERAL: &[Plain] = &[
 ];
 
 /// From `stats settings`.
-const SETTINGS: &[Plain] = &[gauge(
-    "memcached_max_connections",
-    "maxconns",
-    "Maximum number of clients allowed.",
-)];
+const SETTINGS: &[Plain] = &[
+    gauge(
+        "memcached_max_connections",
+        "maxconns",
+        "Maximum number of clients allowed.",
+    ),
+    gauge(
+        "larder_snapshot_interval_seconds",
+        "snapshot_interval",
+        "Seconds between periodic snapshots (--snapshot-interval; 0: none).",
+    ),
+];
 
 /// From `stats slabs` (the figures that are not per class).
 const SLABS: &[Plain] = &[gauge(

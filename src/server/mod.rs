@@ -450,7 +450,10 @@ async fn restore(store: &Arc<Store>, shared: &Arc<Shared>, snap: &SnapshotConfig
     {
         Ok(restored) => restored,
         Err(e) => {
-            shared.log(0, format_args!("snapshot restore failed: {e}; starting empty"));
+            shared.log(
+                0,
+                format_args!("snapshot restore failed: {e}; starting empty"),
+            );
             return;
         }
     };

@@ -46,6 +46,10 @@ pub(crate) struct SnapshotState {
     last_unix: AtomicU64,
     /// 1 if the last save succeeded.
     last_ok: AtomicU64,
+    /// Wall-clock second the last successful save finished; 0: none yet.
+    last_ok_unix: AtomicU64,
+    /// Saves that failed since start.
+    failures: AtomicU64,
     bytes: AtomicU64,
     duration_ms: AtomicU64,
     /// `Counters::changes` when the last successful save began (or the
@@ -59,6 +63,8 @@ impl SnapshotState {
             saving: Mutex::new(()),
             last_unix: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
+            last_ok_unix: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             duration_ms: AtomicU64::new(0),
             changes_at: AtomicU64::new(0),
@@ -74,6 +80,10 @@ pub struct SnapshotStatus {
     pub last_unix: u64,
     /// Whether the last save succeeded.
     pub last_ok: bool,
+    /// Unix second the last successful save finished (0: none since start).
+    pub last_ok_unix: u64,
+    /// Saves that failed since start.
+    pub failures: u64,
     /// Size of the last successful snapshot.
     pub bytes: u64,
     /// Wall time the last save took, file sync and rename included.
@@ -145,7 +155,14 @@ impl Codec<Bytes, Item> for ItemCodec<'_> {
                 .max(1),
         };
         let state = self.store.fresh_state(now_ms) | marks;
-        let item = Item::new(Bytes::copy_from_slice(data), flags, cas, seq, expires, state);
+        let item = Item::new(
+            Bytes::copy_from_slice(data),
+            flags,
+            cas,
+            seq,
+            expires,
+            state,
+        );
         Ok((Bytes::copy_from_slice(key), item))
     }
 }
@@ -288,7 +305,8 @@ impl Store {
         let changes = self.counters.changes();
         let result = self.write_generation(path, keep);
         let s = &self.snapshot;
-        s.last_unix.store(unix_secs(), Release);
+        let finished = unix_secs();
+        s.last_unix.store(finished, Release);
         s.duration_ms.store(
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             Release,
@@ -296,10 +314,14 @@ impl Store {
         match &result {
             Ok(report) => {
                 s.last_ok.store(1, Release);
+                s.last_ok_unix.store(finished, Release);
                 s.bytes.store(report.bytes, Release);
                 s.changes_at.store(changes, Release);
             }
-            Err(_) => s.last_ok.store(0, Release),
+            Err(_) => {
+                s.last_ok.store(0, Release);
+                s.failures.fetch_add(1, AcqRel);
+            }
         }
         result
     }
@@ -388,6 +410,8 @@ impl Store {
         SnapshotStatus {
             last_unix: s.last_unix.load(Acquire),
             last_ok: s.last_ok.load(Acquire) == 1,
+            last_ok_unix: s.last_ok_unix.load(Acquire),
+            failures: s.failures.load(Acquire),
             bytes: s.bytes.load(Acquire),
             duration_ms: s.duration_ms.load(Acquire),
             changes_since: self
