@@ -328,3 +328,128 @@ fn quickcheck_save_restore_round_trips_exactly() {
         .tests(300)
         .quickcheck(prop as fn(Vec<Act>, bool, u8) -> bool);
 }
+
+/// The memcached store's snapshot, with manual clocks: the second store's
+/// wall clock reads 10 s after the first's.
+#[cfg(feature = "memcached")]
+mod store {
+    use larder::memcached::{Session, Store, StoreConfig};
+    use larder::snapshot::SnapshotError;
+    use larder::Clock;
+
+    fn store_at(unix: u64) -> (Store, larder::ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let store = Store::new(StoreConfig {
+            clock,
+            unix_time: Some(unix),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        (store, hand)
+    }
+
+    fn run(store: &Store, input: &str) -> String {
+        let mut out = Vec::new();
+        let _ = store.process(&mut Session::new(), input.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ttls_are_absolute_times_across_a_restore() {
+        let (a, _) = store_at(1_700_000_000);
+        run(
+            &a,
+            "set five 1 5 1\r\na\r\nset long 2 200 1\r\nb\r\nset never 3 0 1\r\nc\r\n",
+        );
+        let mut file = Vec::new();
+        assert_eq!(a.save(&mut file).unwrap().entries, 3);
+        let (b, _) = store_at(1_700_000_010);
+        let report = b.restore(&file[..]).unwrap();
+        assert_eq!((report.loaded, report.expired), (2, 1));
+        assert_eq!(run(&b, "mg five v\r\n"), "EN\r\n");
+        assert_eq!(run(&b, "mg long t f v\r\n"), "VA 1 t190 f2\r\nb\r\n");
+        assert_eq!(run(&b, "mg never t f v\r\n"), "VA 1 t-1 f3\r\nc\r\n");
+    }
+
+    #[test]
+    fn cas_uniques_after_a_restore_never_repeat() {
+        let (a, _) = store_at(1_700_000_000);
+        for i in 0..50 {
+            run(&a, &format!("set k{i} 0 0 1\r\nx\r\n"));
+        }
+        // A client-chosen CAS above the counter (meta `E`) counts too.
+        assert_eq!(run(&a, "ms chosen 1 E900\r\ny\r\n"), "HD\r\n");
+        let highest = a.get(b"chosen").unwrap().cas();
+        assert_eq!(highest, 900);
+        let mut file = Vec::new();
+        a.save(&mut file).unwrap();
+        let (b, _) = store_at(1_700_000_000);
+        b.restore(&file[..]).unwrap();
+        assert_eq!(b.get(b"k7").unwrap().value().as_ref(), b"x");
+        run(&b, "set new 0 0 1\r\nz\r\n");
+        assert!(b.get(b"new").unwrap().cas() > highest);
+    }
+
+    #[test]
+    fn a_pending_flush_keeps_its_wall_clock_deadline() {
+        let (a, _) = store_at(1_700_000_000);
+        run(&a, "set k 0 0 1\r\nx\r\nflush_all 5\r\n");
+        let mut file = Vec::new();
+        a.save(&mut file).unwrap();
+        // Restored 2 s later: the flush is still 3 s away.
+        let (b, hand) = store_at(1_700_000_002);
+        b.restore(&file[..]).unwrap();
+        assert!(b.get(b"k").is_some());
+        hand.advance(std::time::Duration::from_millis(2_999));
+        assert!(b.get(b"k").is_some());
+        hand.advance(std::time::Duration::from_millis(1));
+        assert!(b.get(b"k").is_none());
+    }
+
+    #[test]
+    fn a_plain_cache_snapshot_is_not_a_store_snapshot() {
+        let cache: larder::Cache<u64, u64> = larder::Cache::new(10);
+        cache.insert(1, 1);
+        let mut file = Vec::new();
+        cache.save(&mut file).unwrap();
+        let (b, _) = store_at(1_700_000_000);
+        assert!(matches!(
+            b.restore(&file[..]),
+            Err(SnapshotError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn stats_report_the_last_save_and_the_changes_since() {
+        let (a, _) = store_at(1_700_000_000);
+        let dir = std::env::temp_dir().join(format!("larder-store-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        run(&a, "set k 0 0 1\r\nx\r\ndelete k\r\n");
+        let stats = run(&a, "stats\r\n");
+        assert!(stats.contains("STAT snapshot_last_ok 0\r\n"), "{stats}");
+        assert!(
+            stats.contains("STAT changes_since_snapshot 2\r\n"),
+            "{stats}"
+        );
+        let report = a.save_to_path(&dir.join("s"), 1).unwrap();
+        run(&a, "set k 0 0 1\r\nx\r\n");
+        let stats = run(&a, "stats\r\n");
+        assert!(stats.contains("STAT snapshot_last_ok 1\r\n"), "{stats}");
+        assert!(
+            stats.contains(&format!("STAT snapshot_bytes {}\r\n", report.bytes)),
+            "{stats}"
+        );
+        assert!(
+            stats.contains("STAT changes_since_snapshot 1\r\n"),
+            "{stats}"
+        );
+        // A save that cannot write its file is reported, and changes stay.
+        assert!(a
+            .save_to_path(&dir.join("missing-dir").join("s"), 1)
+            .is_err());
+        let status = a.snapshot_status();
+        assert!(!status.last_ok);
+        assert_eq!((status.failures, status.changes_since), (1, 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
