@@ -16,7 +16,6 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use larder::Cache;
@@ -129,15 +128,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         h.join().expect("reader")
     });
     let rss_before = rss_kb();
-    let peak = Arc::new(AtomicU64::new(rss_before));
+    let peak = AtomicU64::new(rss_before);
     let running = AtomicBool::new(true);
     let saving = AtomicBool::new(true);
     let (during, saves) = std::thread::scope(|sc| {
         let h = sc.spawn(|| measure_gets(&cache, n, &running));
-        let p = Arc::clone(&peak);
         let sampler = sc.spawn(|| {
             while saving.load(Relaxed) {
-                p.fetch_max(rss_kb(), Relaxed);
+                peak.fetch_max(rss_kb(), Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
