@@ -53,11 +53,16 @@ fn build(n: u64) -> Cache<Key, Box<[u8]>> {
         .expect("valid")
 }
 
-/// Latency percentiles (ns) of gets on random keys while `running` holds.
-fn measure_gets(cache: &Cache<Key, Box<[u8]>>, n: u64, running: &AtomicBool) -> Vec<u64> {
-    let mut lat = Vec::with_capacity(1 << 22);
+/// Latencies (ns, sorted) of gets on random keys while `running` holds, into
+/// `lat` (allocated beforehand, so that it does not count in the RSS figure).
+fn measure_gets(
+    cache: &Cache<Key, Box<[u8]>>,
+    n: u64,
+    running: &AtomicBool,
+    mut lat: Vec<u64>,
+) -> Vec<u64> {
     let mut x = 0x1234_5678_9ABC_DEF1u64;
-    while running.load(Relaxed) && lat.len() < (1 << 24) {
+    while running.load(Relaxed) && lat.len() < lat.capacity() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -120,19 +125,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Gets without a save, then during saves (to the sink, so the page cache
     // does not count against RSS), and the RSS peak meanwhile.
-    let running = AtomicBool::new(true);
+    // `SNAPSHOT_BENCH_QUICK=1` skips this part (for profiling save and restore).
+    let quick = std::env::var_os("SNAPSHOT_BENCH_QUICK").is_some();
+    let running = AtomicBool::new(!quick);
+    let lat_a = vec![0u64; 1 << 24];
+    let lat_b = vec![0u64; 1 << 24];
+    let (mut lat_a, mut lat_b) = (lat_a, lat_b);
+    lat_a.clear();
+    lat_b.clear();
     let base = std::thread::scope(|sc| {
-        let h = sc.spawn(|| measure_gets(&cache, n, &running));
-        std::thread::sleep(Duration::from_secs(3));
+        let h = sc.spawn(|| measure_gets(&cache, n, &running, lat_a));
+        if !quick {
+            std::thread::sleep(Duration::from_secs(3));
+        }
         running.store(false, Relaxed);
         h.join().expect("reader")
     });
     let rss_before = rss_kb();
     let peak = AtomicU64::new(rss_before);
-    let running = AtomicBool::new(true);
+    let running = AtomicBool::new(!quick);
     let saving = AtomicBool::new(true);
     let (during, saves) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| measure_gets(&cache, n, &running));
+        let h = sc.spawn(|| measure_gets(&cache, n, &running, lat_b));
         let sampler = sc.spawn(|| {
             while saving.load(Relaxed) {
                 peak.fetch_max(rss_kb(), Relaxed);
@@ -141,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let t = Instant::now();
         let mut saves = 0;
-        while t.elapsed() < Duration::from_secs(3) || saves == 0 {
+        while !quick && (t.elapsed() < Duration::from_secs(3) || saves == 0) {
             cache.save(std::io::sink()).expect("sink");
             saves += 1;
         }

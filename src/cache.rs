@@ -1090,6 +1090,20 @@ where
         })
     }
 
+    /// Sizes every shard for about `entries` entries in all (its share, and
+    /// never past its expected size), so a restore does not grow the tables in
+    /// many small steps.
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    pub(crate) fn reserve_for_restore(&self, entries: u64) {
+        let per_shard = entries / self.cells.len() as u64;
+        // Hashes do not split exactly: an eighth more, as the tables grow anyway.
+        let per_shard = usize::try_from(per_shard + per_shard / 8).unwrap_or(usize::MAX);
+        for cell in self.cells.iter() {
+            cell.write().reserve(per_shard);
+        }
+    }
+
     /// Shows `f` the live entries of shard `shard` from slot `from` on, under
     /// the shard's read lock, at most `max_slots` slots (see
     /// `Shard::visit_slice`; deadlines are on this cache's clock). Returns the

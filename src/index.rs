@@ -196,6 +196,14 @@ impl Index {
         }
     }
 
+    /// Makes room for `entries` at the maximum load in one rebuild, if there is
+    /// less (a snapshot restore that knows its size skips the step-wise growth).
+    pub(crate) fn reserve(&mut self, entries: usize, hash_of: impl Fn(u32) -> u32) {
+        if entries * LOAD_DEN > self.groups.len() * WIDTH * LOAD_NUM {
+            self.resize(entries.max(self.len), &hash_of);
+        }
+    }
+
     /// Rebuilds the table with room for `entries` at the maximum load.
     fn resize(&mut self, entries: usize, hash_of: &impl Fn(u32) -> u32) {
         let groups = (entries * LOAD_DEN).div_ceil(WIDTH * LOAD_NUM).max(1);

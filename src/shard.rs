@@ -656,6 +656,15 @@ where
         Ok(true)
     }
 
+    /// Sizes the slab and the index for `entries` entries in all (a restore
+    /// that knows how many are coming), never past the shard's expected size.
+    pub(crate) fn reserve(&mut self, entries: usize) {
+        let entries = entries.min(self.slot_hint);
+        self.slab.reserve(entries);
+        let slab = &self.slab;
+        self.index.reserve(entries, |i| slab.entry(i).hash.get());
+    }
+
     /// The policy standing of the full slot `idx` as a snapshot records it: the
     /// access counter in bits 0–1, the queue tag in bits 2–3.
     pub(crate) fn hint_of(&self, idx: u32) -> u8 {

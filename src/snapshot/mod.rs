@@ -30,6 +30,8 @@
 //! All integers little-endian.
 //! ```text
 //! header  "LARDSNAP"  u16 version=1  u16 flags=0  u64 saved_at (unix ms)
+//!         u64 entries  u64 weight  (the cache's size when the save began: a hint
+//!         that lets a restore size its tables once)
 //!         u32 meta_len  meta[meta_len]  u32 crc32c(all of the header before it)
 //! block*  u8 'B'  u32 records  u32 len  u32 crc32c(tag, records, len, payload)  payload[len]
 //! end     u8 'E'  u64 records  u64 blocks  u32 file_crc
@@ -75,6 +77,8 @@ const MAX_BLOCK: u32 = 1 << 30;
 const MAX_META: u32 = 16 << 20;
 const TAG_BLOCK: u8 = b'B';
 const TAG_END: u8 = b'E';
+/// Bytes of the header before its metadata.
+const HEAD: usize = 8 + 2 + 2 + 8 + 8 + 8 + 4;
 /// Bytes of a record beyond its key and value.
 const RECORD_OVERHEAD: usize = 4 + 4 + 8 + 1;
 
@@ -490,7 +494,7 @@ struct Writer<W> {
 }
 
 impl<W: Write> Writer<W> {
-    fn header(out: W, saved_at: u64, meta: &[u8]) -> Result<Self, SnapshotError> {
+    fn header(out: W, saved_at: u64, size: (u64, u64), meta: &[u8]) -> Result<Self, SnapshotError> {
         let meta_len = u32::try_from(meta.len())
             .ok()
             .filter(|&n| n <= MAX_META)
@@ -500,6 +504,8 @@ impl<W: Write> Writer<W> {
         h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         h.extend_from_slice(&0u16.to_le_bytes());
         h.extend_from_slice(&saved_at.to_le_bytes());
+        h.extend_from_slice(&size.0.to_le_bytes());
+        h.extend_from_slice(&size.1.to_le_bytes());
         h.extend_from_slice(&meta_len.to_le_bytes());
         h.extend_from_slice(meta);
         let crc = crc32c(&h);
@@ -661,7 +667,8 @@ where
     ) -> Result<SaveReport, SnapshotError> {
         let now = self.clock.now_ms();
         let unix_now = options.unix_now_ms.unwrap_or_else(|| self.clock.unix_ms());
-        let mut w = Writer::header(out, unix_now, &options.meta)?;
+        let size = (self.len() as u64, self.weight());
+        let mut w = Writer::header(out, unix_now, size, &options.meta)?;
         let block_bytes = options.block_bytes.unwrap_or(BLOCK_BYTES);
         let mut frame = Vec::with_capacity(block_bytes + (64 << 10));
         frame.resize(13, 0);
@@ -760,7 +767,7 @@ where
         let mut r = io::BufReader::with_capacity(64 << 10, input);
         let mut report = LoadReport::default();
 
-        let mut head = [0u8; 24];
+        let mut head = [0u8; HEAD];
         r.read_exact(&mut head[..8])?;
         if &head[..8] != MAGIC {
             return Err(bad("not a larder snapshot"));
@@ -770,8 +777,14 @@ where
         if version != FORMAT_VERSION {
             return Err(SnapshotError::Version(version));
         }
-        r.read_exact(&mut head[10..24])?;
-        let meta_len = u32::from_le_bytes([head[20], head[21], head[22], head[23]]);
+        r.read_exact(&mut head[10..])?;
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&head[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let (saved_at, entries_hint, weight_hint) = (word(12), word(20), word(28));
+        let meta_len = u32::from_le_bytes([head[36], head[37], head[38], head[39]]);
         if meta_len > MAX_META {
             return Err(SnapshotError::Checksum);
         }
@@ -791,11 +804,22 @@ where
         if flags != 0 {
             return Err(bad("unknown header flags"));
         }
-        let mut saved_at = [0u8; 8];
-        saved_at.copy_from_slice(&head[12..20]);
-        report.saved_at_unix_ms = u64::from_le_bytes(saved_at);
+        report.saved_at_unix_ms = saved_at;
         report.meta = meta;
-        report.bytes = 24 + u64::from(meta_len) + 4;
+        report.bytes = HEAD as u64 + u64::from(meta_len) + 4;
+        // How many entries are coming that this cache can hold: a hint (the
+        // cache changed while it was saved). Tables are sized ahead in steps of
+        // four times the records read so far, up to it: a few rebuilds instead
+        // of many, and never room for more than four times the records the file
+        // really holds (a block's count is checked against its length).
+        let fit = if weight_hint > self.capacity() {
+            (u128::from(entries_hint) * u128::from(self.capacity()) / u128::from(weight_hint))
+                as u64
+        } else {
+            entries_hint
+        }
+        .min(self.capacity());
+        let mut reserved = 0u64;
 
         let mut file_crc = Crc32c::new();
         file_crc.update(&stored.to_le_bytes());
@@ -829,7 +853,15 @@ where
                     file_crc.update(&stored.to_le_bytes());
                     report.bytes += 13 + u64::from(len);
                     blocks += 1;
+                    if count as usize > payload.len() / RECORD_OVERHEAD {
+                        return Err(bad("block counts more records than it holds"));
+                    }
                     let mut rest = &payload[..];
+                    let coming = records + u64::from(count);
+                    if coming > reserved && reserved < fit {
+                        reserved = coming.saturating_mul(4).min(fit);
+                        self.reserve_for_restore(reserved);
+                    }
                     for _ in 0..count {
                         let rec = next_record(&mut rest)?;
                         records += 1;
