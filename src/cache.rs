@@ -1065,14 +1065,14 @@ where
     /// caller with no lock held).
     ///
     /// **Locking behaviour:** the key's shard write lock; the weigher runs before.
-    pub(crate) fn restore_entry(
+    pub(crate) fn restore_hashed(
         &self,
+        hash: u64,
         key: K,
         value: V,
         ttl_ms: Option<u64>,
         hint: u8,
     ) -> Result<bool, (K, V)> {
-        let hash = self.hash(&key);
         let weight = self.weigh(&key, &value);
         self.with_shard(hash, |shard, now, garbage| {
             self.flights(hash).invalidate(hash, &key);
@@ -1088,6 +1088,12 @@ where
                 garbage,
             )
         })
+    }
+
+    /// The shard a key of this hash lives in (restore workers split the
+    /// shards between them).
+    pub(crate) fn shard_of_hash(&self, hash: u64) -> usize {
+        self.shard_index(hash)
     }
 
     /// Sizes every shard for about `entries` entries in all (its share, and

@@ -721,7 +721,11 @@ where
     /// room must be made.
     ///
     /// **Locking behaviour:** one key's shard write lock at a time, as
-    /// [`insert`](Self::insert).
+    /// [`insert`](Self::insert). On a machine with more than one CPU the
+    /// records are stored by up to four scoped worker threads, each owning a
+    /// share of the shards, while the calling thread reads and checks the
+    /// file (hence `Send + Sync` on the keys and values); the eviction
+    /// listener then runs on those threads.
     ///
     /// # Errors
     /// A typed [`SnapshotError`] for a damaged, truncated or foreign file; the
@@ -743,8 +747,8 @@ where
     /// ```
     pub fn restore<R: Read>(&self, input: R) -> Result<LoadReport, SnapshotError>
     where
-        K: Persist,
-        V: Persist,
+        K: Persist + Send + Sync,
+        V: Persist + Send + Sync,
     {
         self.restore_with(input, &Plain, &SnapshotOptions::new())
     }
@@ -762,6 +766,83 @@ where
         input: R,
         codec: &impl Codec<K, V>,
         options: &SnapshotOptions,
+    ) -> Result<LoadReport, SnapshotError>
+    where
+        K: Send + Sync,
+        V: Send + Sync,
+    {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_RESTORE_WORKERS);
+        if workers < 2 {
+            let mut counts = (0, 0);
+            let mut store = |job: Job<K, V>| count(&mut counts, self.apply(job));
+            let result = self.read_snapshot(input, codec, options, &mut store);
+            return finish(result, counts);
+        }
+        // The caller's thread reads, checks and decodes; workers store, each
+        // into its own set of shards (so a key's records keep their order).
+        // std's channel: this is plain threading outside the cache's locks,
+        // never modelled by loom.
+        std::thread::scope(|scope| {
+            let mut senders = Vec::with_capacity(workers);
+            let mut handles = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job<K, V>>>(4);
+                senders.push(tx);
+                handles.push(scope.spawn(move || {
+                    let mut counts = (0, 0);
+                    for batch in rx {
+                        for job in batch {
+                            count(&mut counts, self.apply(job));
+                        }
+                    }
+                    counts
+                }));
+            }
+            let mut batches: Vec<Vec<Job<K, V>>> =
+                (0..workers).map(|_| Vec::with_capacity(BATCH)).collect();
+            let mut route = |job: Job<K, V>| {
+                let w = self.shard_of_hash(job.0) % workers;
+                batches[w].push(job);
+                if batches[w].len() == BATCH {
+                    let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH));
+                    // A worker only stops when its sender is dropped.
+                    let _ = senders[w].send(full);
+                }
+            };
+            let result = self.read_snapshot(input, codec, options, &mut route);
+            // Records of checked blocks are stored even when a later block is
+            // damaged, as in the single-threaded path.
+            for (batch, tx) in batches.into_iter().zip(&senders) {
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+            }
+            drop(senders);
+            let mut counts = (0, 0);
+            for h in handles {
+                let (loaded, dropped) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                counts.0 += loaded;
+                counts.1 += dropped;
+            }
+            finish(result, counts)
+        })
+    }
+
+    /// Stores one decoded record.
+    fn apply(&self, (hash, key, value, ttl, hint): Job<K, V>) -> Result<bool, (K, V)> {
+        self.restore_hashed(hash, key, value, ttl, hint)
+    }
+
+    /// Reads, checks and decodes a snapshot, handing each live record to
+    /// `store`; the report's `loaded` and `dropped` are the caller's to fill.
+    fn read_snapshot<R: Read>(
+        &self,
+        input: R,
+        codec: &impl Codec<K, V>,
+        options: &SnapshotOptions,
+        store: &mut dyn FnMut(Job<K, V>),
     ) -> Result<LoadReport, SnapshotError> {
         let unix_now = options.unix_now_ms.unwrap_or_else(|| self.clock.unix_ms());
         let mut r = io::BufReader::with_capacity(64 << 10, input);
@@ -877,10 +958,7 @@ where
                         let (key, value) = codec
                             .decode(rec.key, rec.value, expires)
                             .map_err(SnapshotError::Decode)?;
-                        match self.restore_entry(key, value, ttl, rec.hint) {
-                            Ok(true) => report.loaded += 1,
-                            Ok(false) | Err(_) => report.dropped += 1,
-                        }
+                        store((self.hash(&key), key, value, ttl, rec.hint));
                     }
                     if !rest.is_empty() {
                         return Err(bad("block holds more than its records"));
@@ -915,6 +993,35 @@ where
             }
         }
     }
+}
+
+/// A decoded record on its way into the cache: hash, key, value, time to
+/// live (ms), policy hint.
+type Job<K, V> = (u64, K, V, Option<u64>, u8);
+
+/// Most threads a restore stores with.
+const MAX_RESTORE_WORKERS: usize = 4;
+/// Records handed to a restore worker at a time.
+const BATCH: usize = 1024;
+
+/// Counts a stored (`.0`) or dropped (`.1`) record.
+fn count<K, V>(counts: &mut (u64, u64), stored: Result<bool, (K, V)>) {
+    match stored {
+        Ok(true) => counts.0 += 1,
+        Ok(false) | Err(_) => counts.1 += 1,
+    }
+}
+
+/// The report of a restore with the workers' counts filled in.
+fn finish(
+    result: Result<LoadReport, SnapshotError>,
+    (loaded, dropped): (u64, u64),
+) -> Result<LoadReport, SnapshotError> {
+    result.map(|mut report| {
+        report.loaded = loaded;
+        report.dropped = dropped;
+        report
+    })
 }
 
 /// Bytes a record of this key and value length takes in a snapshot (for
