@@ -9,6 +9,13 @@ pipelined `set ... noreply`), stop it the way its warm restart needs (larder:
 SIGTERM, which saves the snapshot; memcached: SIGUSR1, which writes its .meta
 file), start it again and time until it answers `stats` with every item back.
 Files go to /dev/shm (memcached's -e needs tmpfs). memcached runs with -u root.
+
+memcached 1.6.18 (Debian) refuses its own metadata when it is restarted within
+about a minute of the stop ("restart incompatible due to setting for
+[stop_time]": the new process dates its start ITEM_UPDATE_INTERVAL + 2 s back,
+before the old stop), so the script waits --memcached-pause seconds (default 70)
+between stop and restart; the restart is timed from the new launch and its own
+"[restart]" lines (-v) are printed.
 """
 
 import argparse
@@ -69,11 +76,12 @@ def load(port, items):
     s.close()
 
 
-def run(name, cmd, stop_signal, port, items, cleanup):
+def run(name, cmd, stop_signal, port, items, cleanup, pause=0.0):
     for f in cleanup:
         if os.path.exists(f):
             os.remove(f)
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    log = open("/dev/shm/warm-restart-%s.log" % name, "w+")
+    p = subprocess.Popen(cmd, stderr=log, stdout=subprocess.DEVNULL)
     wait_port(port).close()
     t = time.time()
     load(port, items)
@@ -81,10 +89,11 @@ def run(name, cmd, stop_signal, port, items, cleanup):
     got = int(stats(port)["curr_items"])
     t = time.time()
     p.send_signal(stop_signal)
-    err = p.communicate(timeout=900)[1].decode(errors="replace")
+    p.wait(timeout=900)
     stop_s = time.time() - t
+    time.sleep(pause)
     t = time.time()
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stderr=log, stdout=subprocess.DEVNULL)
     wait_port(port).close()
     back = int(stats(port)["curr_items"])
     start_s = time.time() - t
@@ -95,6 +104,10 @@ def run(name, cmd, stop_signal, port, items, cleanup):
                 rss = int(line.split()[1]) // 1024
     p.send_signal(signal.SIGKILL)
     p.wait()
+    log.seek(0)
+    err = log.read()
+    log.close()
+    os.remove(log.name)
     for f in cleanup:
         if os.path.exists(f):
             os.remove(f)
@@ -104,7 +117,7 @@ def run(name, cmd, stop_signal, port, items, cleanup):
         % (name, got, load_s, stop_s, start_s, back, back / start_s if start_s else 0, rss)
     )
     for line in err.splitlines():
-        if "snapshot" in line:
+        if "snapshot" in line or "[restart]" in line:
             print("           " + line)
 
 
@@ -113,6 +126,7 @@ def main():
     ap.add_argument("--items", type=int, default=10_000_000)
     ap.add_argument("--larder", default="target/release/larder-server")
     ap.add_argument("--memcached", default="memcached")
+    ap.add_argument("--memcached-pause", type=float, default=70.0)
     args = ap.parse_args()
     snap = "/dev/shm/larder-bench.snap"
     mem = "/dev/shm/memcached-bench.mem"
@@ -131,11 +145,12 @@ def main():
     run(
         "memcached",
         [args.memcached, "-u", "root", "-p", "11412", "-U", "0", "-l", "127.0.0.1",
-         "-m", str(memc_mb), "-t", "2", "-e", mem],
+         "-m", str(memc_mb), "-t", "2", "-e", mem, "-v"],
         signal.SIGUSR1,
         11412,
         args.items,
         [mem, mem + ".meta"],
+        args.memcached_pause,
     )
 
 
