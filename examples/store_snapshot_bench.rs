@@ -49,7 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let progress = a.process(&mut session, &input, &mut out);
         assert_eq!(progress.consumed, input.len());
     }
-    println!("stored {} items in {:.2} s", a.len(), t.elapsed().as_secs_f64());
+    println!(
+        "stored {} items in {:.2} s",
+        a.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     let t = Instant::now();
     let saved = a.save_to_path(&path, 0)?;

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+/// Most snapshot records a restore stores under one hold of a shard's lock.
+const RESTORE_RUN: usize = 256;
 /// A caught panic, resumed once an operation is complete.
 type Panic = Box<dyn std::any::Any + Send>;
 
@@ -1059,35 +1061,61 @@ where
             + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
     }
 
-    /// Stores an entry read back from a snapshot with its policy `hint` and
-    /// `ttl_ms` left to live (`None`: never expires); see `Shard::restore`
-    /// (an entry refused as too cold comes back as `Err`, dropped by the
-    /// caller with no lock held).
+    /// Stores entries read back from a snapshot, each `(hash, key, value,
+    /// ttl_ms, hint)` (`ttl_ms` left to live, `None`: never expires), with
+    /// their policy hints (see `Shard::restore`). Entries of one shard are
+    /// stored under one hold of its lock, at most [`RESTORE_RUN`] at a time, in
+    /// the order given for each key. Returns how many were stored and how many
+    /// were not (expired, too heavy, or refused as too cold; those are dropped
+    /// here, with no lock held).
     ///
-    /// **Locking behaviour:** the key's shard write lock; the weigher runs before.
-    pub(crate) fn restore_hashed(
-        &self,
-        hash: u64,
-        key: K,
-        value: V,
-        ttl_ms: Option<u64>,
-        hint: u8,
-    ) -> Result<bool, (K, V)> {
-        let weight = self.weigh(&key, &value);
-        self.with_shard(hash, |shard, now, garbage| {
-            self.flights(hash).invalidate(hash, &key);
-            let deadline = shard.deadline_for(now, ttl_ms);
-            shard.restore(
-                key,
-                value,
-                short_hash(hash),
-                weight,
-                deadline,
-                hint,
-                now,
-                garbage,
-            )
-        })
+    /// **Locking behaviour:** each shard's write lock in turn, for one run;
+    /// the weigher runs before.
+    pub(crate) fn restore_many(&self, mut jobs: Vec<(u64, K, V, Option<u64>, u8)>) -> (u64, u64) {
+        // Stable: two records of one key (a save that met a write) keep their
+        // order, the later one winning.
+        jobs.sort_by_key(|job| self.shard_index(job.0));
+        let mut weighed = jobs.into_iter().map(|(hash, key, value, ttl, hint)| {
+            let weight = self.weigh(&key, &value);
+            (hash, key, value, ttl, hint, weight)
+        });
+        let (mut stored, mut refused) = (0u64, 0u64);
+        let mut next = weighed.next();
+        while let Some(first) = next.take() {
+            let shard = self.shard_index(first.0);
+            let cell = &self.cells[shard];
+            let now = self.clock.now_ms();
+            let mut cold = Vec::new();
+            self.locked(cell, |sh, garbage| {
+                sh.maintain(now, garbage);
+                let mut job = Some(first);
+                let mut run = 0;
+                while let Some((hash, key, value, ttl, hint, weight)) = job.take() {
+                    self.flights(hash).invalidate(hash, &key);
+                    let deadline = sh.deadline_for(now, ttl);
+                    let h32 = short_hash(hash);
+                    match sh.restore(key, value, h32, weight, deadline, hint, now, garbage) {
+                        Ok(true) => stored += 1,
+                        Ok(false) => refused += 1,
+                        Err(kv) => {
+                            refused += 1;
+                            cold.push(kv);
+                        }
+                    }
+                    run += 1;
+                    next = weighed.next();
+                    if run < RESTORE_RUN
+                        && next
+                            .as_ref()
+                            .is_some_and(|j| self.shard_index(j.0) == shard)
+                    {
+                        job = next.take();
+                    }
+                }
+            });
+            drop(cold);
+        }
+        (stored, refused)
     }
 
     /// The shard a key of this hash lives in (restore workers split the

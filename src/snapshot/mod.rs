@@ -776,8 +776,15 @@ where
             .min(MAX_RESTORE_WORKERS);
         if workers < 2 {
             let mut counts = (0, 0);
-            let mut store = |job: Job<K, V>| count(&mut counts, self.apply(job));
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut store = |job: Job<K, V>| {
+                batch.push(job);
+                if batch.len() == BATCH {
+                    add(&mut counts, self.restore_many(std::mem::take(&mut batch)));
+                }
+            };
             let result = self.read_snapshot(input, codec, options, &mut store);
+            add(&mut counts, self.restore_many(batch));
             return finish(result, counts);
         }
         // The caller's thread reads, checks and decodes; workers store, each
@@ -793,9 +800,7 @@ where
                 handles.push(scope.spawn(move || {
                     let mut counts = (0, 0);
                     for batch in rx {
-                        for job in batch {
-                            count(&mut counts, self.apply(job));
-                        }
+                        add(&mut counts, self.restore_many(batch));
                     }
                     counts
                 }));
@@ -828,11 +833,6 @@ where
             }
             finish(result, counts)
         })
-    }
-
-    /// Stores one decoded record.
-    fn apply(&self, (hash, key, value, ttl, hint): Job<K, V>) -> Result<bool, (K, V)> {
-        self.restore_hashed(hash, key, value, ttl, hint)
     }
 
     /// Reads, checks and decodes a snapshot, handing each live record to
@@ -1004,12 +1004,10 @@ const MAX_RESTORE_WORKERS: usize = 4;
 /// Records handed to a restore worker at a time.
 const BATCH: usize = 1024;
 
-/// Counts a stored (`.0`) or dropped (`.1`) record.
-fn count<K, V>(counts: &mut (u64, u64), stored: Result<bool, (K, V)>) {
-    match stored {
-        Ok(true) => counts.0 += 1,
-        Ok(false) | Err(_) => counts.1 += 1,
-    }
+/// Adds a batch's stored and dropped counts.
+fn add(counts: &mut (u64, u64), (stored, dropped): (u64, u64)) {
+    counts.0 += stored;
+    counts.1 += dropped;
 }
 
 /// The report of a restore with the workers' counts filled in.
