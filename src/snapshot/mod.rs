@@ -1,6 +1,6 @@
 //! Snapshots: [`Cache::save`] writes a cache's live entries to any
-//! [`Write`](std::io::Write), [`Cache::restore`] reads them back from any
-//! [`Read`](std::io::Read), both streaming.
+//! [`Write`], [`Cache::restore`] reads them back from any
+//! [`Read`], both streaming.
 //!
 //! Keys and values are encoded through the [`Persist`] trait (implemented for
 //! integers, strings, byte vectors and `bytes::Bytes`), or through a
