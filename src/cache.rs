@@ -1075,22 +1075,35 @@ where
         // Stable: two records of one key (a save that met a write) keep their
         // order, the later one winning.
         jobs.sort_by_key(|job| self.shard_index(job.0));
-        let mut weighed = jobs.into_iter().map(|(hash, key, value, ttl, hint)| {
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while at < jobs.len() {
+            let shard = self.shard_index(jobs[at].0);
+            let len = jobs[at..]
+                .iter()
+                .take(RESTORE_RUN)
+                .take_while(|job| self.shard_index(job.0) == shard)
+                .count();
+            runs.push((shard, len));
+            at += len;
+        }
+        let mut jobs = jobs.into_iter().map(|(hash, key, value, ttl, hint)| {
             let weight = self.weigh(&key, &value);
             (hash, key, value, ttl, hint, weight)
         });
         let (mut stored, mut refused) = (0u64, 0u64);
-        let mut next = weighed.next();
-        while let Some(first) = next.take() {
-            let shard = self.shard_index(first.0);
+        let mut run = Vec::with_capacity(RESTORE_RUN);
+        for (shard, len) in runs {
+            run.extend(jobs.by_ref().take(len));
             let cell = &self.cells[shard];
             let now = self.clock.now_ms();
             let mut cold = Vec::new();
             self.locked(cell, |sh, garbage| {
                 sh.maintain(now, garbage);
-                let mut job = Some(first);
-                let mut run = 0;
-                while let Some((hash, key, value, ttl, hint, weight)) = job.take() {
+                // Each insert's index probe is a cache miss; these loads overlap
+                // them all before the first insert needs its group.
+                std::hint::black_box(sh.warm(run.iter().map(|job| short_hash(job.0))));
+                for (hash, key, value, ttl, hint, weight) in run.drain(..) {
                     self.flights(hash).invalidate(hash, &key);
                     let deadline = sh.deadline_for(now, ttl);
                     let h32 = short_hash(hash);
@@ -1101,15 +1114,6 @@ where
                             refused += 1;
                             cold.push(kv);
                         }
-                    }
-                    run += 1;
-                    next = weighed.next();
-                    if run < RESTORE_RUN
-                        && next
-                            .as_ref()
-                            .is_some_and(|j| self.shard_index(j.0) == shard)
-                    {
-                        job = next.take();
                     }
                 }
             });

@@ -656,6 +656,13 @@ where
         Ok(true)
     }
 
+    /// Brings the index groups of the keys with these hashes into cache before
+    /// a run of inserts (see `Index::touch`); the result only keeps the reads
+    /// from being optimised away.
+    pub(crate) fn warm(&self, hashes: impl Iterator<Item = NonZeroU32>) -> u8 {
+        hashes.fold(0u8, |acc, h| acc ^ self.index.touch(h.get()))
+    }
+
     /// Sizes the slab and the index for `entries` entries in all (a restore
     /// that knows how many are coming), never past the shard's expected size.
     pub(crate) fn reserve(&mut self, entries: usize) {
