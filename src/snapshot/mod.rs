@@ -26,6 +26,11 @@
 //! image: an entry written during the save may or may not be in it, but every
 //! entry that is in it is a value the key really had.
 //!
+//! Restoring takes one shard's write lock per run of up to 256 of its
+//! records. On a machine with more than one CPU the calling thread reads,
+//! checks and decodes the file while up to four scoped worker threads store
+//! the records, each into its own share of the shards.
+//!
 //! # File format (version 1)
 //! All integers little-endian.
 //! ```text
@@ -47,8 +52,9 @@
 //! damaged record is never stored. A damaged or truncated file is refused with
 //! a typed [`SnapshotError`]: [`Truncated`](SnapshotError::Truncated),
 //! [`Checksum`](SnapshotError::Checksum), [`Version`](SnapshotError::Version)
-//! or [`Decode`](SnapshotError::Decode) (no input makes a load panic or
-//! allocate more than the file holds). Entries of the blocks checked *before*
+//! or [`Decode`](SnapshotError::Decode); no input makes a load panic, and
+//! what a load allocates is bounded by the cache's capacity and a small
+//! multiple of what the file really holds. Entries of the blocks checked *before*
 //! the damage have been stored by then; [`Cache::clear`] the cache (or drop
 //! it) if all-or-nothing matters, as `larder-server` does before it falls back
 //! to an older generation.
