@@ -27,6 +27,17 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
+        let server = Server::launch(args);
+        // The restore's one line follows `listening on`.
+        if args.contains(&"--snapshot") {
+            server.wait_for_line("snapshot:");
+        }
+        server
+    }
+
+    /// Starts the server and returns once it says where it listens (its
+    /// restore, if any, has just begun).
+    fn launch(args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["-p", "0", "-l", "127.0.0.1"])
             .args(args)
@@ -50,12 +61,7 @@ impl Server {
         let addr = rx
             .recv_timeout(PATIENCE)
             .expect("the server says where it listens");
-        let server = Server { child, addr, log };
-        // The restore's one line follows `listening on`.
-        if args.contains(&"--snapshot") {
-            server.wait_for_line("snapshot:");
-        }
-        server
+        Server { child, addr, log }
     }
 
     /// Waits until a log line contains `needle`.
@@ -411,5 +417,31 @@ fn kill_9_during_a_periodic_save_leaves_the_previous_snapshot_whole() {
         assert!(v == value);
     }
     drop(b);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_during_the_restore_stops_cleanly_and_saves() {
+    let dir = temp_dir("term-restore");
+    let path = dir.join("cache.snap");
+    let snap = path.to_str().unwrap();
+    let a = Server::start(&["--snapshot", snap, "-m", "256"]);
+    let mut c = a.connect();
+    let value = value_of(20_000);
+    for k in 0..3000 {
+        a.set(&mut c, &format!("k{k}"), 0, 0, &value);
+    }
+    a.terminate();
+    // SIGTERM as soon as the server listens: the restore has just begun.
+    let b = Server::launch(&["--snapshot", snap, "-m", "256"]);
+    let log = b.terminate();
+    assert!(
+        log.iter().any(|l| l.contains("restored 3000 items")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("snapshot: saved 3000 items")),
+        "{log:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -330,20 +330,33 @@ fn metrics_addr(text: &str) -> Result<SocketAddr, ArgError> {
         .ok_or_else(|| bad(format!("--metrics-listen: cannot resolve {text:?}")))
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when it is first polled: the server restores its snapshot
+/// before it polls it, and a signal in that window must stop it cleanly (with
+/// a save) rather than kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        }
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = streams {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> ExitCode {
