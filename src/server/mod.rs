@@ -352,7 +352,10 @@ impl Server {
     /// snapshot (connections wait in the listen backlog meanwhile; a damaged
     /// or missing file is logged in one line and never stops the start),
     /// saved every `interval` while serving, and saved once more after the
-    /// connections are gone.
+    /// connections are gone. `shutdown` is first polled after the restore:
+    /// install signal handlers before calling `run` (as larder-server does),
+    /// so that a signal during a long restore is not handled by the default
+    /// action.
     ///
     /// # Errors
     /// Never for a failed connection (those are logged and closed); only if
