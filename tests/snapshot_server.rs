@@ -210,6 +210,10 @@ fn a_warm_restart_keeps_values_flags_ttls_deletions_and_cas_uniqueness() {
         log.iter().any(|l| l.contains("snapshot: saved 8 items")),
         "{log:?}"
     );
+    // The file holds the cache's contents: the server's user only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 
     let b = Server::start(&["--snapshot", snap, "--debug-time-offset", "10"]);
     let text = b.log_text();

@@ -270,7 +270,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Saves to `path` safely: writes `.<name>.tmp` beside it, fsyncs it,
+    /// Saves to `path` safely: writes `.<name>.tmp` beside it (mode 0600 on
+    /// Unix: the file holds the cache's contents), fsyncs it,
     /// shifts the older generations (`path.1` … `path.<keep>`; the oldest
     /// is dropped), renames the new file to `path` and fsyncs the directory.
     /// A crash at any point leaves the previous snapshot readable (as `path`
@@ -339,7 +340,12 @@ impl Store {
         tmp_name.push(".tmp");
         let tmp = dir.join(tmp_name);
         let report = {
-            let file = std::fs::File::create(&tmp)?;
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create(true).truncate(true);
+            // The cache's contents: readable by the server's user only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let file = open.open(&tmp)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
             let report = self.save(&mut out)?;
             let file = out.into_inner().map_err(|e| e.into_error())?;
