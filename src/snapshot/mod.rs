@@ -713,6 +713,9 @@ where
                     frame.truncate(13);
                     records = 0;
                 }
+                // A save is background work: after each slice, let threads
+                // that wait for a CPU (serving requests) run first.
+                std::thread::yield_now();
             }
         }
         if records > 0 {
