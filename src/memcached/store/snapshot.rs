@@ -339,7 +339,7 @@ impl Store {
         tmp_name.push(name);
         tmp_name.push(".tmp");
         let tmp = dir.join(tmp_name);
-        let report = {
+        let write = || -> Result<SaveReport, SnapshotError> {
             let mut open = std::fs::OpenOptions::new();
             open.write(true).create(true).truncate(true);
             // The cache's contents: readable by the server's user only.
@@ -350,7 +350,15 @@ impl Store {
             let report = self.save(&mut out)?;
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
-            report
+            Ok(report)
+        };
+        let report = match write() {
+            Ok(report) => report,
+            Err(e) => {
+                // A disk that filled up gets its space back.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
         };
         if keep > 0 {
             for n in (1..keep).rev() {
