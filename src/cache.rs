@@ -19,6 +19,8 @@ use std::time::Duration;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+/// Most snapshot records a restore stores under one hold of a shard's lock.
+const RESTORE_RUN: usize = 256;
 /// A caught panic, resumed once an operation is complete.
 type Panic = Box<dyn std::any::Any + Send>;
 
@@ -1178,6 +1180,108 @@ where
                 .map(|c| c.read().heap_bytes())
                 .sum::<usize>()
             + self.shadow.as_ref().map_or(0, |s| s.heap_bytes())
+    }
+
+    /// Stores entries read back from a snapshot, each `(hash, key, value,
+    /// ttl_ms, hint)` (`ttl_ms` left to live, `None`: never expires), with
+    /// their policy hints (see `Shard::restore`). Entries of one shard are
+    /// stored under one hold of its lock, at most [`RESTORE_RUN`] at a time, in
+    /// the order given for each key. Returns how many were stored and how many
+    /// were not (expired, too heavy, or refused as too cold; those are dropped
+    /// here, with no lock held).
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn, for one run;
+    /// the weigher runs before.
+    pub(crate) fn restore_many(&self, mut jobs: Vec<(u64, K, V, Option<u64>, u8)>) -> (u64, u64) {
+        // Stable: two records of one key (a save that met a write) keep their
+        // order, the later one winning.
+        jobs.sort_by_key(|job| self.shard_index(job.0));
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while at < jobs.len() {
+            let shard = self.shard_index(jobs[at].0);
+            let len = jobs[at..]
+                .iter()
+                .take(RESTORE_RUN)
+                .take_while(|job| self.shard_index(job.0) == shard)
+                .count();
+            runs.push((shard, len));
+            at += len;
+        }
+        let mut jobs = jobs.into_iter().map(|(hash, key, value, ttl, hint)| {
+            let weight = self.weigh(&key, &value);
+            (hash, key, value, ttl, hint, weight)
+        });
+        let (mut stored, mut refused) = (0u64, 0u64);
+        let mut run = Vec::with_capacity(RESTORE_RUN);
+        for (shard, len) in runs {
+            run.extend(jobs.by_ref().take(len));
+            let cell = &self.cells[shard];
+            let now = self.clock.now_ms();
+            let mut cold = Vec::new();
+            self.locked(cell, |sh, garbage| {
+                sh.maintain(now, garbage);
+                // Each insert's index probe is a cache miss; these loads overlap
+                // them all before the first insert needs its group.
+                std::hint::black_box(sh.warm(run.iter().map(|job| short_hash(job.0))));
+                for (hash, key, value, ttl, hint, weight) in run.drain(..) {
+                    self.flights(hash).invalidate(hash, &key);
+                    let deadline = sh.deadline_for(now, ttl);
+                    let h32 = short_hash(hash);
+                    match sh.restore(key, value, h32, weight, deadline, hint, now, garbage) {
+                        Ok(true) => stored += 1,
+                        Ok(false) => refused += 1,
+                        Err(kv) => {
+                            refused += 1;
+                            cold.push(kv);
+                        }
+                    }
+                }
+            });
+            drop(cold);
+        }
+        (stored, refused)
+    }
+
+    /// The shard a key of this hash lives in (restore workers split the
+    /// shards between them).
+    pub(crate) fn shard_of_hash(&self, hash: u64) -> usize {
+        self.shard_index(hash)
+    }
+
+    /// Sizes every shard for about `entries` entries in all (its share, and
+    /// never past its expected size), so a restore does not grow the tables in
+    /// many small steps.
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    pub(crate) fn reserve_for_restore(&self, entries: u64) {
+        let per_shard = entries / self.cells.len() as u64;
+        // Hashes do not split exactly: an eighth more, as the tables grow anyway.
+        let per_shard = usize::try_from(per_shard + per_shard / 8).unwrap_or(usize::MAX);
+        for cell in self.cells.iter() {
+            cell.write().reserve(per_shard);
+        }
+    }
+
+    /// Shows `f` the live entries of shard `shard` from slot `from` on, under
+    /// the shard's read lock, at most `max_slots` slots (see
+    /// `Shard::visit_slice`; deadlines are on this cache's clock). Returns the
+    /// slot to continue from, `None` when the shard is done.
+    ///
+    /// **Locking behaviour:** `f` runs under the shard's read lock: the bounded
+    /// slice is what keeps a snapshot from stalling writers.
+    pub(crate) fn visit_slice(
+        &self,
+        shard: usize,
+        from: u32,
+        max_slots: u32,
+        f: impl FnMut(&K, &V, u64, u8) -> bool,
+    ) -> Option<u32> {
+        let cell = &self.cells[shard];
+        let now = self.clock.now_ms();
+        let guard = cell.read();
+        let _held = crate::reentry::Held::enter(cell.addr());
+        guard.visit_slice(from, max_slots, now, f)
     }
 
     /// The index of the shard `key` maps to (tests place keys in chosen shards).

@@ -87,6 +87,25 @@ impl Clock {
     }
 }
 
+/// The wall-clock time a [`Clock::manual`] clock reads as at its start, in
+/// milliseconds since the unix epoch (2023-11-14T22:13:20Z): fixed, so that
+/// snapshot tests that convert deadlines to wall-clock time are deterministic.
+pub(crate) const MANUAL_UNIX_ORIGIN_MS: u64 = 1_700_000_000_000;
+
+impl Clock {
+    /// Wall-clock time in milliseconds since the unix epoch: the system's time for
+    /// [`Clock::system`], and [`MANUAL_UNIX_ORIGIN_MS`] plus the time advanced for
+    /// [`Clock::manual`]. Snapshots record deadlines in this time.
+    pub(crate) fn unix_ms(&self) -> u64 {
+        match &self.kind {
+            Kind::System(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Kind::Manual(ms) => MANUAL_UNIX_ORIGIN_MS.saturating_add(ms.load(Ordering::Acquire)),
+        }
+    }
+}
+
 impl Default for Clock {
     fn default() -> Self {
         Clock::system()

@@ -196,6 +196,25 @@ impl Index {
         }
     }
 
+    /// Reads the first byte of `hash`'s home group and returns it: a batch of
+    /// these, issued back to back, brings the groups of many coming inserts
+    /// into cache with their misses overlapped (safe code has no prefetch).
+    #[inline]
+    pub(crate) fn touch(&self, hash: u32) -> u8 {
+        match self.groups.is_empty() {
+            true => 0,
+            false => self.groups[self.home(hash)].tags[0],
+        }
+    }
+
+    /// Makes room for `entries` at the maximum load in one rebuild, if there is
+    /// less (a snapshot restore that knows its size skips the step-wise growth).
+    pub(crate) fn reserve(&mut self, entries: usize, hash_of: impl Fn(u32) -> u32) {
+        if entries * LOAD_DEN > self.groups.len() * WIDTH * LOAD_NUM {
+            self.resize(entries.max(self.len), &hash_of);
+        }
+    }
+
     /// Rebuilds the table with room for `entries` at the maximum load.
     fn resize(&mut self, entries: usize, hash_of: &impl Fn(u32) -> u32) {
         let groups = (entries * LOAD_DEN).div_ceil(WIDTH * LOAD_NUM).max(1);

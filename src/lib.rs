@@ -26,6 +26,8 @@
 //! - [`Clock`]: real or manual time (tests never sleep).
 //! - [`Cache::get_or_insert_with`] and [`Memoized`]: single-flight loading, one
 //!   loader per key however many threads miss it at once.
+//! - [`Cache::save`] and [`Cache::restore`] ([`snapshot`]): streaming snapshots with
+//!   checksums, so a restarted process starts warm.
 //!
 //! ## Cargo features
 //! | feature | what it adds |
@@ -48,6 +50,7 @@ mod policy;
 mod reentry;
 mod shard;
 mod slab;
+pub mod snapshot;
 mod sync;
 
 #[cfg(feature = "memcached")]

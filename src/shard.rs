@@ -598,6 +598,121 @@ where
         self.counters.inserts += 1;
     }
 
+    /// Stores an entry read back from a snapshot: like a new insert, except that
+    /// the policy places it by `hint` (its queue and access counter when saved,
+    /// see [`hint_of`](Self::hint_of)) instead of treating it as never seen, so a
+    /// restored cache is not cold-ordered and a restore into a smaller cache
+    /// evicts the colder entries first. A key already present is overwritten as
+    /// by an insert. `deadline` is relative ticks (0: never). Returns whether
+    /// the entry was stored, or hands it back when a full shard refused it as
+    /// colder than what it holds (for the caller to drop after the lock).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn restore(
+        &mut self,
+        key: K,
+        value: V,
+        hash: NonZeroU32,
+        weight: u32,
+        deadline: u64,
+        hint: u8,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) -> Result<bool, (K, V)> {
+        if let Some(idx) = self.find_live(hash, &key, now, garbage) {
+            self.put(
+                Some(idx),
+                key,
+                value,
+                hash,
+                weight,
+                Some(deadline),
+                now,
+                garbage,
+            );
+            return Ok(true);
+        }
+        if self.is_due(deadline, now) {
+            garbage.push(key, value, RemovalCause::Expired);
+            return Ok(false);
+        }
+        if !self.fits(weight) {
+            self.counters.rejections += 1;
+            garbage.push(key, value, RemovalCause::Evicted);
+            return Ok(false);
+        }
+        // A full shard takes an entry that was never hit only into room: it would
+        // otherwise evict entries that were (the policy's victim may be hot), and
+        // a restore into a smaller cache must keep the hottest. Exact LRU keeps
+        // no access counter; it restores in file order, evicting as inserts do.
+        let cold = hint & 0b11 == 0 && self.policy.max_freq() > 0;
+        if cold && self.weight.saturating_add(u64::from(weight)) > self.capacity {
+            return Err((key, value));
+        }
+        self.make_room(u64::from(weight), now, garbage);
+        self.maybe_compact();
+        let idx = self.link(Entry::new(key, value, hash, weight, 0), deadline);
+        self.policy.on_restore(&mut self.slab, idx, hint);
+        self.counters.inserts += 1;
+        Ok(true)
+    }
+
+    /// Brings the index groups of the keys with these hashes into cache before
+    /// a run of inserts (see `Index::touch`); the result only keeps the reads
+    /// from being optimised away.
+    pub(crate) fn warm(&self, hashes: impl Iterator<Item = NonZeroU32>) -> u8 {
+        hashes.fold(0u8, |acc, h| acc ^ self.index.touch(h.get()))
+    }
+
+    /// Sizes the slab and the index for `entries` entries in all (a restore
+    /// that knows how many are coming), never past the shard's expected size.
+    pub(crate) fn reserve(&mut self, entries: usize) {
+        let entries = entries.min(self.slot_hint);
+        self.slab.reserve(entries);
+        let slab = &self.slab;
+        self.index.reserve(entries, |i| slab.entry(i).hash.get());
+    }
+
+    /// The policy standing of the full slot `idx` as a snapshot records it: the
+    /// access counter in bits 0–1, the queue tag in bits 2–3.
+    pub(crate) fn hint_of(&self, idx: u32) -> u8 {
+        let e = self.slab.entry(idx);
+        ((e.freq() & 0b11) | ((e.queue() & 0b11) << 2)) as u8
+    }
+
+    /// Calls `f` with the live entries of the slots from `from` on, each with its
+    /// deadline on the cache's clock (milliseconds, 0: never) and its
+    /// [`hint_of`](Self::hint_of), until `max_slots` slots were examined or `f`
+    /// returns false. Returns the slot to continue from, or `None` once the last
+    /// slot was examined. Entries expired at `now` are skipped.
+    pub(crate) fn visit_slice(
+        &self,
+        from: u32,
+        max_slots: u32,
+        now: u64,
+        mut f: impl FnMut(&K, &V, u64, u8) -> bool,
+    ) -> Option<u32> {
+        let end = self.slab.len() as u32;
+        let mut idx = from;
+        while idx < end && idx - from < max_slots {
+            let at = idx;
+            idx += 1;
+            let Slot::Full(e) = self.slab.slot(at) else {
+                continue;
+            };
+            if self.is_expired(at, now) {
+                continue;
+            }
+            let deadline = match self.deadline_of(at) {
+                0 => 0,
+                d => self.base_ms.saturating_add(d),
+            };
+            if !f(&e.key, &e.value, deadline, self.hint_of(at)) {
+                break;
+            }
+        }
+        (idx < end).then_some(idx)
+    }
+
     /// Puts an entry (whose slot deadline is 0) in a slot and in the index, with
     /// `deadline`; the policy is the caller's to tell.
     fn link(&mut self, entry: Entry<K, V>, deadline: u64) -> u32 {

@@ -201,6 +201,15 @@ impl<K, V> Slab<K, V> {
         matches!(self.slots[idx as usize], Slot::Full(_))
     }
 
+    /// Makes room for `slots` slots in all (a snapshot restore that knows its
+    /// size), never past the growth cap.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        let want = slots.min(self.growth_cap);
+        if want > self.slots.capacity() {
+            self.slots.reserve_exact(want - self.slots.len());
+        }
+    }
+
     /// Stores `entry` in a free slot (or a new one) and returns its index.
     pub(crate) fn alloc(&mut self, entry: Entry<K, V>) -> u32 {
         self.live += 1;

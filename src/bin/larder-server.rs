@@ -2,7 +2,8 @@
 //!
 //! Takes memcached's flags where they make sense (`-p`, `-l`, `-m`, `-c`,
 //! `-I`, `-t`, `-v`), speaks the text, meta and binary protocols over TCP
-//! (no UDP, no SASL), and stops cleanly on SIGINT or SIGTERM. Arguments
+//! (no UDP, no SASL), and stops cleanly on SIGINT or SIGTERM, saving a
+//! snapshot first when `--snapshot` asks for one. Arguments
 //! are parsed by hand: a bad flag or value prints the error and a usage line
 //! and exits with status 2.
 #![deny(unsafe_code)]
@@ -13,11 +14,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
-use larder::server::{Server, ServerConfig, VERSION};
+use larder::server::{Server, ServerConfig, SnapshotConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
 [-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
-[--metrics-listen ADDR:PORT] [--help] [--version]";
+[--metrics-listen ADDR:PORT] [--snapshot PATH [--snapshot-interval SECS] [--snapshot-keep N]] \
+[--help] [--version]";
 
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
@@ -41,6 +43,13 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
                            serve Prometheus metrics at http://ADDR:PORT/metrics
                            (off by default; port 0 picks one, printed on stderr
                            as 'metrics on ADDR:PORT')
+      --snapshot PATH      restore the cache from PATH at start (falling back to
+                           older generations, else empty; never fails the start)
+                           and save it there on SIGTERM, SIGINT and `shutdown`
+      --snapshot-interval SECS
+                           also save every SECS seconds while serving (default:
+                           only at stop)
+      --snapshot-keep N    older snapshots kept as PATH.1 .. PATH.N (default 1)
   -h, --help               this help
   -V, --version            the version
 
@@ -67,6 +76,12 @@ struct Options {
     idle_timeout_secs: u64,
     conn_buffer_budget_mb: u64,
     metrics_listen: Option<String>,
+    snapshot: Option<String>,
+    snapshot_interval_secs: u64,
+    snapshot_keep: usize,
+    /// Seconds added to the wall clock the store believes in (hidden, for
+    /// tests of expiry across a restart; not in the help).
+    time_offset_secs: u64,
 }
 
 impl Default for Options {
@@ -84,6 +99,10 @@ impl Default for Options {
             idle_timeout_secs: 300,
             conn_buffer_budget_mb: 64,
             metrics_listen: None,
+            snapshot: None,
+            snapshot_interval_secs: 0,
+            snapshot_keep: 1,
+            time_offset_secs: 0,
         }
     }
 }
@@ -184,6 +203,30 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 }
                 options.metrics_listen = Some(addr);
             }
+            "--snapshot" => {
+                let path = value(&flag)?;
+                if path.is_empty() {
+                    return Err(bad(format!("{flag} needs a file path")));
+                }
+                options.snapshot = Some(path);
+            }
+            "--snapshot-interval" => {
+                options.snapshot_interval_secs = number(&flag, &value(&flag)?)?;
+                if options.snapshot_interval_secs > MAX_IDLE_SECS {
+                    return Err(bad(format!(
+                        "{flag} must be at most {MAX_IDLE_SECS} (a year)"
+                    )));
+                }
+            }
+            "--snapshot-keep" => {
+                options.snapshot_keep = number(&flag, &value(&flag)?)?;
+                if options.snapshot_keep > 100 {
+                    return Err(bad(format!("{flag} must be at most 100")));
+                }
+            }
+            "--debug-time-offset" => {
+                options.time_offset_secs = number(&flag, &value(&flag)?)?;
+            }
             "-A" | "--enable-shutdown" => options.enable_shutdown = true,
             "--verbose" => options.verbosity = options.verbosity.saturating_add(1),
             "-U" | "--udp-port" => {
@@ -199,6 +242,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             other if other.starts_with('-') => return Err(bad(format!("unknown flag {other}"))),
             other => return Err(bad(format!("unexpected argument {other:?}"))),
         }
+    }
+    if options.snapshot.is_none() && options.snapshot_interval_secs > 0 {
+        return Err(bad("--snapshot-interval needs --snapshot PATH"));
     }
     let max = (options.memory_mb << 20) / 2;
     if options.max_item_size as u64 > max {
@@ -284,20 +330,33 @@ fn metrics_addr(text: &str) -> Result<SocketAddr, ArgError> {
         .ok_or_else(|| bad(format!("--metrics-listen: cannot resolve {text:?}")))
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when it is first polled: the server restores its snapshot
+/// before it polls it, and a signal in that window must stop it cleanly (with
+/// a save) rather than kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        }
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = streams {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> ExitCode {
@@ -345,7 +404,19 @@ fn main() -> ExitCode {
         // At most 1 TiB (checked above), so the shift cannot overflow a 64-bit usize.
         conn_buffer_budget: usize::try_from(options.conn_buffer_budget_mb << 20)
             .unwrap_or(usize::MAX),
+        snapshot: options.snapshot.as_ref().map(|path| SnapshotConfig {
+            interval: (options.snapshot_interval_secs > 0)
+                .then(|| Duration::from_secs(options.snapshot_interval_secs)),
+            keep: options.snapshot_keep,
+            ..SnapshotConfig::new(path)
+        }),
         store: StoreConfig {
+            unix_time: (options.time_offset_secs > 0).then(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    .saturating_add(options.time_offset_secs)
+            }),
             memory_limit: options.memory_mb << 20,
             max_item_size: options.max_item_size,
             enable_shutdown: options.enable_shutdown,
@@ -378,7 +449,11 @@ fn main() -> ExitCode {
         if let Some(addr) = server.metrics_addr() {
             eprintln!("metrics on {addr}");
         }
-        match server.run(shutdown_signal()).await {
+        // Held past `run` and never dropped: the process is about to end, and
+        // freeing millions of items one by one would only delay the exit
+        // (seconds for 10M items) after the snapshot is already safe.
+        let store = std::sync::Arc::clone(server.store());
+        let code = match server.run(shutdown_signal()).await {
             Ok(()) => {
                 if options.verbosity > 0 {
                     eprintln!("larder-server: stopped");
@@ -389,7 +464,9 @@ fn main() -> ExitCode {
                 eprintln!("larder-server: {e}");
                 ExitCode::FAILURE
             }
-        }
+        };
+        std::mem::forget(store);
+        code
     })
 }
 
@@ -447,6 +524,21 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_flags_are_parsed() {
+        let options = serve(&[
+            "--snapshot",
+            "/tmp/c.snap",
+            "--snapshot-interval=60",
+            "--snapshot-keep",
+            "3",
+        ]);
+        assert_eq!(options.snapshot.as_deref(), Some("/tmp/c.snap"));
+        assert_eq!(options.snapshot_interval_secs, 60);
+        assert_eq!(options.snapshot_keep, 3);
+        assert_eq!(serve(&["--snapshot", "s"]).snapshot_keep, 1);
+    }
+
+    #[test]
     fn verbosity_counts_every_v() {
         assert_eq!(serve(&["-v"]).verbosity, 1);
         assert_eq!(serve(&["-vv", "-v"]).verbosity, 3);
@@ -483,6 +575,11 @@ mod tests {
             &["--metrics-listen", "9150"],
             &["--metrics-listen", ":9150"],
             &["--metrics-listen", "127.0.0.1:http"],
+            &["--snapshot"],
+            &["--snapshot", ""],
+            &["--snapshot-interval", "5"],
+            &["--snapshot", "x", "--snapshot-keep", "101"],
+            &["--snapshot", "x", "--snapshot-interval", "soon"],
             &["stray"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

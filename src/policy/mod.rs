@@ -341,6 +341,32 @@ impl PolicyState {
         }
     }
 
+    /// An entry read back from a snapshot was stored in `idx`: it takes the
+    /// access counter and queue tag `hint` recorded (see `Shard::hint_of`), as far
+    /// as this policy has them, and joins its queue as the most recent. Exact LRU
+    /// keeps no per-entry standing: restored entries queue in the order they come.
+    pub(crate) fn on_restore<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32, hint: u8) {
+        let freq = u32::from(hint & 0b11).min(self.max_freq());
+        match self {
+            PolicyState::Clock(q) => {
+                slab.entry(idx).set_freq(freq);
+                q.push_back(slab, idx);
+            }
+            PolicyState::Lru(l) => l.push_back(slab, idx),
+            PolicyState::S3Fifo(s) => {
+                let queue = match u32::from(hint >> 2) & 0b11 {
+                    MAIN => MAIN,
+                    MAIN_NEW => MAIN_NEW,
+                    _ => SMALL,
+                };
+                let e = slab.entry(idx);
+                e.set_freq(freq);
+                e.set_queue(queue);
+                s.enqueue(slab, idx);
+            }
+        }
+    }
+
     /// The entry in `idx` was taken out of the policy (`on_remove`, then
     /// `Slab::take`) and stored again, in this slot, with its access counter and
     /// queue tag as they were: queue it again as the most recent of its queue.

@@ -348,14 +348,56 @@ const GENERAL: &[Plain] = &[
         "conn_buffer_bytes",
         "Bytes of connection buffers charged against --conn-buffer-budget.",
     ),
+    gauge(
+        "larder_snapshot_last_unix_seconds",
+        "snapshot_last_unix",
+        "UNIX time the last snapshot save finished (0: none since start).",
+    ),
+    gauge(
+        "larder_snapshot_last_ok",
+        "snapshot_last_ok",
+        "Whether the last snapshot save succeeded (1) or failed (0).",
+    ),
+    gauge(
+        "larder_snapshot_last_success_timestamp_seconds",
+        "snapshot_last_ok_unix",
+        "UNIX time the last successful snapshot save finished (0: none since start).",
+    ),
+    counter(
+        "larder_snapshot_failures",
+        "snapshot_failures",
+        "Snapshot saves that failed since the server started.",
+    ),
+    gauge(
+        "larder_snapshot_bytes",
+        "snapshot_bytes",
+        "Size of the last successful snapshot.",
+    ),
+    gauge(
+        "larder_snapshot_duration_milliseconds",
+        "snapshot_duration_ms",
+        "Time the last snapshot save took, fsync and rename included.",
+    ),
+    gauge(
+        "larder_changes_since_snapshot",
+        "changes_since_snapshot",
+        "Client writes since the last successful snapshot began: what a crash now would lose.",
+    ),
 ];
 
 /// From `stats settings`.
-const SETTINGS: &[Plain] = &[gauge(
-    "memcached_max_connections",
-    "maxconns",
-    "Maximum number of clients allowed.",
-)];
+const SETTINGS: &[Plain] = &[
+    gauge(
+        "memcached_max_connections",
+        "maxconns",
+        "Maximum number of clients allowed.",
+    ),
+    gauge(
+        "larder_snapshot_interval_seconds",
+        "snapshot_interval",
+        "Seconds between periodic snapshots (--snapshot-interval; 0: none).",
+    ),
+];
 
 /// From `stats slabs` (the figures that are not per class).
 const SLABS: &[Plain] = &[gauge(

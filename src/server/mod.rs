@@ -58,6 +58,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -147,6 +148,10 @@ pub struct ServerConfig {
     /// Logging to stderr: 0 errors only, 1 also rejected and timed-out
     /// connections, 2 also every connection, 3 also I/O details.
     pub verbosity: u8,
+    /// Snapshots (larder-server's `--snapshot`): restore when
+    /// [`Server::run`] starts, save periodically and when it stops. Default
+    /// `None`: the cache starts empty and is lost at exit.
+    pub snapshot: Option<SnapshotConfig>,
     /// The item store. Its `server_stats` is replaced by the server's.
     /// The default differs from [`StoreConfig::default`] only in `version`,
     /// which is [`VERSION`].
@@ -167,10 +172,52 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(5),
             threads: 4,
             verbosity: 0,
+            snapshot: None,
             store: StoreConfig {
                 version: VERSION.into(),
                 ..StoreConfig::default()
             },
+        }
+    }
+}
+
+/// Where and how often a [`Server`] snapshots its store (see
+/// [`Store::save_to_path`] for how a file is written safely).
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::server::{ServerConfig, SnapshotConfig};
+///
+/// let config = ServerConfig {
+///     snapshot: Some(SnapshotConfig {
+///         interval: Some(Duration::from_secs(300)),
+///         keep: 2,
+///         ..SnapshotConfig::new("/var/lib/larder/cache.snap")
+///     }),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.snapshot.unwrap().keep, 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SnapshotConfig {
+    /// The snapshot file. Restored from when the server starts (falling back
+    /// to older generations, then to an empty cache) and written when it
+    /// stops.
+    pub path: PathBuf,
+    /// Also save every this long while serving. Default `None`: only at stop.
+    pub interval: Option<Duration>,
+    /// Older generations kept beside the newest (`PATH.1` … `PATH.<keep>`).
+    /// Default 1.
+    pub keep: usize,
+}
+
+impl SnapshotConfig {
+    /// Snapshots to `path`, at stop only, keeping one older generation.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SnapshotConfig {
+            path: path.into(),
+            interval: None,
+            keep: 1,
         }
     }
 }
@@ -209,6 +256,7 @@ impl std::error::Error for ServerError {
 /// serves until the future it is given completes, a client sends
 /// `shutdown` (when enabled), or a fatal error.
 pub struct Server {
+    snapshot: Option<SnapshotConfig>,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     store: Arc<Store>,
@@ -268,6 +316,7 @@ impl Server {
         store_config.server_stats = Some(Arc::clone(&shared) as _);
         let store = Arc::new(Store::new(store_config).map_err(ServerError::Store)?);
         Ok(Server {
+            snapshot: config.snapshot,
             listener,
             metrics,
             store,
@@ -299,11 +348,21 @@ impl Server {
     /// returns once all are gone or [`ServerConfig::shutdown_grace`] has
     /// passed.
     ///
+    /// With [`ServerConfig::snapshot`], the store is first restored from the
+    /// snapshot (connections wait in the listen backlog meanwhile; a damaged
+    /// or missing file is logged in one line and never stops the start),
+    /// saved every `interval` while serving, and saved once more after the
+    /// connections are gone. `shutdown` is first polled after the restore:
+    /// install signal handlers before calling `run` (as larder-server does),
+    /// so that a signal during a long restore is not handled by the default
+    /// action.
+    ///
     /// # Errors
     /// Never for a failed connection (those are logged and closed); only if
     /// the listener itself fails in a way retrying cannot fix.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let Server {
+            snapshot,
             listener,
             metrics,
             store,
@@ -311,6 +370,19 @@ impl Server {
             local_addr: _,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(snap) = &snapshot {
+            restore(&store, &shared, snap).await;
+            if let Some(every) = snap.interval {
+                let save = periodic_saves(
+                    Arc::clone(&store),
+                    Arc::clone(&shared),
+                    snap.clone(),
+                    every,
+                    stop_rx.clone(),
+                );
+                tokio::spawn(save);
+            }
+        }
         if let Some(listener) = metrics {
             let serve = metrics::serve(
                 listener,
@@ -365,6 +437,102 @@ impl Server {
                 ),
             );
         }
+        if let Some(snap) = snapshot {
+            save(&store, &shared, &snap, 0).await;
+        }
         Ok(())
+    }
+}
+
+/// Restores the store from the newest good generation of the snapshot, and
+/// says in one line what happened.
+async fn restore(store: &Arc<Store>, shared: &Arc<Shared>, snap: &SnapshotConfig) {
+    let (s, path, keep) = (Arc::clone(store), snap.path.clone(), snap.keep);
+    let started = std::time::Instant::now();
+    let restored = match tokio::task::spawn_blocking(move || s.restore_from_path(&path, keep)).await
+    {
+        Ok(restored) => restored,
+        Err(e) => {
+            shared.log(
+                0,
+                format_args!("snapshot restore failed: {e}; starting empty"),
+            );
+            return;
+        }
+    };
+    let refused: Vec<String> = restored
+        .refused
+        .iter()
+        .map(|(path, e)| format!("{} refused ({e})", path.display()))
+        .collect();
+    let refused = if refused.is_empty() {
+        String::new()
+    } else {
+        format!("{}; ", refused.join("; "))
+    };
+    match &restored.from {
+        Some((path, report)) => shared.log(
+            0,
+            format_args!(
+                "snapshot: {refused}restored {} items from {} in {} ms ({} expired while down)",
+                report.loaded,
+                path.display(),
+                started.elapsed().as_millis(),
+                report.expired,
+            ),
+        ),
+        None if refused.is_empty() => shared.log(
+            0,
+            format_args!(
+                "snapshot: no snapshot at {}; starting empty",
+                snap.path.display()
+            ),
+        ),
+        None => shared.log(0, format_args!("snapshot: {refused}starting empty")),
+    }
+}
+
+/// Saves the store to the snapshot file; failures are logged at level 0,
+/// successes at `level`.
+async fn save(store: &Arc<Store>, shared: &Arc<Shared>, snap: &SnapshotConfig, level: u8) {
+    let (s, path, keep) = (Arc::clone(store), snap.path.clone(), snap.keep);
+    let result = tokio::task::spawn_blocking(move || s.save_to_path(&path, keep)).await;
+    let took = store.snapshot_status().duration_ms;
+    match result {
+        Ok(Ok(report)) => shared.log(
+            level,
+            format_args!(
+                "snapshot: saved {} items ({} bytes) to {} in {took} ms",
+                report.entries,
+                report.bytes,
+                snap.path.display()
+            ),
+        ),
+        Ok(Err(e)) => shared.log(
+            0,
+            format_args!(
+                "snapshot: saving to {} failed: {e}; the previous snapshot is kept",
+                snap.path.display()
+            ),
+        ),
+        Err(e) => shared.log(0, format_args!("snapshot: save task failed: {e}")),
+    }
+}
+
+/// Saves every `every` until the server stops.
+async fn periodic_saves(
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    snap: SnapshotConfig,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => save(&store, &shared, &snap, 1).await,
+            _ = stop.changed() => return,
+        }
     }
 }

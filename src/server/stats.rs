@@ -140,6 +140,8 @@ pub(super) struct Shared {
     output_limit: usize,
     max_input: usize,
     shutdown_grace: Duration,
+    /// `--snapshot-interval` in seconds (0: no periodic snapshots).
+    snapshot_interval: u64,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     budget: Budget,
@@ -176,6 +178,11 @@ impl Shared {
             output_limit: config.output_limit.max(1),
             max_input,
             shutdown_grace: config.shutdown_grace,
+            snapshot_interval: config
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.interval)
+                .map_or(0, |d| d.as_secs()),
             local_addr,
             shutdown: watch::channel(false).0,
             // Room for at least one largest request, or it could never be read.
@@ -395,6 +402,7 @@ impl ServerStats for Shared {
         stats.number("num_threads", self.threads);
         stats.number("idle_timeout", self.idle_timeout.map_or(0, |t| t.as_secs()));
         stats.number("conn_buffer_budget", self.budget.limit());
+        stats.number("snapshot_interval", self.snapshot_interval);
         stats.text("maxconns_fast", "yes");
         match self.metrics_addr {
             Some(addr) => stats.display("metrics_listen", addr),

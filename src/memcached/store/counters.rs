@@ -43,10 +43,29 @@ pub(crate) enum Counter {
 }
 
 const COUNTERS: usize = Counter::Reclaimed as usize + 1;
+/// One more slot after the named counters: client writes that changed what
+/// the store holds, for `changes_since_snapshot`. `stats reset` leaves it.
+const CHANGES: usize = COUNTERS;
 const STRIPES: usize = 8;
 
+impl Counter {
+    /// Whether a bump of this counter means a client changed the store.
+    #[inline]
+    const fn is_change(self) -> bool {
+        matches!(
+            self,
+            Counter::TotalItems
+                | Counter::DeleteHits
+                | Counter::IncrHits
+                | Counter::DecrHits
+                | Counter::TouchHits
+                | Counter::CmdFlush
+        )
+    }
+}
+
 #[repr(align(128))]
-struct Stripe([AtomicU64; COUNTERS]);
+struct Stripe([AtomicU64; COUNTERS + 1]);
 
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
@@ -73,7 +92,19 @@ impl Counters {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        self.stripes[stripe_index()].0[counter as usize].fetch_add(n, Relaxed);
+        let stripe = &self.stripes[stripe_index()].0;
+        stripe[counter as usize].fetch_add(n, Relaxed);
+        if counter.is_change() {
+            stripe[CHANGES].fetch_add(n, Relaxed);
+        }
+    }
+
+    /// Client writes that changed the store since it was built (never reset).
+    pub(crate) fn changes(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[CHANGES].load(Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     #[inline]
@@ -90,7 +121,7 @@ impl Counters {
 
     pub(crate) fn reset(&self) {
         for stripe in self.stripes.iter() {
-            for c in &stripe.0 {
+            for c in &stripe.0[..COUNTERS] {
                 c.store(0, Relaxed);
             }
         }

@@ -62,6 +62,7 @@ mod meta;
 mod numeric;
 mod output;
 mod session;
+mod snapshot;
 mod stats;
 mod text;
 mod time;
@@ -80,6 +81,7 @@ use item::{Block, Head, ItemRef, Meta};
 pub use item::{Item, ITEM_OVERHEAD};
 pub use output::Output;
 pub use session::{Progress, Session};
+pub use snapshot::{Restored, SnapshotStatus};
 pub use stats::{ServerStats, StatWriter};
 use time::{Expiry, Time};
 
@@ -264,6 +266,8 @@ pub struct Store {
     server_stats: Option<Arc<dyn ServerStats>>,
     /// `stats detail`'s per-prefix counts.
     detail: detail::Detail,
+    /// The last snapshot's outcome (see `snapshot.rs`).
+    snapshot: snapshot::SnapshotState,
 }
 
 impl fmt::Debug for Store {
@@ -374,6 +378,7 @@ impl Store {
             version: config.version,
             server_stats: config.server_stats,
             detail: detail::Detail::new(),
+            snapshot: snapshot::SnapshotState::new(),
         })
     }
 

@@ -235,6 +235,14 @@ impl Store {
         w.number("bytes", self.cache.weight());
         w.number("curr_items", self.cache.len() as u64);
         w.number("total_items", self.counters.get(Counter::TotalItems));
+        let snap = self.snapshot_status();
+        w.number("snapshot_last_unix", snap.last_unix);
+        w.number("snapshot_last_ok", u64::from(snap.last_ok));
+        w.number("snapshot_last_ok_unix", snap.last_ok_unix);
+        w.number("snapshot_failures", snap.failures);
+        w.number("snapshot_bytes", snap.bytes);
+        w.number("snapshot_duration_ms", snap.duration_ms);
+        w.number("changes_since_snapshot", snap.changes_since);
     }
 
     /// `stats settings`: the store's configuration, then the server's.
