@@ -1699,3 +1699,61 @@ fn stats_cachedump_is_an_empty_dump() {
     let _ = send(&store, b"set k 0 0 1\r\nx\r\n");
     assert_eq!(send(&store, b"stats cachedump 1 1\r\n"), b"END\r\n");
 }
+
+#[test]
+fn keys_longer_than_an_item_can_hold_are_refused_without_a_panic() {
+    use larder::memcached::{Limits, MetaFlags, Request};
+    let store = Store::new(StoreConfig {
+        limits: Limits {
+            max_key_len: 1000,
+            ..Limits::default()
+        },
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        store.limits().max_key_len,
+        255,
+        "lowered to what a block holds"
+    );
+    let long = "k".repeat(300);
+    let out = send(&store, format!("set {long} 0 0 1\r\nx\r\n").as_bytes());
+    assert!(
+        out.starts_with(b"CLIENT_ERROR"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // A request built by hand skips the parser's check: still no panic.
+    let key = long.as_bytes();
+    let Ok(larder::memcached::Status::Complete(flags_req, _)) =
+        larder::memcached::parse(b"ma k N0 J5\r\n", store.limits())
+    else {
+        panic!("parses")
+    };
+    let Request::MetaArithmetic { flags, .. } = flags_req else {
+        panic!("ma")
+    };
+    let flags: MetaFlags<'_> = flags;
+    let mut out = Vec::new();
+    let meta_key = std::borrow::Cow::Borrowed(key);
+    let request = Request::MetaArithmetic {
+        key: meta_key,
+        flags,
+    };
+    let _ = store.execute(&request, &mut out);
+    assert_eq!(out, b"NS\r\n");
+    out.clear();
+    let _ = store.execute(
+        &Request::Store {
+            command: larder::memcached::StoreCommand::Set,
+            key,
+            flags: 0,
+            exptime: 0,
+            data: b"x",
+            noreply: false,
+        },
+        &mut out,
+    );
+    assert_eq!(out, b"SERVER_ERROR out of memory storing object\r\n");
+    assert_eq!(store.len(), 0);
+}

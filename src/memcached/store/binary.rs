@@ -26,7 +26,7 @@
 use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::ItemRef;
-use super::numeric::{self, Digits};
+use super::numeric::{self, Digits, MAX_DIGITS};
 use super::output::Sink;
 use super::session::{Progress, Session};
 use super::text::nop;
@@ -360,6 +360,10 @@ impl Store {
                 self.counters.bump(misses);
                 if exptime == NO_AUTOVIVIFY {
                     return (nop(dead), Change::Failed(StatusCode::KEY_NOT_FOUND));
+                }
+                if !self.fits(key.len(), MAX_DIGITS) {
+                    // A key no item can hold (a request built by hand).
+                    return (nop(dead), Change::Failed(StatusCode::INVALID_ARGUMENTS));
                 }
                 let expiry = self.time.expiry(i64::from(exptime), now);
                 let digits = Digits::new(initial);

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Acquire;
 use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
-use super::numeric::{self, Digits};
+use super::numeric::{self, Digits, MAX_DIGITS};
 use super::text::nop;
 use super::time::{remaining_secs, Expiry};
 use super::{Block, Lookup, Store, ITEM_OVERHEAD};
@@ -420,6 +420,10 @@ impl Store {
                     self.counters.bump(misses);
                     return (nop(dead), Outcome::NotFound);
                 };
+                if !self.fits(key.len(), MAX_DIGITS) {
+                    // A key no item can hold (a request built by hand).
+                    return (nop(dead), Outcome::NotStored);
+                }
                 let expiry = self.time.expiry(ttl, now);
                 number = flags.initial().unwrap_or(0);
                 let digits = Digits::new(number);

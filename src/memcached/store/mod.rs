@@ -134,7 +134,9 @@ pub struct StoreConfig {
     /// What `version` answers. Default `larder-<crate version>`.
     pub version: Cow<'static, str>,
     /// Parser limits (key and line lengths, keys per get).
-    /// `limits.max_item_size` is replaced by [`max_item_size`](Self::max_item_size).
+    /// `limits.max_item_size` is replaced by [`max_item_size`](Self::max_item_size),
+    /// and `limits.max_key_len` is at most 255 (an item stores its key's length
+    /// in one byte; memcached's own limit is 250).
     pub limits: Limits,
     /// Statistics only the server knows (connections, threads, …), added to
     /// the `stats` replies.
@@ -362,6 +364,9 @@ impl Store {
         let max_weight = config.memory_limit / cache.shard_count() as u64;
         let limits = Limits {
             max_item_size: config.max_item_size,
+            // An item's key length is one byte: the parser refuses longer keys
+            // (`CLIENT_ERROR`) rather than the store failing to hold them.
+            max_key_len: config.limits.max_key_len.min(item::MAX_KEY),
             ..config.limits
         };
         Ok(Store {

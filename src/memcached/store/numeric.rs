@@ -38,6 +38,9 @@ pub(crate) struct Digits {
     start: usize,
 }
 
+/// The most digits a counter has (`u64::MAX` is 20).
+pub(crate) const MAX_DIGITS: usize = 20;
+
 impl Digits {
     pub(crate) fn new(mut n: u64) -> Digits {
         let mut buf = [0u8; 20];
