@@ -36,12 +36,15 @@ use super::output::Sink;
 /// | index (twelve 5-byte slots per 64-byte line, at most 85% full, half full just after doubling) | 6–12 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// Measured from the outside, `larder-server -m 64` filled with 10- and
-/// 100-byte values holds 46 and 42 bytes of resident memory per item beyond
-/// its block (`benches/memory_vs_memcached.py`: RSS less the empty server's
-/// 3.4 MB, over the items held). The slot vector's capacity doubles as a
-/// shard grows; its unused part is address space the kernel has not backed,
-/// which a counting allocator sees and the resident set does not.
+/// Measured from the outside, `larder-server -m 64` filled (to 4 x what
+/// fits) with 10-byte values holds 97 bytes of resident memory per item
+/// against 108 charged (49 beyond a 48-byte block), and with 100-byte values
+/// 198 against 193 charged (65 beyond the block: the CAS counter passes 2^21
+/// during that fill, which moves new blocks from 128- to 144-byte chunks and
+/// leaves freed 128-byte chunks behind; RSS less the empty server's 3.4 MiB,
+/// over the items held). The slot vector grows by an eighth past 1,024 slots;
+/// its unused part is address space the kernel has not backed, which a
+/// counting allocator sees and the resident set does not.
 pub const ITEM_OVERHEAD: u32 = 60;
 
 /// Values this long or longer are kept apart from the item's header, in a
