@@ -227,6 +227,7 @@ impl Store {
         let expiry = self.time.expiry(i64::from(exptime), now);
         let state = self.fresh_state(now);
         let block = self.new_block(key, &[data], flags, None);
+        let epoch = block.epoch();
         let done = Change::Done {
             cas: block.cas(),
             number: 0,
@@ -263,6 +264,7 @@ impl Store {
         });
         if matches!(change, Change::Done { .. }) {
             self.counters.bump(Counter::TotalItems);
+            self.after_unlocked_write(epoch, key);
         }
         change
     }
@@ -350,7 +352,7 @@ impl Store {
                 Some((number, value)) => {
                     self.counters.bump(hits);
                     let state = self.fresh_state(now) | old.meta.sticky_bits();
-                    let block = self.new_block(key, &[&value], old.block.flags(), None);
+                    let block = self.derived_block(old.block, &[&value], old.block.flags(), None);
                     let cas = block.cas();
                     (Self::replace(block, state), Change::Done { cas, number })
                 }

@@ -284,10 +284,12 @@ fn get_varint(buf: &[u8], mut at: usize) -> (u64, usize) {
 /// Other allocators round to size classes of similar granularity.
 pub(crate) fn alloc_size(n: usize) -> usize {
     const MMAP_FROM: usize = 128 * 1024;
-    if n >= MMAP_FROM {
-        (n + 16).div_ceil(4096) * 4096
+    let chunk = ((n + 8).div_ceil(16) * 16).max(32);
+    if chunk >= MMAP_FROM {
+        // A mapped chunk: the rounded size plus another size word, in pages.
+        (chunk + 8).div_ceil(4096) * 4096
     } else {
-        ((n + 8).div_ceil(16) * 16).max(32)
+        chunk
     }
 }
 
@@ -502,6 +504,11 @@ mod tests {
         assert!(b.cost() <= block_cost(14, 100));
         assert_eq!(alloc_size(122), 144);
         assert_eq!(alloc_size(120), 128);
+        // Mapped chunks, as glibc 2.36 sizes them (checked with
+        // `malloc_usable_size`): 163,817 bytes take 41 pages, 163,816 take 40.
+        assert_eq!(alloc_size(163_817), 167_936);
+        assert_eq!(alloc_size(163_816), 163_840);
+        assert_eq!(alloc_size(135_150), 139_264);
         assert_eq!(std::mem::size_of::<Block>(), 16);
     }
 }

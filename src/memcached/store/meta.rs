@@ -6,8 +6,6 @@
 //! (`q`) suppresses `EN` for `mg`, `HD` for `ms`/`md`/`ma`, and `NF` for
 //! `md`; every other reply, errors included, is sent.
 
-use std::sync::atomic::Ordering::Acquire;
-
 use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
@@ -377,7 +375,7 @@ impl Store {
                 let touch = flags.ttl().map(|t| self.time.expiry(t, now));
                 let state = (old.meta.state() | STALE) & !TOKEN_SENT;
                 let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
-                let block = old.block.with_cas(cas, self.epoch.load(Acquire));
+                let block = old.block.with_cas(cas, old.block.epoch());
                 let op = match touch {
                     None => Self::replace(block, state),
                     Some(e) => Self::put(e, block, state),
@@ -386,8 +384,12 @@ impl Store {
             }
             self.counters.bump(Counter::DeleteHits);
             if flags.remove_value() {
-                let block =
-                    self.new_block(key, &[], flags.client_flags().unwrap_or(0), flags.new_cas());
+                let block = self.derived_block(
+                    old.block,
+                    &[],
+                    flags.client_flags().unwrap_or(0),
+                    flags.new_cas(),
+                );
                 let op = Self::replace(block, self.fresh_state(now));
                 return (op, Outcome::Done(None));
             }
@@ -449,7 +451,8 @@ impl Store {
             let touch = flags.ttl().map(|t| self.time.expiry(t, now));
             let expires_at = touch.map_or(old.expires_at(now), |e| e.deadline(now));
             let state = self.fresh_state(now) | old.meta.sticky_bits();
-            let block = self.new_block(key, &[&value], old.block.flags(), flags.new_cas());
+            let block =
+                self.derived_block(old.block, &[&value], old.block.flags(), flags.new_cas());
             let done = Stored {
                 cas: block.cas(),
                 expires_at,

@@ -2,15 +2,15 @@
 //! and writes memcached's replies.
 //!
 //! A [`Store`] is a [`Cache`](crate::Cache) of memcached items plus what memcached
-//! keeps beside its hash table: the CAS counter, the `flush_all` point, and
+//! keeps beside its hash table: the CAS counter, the `flush_all` epoch, and
 //! the statistics. It is `Sync`: share one store between all connections.
 //! Per-connection parsing state lives in a [`Session`].
 //!
 //! # Invariants
 //! - Every read-modify-write command (`add`, `replace`, `append`, `prepend`,
 //!   `cas`, `incr`/`decr`, `touch`, `gat`, and the meta commands that change
-//!   an item) runs through [`Cache::compute`](crate::Cache::compute), so it is
-//!   atomic with respect to every other command on the same key.
+//!   an item) runs under its shard's write lock (the cache's `compute`), so it
+//!   is atomic with respect to every other command on the same key.
 //! - An item's weight is what it costs on the heap: its block (header, key and
 //!   value, as the allocator rounds it) plus [`ITEM_OVERHEAD`]; the store refuses an
 //!   item heavier than a shard's share of the memory limit before the cache
@@ -22,9 +22,8 @@
 //! # Where this differs from memcached
 //! - Time has millisecond resolution: a TTL of 10 s expires 10 s after the
 //!   store, and a delayed `flush_all` takes effect at its deadline (memcached
-//!   works in whole seconds and flushes one second early). TTLs beyond about
-//!   37 days (far-future absolute exptimes) are clamped by the cache core, so
-//!   such items may expire early.
+//!   works in whole seconds and flushes one second early). Far-future TTLs are
+//!   kept exactly.
 //! - `cache_memlimit` answers like memcached but does not resize: the core
 //!   cannot change its capacity after it is built.
 //! - `slabs`, `lru_crawler` and `lru` parse with memcached's argument rules
@@ -33,7 +32,7 @@
 //! - `get_expired` stays 0: the core does not tell an expired entry from a
 //!   missing one. `get_flushed` counts only the rare lookup that meets a
 //!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
-//! - Memory: each item is one heap block of a 17-byte header, key and value
+//! - Memory: each item is one heap block of a 4-21 byte header, key and value
 //!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
 //!   cache (memcached: a 48–56 byte header and slab-class rounding), all
 //!   counted against `memory_limit`. Slab and
@@ -69,7 +68,7 @@ mod time;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::cache::KeyedOp;
 use crate::memcached::{Limits, Request};
@@ -258,6 +257,8 @@ pub struct Store {
     epoch: AtomicU32,
     /// A delayed `flush_all` deadline on the store clock (ms); 0 = none.
     flush_pending: AtomicU64,
+    /// Held while a due delayed `flush_all` moves the epoch.
+    flush_lock: crate::sync::Mutex<()>,
     counters: Arc<Counters>,
     limits: Limits,
     /// Heaviest item a shard can hold.
@@ -375,6 +376,7 @@ impl Store {
             next_cas: AtomicU64::new(config.cas_start),
             epoch: AtomicU32::new(0),
             flush_pending: AtomicU64::new(0),
+            flush_lock: crate::sync::Mutex::new(()),
             counters,
             limits,
             max_weight,
@@ -506,13 +508,41 @@ impl Store {
     /// A new item whose value is the concatenation of `parts`: CAS from `cas`
     /// or the counter, the current flush epoch.
     fn new_block(&self, key: &[u8], parts: &[&[u8]], flags: u32, cas: Option<u64>) -> Block {
+        self.block_in(self.epoch.load(Acquire), key, parts, flags, cas)
+    }
+
+    /// A new item made from `old` (append, incr, a stale mark): it keeps
+    /// `old`'s flush epoch, so that if a `flush_all` took effect after `old`
+    /// was found live, the new item is as flushed as `old` (that flush's pass
+    /// over this shard, still to come, removes it).
+    fn derived_block(&self, old: &Block, parts: &[&[u8]], flags: u32, cas: Option<u64>) -> Block {
+        self.block_in(old.epoch(), old.key(), parts, flags, cas)
+    }
+
+    fn block_in(
+        &self,
+        epoch: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+        flags: u32,
+        cas: Option<u64>,
+    ) -> Block {
         let head = Head {
             key,
             flags,
             cas: cas.unwrap_or_else(|| self.next_cas()),
-            epoch: self.epoch.load(Acquire),
+            epoch,
         };
         Block::new(head, parts)
+    }
+
+    /// After a write whose block was made outside the shard's lock: if a whole
+    /// `flush_all` ran in between, the block carries the old epoch and is dead
+    /// on arrival; take it out rather than let it hold memory until read.
+    fn after_unlocked_write(&self, block_epoch: u32, key: &[u8]) {
+        if block_epoch != self.epoch.load(Acquire) {
+            self.drop_flushed(key);
+        }
     }
 
     /// The state word of an item stored now: accessed now, not fetched.
@@ -611,19 +641,26 @@ impl Store {
     }
 
     /// Turns a delayed `flush_all` whose time has come into a flush. Runs
-    /// before every command, so any item stored after the deadline carries
-    /// the new epoch.
+    /// before every command; a command that finds the deadline due waits
+    /// until the epoch has moved, so any item stored after the deadline
+    /// carries the new epoch.
     fn apply_pending_flush(&self, now_ms: u64) {
         let pending = self.flush_pending.load(Acquire);
-        if pending != 0
-            && now_ms >= pending
-            && self
-                .flush_pending
-                .compare_exchange(pending, 0, AcqRel, Relaxed)
-                .is_ok()
-        {
-            self.flush_now();
+        if pending == 0 || now_ms < pending {
+            return;
         }
+        // The epoch moves before the deadline is cleared, and under a lock: a
+        // command that sees the deadline due waits here until the epoch has
+        // moved, so nothing stored after the deadline carries the old epoch.
+        {
+            let _one = self.flush_lock.lock();
+            if self.flush_pending.load(Acquire) != pending {
+                return;
+            }
+            self.epoch.fetch_add(1, AcqRel);
+            self.flush_pending.store(0, Release);
+        }
+        self.cache.retain(|block, _| self.is_live(block));
     }
 }
 
@@ -633,4 +670,42 @@ fn weight(key_len: usize, value_len: usize) -> u32 {
     u32::try_from(item::block_cost(key_len, value_len))
         .unwrap_or(u32::MAX)
         .saturating_add(ITEM_OVERHEAD)
+}
+
+#[cfg(all(test, not(larder_loom)))]
+mod tests {
+    use super::*;
+
+    /// The window a concurrent `flush_all` can open: a command found `old`
+    /// live, then the epoch moved before it built the new item. The new item
+    /// must be as flushed as `old`, so the flush's pass removes it.
+    #[test]
+    fn an_item_made_from_a_flushed_one_is_flushed_too() {
+        let store = Store::new(StoreConfig::default()).unwrap();
+        let old = store.new_block(b"k", &[b"a"], 0, None);
+        assert!(store.is_live(&old));
+        store.epoch.fetch_add(1, AcqRel); // the flush takes effect here
+        let appended = store.derived_block(&old, &[b"a", b"b"], 0, None);
+        assert_eq!(appended.key(), b"k");
+        assert!(
+            !store.is_live(&appended),
+            "append after a flush kept the old data"
+        );
+        let fresh = store.new_block(b"k", &[b"c"], 0, None);
+        assert!(store.is_live(&fresh), "a new value after the flush is live");
+    }
+
+    /// A `set` whose block was made before a whole `flush_all` ran: dead on
+    /// arrival, and taken out rather than left holding memory.
+    #[test]
+    fn a_dead_on_arrival_set_is_taken_out() {
+        let store = Store::new(StoreConfig::default()).unwrap();
+        let block = store.new_block(b"k", &[b"v"], 0, None);
+        let epoch = block.epoch();
+        store.flush_now();
+        store.cache.insert(block, Meta::new(0));
+        assert_eq!(store.len(), 1);
+        store.after_unlocked_write(epoch, b"k");
+        assert_eq!(store.len(), 0);
+    }
 }

@@ -1,10 +1,11 @@
 //! Replies on their way to a socket, without copying large values.
 //!
 //! Reply lines are small and are copied into a buffer the connection owns;
-//! a value's data is already a [`Bytes`] held by the cache, so an [`Output`]
-//! keeps a reference to it instead of a copy. A connection whose peer reads
-//! slowly then holds its reply lines plus references, not private copies of
-//! every value it was asked for. [`Store::process`](super::Store::process)
+//! so are values under 4 KiB, copied from the item in place. A larger value
+//! is a [`Bytes`] held by the cache, so an [`Output`] keeps a reference to it
+//! instead of a copy. A connection whose peer reads slowly then holds its
+//! reply lines plus references, not private copies of every large value it
+//! was asked for. [`Store::process`](super::Store::process)
 //! fills a plain `Vec<u8>` instead (everything copied), for callers that
 //! want one buffer.
 

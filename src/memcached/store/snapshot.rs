@@ -7,8 +7,9 @@
 //! TTL ran out while the store was down is not restored), its stale and
 //! fetched marks; the CAS counter (a restored store never hands out a CAS
 //! unique it handed out before), and the `flush_all` state (a delayed flush
-//! still takes effect at its wall-clock time; items invalidated by a flush are
-//! not saved, or stay invalid).
+//! still takes effect at its wall-clock time; an item a flush invalidated but
+//! had not yet reclaimed when the save passed it is saved with a mark and
+//! restored invalid, holding its room until it is reclaimed).
 //!
 //! Files: [`Store::save_to_path`] writes a temporary file in the target's
 //! directory, fsyncs it, keeps older generations by renaming, renames the new
@@ -29,8 +30,9 @@ use super::Store;
 use crate::snapshot::{Codec, DecodeError, LoadReport, SaveReport, SnapshotError, SnapshotOptions};
 use crate::sync::{AtomicU64, Mutex};
 
-/// The version of the store's header metadata.
-const META_VERSION: u8 = 1;
+/// The version of the store's header metadata and item encoding. 2: items
+/// carry no sequence (version 1, never released, did).
+const META_VERSION: u8 = 2;
 /// Bytes of an item's metadata before its value: flags, CAS, marks.
 const ITEM_HEAD: usize = 4 + 8 + 1;
 /// The state bits a snapshot keeps (stale, fetched, win token sent), shifted
@@ -239,7 +241,8 @@ impl Store {
     /// while the snapshot sat on disk are skipped. The CAS counter moves past
     /// every CAS unique the snapshot holds.
     ///
-    /// **Locking behaviour:** one key's shard write lock at a time.
+    /// **Locking behaviour:** one shard's write lock at a time, for a run of
+    /// up to 256 records.
     ///
     /// # Errors
     /// A typed [`SnapshotError`] for a damaged, truncated or foreign file.

@@ -310,10 +310,9 @@ impl Store {
     /// holds one chunk; `chunk_size` is the largest item the class takes
     /// (the item size limit); nothing is ever allocated and left free.
     /// `total_malloced` is what the store's accounting charges against the
-    /// memory limit: every item's key, value and fixed overhead
-    /// ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the same figure as
-    /// `bytes`; the allocator's own overhead and the connection buffers are
-    /// not in it.
+    /// memory limit: every item's heap block as the allocator rounds it
+    /// plus its fixed overhead ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the
+    /// same figure as `bytes`; the connection buffers are not in it.
     fn slab_stats(&self, w: &mut StatWriter<'_>) {
         let items = self.cache.len() as u64;
         let weight = self.cache.weight();

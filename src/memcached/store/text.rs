@@ -303,14 +303,22 @@ impl Store {
         let state = self.fresh_state(now);
         let result = match command {
             StoreCommand::Set => {
-                match expiry {
-                    Expiry::Expired => self.forget(key),
-                    Expiry::Never => self.cache.insert(fresh(), Meta::new(state)),
-                    Expiry::After(ms) => self.cache.insert_with_ttl(
-                        fresh(),
+                let block = match expiry {
+                    Expiry::Expired => None,
+                    _ => Some(fresh()),
+                };
+                let epoch = block.as_ref().map(|b| b.epoch());
+                match (expiry, block) {
+                    (Expiry::After(ms), Some(block)) => self.cache.insert_with_ttl(
+                        block,
                         Meta::new(state),
                         std::time::Duration::from_millis(ms),
                     ),
+                    (_, Some(block)) => self.cache.insert(block, Meta::new(state)),
+                    (_, None) => self.forget(key),
+                }
+                if let Some(epoch) = epoch {
+                    self.after_unlocked_write(epoch, key);
                 }
                 StoreResult::Stored
             }
@@ -377,7 +385,7 @@ impl Store {
         } else {
             [old_value, data]
         };
-        let block = self.new_block(key, &parts, old.block.flags(), cas);
+        let block = self.derived_block(old.block, &parts, old.block.flags(), cas);
         let state = self.fresh_state(now) | old.meta.sticky_bits();
         Some(Self::replace(block, state))
     }
@@ -391,7 +399,7 @@ impl Store {
             (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
                 Some((n, value)) => {
                     let state = self.fresh_state(now) | old.meta.sticky_bits();
-                    let block = self.new_block(key, &[&value], old.block.flags(), None);
+                    let block = self.derived_block(old.block, &[&value], old.block.flags(), None);
                     (Self::replace(block, state), Arith::Value(n))
                 }
                 None => (KeyedOp::Nop, Arith::NonNumeric),
