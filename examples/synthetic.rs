@@ -31,7 +31,7 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{key_of, BenchCache};
+use common::{key_of, BenchCache, Rng, Zipf};
 use larder::Policy;
 use std::process::ExitCode;
 
@@ -43,52 +43,10 @@ const CONTENDERS: [&str; 6] = ["lru", "clock", "s3fifo", "default", "quick_cache
 /// The contenders the gap column compares against.
 const PEERS: [&str; 3] = ["lru", "quick_cache", "moka"];
 
-/// xorshift64*: small, seeded, good enough for key streams.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Zipf(s) ranks over `0..n` by inverse CDF.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut total = 0.0;
-        let mut cdf = Vec::with_capacity(n);
-        for rank in 1..=n {
-            total += 1.0 / (rank as f64).powf(s);
-            cdf.push(total);
-        }
-        Zipf { cdf }
-    }
-
-    fn sample(&self, rng: &mut Rng) -> u64 {
-        let u = rng.unit() * self.cdf[self.cdf.len() - 1];
-        self.cdf.partition_point(|&c| c < u) as u64
-    }
+/// The generator for workload seed `seed` (spread so that neighbouring seeds
+/// start far apart).
+fn rng_for(seed: u64) -> Rng {
+    Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// One workload: its stream, the keys to preload (uncounted), and cache sizes.
@@ -106,7 +64,7 @@ fn key(space: u64, i: u64) -> u64 {
 
 fn zipf(name: &'static str, s: f64, seed: u64) -> Workload {
     let z = Zipf::new(200_000, s);
-    let mut rng = Rng::new(seed);
+    let mut rng = rng_for(seed);
     Workload {
         name,
         preload: Vec::new(),
@@ -123,7 +81,7 @@ fn workloads(seed: u64) -> Vec<Workload> {
     ];
 
     let z = Zipf::new(200_000, 0.99);
-    let mut rng = Rng::new(seed + 3);
+    let mut rng = rng_for(seed + 3);
     all.push(Workload {
         name: "preloaded-zipf",
         preload: (0..200_000).map(|i| key(0, i)).collect(),
@@ -132,7 +90,7 @@ fn workloads(seed: u64) -> Vec<Workload> {
     });
 
     let z = Zipf::new(20_000, 0.8);
-    let mut rng = Rng::new(seed + 4);
+    let mut rng = rng_for(seed + 4);
     let keys = (0..REQUESTS)
         .map(|i| {
             let phase = (i / 250_000) as u64;
@@ -151,7 +109,7 @@ fn workloads(seed: u64) -> Vec<Workload> {
     });
 
     let z = Zipf::new(50_000, 0.9);
-    let mut rng = Rng::new(seed + 5);
+    let mut rng = rng_for(seed + 5);
     let mut keys = Vec::with_capacity(REQUESTS);
     let mut fresh = 0;
     while keys.len() < REQUESTS {
@@ -179,7 +137,7 @@ fn workloads(seed: u64) -> Vec<Workload> {
     });
 
     let z = Zipf::new(50_000, 0.9);
-    let mut rng = Rng::new(seed + 6);
+    let mut rng = rng_for(seed + 6);
     let mut fresh = 0;
     let keys = (0..REQUESTS)
         .map(|_| {
@@ -198,7 +156,7 @@ fn workloads(seed: u64) -> Vec<Workload> {
         sizes: vec![5_000, 20_000],
     });
 
-    let mut rng = Rng::new(seed + 7);
+    let mut rng = rng_for(seed + 7);
     let mut keys: Vec<u64> = Vec::with_capacity(REQUESTS);
     while keys.len() < REQUESTS {
         let k = if keys.len() >= 2_000 && rng.below(10) < 7 {

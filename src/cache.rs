@@ -323,7 +323,7 @@ impl<K, V> Cache<K, V> {
     /// The shard `hash` maps to: the high half picks the shard; the low half is what
     /// the shard stores.
     #[inline]
-    fn shard_index(&self, hash: u64) -> usize {
+    pub(crate) fn shard_index(&self, hash: u64) -> usize {
         (hash >> 32) as usize & self.mask
     }
 
@@ -657,18 +657,12 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let addr = self.cell(hash).addr();
-        self.lookup_at(hash, key, record, |_, v, _| {
-            let _held = crate::reentry::Held::enter(addr);
-            f(v)
-        })
+        self.visit_keyed(key, record, |_, v, _| f(v))
     }
 
-    /// [`get_with`](Self::get_with) / [`peek_with`](Self::peek_with) for callers
-    /// in this crate that also need the stored key and the entry's TTL (computed
-    /// only if asked for). Same locking and re-entrancy rules.
-    #[cfg(feature = "memcached")]
+    /// [`visit`](Self::visit) that also shows the stored key and the entry's TTL
+    /// (computed only if asked for): for callers in this crate whose key carries
+    /// data (the memcached store).
     #[inline]
     pub(crate) fn visit_keyed<Q, R>(
         &self,
@@ -942,13 +936,11 @@ where
                 shard.deadline_for(now, ttl.map(ttl_ms))
             };
             let mut probe = Some(probe);
-            let mut key_of = |k: Option<K>| match (k, probe.take()) {
-                (Some(k), p) => {
-                    probe = p;
-                    k
-                }
-                (None, Some(Probe::Owned(k))) => k,
-                (None, _) => unreachable!("a keyless put needs an owned probe"),
+            let mut key_of = |k: Option<K>| {
+                k.unwrap_or_else(|| match probe.take() {
+                    Some(Probe::Owned(k)) => k,
+                    _ => unreachable!("a keyless put needs an owned probe"),
+                })
             };
             match (op, found) {
                 (KeyedOp::Nop, _) | (KeyedOp::SetTtl(_), None) | (KeyedOp::Remove, None) => {}
@@ -1241,12 +1233,6 @@ where
             drop(cold);
         }
         (stored, refused)
-    }
-
-    /// The shard a key of this hash lives in (restore workers split the
-    /// shards between them).
-    pub(crate) fn shard_of_hash(&self, hash: u64) -> usize {
-        self.shard_index(hash)
     }
 
     /// Sizes every shard for about `entries` entries in all (its share, and

@@ -112,27 +112,62 @@ pub fn mutex_lru(cap: u64) -> MutexLru {
     )))
 }
 
+/// xorshift64*: small, seeded, good enough for key streams.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator whose state starts at `state` (made odd).
+    pub fn new(state: u64) -> Rng {
+        Rng(state | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Zipf(s) ranks over `0..n`, sampled by inverse CDF.
+pub struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64) -> Zipf {
+        let mut total = 0.0f64;
+        let mut cdf = Vec::with_capacity(n);
+        for rank in 1..=n {
+            total += 1.0 / (rank as f64).powf(s);
+            cdf.push(total);
+        }
+        Zipf { cdf }
+    }
+
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        let u = rng.unit() * self.cdf[self.cdf.len() - 1];
+        self.cdf.partition_point(|&c| c < u) as u64
+    }
+}
+
 /// Zipf(s) over `n` ranks, sampled by inverse CDF; ranks are scattered over the key
 /// space by an odd multiplier (a bijection on u64), so hot keys are not neighbours.
 pub fn zipf_keys(n: usize, s: f64, samples: usize, seed: u64) -> Vec<u64> {
-    let mut cdf = Vec::with_capacity(n);
-    let mut total = 0.0f64;
-    for rank in 1..=n {
-        total += 1.0 / (rank as f64).powf(s);
-        cdf.push(total);
-    }
-    let mut state = seed | 1;
+    let zipf = Zipf::new(n, s);
+    let mut rng = Rng::new(seed);
     (0..samples)
-        .map(|_| {
-            // xorshift64*
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            let u = (r >> 11) as f64 / (1u64 << 53) as f64 * total;
-            let rank = cdf.partition_point(|&c| c < u) as u64;
-            key_of(rank)
-        })
+        .map(|_| key_of(zipf.sample(&mut rng)))
         .collect()
 }
 

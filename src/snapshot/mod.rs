@@ -818,7 +818,7 @@ where
             let mut batches: Vec<Vec<Job<K, V>>> =
                 (0..workers).map(|_| Vec::with_capacity(BATCH)).collect();
             let mut route = |job: Job<K, V>| {
-                let w = self.shard_of_hash(job.0) % workers;
+                let w = self.shard_index(job.0) % workers;
                 batches[w].push(job);
                 if batches[w].len() == BATCH {
                     let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH));

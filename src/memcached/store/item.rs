@@ -99,25 +99,34 @@ pub(crate) struct Head<'a> {
     pub(crate) epoch: u32,
 }
 
+impl Head<'_> {
+    /// The header bytes, in a buffer with room for `value_len` more.
+    ///
+    /// # Panics
+    /// If the key is longer than [`MAX_KEY`] (the store checks first).
+    fn encode(&self, value_len: usize) -> Vec<u8> {
+        let key_len = u8::try_from(self.key.len()).expect("key checked by the store");
+        let mut fields = [0; MAX_FIELDS];
+        let mut n = put_varint(&mut fields, 0, u64::from(self.flags));
+        n = put_varint(&mut fields, n, self.cas);
+        n = put_varint(&mut fields, n, u64::from(self.epoch));
+        let mut buf = Vec::with_capacity(KEY_AT + self.key.len() + n + value_len);
+        buf.push(key_len);
+        buf.extend_from_slice(self.key);
+        buf.extend_from_slice(&fields[..n]);
+        buf
+    }
+}
+
 impl Block {
     /// A block whose value is the concatenation of `parts`.
     ///
     /// # Panics
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
     pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
-        let key_len = u8::try_from(head.key.len()).expect("key checked by the store");
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut fields = [0; MAX_FIELDS];
-        let mut n = put_varint(&mut fields, 0, u64::from(head.flags));
-        n = put_varint(&mut fields, n, head.cas);
-        n = put_varint(&mut fields, n, u64::from(head.epoch));
-        let head_len = KEY_AT + head.key.len() + n;
-        let inline = value_len < LARGE_FROM;
-        let mut buf = Vec::with_capacity(head_len + if inline { value_len } else { 0 });
-        buf.push(key_len);
-        buf.extend_from_slice(head.key);
-        buf.extend_from_slice(&fields[..n]);
-        if inline {
+        if value_len < LARGE_FROM {
+            let mut buf = head.encode(value_len);
             for part in parts {
                 buf.extend_from_slice(part);
             }
@@ -127,9 +136,13 @@ impl Block {
         for part in parts {
             value.extend_from_slice(part);
         }
+        Block::large(head, Bytes::from(value))
+    }
+
+    fn large(head: Head<'_>, value: Bytes) -> Block {
         Block::Large(Box::new(Large {
-            head: buf.into_boxed_slice(),
-            value: Bytes::from(value),
+            head: head.encode(0).into_boxed_slice(),
+            value,
         }))
     }
 
@@ -144,15 +157,7 @@ impl Block {
         };
         match self {
             Block::Inline(_) => Block::new(head, &[self.value()]),
-            Block::Large(large) => {
-                let Block::Inline(h) = Block::new(head, &[]) else {
-                    unreachable!("an empty value is inline")
-                };
-                Block::Large(Box::new(Large {
-                    head: h,
-                    value: large.value.clone(),
-                }))
-            }
+            Block::Large(large) => Block::large(head, large.value.clone()),
         }
     }
 
