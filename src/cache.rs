@@ -1235,6 +1235,11 @@ where
         (stored, refused)
     }
 
+    /// Whether the capacity counts entries (no weigher), not weight units.
+    pub(crate) fn bounded_by_entries(&self) -> bool {
+        self.weigher.is_none()
+    }
+
     /// Sizes every shard for about `entries` entries in all (its share, and
     /// never past its expected size), so a restore does not grow the tables in
     /// many small steps.

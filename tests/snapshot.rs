@@ -453,3 +453,33 @@ mod store {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A file of many records that will never be stored (here all expired) must
+/// not make a weight-bounded cache size its tables for them: its capacity is
+/// in weight units and says nothing of how many entries fit.
+#[test]
+fn expired_records_do_not_size_a_weight_bounded_cache() {
+    let (clock, hand) = Clock::manual();
+    let a = cache(200_000, &clock);
+    for k in 0..200_000u32 {
+        a.insert_with_ttl(k, Vec::new(), Duration::from_secs(1));
+    }
+    let file = save(&a, &SnapshotOptions::new());
+    hand.advance(Duration::from_secs(5));
+    let b: Cache<u32, Vec<u8>> = Cache::builder()
+        .max_weight(1 << 40)
+        .weigher(|_: &u32, v: &Vec<u8>| 1 + v.len() as u32)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let empty = b.heap_bytes();
+    b.restore_with(&file[..], &larder::snapshot::Plain, &SnapshotOptions::new())
+        .unwrap();
+    assert_eq!(b.len(), 0);
+    // 200,000 entries' worth of slots and index would be megabytes.
+    assert!(
+        b.heap_bytes() < empty + (1 << 20),
+        "{} bytes reserved for nothing",
+        b.heap_bytes() - empty
+    );
+}

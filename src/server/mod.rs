@@ -370,6 +370,17 @@ impl Server {
             local_addr: _,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Metrics first: a scrape answers (and shows an empty store) while a
+        // large snapshot restores.
+        if let Some(listener) = metrics {
+            let serve = metrics::serve(
+                listener,
+                Arc::clone(&store),
+                Arc::clone(&shared),
+                stop_rx.clone(),
+            );
+            tokio::spawn(serve);
+        }
         if let Some(snap) = &snapshot {
             restore(&store, &shared, snap).await;
             if let Some(every) = snap.interval {
@@ -382,15 +393,6 @@ impl Server {
                 );
                 tokio::spawn(save);
             }
-        }
-        if let Some(listener) = metrics {
-            let serve = metrics::serve(
-                listener,
-                Arc::clone(&store),
-                Arc::clone(&shared),
-                stop_rx.clone(),
-            );
-            tokio::spawn(serve);
         }
         // Every connection task holds a sender; `recv` returns `None` once
         // they are all gone.

@@ -406,6 +406,7 @@ pub struct SnapshotOptions {
     unix_now_ms: Option<u64>,
     meta: Vec<u8>,
     block_bytes: Option<usize>,
+    max_entries: Option<u64>,
 }
 
 impl SnapshotOptions {
@@ -421,6 +422,17 @@ impl SnapshotOptions {
     /// origin plus the time advanced).
     pub fn unix_now_ms(mut self, ms: u64) -> Self {
         self.unix_now_ms = Some(ms);
+        self
+    }
+
+    /// For a load into a cache bounded by weight: the most entries it can
+    /// hold (its capacity over its lightest entry's weight), so that its
+    /// tables can be sized ahead up to that. Without it only a cache bounded
+    /// by entries is sized ahead: a weight capacity says nothing of how many
+    /// entries fit, and a file of many tiny or expired records must not make
+    /// the cache reserve room it will never fill.
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = Some(entries);
         self
     }
 
@@ -903,13 +915,24 @@ where
         // four times the records read so far, up to it: a few rebuilds instead
         // of many, and never room for more than four times the records the file
         // really holds (a block's count is checked against its length).
+        //
+        // The sizing never passes what the cache can hold: its capacity if it
+        // counts entries, else the caller's `max_entries` (a weight capacity
+        // says nothing of how many entries fit, so a file of many tiny or
+        // expired records could make it reserve far more than it will ever
+        // hold; without the option its tables grow with what is stored).
+        let most = match options.max_entries {
+            Some(n) => n.min(self.capacity()),
+            None if self.bounded_by_entries() => self.capacity(),
+            None => 0,
+        };
         let fit = if weight_hint > self.capacity() {
             (u128::from(entries_hint) * u128::from(self.capacity()) / u128::from(weight_hint))
                 as u64
         } else {
             entries_hint
         }
-        .min(self.capacity());
+        .min(most);
         let mut reserved = 0u64;
 
         let mut file_crc = Crc32c::new();

@@ -929,7 +929,9 @@ pub fn parse_response(input: &[u8]) -> Result<Status<Response<'_>>, Error> {
     if header.key_len + header.extras_len > header.body_len {
         return Err(header.error(ErrorKind::BadBodyLength));
     }
-    let end = HEADER_LEN + header.body_len;
+    let Some(end) = HEADER_LEN.checked_add(header.body_len) else {
+        return Err(header.error(ErrorKind::BadBodyLength));
+    };
     if input.len() < end {
         return Ok(Status::Partial);
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::item::{self, Block, Head, Meta};
-use super::Store;
+use super::{Store, ITEM_OVERHEAD};
 use crate::snapshot::{Codec, DecodeError, LoadReport, SaveReport, SnapshotError, SnapshotOptions};
 use crate::sync::{AtomicU64, Mutex};
 
@@ -250,7 +250,11 @@ impl Store {
     /// [`restore_from_path`](Self::restore_from_path) clears them.
     pub fn restore(&self, input: impl Read) -> Result<LoadReport, SnapshotError> {
         let codec = self.codec();
-        let options = SnapshotOptions::new().unix_now_ms(codec.unix_now);
+        // The lightest item: a one-byte key, an empty value, small fields.
+        let lightest = u64::from(ITEM_OVERHEAD) + item::alloc_size(8) as u64;
+        let options = SnapshotOptions::new()
+            .unix_now_ms(codec.unix_now)
+            .max_entries(self.memory_limit / lightest);
         let report = self.cache.restore_with(input, &codec, &options)?;
         let meta = &report.meta;
         if meta.len() != 25 || meta[0] != META_VERSION {
