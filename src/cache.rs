@@ -1240,17 +1240,19 @@ where
         self.weigher.is_none()
     }
 
-    /// Sizes every shard for about `entries` entries in all (its share, and
-    /// never past its expected size), so a restore does not grow the tables in
-    /// many small steps.
+    /// Sizes each shard whose index `mine` accepts for about `entries`
+    /// entries in all (its share, and never past its expected size), so a
+    /// restore does not grow the tables in many small steps.
     ///
     /// **Locking behaviour:** each shard's write lock in turn.
-    pub(crate) fn reserve_for_restore(&self, entries: u64) {
+    pub(crate) fn reserve_for_restore(&self, entries: u64, mine: impl Fn(usize) -> bool) {
         let per_shard = entries / self.cells.len() as u64;
         // Hashes do not split exactly: an eighth more, as the tables grow anyway.
         let per_shard = usize::try_from(per_shard + per_shard / 8).unwrap_or(usize::MAX);
-        for cell in self.cells.iter() {
-            cell.write().reserve(per_shard);
+        for (i, cell) in self.cells.iter().enumerate() {
+            if mine(i) {
+                cell.write().reserve(per_shard);
+            }
         }
     }
 
