@@ -273,18 +273,21 @@ fn stream_to(
             BacklogRead::Bytes(n) => {
                 buf[1..9].copy_from_slice(&from.to_le_bytes());
                 buf[9..13].copy_from_slice(&(n as u32).to_le_bytes());
+                from += n as u64;
+                if n < CHUNK {
+                    // All there was: say so, so the replica knows it is
+                    // caught up once it has applied this.
+                    heartbeat(store, from, &mut buf);
+                }
                 out.write_all(&buf)?;
                 out.flush()?;
-                from += n as u64;
                 last_sent = Instant::now();
             }
             BacklogRead::Idle => {
                 if last_sent.elapsed() >= HEARTBEAT {
-                    let mut beat = [0u8; 17];
-                    beat[0] = b'H';
-                    beat[1..9].copy_from_slice(&store.unix_now_ms().to_le_bytes());
-                    beat[9..17].copy_from_slice(&from.to_le_bytes());
-                    out.write_all(&beat)?;
+                    buf.clear();
+                    heartbeat(store, from, &mut buf);
+                    out.write_all(&buf)?;
                     out.flush()?;
                     last_sent = Instant::now();
                 }
@@ -296,6 +299,13 @@ fn stream_to(
     };
     let _ = stream.shutdown(Shutdown::Both);
     result
+}
+
+/// Appends a heartbeat: the primary's time and the offset it has sent up to.
+fn heartbeat(store: &Store, end: u64, out: &mut Vec<u8>) {
+    out.push(b'H');
+    out.extend_from_slice(&store.unix_now_ms().to_le_bytes());
+    out.extend_from_slice(&end.to_le_bytes());
 }
 
 /// Reads a replica's acknowledgements until the link ends, keeping its
@@ -428,7 +438,7 @@ fn follow(
             ));
         }
         repl.adopt(new_id);
-        repl.partial_syncs.fetch_add(1, Relaxed);
+        repl.link_partial_syncs.fetch_add(1, Relaxed);
         shared.log(
             1,
             format_args!(
@@ -449,7 +459,7 @@ fn follow(
         chunks.drain()?;
         let report = restored.map_err(|e| io::Error::other(format!("full sync: {e}")))?;
         repl.reset(new_id, start);
-        repl.full_syncs.fetch_add(1, Relaxed);
+        repl.link_full_syncs.fetch_add(1, Relaxed);
         *synced = true;
         shared.log(
             1,

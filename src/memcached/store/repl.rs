@@ -258,8 +258,12 @@ pub(crate) struct Replication {
     role: AtomicU8,
     /// Bumped by a promotion: the replica's link to its primary ends.
     link_epoch: AtomicU64,
+    /// Syncs this node served to its replicas.
     pub(crate) full_syncs: AtomicU64,
     pub(crate) partial_syncs: AtomicU64,
+    /// Syncs this node made with its primary (as a replica).
+    pub(crate) link_full_syncs: AtomicU64,
+    pub(crate) link_partial_syncs: AtomicU64,
     pub(crate) connected_replicas: AtomicU64,
     /// A replica: whether its link to the primary is up.
     pub(crate) link_up: AtomicBool,
@@ -295,6 +299,8 @@ impl Replication {
             link_epoch: AtomicU64::new(0),
             full_syncs: AtomicU64::new(0),
             partial_syncs: AtomicU64::new(0),
+            link_full_syncs: AtomicU64::new(0),
+            link_partial_syncs: AtomicU64::new(0),
             connected_replicas: AtomicU64::new(0),
             link_up: AtomicBool::new(false),
             last_frame_ms: AtomicU64::new(0),

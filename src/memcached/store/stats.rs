@@ -258,6 +258,11 @@ impl Store {
         );
         w.number("repl_full_syncs", repl.full_syncs.load(Relaxed));
         w.number("repl_partial_syncs", repl.partial_syncs.load(Relaxed));
+        w.number("repl_link_full_syncs", repl.link_full_syncs.load(Relaxed));
+        w.number(
+            "repl_link_partial_syncs",
+            repl.link_partial_syncs.load(Relaxed),
+        );
         w.number("repl_backlog_bytes", repl.backlog_bytes());
     }
 
