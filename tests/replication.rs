@@ -261,7 +261,7 @@ fn random_write(rng: &mut Rng, keys: &[String], req: &mut Vec<u8>) {
         ),
         6 if !numeric => format!("append {key} 0 0 1 noreply\r\nA\r\n"),
         7 if !numeric => format!("prepend {key} 0 0 1 noreply\r\nP\r\n"),
-        8 | 6 | 7 => format!("incr {key} {} noreply\r\n", rng.below(100)),
+        6..=8 => format!("incr {key} {} noreply\r\n", rng.below(100)),
         9 => format!("decr {key} {} noreply\r\n", rng.below(100)),
         10 => format!("delete {key} noreply\r\n"),
         11 => format!("touch {key} {} noreply\r\n", 200 + rng.below(100)),
