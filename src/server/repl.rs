@@ -458,6 +458,10 @@ fn follow(
         let restored = store.restore(&mut chunks);
         chunks.drain()?;
         let report = restored.map_err(|e| io::Error::other(format!("full sync: {e}")))?;
+        if repl.link_epoch() != epoch {
+            // Promoted during the sync: keep the new history.
+            return Ok(());
+        }
         repl.reset(new_id, start);
         repl.link_full_syncs.fetch_add(1, Relaxed);
         *synced = true;

@@ -1013,6 +1013,200 @@ mod tests {
         assert_eq!(decode(&buf, 3), Err(FrameError("body too long")));
     }
 
+    use crate::memcached::binary::{Extras, Request as BinaryRequest, StatusCode, Value};
+    use crate::memcached::{Session, StoreConfig};
+
+    fn store() -> Store {
+        Store::new(StoreConfig {
+            unix_time: Some(1_700_000_000),
+            ..StoreConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn run(store: &Store, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let progress = store.process(&mut Session::new(), input, &mut out);
+        assert_eq!(progress.consumed, input.len());
+        out
+    }
+
+    /// Everything a primary records, applied to a replica, leaves the two
+    /// with the same items, flags, CAS uniques and TTLs.
+    #[test]
+    fn a_replica_applying_the_log_holds_what_the_primary_holds() {
+        let primary = store();
+        primary.repl.configure(1 << 20, Role::Primary);
+        let _ = primary.repl.start_sync();
+        let replica = store();
+        replica.repl.configure(1 << 20, Role::Replica);
+        let script: &[u8] = b"set a 1 0 1\r\nx\r\nset b 2 100 2\r\nbb\r\nset n 0 0 2\r\n10\r\n\
+incr n 5\r\nappend a 0 0 2\r\nyz\r\nprepend b 0 0 1\r\n<\r\ntouch b 50\r\n\
+add c 0 1800000000 1\r\nc\r\nreplace c 3 0 1\r\nC\r\ngat 70 a\r\ndelete zz\r\n\
+ms m 2 T30 E777\r\nmm\r\nmd m I\r\nma n D3\r\nmg q N20\r\nset gone 0 0 1\r\ng\r\n\
+delete gone\r\nset e 0 -1 1\r\ne\r\n";
+        run(&primary, script);
+        let (_, end) = primary.repl.position();
+        let mut bytes = Vec::new();
+        assert!(matches!(
+            primary
+                .repl
+                .read(0, 0, usize::MAX, Duration::ZERO, &mut bytes),
+            Read::Bytes(_)
+        ));
+        assert_eq!(bytes.len() as u64, end);
+        // Applied in two uneven pieces, as a stream arrives.
+        let (first, _) = replica.apply_frames(&bytes[..bytes.len() / 2]).unwrap();
+        let (rest, last) = replica.apply_frames(&bytes[first..]).unwrap();
+        assert_eq!(first + rest, bytes.len());
+        assert_eq!(last, Some(1_700_000_000_000));
+        let dump = |s: &Store| {
+            run(
+                s,
+                b"mg a v f c t\r\nmg b v f c t\r\nmg n v f c t\r\nmg c v f c t\r\n\
+mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
+            )
+        };
+        let want = dump(&primary);
+        // Win tokens are each node's own: the primary handed one out for
+        // the vivified `q` (`Z`), the replica did not.
+        let want_text = String::from_utf8_lossy(&want).replace("t20 Z", "t20");
+        assert_eq!(String::from_utf8_lossy(&dump(&replica)), want_text);
+        assert!(
+            want.starts_with(b"VA 3 f1 c"),
+            "{}",
+            String::from_utf8_lossy(&want)
+        );
+        // The replica's CAS counter is past every replicated unique.
+        assert!(replica.next_cas.load(Relaxed) > 777);
+        // A flush replicates too.
+        run(&primary, b"flush_all\r\n");
+        bytes.clear();
+        let _ = primary
+            .repl
+            .read(0, end, usize::MAX, Duration::ZERO, &mut bytes);
+        replica.apply_frames(&bytes).unwrap();
+        assert_eq!(replica.len(), 0);
+    }
+
+    #[test]
+    fn a_replica_refuses_writes_in_every_protocol_and_serves_reads() {
+        let replica = store();
+        replica.repl.configure(0, Role::Replica);
+        let mut frame = Vec::new();
+        encode(
+            &Effect::Item {
+                key: b"k",
+                flags: 0,
+                cas: 5,
+                stale: false,
+                expires_unix_ms: 0,
+                value: b"v",
+            },
+            0,
+            &mut frame,
+        );
+        replica.apply_frames(&frame).unwrap();
+        for write in [
+            &b"set k 0 0 1\r\nx\r\n"[..],
+            b"incr k 1\r\n",
+            b"touch k 10\r\n",
+            b"gat 10 k\r\n",
+            b"flush_all\r\n",
+            b"ms k 1\r\nx\r\n",
+            b"md k\r\n",
+            b"mg k T10\r\n",
+        ] {
+            assert_eq!(
+                run(&replica, write),
+                b"SERVER_ERROR read-only replica\r\n",
+                "{}",
+                String::from_utf8_lossy(write)
+            );
+        }
+        assert_eq!(run(&replica, b"delete k noreply\r\n"), b"");
+        assert_eq!(run(&replica, b"get k\r\n"), b"VALUE k 0 1\r\nv\r\nEND\r\n");
+        let mut out = Vec::new();
+        let set = BinaryRequest {
+            key: b"k",
+            extras: Extras::Store {
+                flags: 0,
+                exptime: 0,
+            },
+            value: Value::Data(b"x"),
+            ..BinaryRequest::bare(Opcode::Set)
+        };
+        let _ = replica.execute_binary(&set, &mut out);
+        assert_eq!(
+            u16::from_be_bytes([out[6], out[7]]),
+            StatusCode::TEMPORARY_FAILURE.0
+        );
+        assert!(out.ends_with(READ_ONLY.as_bytes()));
+        assert_eq!(replica.get(b"k").unwrap().cas(), 5);
+        // Promoted: writable, and recording.
+        assert!(replica.repl.promote());
+        assert!(!replica.repl.promote());
+        assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        assert!(replica.get(b"k").unwrap().cas() > 5);
+        assert!(replica.repl.position().1 > 0);
+    }
+
+    #[test]
+    fn replica_commands_parse_strictly() {
+        use crate::memcached::{parse, AdminCommand, Limits, Status};
+        let id = [b'a'; 40];
+        let line = format!("replica sync {} 12\r\n", std::str::from_utf8(&id).unwrap());
+        for (input, want) in [
+            (
+                &b"replica sync ? 0\r\n"[..],
+                AdminCommand::ReplicaSync {
+                    id: None,
+                    offset: 0,
+                },
+            ),
+            (
+                line.as_bytes(),
+                AdminCommand::ReplicaSync {
+                    id: Some(id),
+                    offset: 12,
+                },
+            ),
+            (b"replica promote\r\n", AdminCommand::ReplicaPromote),
+        ] {
+            let Ok(Status::Complete(Request::Admin { command, .. }, used)) =
+                parse(input, &Limits::default())
+            else {
+                panic!("{input:?} did not parse");
+            };
+            assert_eq!((command, used), (want, input.len()));
+            let mut back = Vec::new();
+            Request::Admin {
+                command,
+                noreply: false,
+            }
+            .write_to(&mut back);
+            assert_eq!(back, input);
+        }
+        let store = store();
+        for bad in [
+            &b"replica sync abc 1\r\n"[..],
+            b"replica sync ? -1\r\n",
+            b"replica sync ?\r\n",
+            b"replica\r\n",
+            b"replica promote now\r\n",
+        ] {
+            let reply = run(&store, bad);
+            assert!(
+                reply.ends_with(b"ERROR\r\n") || reply.starts_with(b"CLIENT_ERROR"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            run(&store, b"replica promote\r\n"),
+            b"SERVER_ERROR not a replica\r\n"
+        );
+    }
+
     #[test]
     fn the_ring_keeps_the_newest_bytes() {
         let mut ring = Ring {
