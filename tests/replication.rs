@@ -307,7 +307,7 @@ fn replicas_hold_what_the_primary_holds_after_100k_mixed_writes() {
     let primary = Server::start(&["--repl-backlog", "512m"]);
     let replica = Server::replica_of(&primary.addr, &["--repl-backlog", "512m"]);
     // A replica of the replica: a chain.
-    let chained = Server::replica_of(&replica.addr, &[]);
+    let chained = Server::replica_of(&replica.addr, &["--metrics-listen", "127.0.0.1:0"]);
     let keys: Vec<String> = (0..4000)
         .map(|i| {
             if i % 4 == 0 {
@@ -372,6 +372,26 @@ fn replicas_hold_what_the_primary_holds_after_100k_mixed_writes() {
     }
     assert_eq!(primary.num("repl_connected_replicas"), 1);
     assert_eq!(replica.num("repl_connected_replicas"), 1);
+    // The Prometheus endpoint exports the same figures.
+    let metrics_addr = chained
+        .log_text()
+        .lines()
+        .find_map(|l| l.split("metrics on ").nth(1).map(str::to_string))
+        .expect("the metrics address is logged");
+    let mut http = TcpStream::connect(metrics_addr.trim()).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).unwrap();
+    let id = primary.stat("repl_id");
+    for line in [
+        format!("larder_repl_role{{role=\"replica\",repl_id=\"{id}\"}} 1"),
+        "larder_repl_link_up 1".to_string(),
+        format!("larder_repl_offset_bytes {end}"),
+        "larder_repl_link_full_syncs_total 1".to_string(),
+    ] {
+        assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+    }
     // Replicas refuse writes, and answer reads.
     let mut r = replica.connect();
     assert_eq!(
