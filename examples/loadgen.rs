@@ -193,7 +193,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ops, mut latencies) = runtime.block_on(async {
         let end = Instant::now() + Duration::from_secs(o.seconds);
         let tasks: Vec<_> = (0..o.conns as u64)
-            .map(|id| tokio::spawn(worker(o.addr, id, o.pipeline, o.keys, o.binary, o.sets, end)))
+            .map(|id| {
+                tokio::spawn(worker(
+                    o.addr, id, o.pipeline, o.keys, o.binary, o.sets, end,
+                ))
+            })
             .collect();
         let (mut ops, mut latencies) = (0, Vec::new());
         for task in tasks {

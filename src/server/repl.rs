@@ -260,6 +260,7 @@ fn stream_to(
         .spawn(move || read_acks(acks, &ack_store, link))?;
     let mut buf = Vec::with_capacity(CHUNK + 13);
     let mut last_sent = Instant::now();
+    let mut busy = false;
     let result = loop {
         if repl.stopping.load(Acquire) {
             break Ok(());
@@ -269,7 +270,9 @@ fn stream_to(
         }
         buf.clear();
         buf.extend_from_slice(&[b'D'; 13]);
-        match repl.read(generation, from, CHUNK, HEARTBEAT, &mut buf) {
+        let read = repl.read(generation, from, CHUNK, (HEARTBEAT, busy), &mut buf);
+        busy = matches!(read, BacklogRead::Bytes(_));
+        match read {
             BacklogRead::Bytes(n) => {
                 buf[1..9].copy_from_slice(&from.to_le_bytes());
                 buf[9..13].copy_from_slice(&(n as u32).to_le_bytes());

@@ -115,6 +115,9 @@ pub(crate) fn binary_changes_items(op: Opcode) -> bool {
 /// Default backlog size (`--repl-backlog`).
 pub(crate) const DEFAULT_BACKLOG: usize = 16 << 20;
 
+/// How long a busy stream reader waits before it takes what arrived.
+pub(crate) const BUSY_POLL: Duration = Duration::from_millis(1);
+
 /// Largest per-record lag the histogram tells apart, in milliseconds.
 const LAG_BUCKETS: usize = 1024;
 
@@ -280,6 +283,8 @@ pub(crate) struct Replication {
     replica_lags: Mutex<Vec<(u64, u64)>>,
     /// The server is stopping: replication threads end.
     pub(crate) stopping: AtomicBool,
+    /// Readers waiting to be woken by the next write.
+    sleepers: AtomicU64,
 }
 
 impl Replication {
@@ -309,6 +314,7 @@ impl Replication {
             lag_histogram: (0..=LAG_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             replica_lags: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            sleepers: AtomicU64::new(0),
         }
     }
 
@@ -402,17 +408,28 @@ impl Replication {
 
     /// Copies the bytes from `from` on (at most `max`) into `out`, waiting
     /// up to `wait` for some to arrive.
+    ///
+    /// A `busy` reader (one that found bytes last time) is not woken by each
+    /// write: it sleeps [`BUSY_POLL`] and takes whatever arrived, so a
+    /// stream of writes costs the writers no wake-ups and the link one send
+    /// per poll. An idle reader is woken by the next write.
     pub(crate) fn read(
         &self,
         generation: u64,
         from: u64,
         max: usize,
-        wait: Duration,
+        (wait, busy): (Duration, bool),
         out: &mut Vec<u8>,
     ) -> Read {
         let mut ring = self.ring.lock();
         if ring.generation == generation && from == ring.end {
-            let _ = self.more.wait_for(&mut ring, wait);
+            if busy {
+                let _ = self.more.wait_for(&mut ring, BUSY_POLL.min(wait));
+            } else {
+                self.sleepers.fetch_add(1, Relaxed);
+                let _ = self.more.wait_for(&mut ring, wait);
+                self.sleepers.fetch_sub(1, Relaxed);
+            }
         }
         if ring.generation != generation {
             return Read::Lost;
@@ -427,7 +444,11 @@ impl Replication {
     /// Appends bytes (a recorded frame, or frames a replica applied).
     fn push(&self, ring: &mut Ring, bytes: &[u8]) {
         ring.push(bytes);
-        self.more.notify_all();
+        // Readers count themselves in under the ring's lock, which the
+        // caller holds: no wake-up is lost.
+        if self.sleepers.load(Relaxed) > 0 {
+            self.more.notify_all();
+        }
     }
 
     /// A replica appends the frames it applied.
@@ -759,9 +780,29 @@ impl Store {
 
     /// Logs what `op` does to `key`, given the entry before it.
     fn record(&self, key: &[u8], op: &KeyedOp<Block, Meta>, before: Before) {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            self.record_into(key, op, before, &mut buf);
+            // A large value's buffer is not kept.
+            if buf.capacity() > 64 << 10 {
+                *buf = Vec::new();
+            }
+        });
+    }
+
+    fn record_into(
+        &self,
+        key: &[u8],
+        op: &KeyedOp<Block, Meta>,
+        before: Before,
+        buf: &mut Vec<u8>,
+    ) {
         let was_live = matches!(before, Some((true, _)));
         let now = self.time.unix_ms(self.time.now_ms());
-        let mut buf = Vec::new();
         let item = |block: &Block, meta: &Meta, ttl: Option<Duration>, buf: &mut Vec<u8>| {
             encode(
                 &Effect::Item {
@@ -780,7 +821,7 @@ impl Store {
             KeyedOp::Nop => return,
             KeyedOp::Remove | KeyedOp::SetTtl(_) if !was_live => return,
             KeyedOp::Remove => {
-                encode(&Effect::Delete { key }, now, &mut buf);
+                encode(&Effect::Delete { key }, now, buf);
                 None
             }
             KeyedOp::SetTtl(ttl) => {
@@ -791,19 +832,19 @@ impl Store {
                         expires_unix_ms,
                     },
                     now,
-                    &mut buf,
+                    buf,
                 );
                 None
             }
             KeyedOp::Put(block, meta) => {
                 let Some(block) = block else { return };
                 let ttl = before.and_then(|(_, ttl)| ttl);
-                item(block, meta, ttl, &mut buf);
+                item(block, meta, ttl, buf);
                 Some(block.epoch())
             }
             KeyedOp::PutWithTtl(block, meta, ttl) => {
                 let Some(block) = block else { return };
-                item(block, meta, *ttl, &mut buf);
+                item(block, meta, *ttl, buf);
                 Some(block.epoch())
             }
         };
@@ -815,9 +856,9 @@ impl Store {
                 return;
             }
             buf.clear();
-            encode(&Effect::Delete { key }, now, &mut buf);
+            encode(&Effect::Delete { key }, now, buf);
         }
-        self.repl.push(&mut ring, &buf);
+        self.repl.push(&mut ring, buf);
     }
 
     /// Moves the flush epoch (a `flush_all` taking effect), recording it.
@@ -1051,7 +1092,7 @@ delete gone\r\nset e 0 -1 1\r\ne\r\n";
         assert!(matches!(
             primary
                 .repl
-                .read(0, 0, usize::MAX, Duration::ZERO, &mut bytes),
+                .read(0, 0, usize::MAX, (Duration::ZERO, false), &mut bytes),
             Read::Bytes(_)
         ));
         assert_eq!(bytes.len() as u64, end);
@@ -1084,7 +1125,7 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         bytes.clear();
         let _ = primary
             .repl
-            .read(0, end, usize::MAX, Duration::ZERO, &mut bytes);
+            .read(0, end, usize::MAX, (Duration::ZERO, false), &mut bytes);
         replica.apply_frames(&bytes).unwrap();
         assert_eq!(replica.len(), 0);
     }
