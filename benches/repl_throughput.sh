@@ -31,14 +31,26 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"stats\r\n"); d = b""
 while not d.endswith(b"END\r\n"): d += s.recv(65536)
 print(dict(l.split(" ")[1:3] for l in d.decode().splitlines() if l.startswith("STAT"))[sys.argv[2]])' "$@"; }
+cpu() { python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"stats\r\n"); d = b""
+while not d.endswith(b"END\r\n"): d += s.recv(65536)
+st = dict(l.split(" ")[1:3] for l in d.decode().splitlines() if l.startswith("STAT"))
+print(float(st["rusage_user"]) + float(st["rusage_system"]))' "$1"; }
 echo "$(nproc) cpus; ${CONNS} connections; ${SECS}s per run; $(uptime | sed 's/.*load/load/')"
 for sets in 100 10; do
     for pipeline in 1 16; do
         for round in 1 2; do
             for server in alone:22131 with-replica:22132; do
+                port=${server#*:}
                 printf 'sets %3s%% pipeline %2s %-13s round %s: ' "$sets" "$pipeline" "${server%%:*}" "$round"
-                taskset -c 1 target/release/examples/loadgen --addr "127.0.0.1:${server#*:}" \
-                    --conns "$CONNS" --seconds "$SECS" --pipeline "$pipeline" --sets "$sets"
+                cpu0=$(cpu "$port")
+                out=$(taskset -c 1 target/release/examples/loadgen --addr "127.0.0.1:$port" \
+                    --conns "$CONNS" --seconds "$SECS" --pipeline "$pipeline" --sets "$sets")
+                cpu1=$(cpu "$port")
+                ops=$(echo "$out" | sed 's/.*: \([0-9]*\) ops.*/\1/')
+                echo "$out; primary CPU $(python3 -c "print('%.2f' % (($cpu1 - $cpu0) * 1e6 / ($ops * $SECS)))") us/op"
             done
         done
     done

@@ -713,3 +713,42 @@ fn a_replica_that_fell_out_of_the_backlog_syncs_in_full_and_converges() {
         "after the full resync",
     );
 }
+
+#[test]
+fn large_values_replicate_and_a_smaller_replica_drops_what_it_cannot_hold() {
+    let primary = Server::start(&["-I", "4m"]);
+    let mut conn = primary.connect();
+    let value = |n: usize, c: u8| vec![c; n];
+    let set = |conn: &mut TcpStream, key: &str, v: &[u8]| {
+        let mut req = format!("set {key} 0 0 {}\r\n", v.len()).into_bytes();
+        req.extend_from_slice(v);
+        req.extend_from_slice(b"\r\n");
+        assert_eq!(ask(conn, &req, b"\r\n"), b"STORED\r\n");
+    };
+    // Before the replicas attach (full sync) and after (the stream).
+    set(&mut conn, "before-big", &value(3 << 20, b'a'));
+    set(&mut conn, "before-small", &value(700 << 10, b'b'));
+    let same = Server::replica_of(&primary.addr, &["-I", "4m"]);
+    let smaller = Server::replica_of(&primary.addr, &["-I", "1m"]);
+    set(&mut conn, "after-big", &value(3 << 20, b'c'));
+    set(&mut conn, "after-small", &value(900 << 10, b'd'));
+    let end = primary.num("repl_offset");
+    for node in [&same, &smaller] {
+        node.wait_for(|s| s.num("repl_offset") == end, "the replicas catch up");
+    }
+    let keys: Vec<String> = ["before-big", "before-small", "after-big", "after-small"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let p = dump(&primary, &keys);
+    assert!(p.iter().all(Option::is_some));
+    assert_same(&keys, &p, &dump(&same, &keys), "a replica with the same -I");
+    let s = dump(&smaller, &keys);
+    assert!(
+        s[0].is_none() && s[2].is_none(),
+        "values over its -I are dropped"
+    );
+    assert_eq!((&s[1], &s[3]), (&p[1], &p[3]));
+    assert_eq!(smaller.stat("repl_link_up"), "1");
+    assert_eq!(smaller.num("repl_link_full_syncs"), 1);
+}

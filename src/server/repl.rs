@@ -85,11 +85,13 @@ impl<W: Write> ChunkWriter<W> {
 
 impl<W: Write> Write for ChunkWriter<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
+        // Chunks stay at most CHUNK long, whatever the writer hands over.
+        let n = bytes.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..n]);
         if self.buf.len() >= CHUNK {
             self.flush_chunk()?;
         }
-        Ok(bytes.len())
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -461,6 +463,7 @@ fn follow(
         let restored = store.restore(&mut chunks);
         chunks.drain()?;
         let report = restored.map_err(|e| io::Error::other(format!("full sync: {e}")))?;
+        store.drop_oversized();
         if repl.link_epoch() != epoch {
             // Promoted during the sync: keep the new history.
             return Ok(());

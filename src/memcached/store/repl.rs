@@ -904,7 +904,9 @@ impl Store {
 
     /// The largest frame body a replica of this store accepts.
     pub(crate) fn max_frame_body(&self) -> usize {
-        1 + super::item::MAX_KEY + ITEM_FIXED + self.limits.max_item_size
+        // Any primary's largest item: a replica configured with a smaller
+        // -I drops what it cannot hold rather than refusing the stream.
+        1 + super::item::MAX_KEY + ITEM_FIXED + super::MAX_ITEM_SIZE
     }
 
     /// Applies every whole frame at the start of `buf` (a replica); returns
@@ -952,10 +954,13 @@ impl Store {
                 expires_unix_ms,
                 value,
             } => {
-                if !self.fits(key.len(), value.len()) {
-                    return Err(FrameError("item too large for this node"));
-                }
                 self.next_cas.fetch_max(cas.saturating_add(1), AcqRel);
+                if !self.fits(key.len(), value.len()) {
+                    // This node's -I or -m is smaller than the primary's: it
+                    // cannot hold the new value, and must not keep the old.
+                    self.cache.remove(key);
+                    return Ok(());
+                }
                 let expiry = self.expiry_at(expires_unix_ms, now);
                 let block = self.new_block(key, &[value], flags, Some(cas));
                 let state = self.fresh_state(now) | if stale { STALE } else { 0 };
@@ -994,6 +999,13 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// After a full sync: drops the items this node's `-I` is too small for
+    /// (the primary's may be larger), as the stream drops them. Not recorded.
+    pub(crate) fn drop_oversized(&self) {
+        let max = self.limits.max_item_size;
+        self.cache.retain(|block, _| block.value().len() <= max);
     }
 
     /// Drops every item (a replica before a full sync). Not recorded.
