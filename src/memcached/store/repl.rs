@@ -767,14 +767,13 @@ impl Store {
         self.repl.recording()
     }
 
-    fn unix_ms_after(&self, ttl: Option<Duration>) -> u64 {
+    /// The unix time in ms at which a TTL given now ends (0: never).
+    fn unix_ms_after(now_unix: u64, ttl: Option<Duration>) -> u64 {
         match ttl {
             None => 0,
-            Some(ttl) => {
-                let now = self.time.unix_ms(self.time.now_ms());
-                now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-                    .max(1)
-            }
+            Some(ttl) => now_unix
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .max(1),
         }
     }
 
@@ -810,7 +809,7 @@ impl Store {
                     flags: block.flags(),
                     cas: block.cas(),
                     stale: meta.state() & STALE != 0,
-                    expires_unix_ms: self.unix_ms_after(ttl),
+                    expires_unix_ms: Self::unix_ms_after(now, ttl),
                     value: block.value(),
                 },
                 now,
@@ -825,7 +824,7 @@ impl Store {
                 None
             }
             KeyedOp::SetTtl(ttl) => {
-                let expires_unix_ms = self.unix_ms_after(*ttl);
+                let expires_unix_ms = Self::unix_ms_after(now, *ttl);
                 encode(
                     &Effect::Touch {
                         key,
