@@ -377,7 +377,7 @@ pub(super) fn run_link(store: Arc<Store>, shared: Arc<Shared>, config: LinkConfi
             failures += 1;
         }
         if let Some(after) = config.promote_after {
-            if synced && last_contact.elapsed() >= after && repl.promote() {
+            if synced && last_contact.elapsed() >= after && store.promote() {
                 shared.log(
                     0,
                     format_args!(

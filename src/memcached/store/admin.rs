@@ -39,7 +39,7 @@ impl Store {
                 };
             }
             AdminCommand::ReplicaPromote => {
-                if self.repl.promote() {
+                if self.promote() {
                     Response::Ok
                 } else {
                     Response::ServerError("not a replica")

@@ -115,6 +115,10 @@ pub(crate) fn binary_changes_items(op: Opcode) -> bool {
 /// Default backlog size (`--repl-backlog`).
 pub(crate) const DEFAULT_BACKLOG: usize = 16 << 20;
 
+/// CAS uniques a promoted replica skips (see [`Store::promote`]): more than
+/// a primary hands out in any lag a replica survives.
+pub(crate) const PROMOTION_CAS_GAP: u64 = 1 << 32;
+
 /// How long a busy stream reader waits before it takes what arrived.
 pub(crate) const BUSY_POLL: Duration = Duration::from_millis(1);
 
@@ -891,6 +895,19 @@ impl Store {
         self.repl.push(&mut ring, &buf);
     }
 
+    /// Makes this replica a writable primary (see [`Replication::promote`]);
+    /// `false` if it was a primary already. The CAS counter first skips
+    /// [`PROMOTION_CAS_GAP`] uniques: the old primary may have handed out
+    /// uniques for writes that never arrived here, and a client holding one
+    /// must not find it on a different write.
+    pub(crate) fn promote(&self) -> bool {
+        if self.repl.role() == Role::Primary {
+            return false;
+        }
+        self.next_cas.fetch_add(PROMOTION_CAS_GAP, AcqRel);
+        self.repl.promote()
+    }
+
     /// The store's unix time in milliseconds.
     pub(crate) fn unix_now_ms(&self) -> u64 {
         self.time.unix_ms(self.time.now_ms())
@@ -1196,10 +1213,10 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         assert!(out.ends_with(READ_ONLY.as_bytes()));
         assert_eq!(replica.get(b"k").unwrap().cas(), 5);
         // Promoted: writable, and recording.
-        assert!(replica.repl.promote());
-        assert!(!replica.repl.promote());
+        assert!(replica.promote());
+        assert!(!replica.promote());
         assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
-        assert!(replica.get(b"k").unwrap().cas() > 5);
+        assert!(replica.get(b"k").unwrap().cas() > 5 + PROMOTION_CAS_GAP);
         assert!(replica.repl.position().1 > 0);
     }
 
