@@ -4,7 +4,10 @@
 //! whose link is cut for 5 s resumes from the backlog without a full sync;
 //! `kill -9` of the primary under load with `--promote-after 2` leaves a
 //! writable replica within 5 s that lost no more acknowledged writes than
-//! its lag allowed.
+//! its lag allowed. Also: a link that fell out of the backlog full-syncs; large
+//! values replicate, and a replica with a smaller `-I` drops what it cannot
+//! hold; a promoted middle replica keeps its own replica (partial resync under
+//! the new id), and the old primary rejoins as a replica with a full sync.
 //!
 //! Waits are polls with a deadline (replication converging, a process
 //! starting); nothing sleeps to let time pass except the 5 s cut itself.
@@ -751,4 +754,77 @@ fn large_values_replicate_and_a_smaller_replica_drops_what_it_cannot_hold() {
     assert_eq!((&s[1], &s[3]), (&p[1], &p[3]));
     assert_eq!(smaller.stat("repl_link_up"), "1");
     assert_eq!(smaller.num("repl_link_full_syncs"), 1);
+}
+
+#[test]
+fn a_promoted_replica_keeps_its_own_replicas_and_the_old_primary_rejoins_as_a_replica() {
+    let mut primary = Server::start(&[]);
+    let middle = Server::replica_of(&primary.addr, &[]);
+    let tail = Server::replica_of(&middle.addr, &[]);
+    let mut p = primary.connect();
+    for i in 0..100 {
+        assert_eq!(
+            ask(
+                &mut p,
+                format!("set k{i} 0 0 2\r\nv{}\r\n", i % 10).as_bytes(),
+                b"\r\n"
+            ),
+            b"STORED\r\n"
+        );
+    }
+    let end = primary.num("repl_offset");
+    tail.wait_for(|s| s.num("repl_offset") == end, "the chain catches up");
+    let old_id = primary.stat("repl_id");
+
+    // Promote the middle: a new id; the tail resumes from it without a full
+    // sync and takes the new id.
+    let mut m = middle.connect();
+    assert_eq!(ask(&mut m, b"replica promote\r\n", b"\r\n"), b"OK\r\n");
+    assert_eq!(
+        ask(&mut m, b"replica promote\r\n", b"\r\n"),
+        b"SERVER_ERROR not a replica\r\n"
+    );
+    let new_id = middle.stat("repl_id");
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        ask(&mut m, b"set after 0 0 1\r\nx\r\n", b"\r\n"),
+        b"STORED\r\n"
+    );
+    tail.wait_for(
+        |s| s.stat("repl_id") == new_id && s.num("repl_offset") == middle.num("repl_offset"),
+        "the tail follows the promoted node",
+    );
+    assert_eq!(tail.num("repl_link_full_syncs"), 1);
+    assert_eq!(tail.num("repl_link_partial_syncs"), 1);
+    assert_eq!(middle.num("repl_partial_syncs"), 1);
+
+    // The old primary, still running, is a primary of its own: what it takes
+    // now does not reach the promoted node.
+    assert_eq!(
+        ask(&mut p, b"set split 0 0 1\r\np\r\n", b"\r\n"),
+        b"STORED\r\n"
+    );
+    // It is restarted as a replica of the promoted node: a full sync replaces
+    // what it had.
+    primary.kill9();
+    let rejoined = Server::replica_of(&middle.addr, &[]);
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("k{i}"))
+        .chain(["after".to_string(), "split".to_string()])
+        .collect();
+    let want = dump(&middle, &keys);
+    assert!(
+        want[101].is_none(),
+        "the old primary's write reached the promoted node"
+    );
+    let end = middle.num("repl_offset");
+    for node in [&rejoined, &tail] {
+        node.wait_for(
+            |s| s.num("repl_offset") == end,
+            "all follow the promoted node",
+        );
+        assert_same(&keys, &want, &dump(node, &keys), "after the rejoin");
+    }
+    assert_eq!(rejoined.num("repl_link_full_syncs"), 1);
+    assert_eq!(rejoined.stat("repl_id"), new_id);
 }
