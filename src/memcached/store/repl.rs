@@ -40,6 +40,10 @@
 //! A frame that fails any check (kind, length, CRC, a key or value out of
 //! limits) is an error: the replica drops the link and resyncs.
 
+// Without the server nothing streams the log or runs a link: the store side
+// still records (when told to) and applies, for its tests.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::fmt;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
