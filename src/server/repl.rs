@@ -354,6 +354,7 @@ pub(super) fn run_link(store: Arc<Store>, shared: Arc<Shared>, config: LinkConfi
         if repl.stopping.load(Acquire) || repl.link_epoch() != epoch {
             return;
         }
+        let attempt = Instant::now();
         let result = follow(
             &store,
             &shared,
@@ -366,8 +367,12 @@ pub(super) fn run_link(store: Arc<Store>, shared: Arc<Shared>, config: LinkConfi
         if repl.stopping.load(Acquire) || repl.link_epoch() != epoch {
             return;
         }
+        if last_contact >= attempt {
+            // The link came up this time: a new run of failures starts.
+            failures = 0;
+        }
         if let Err(e) = result {
-            // Log the first failure of a run, then every 50th (10 s).
+            // Log the first failure of a run, then every 50th (5 s).
             if failures % 50 == 0 {
                 shared.log(
                     0,
@@ -542,13 +547,15 @@ fn follow(
                 let was = pending.len();
                 pending.resize(was + len, 0);
                 input.read_exact(&mut pending[was..])?;
-                if repl.link_epoch() != epoch {
+                let Some(applying) = repl.applying() else {
+                    // Promoted: nothing more from the old primary.
                     return Ok(());
-                }
+                };
                 let (used, last) = store
                     .apply_frames(&pending)
                     .map_err(|e| bad(&e.to_string()))?;
                 repl.push_applied(&pending[..used]);
+                drop(applying);
                 pending.drain(..used);
                 if let Some(ts) = last {
                     repl.last_frame_ms.store(ts, Release);

@@ -293,6 +293,9 @@ pub(crate) struct Replication {
     pub(crate) stopping: AtomicBool,
     /// Readers waiting to be woken by the next write.
     sleepers: AtomicU64,
+    /// Held by a replica's link while it applies a batch, and by a
+    /// promotion: nothing from the old primary lands after the promotion.
+    applying: Mutex<()>,
 }
 
 impl Replication {
@@ -323,6 +326,7 @@ impl Replication {
             replica_lags: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             sleepers: AtomicU64::new(0),
+            applying: Mutex::new(()),
         }
     }
 
@@ -459,6 +463,13 @@ impl Replication {
         }
     }
 
+    /// A replica's link may apply a batch while it holds this; `None` once
+    /// the node is a primary.
+    pub(crate) fn applying(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        let guard = self.applying.lock();
+        (self.role() == Role::Replica).then_some(guard)
+    }
+
     /// A replica appends the frames it applied.
     pub(crate) fn push_applied(&self, bytes: &[u8]) {
         let mut ring = self.ring.lock();
@@ -469,6 +480,9 @@ impl Replication {
     /// the offset the stream goes on from. Streams to its own replicas end.
     pub(crate) fn reset(&self, id: ReplId, offset: u64) {
         let mut ring = self.ring.lock();
+        if self.role() == Role::Primary {
+            return;
+        }
         ring.id = id;
         ring.end = offset;
         ring.held = 0;
@@ -481,7 +495,7 @@ impl Replication {
     /// promoted and resumed it under the new id).
     pub(crate) fn adopt(&self, id: ReplId) {
         let mut ring = self.ring.lock();
-        if ring.id != id {
+        if ring.id != id && self.role() == Role::Replica {
             let old = ring.id;
             ring.secondary = Some((old, ring.end));
             ring.id = id;
@@ -494,6 +508,7 @@ impl Replication {
     /// the current offset, so this node's own replicas resume), writable,
     /// recording. Returns `false` if it was a primary already.
     pub(crate) fn promote(&self) -> bool {
+        let _applying = self.applying.lock();
         let mut ring = self.ring.lock();
         if self.role() == Role::Primary {
             return false;
