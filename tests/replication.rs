@@ -828,3 +828,154 @@ fn a_promoted_replica_keeps_its_own_replicas_and_the_old_primary_rejoins_as_a_re
     assert_eq!(rejoined.num("repl_link_full_syncs"), 1);
     assert_eq!(rejoined.stat("repl_id"), new_id);
 }
+
+/// A fake primary that answers each replica connection with `reply`, then
+/// closes.
+fn fake_primary(replies: Vec<Vec<u8>>) -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let served = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&served);
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while !line.ends_with(b"\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                line.push(byte[0]);
+            }
+            assert!(line.starts_with(b"replica sync "), "{line:?}");
+            let _ = conn.write_all(&replies[i % replies.len()]);
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, served)
+}
+
+#[test]
+fn bad_streams_and_bad_peers_are_refused_without_harm() {
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    let mut frame_garbage = format!("CONTINUE {id} 0\r\n").into_bytes();
+    frame_garbage.extend_from_slice(b"D\0\0\0\0\0\0\0\0\x05\0\0\0garbl");
+    let mut bad_snapshot = format!("FULLSYNC {id} 0\r\n").into_bytes();
+    bad_snapshot.extend_from_slice(&5u32.to_le_bytes());
+    bad_snapshot.extend_from_slice(b"hello");
+    bad_snapshot.extend_from_slice(&0u32.to_le_bytes());
+    let mut huge_chunk = format!("FULLSYNC {id} 0\r\n").into_bytes();
+    huge_chunk.extend_from_slice(&u32::MAX.to_le_bytes());
+    let replies = vec![
+        b"ERROR\r\n".to_vec(),
+        b"\x00\xff garbage with no line end".to_vec(),
+        format!("FULLSYNC {id} notanumber\r\n").into_bytes(),
+        format!("CONTINUE {id} 0\r\n").into_bytes(),
+        bad_snapshot,
+        huge_chunk,
+        frame_garbage,
+    ];
+    let rounds = replies.len() as u64;
+    let (addr, served) = fake_primary(replies);
+    let replica = Server::start(&["--replica-of", &addr, "--promote-after", "1"]);
+    replica.wait_for(
+        |_| served.load(Ordering::SeqCst) >= 2 * rounds,
+        "the replica tried every bad primary twice",
+    );
+    // Still up, still a replica (it never synced, so it does not promote),
+    // still serving.
+    assert_eq!(replica.stat("role"), "replica");
+    assert_eq!(replica.stat("repl_link_up"), "0");
+    let mut c = replica.connect();
+    assert!(ask(&mut c, b"version\r\n", b"\r\n").starts_with(b"VERSION "));
+    assert!(
+        replica.log_text().contains("link to"),
+        "{}",
+        replica.log_text()
+    );
+
+    // A primary meets a bad replica: a garbage acknowledgement ends the link;
+    // a bad `replica sync` is an error line; the primary serves on.
+    let primary = Server::start(&[]);
+    let mut fake = primary.connect();
+    assert_eq!(
+        ask(&mut fake, b"replica sync nothex 0\r\n", b"\r\n"),
+        b"CLIENT_ERROR bad command line format\r\n"
+    );
+    let mut fake = primary.connect();
+    fake.write_all(b"replica sync ? 0\r\n").unwrap();
+    let mut head = [0u8; 9];
+    fake.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"FULLSYNC ");
+    primary.wait_for(
+        |s| s.num("repl_connected_replicas") == 1,
+        "the link is counted",
+    );
+    fake.write_all(b"Xnot an ack at all").unwrap();
+    primary.wait_for(|s| s.num("repl_connected_replicas") == 0, "the link ends");
+    let mut c = primary.connect();
+    assert_eq!(ask(&mut c, b"set a 0 0 1\r\nx\r\n", b"\r\n"), b"STORED\r\n");
+
+    // A replica that synced (a real snapshot, captured from that primary),
+    // then receives a damaged frame, an offset out of place, or an unknown
+    // message: it drops the link each time and asks again.
+    let mut capture = primary.connect();
+    capture.write_all(b"replica sync ? 0\r\n").unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        capture.read_exact(&mut byte).unwrap();
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let offset: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let mut snapshot = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        capture.read_exact(&mut len).unwrap();
+        snapshot.extend_from_slice(&len);
+        let len = u32::from_le_bytes(len) as usize;
+        if len == 0 {
+            break;
+        }
+        let at = snapshot.len();
+        snapshot.resize(at + len, 0);
+        capture.read_exact(&mut snapshot[at..]).unwrap();
+    }
+    let synced = |tail: &[u8]| {
+        let mut reply = line.clone().into_bytes();
+        reply.extend_from_slice(&snapshot);
+        reply.extend_from_slice(tail);
+        reply
+    };
+    let mut damaged = Vec::new();
+    damaged.push(b'D');
+    damaged.extend_from_slice(&offset.to_le_bytes());
+    damaged.extend_from_slice(&22u32.to_le_bytes());
+    // A delete frame of key "k" whose CRC is wrong.
+    damaged.extend_from_slice(&[2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'k', 0, 0, 0, 0]);
+    damaged.extend_from_slice(&[0, 0, 0]);
+    let mut misplaced = vec![b'D'];
+    misplaced.extend_from_slice(&(offset + 7).to_le_bytes());
+    misplaced.extend_from_slice(&0u32.to_le_bytes());
+    let (addr, served) = fake_primary(vec![
+        synced(&damaged),
+        synced(&misplaced),
+        synced(b"Zunknown"),
+    ]);
+    let replica = Server::start(&["--replica-of", &addr]);
+    replica.wait_for(
+        |_| served.load(Ordering::SeqCst) >= 6,
+        "the replica resynced after each bad stream",
+    );
+    assert!(replica.num("repl_link_full_syncs") >= 3);
+    assert_eq!(replica.stat("role"), "replica");
+    let log = replica.log_text();
+    for why in [
+        "checksum mismatch",
+        "skipped or repeated",
+        "unknown stream message",
+    ] {
+        assert!(log.contains(why), "no {why:?} in\n{log}");
+    }
+    let mut c = replica.connect();
+    // What the snapshot held (the primary's `a`) is served.
+    assert_eq!(ask(&mut c, b"mg a v\r\n", b"x\r\n"), b"VA 1\r\nx\r\n");
+}

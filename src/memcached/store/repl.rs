@@ -1295,6 +1295,62 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         );
     }
 
+    /// Garbage, and valid frames with bytes changed, never panic a replica:
+    /// each is applied, refused, or waited on.
+    #[test]
+    fn no_stream_panics_a_replica() {
+        let replica = store();
+        replica.repl.configure(0, Role::Replica);
+        let mut valid = Vec::new();
+        for (i, effect) in [
+            Effect::Item {
+                key: b"k",
+                flags: 1,
+                cas: 2,
+                stale: false,
+                expires_unix_ms: 1_700_000_100_000,
+                value: b"value",
+            },
+            Effect::Touch {
+                key: b"k",
+                expires_unix_ms: 3,
+            },
+            Effect::Delete { key: b"k" },
+            Effect::FlushAt { unix_ms: 9 },
+            Effect::Flush,
+        ]
+        .iter()
+        .enumerate()
+        {
+            encode(effect, i as u64, &mut valid);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let mut buf = if round % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..next() % 200).map(|_| next() as u8).collect()
+            };
+            for _ in 0..next() % 4 {
+                if !buf.is_empty() {
+                    let at = (next() % buf.len() as u64) as usize;
+                    buf[at] = next() as u8;
+                }
+            }
+            let cut = (next() % (buf.len() as u64 + 1)) as usize;
+            if let Ok((used, _)) = replica.apply_frames(&buf[..cut]) {
+                assert!(used <= cut);
+            }
+        }
+        replica.validate();
+    }
+
     #[test]
     fn the_ring_keeps_the_newest_bytes() {
         let mut ring = Ring {
