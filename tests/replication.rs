@@ -24,6 +24,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const BIN: &str = env!("CARGO_BIN_EXE_larder-server");
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Held by the tests whose figures depend on timing (the failover's lag) or
+/// that load the machine (100,000 writes), so they do not overlap.
+static TIMED: Mutex<()> = Mutex::new(());
+
+fn timed() -> std::sync::MutexGuard<'static, ()> {
+    TIMED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Server {
     child: Child,
     addr: String,
@@ -305,6 +313,7 @@ fn checked_cas(conn: &mut TcpStream, key: &str) {
 
 #[test]
 fn replicas_hold_what_the_primary_holds_after_100k_mixed_writes() {
+    let _timed = timed();
     // Backlogs that hold the whole run: no link falls behind into a second
     // full sync (that fallback has its own test).
     let primary = Server::start(&["--repl-backlog", "512m"]);
@@ -517,6 +526,7 @@ fn write_load(addr: String, stop: Arc<AtomicBool>, prefix: &'static str) -> u64 
 
 #[test]
 fn a_cut_link_resumes_from_the_backlog_without_a_full_sync() {
+    let _timed = timed();
     let primary = Server::start(&["--repl-backlog", "64m"]);
     let relay = Relay::new(&primary.addr);
     let replica = Server::replica_of(&relay.addr, &[]);
@@ -569,6 +579,7 @@ fn a_cut_link_resumes_from_the_backlog_without_a_full_sync() {
 
 #[test]
 fn a_replica_takes_over_within_5s_of_a_kill_9_and_loses_at_most_its_lag() {
+    let _timed = timed();
     let mut primary = Server::start(&[]);
     let replica = Server::replica_of(&primary.addr, &["--promote-after", "2"]);
     // The writer logs when each key was acknowledged.
@@ -651,19 +662,21 @@ fn a_replica_takes_over_within_5s_of_a_kill_9_and_loses_at_most_its_lag() {
         assert_eq!(lost, acked.len() - first, "lost writes are not a suffix");
     }
     // Every lost write was acknowledged within the replica's lag (the
-    // largest it reported under this load, plus 100 ms for the kill
-    // itself and scheduling) before the kill.
+    // largest it reported under this load, plus 250 ms for the kill
+    // itself and scheduling on a loaded machine) before the kill.
     let max_lag = max_lag.load(Ordering::SeqCst).max(p99);
-    let window = Duration::from_millis(max_lag + 100);
+    let window = Duration::from_millis(max_lag + 250);
     let allowed = acked
         .iter()
         .filter(|t| killed.duration_since(**t) <= window)
         .count();
+    let oldest_lost = first_lost.map_or(Duration::ZERO, |i| killed.duration_since(acked[i]));
     println!(
-        "failover: {} writes acknowledged, {lost} lost; the replica's lag before the kill: \
-         max {} ms, p99 {p99} ms; writes acknowledged in the last {} ms: {allowed}; \
-         writable after {} ms",
+        "failover: {} writes acknowledged, {lost} lost (the oldest acknowledged {} us before \
+         the kill); the replica's lag before the kill: max {} ms, p99 {p99} ms; writes \
+         acknowledged in the last {} ms: {allowed}; writable after {} ms",
         acked.len(),
+        oldest_lost.as_micros(),
         max_lag,
         window.as_millis(),
         took_over.as_millis()
