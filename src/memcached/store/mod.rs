@@ -18,6 +18,11 @@
 //! - CAS uniques come from one counter: unique and increasing (unless a
 //!   client chooses one with the meta `E` flag).
 //! - An item stored before a `flush_all` took effect is never returned.
+//! - Every change to an item goes through `mutate` (the cache's
+//!   `compute_keyed`), which, on a primary with replicas, records the item's
+//!   resulting state in the replication backlog under the same shard lock
+//!   (see `repl.rs`); a replica refuses client writes and applies only the
+//!   primary's records.
 //!
 //! # Where this differs from memcached
 //! - Time has millisecond resolution: a TTL of 10 s expires 10 s after the
