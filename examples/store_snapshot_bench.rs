@@ -2,8 +2,12 @@
 //! does at stop and start, without the sockets), run by hand in release:
 //!
 //! ```text
-//! cargo run --release --features memcached --example store_snapshot_bench -- [ITEMS] [DIR]
+//! cargo run --release --features memcached --example store_snapshot_bench -- [ITEMS] [DIR] [MODE]
 //! ```
+//!
+//! MODE `both` (the default) saves and restores in one process; `save` fills,
+//! saves to DIR/larder-store-ITEMS.snap and keeps the file; `restore` restores
+//! that file in a fresh process (what a restarted server does) and removes it.
 //!
 //! Stores ITEMS (default 10,000,000) items of 16-byte keys and 100-byte
 //! values through `Store::process`, saves them with `Store::save_to_path` to
@@ -28,7 +32,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let items: u64 = args.next().map_or(Ok(10_000_000), |a| a.parse())?;
     let dir = args.next().unwrap_or_else(|| "/dev/shm".into());
-    let path = std::path::Path::new(&dir).join(format!("larder-store-{}.snap", std::process::id()));
+    let mode = args.next().unwrap_or_else(|| "both".into());
+    if !["both", "save", "restore"].contains(&mode.as_str()) {
+        return Err(format!("MODE must be both, save or restore, not {mode}").into());
+    }
+    let name = match mode.as_str() {
+        "both" => format!("larder-store-{}.snap", std::process::id()),
+        _ => format!("larder-store-{items}.snap"),
+    };
+    let path = std::path::Path::new(&dir).join(name);
+    if mode == "restore" {
+        return restore(items, &path);
+    }
 
     let a = store(items);
     let t = Instant::now();
@@ -66,14 +81,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         saved.bytes,
         s
     );
+    if mode == "save" {
+        std::process::exit(0);
+    }
     // Not dropped: freeing millions of items would leave the allocator's free
     // lists to be consolidated during the restore, which a restarted process
     // (the case measured) does not have.
     std::mem::forget(a);
+    restore(items, &path)
+}
 
+/// Restores `path` into a new store and prints the rate.
+fn restore(items: u64, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let b = store(items);
     let t = Instant::now();
-    let restored = b.restore_from_path(&path, 0);
+    let restored = b.restore_from_path(path, 0);
     let s = t.elapsed().as_secs_f64();
     let (_, report) = restored.from.ok_or("restore failed")?;
     println!(
@@ -84,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s
     );
     assert_eq!(b.len() as u64, items);
-    std::fs::remove_file(&path)?;
+    std::fs::remove_file(path)?;
     // Skip freeing millions of items one by one: the process ends here.
     std::process::exit(0);
 }

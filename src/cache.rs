@@ -737,16 +737,16 @@ where
             sampled = shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
                 shard.touch_locked(idx);
-                let e = shard.slab.entry(idx);
+                let e = shard.table.slab.entry(idx);
                 map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
             })
         } else {
             let shard = cell.read();
             sampled = record && shard.samples(h32);
             shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
-                let e = shard.slab.entry(idx);
+                let e = shard.table.slab.entry(idx);
                 if record {
-                    e.bump(shard.max_freq);
+                    e.bump(shard.table.max_freq);
                     hit_weight = e.weight();
                 }
                 map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
@@ -921,7 +921,7 @@ where
         self.with_shard(hash, |shard, now, garbage| {
             let found = shard.find_live(h32, probe.get(), now, garbage);
             let current = found.map(|idx| {
-                let e = shard.slab.entry(idx);
+                let e = shard.table.slab.entry(idx);
                 let occupied = Occupied {
                     value: &e.value,
                     ttl: shard.ttl_of(idx, now),
@@ -1110,7 +1110,7 @@ where
     ///
     /// **Locking behaviour:** each shard's read lock in turn.
     pub fn weight(&self) -> u64 {
-        self.cells.iter().map(|c| c.read().weight).sum()
+        self.cells.iter().map(|c| c.read().table.weight).sum()
     }
 
     /// The capacity given to the builder (entries, or weight).
@@ -1240,17 +1240,19 @@ where
         self.weigher.is_none()
     }
 
-    /// Sizes every shard for about `entries` entries in all (its share, and
-    /// never past its expected size), so a restore does not grow the tables in
-    /// many small steps.
+    /// Sizes each shard whose index `mine` accepts for about `entries`
+    /// entries in all (its share, and never past its expected size), so a
+    /// restore does not grow the tables in many small steps.
     ///
     /// **Locking behaviour:** each shard's write lock in turn.
-    pub(crate) fn reserve_for_restore(&self, entries: u64) {
+    pub(crate) fn reserve_for_restore(&self, entries: u64, mine: impl Fn(usize) -> bool) {
         let per_shard = entries / self.cells.len() as u64;
         // Hashes do not split exactly: an eighth more, as the tables grow anyway.
         let per_shard = usize::try_from(per_shard + per_shard / 8).unwrap_or(usize::MAX);
-        for cell in self.cells.iter() {
-            cell.write().reserve(per_shard);
+        for (i, cell) in self.cells.iter().enumerate() {
+            if mine(i) {
+                cell.write().reserve(per_shard);
+            }
         }
     }
 
@@ -1306,7 +1308,7 @@ impl<K, V> fmt::Debug for Cache<K, V> {
                     match cell.lock.try_read() {
                         Some(s) => list.entry(&format_args!(
                             "{{ len: {}, weight: {}/{} }}",
-                            s.slab.live, s.weight, s.capacity
+                            s.table.slab.live, s.table.weight, s.table.capacity
                         )),
                         None => list.entry(&format_args!("<locked>")),
                     };

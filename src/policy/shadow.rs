@@ -22,8 +22,9 @@
 //!
 //! So the cache measures it: a hash-sampled subset of the keys (about 1 in 2^`bits`,
 //! chosen so the sample fits [`SIM_CAPACITY`] weight units) is replayed through one
-//! small shard per placement, running the real policy code at the cache's capacity
-//! scaled down by the same factor (spatial sampling, as in SHARDS, Waldspurger et al.,
+//! small [`Table`] (index, slab and policy: what a shard has, minus time) per
+//! placement, running the real policy code at the cache's capacity scaled down by
+//! the same factor (spatial sampling, as in SHARDS, Waldspurger et al.,
 //! FAST 2015, and their miniature simulations, USENIX ATC 2017). After every period
 //! of sampled lookups, each shadow's hits are added to 7/8 of its previous score, and
 //! the placement with the best score takes over if it beats the current one by more
@@ -36,12 +37,12 @@
 //! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
 //! is released, for both) and does one lookup or insert in each shadow; an unsampled
 //! one costs a multiply and a compare.
-//! Memory: four shards of at most [`SIM_CAPACITY`] units, whatever the cache's size.
+//! Memory: four tables of at most [`SIM_CAPACITY`] units, whatever the cache's size.
 
 #![forbid(unsafe_code)]
 
+use crate::policy::table::Table;
 use crate::policy::Placement;
-use crate::shard::{Garbage, Mode, Shard};
 use crate::sync::{AtomicU32, Mutex};
 use crate::Policy;
 use std::num::NonZeroU32;
@@ -121,7 +122,7 @@ pub(crate) struct Shadow {
 struct Sims {
     capacity: u64,
     bits: u32,
-    shards: [Shard<u32, ()>; SHADOWS],
+    tables: [Table<u32, ()>; SHADOWS],
     hits: [u32; SHADOWS],
     lookups: u32,
     /// Hits per shadow and lookups, each period's counts added to 7/8 of the previous.
@@ -135,12 +136,11 @@ impl Sims {
     fn new(capacity: u64, bits: u32) -> Self {
         let scaled = (capacity >> bits).max(1);
         let hint = usize::try_from(scaled).unwrap_or(usize::MAX);
-        let shards = Placement::ALL
-            .map(|p| Shard::new(&Policy::s3fifo(), scaled, hint, 0, Mode::Fixed(p), 1));
+        let tables = Placement::ALL.map(|_| Table::new(&Policy::s3fifo(), scaled, hint, 1));
         Sims {
             capacity,
             bits,
-            shards,
+            tables,
             hits: [0; SHADOWS],
             lookups: 0,
             scores: [0; SHADOWS],
@@ -152,7 +152,7 @@ impl Sims {
     /// Sampled lookups between two decisions: twice what a shadow holds, so that a
     /// decision sees each shadow's contents turn over.
     fn period(&self) -> u32 {
-        let held = self.shards[PROBATION].len().max(MIN_SIM_ENTRIES);
+        let held = self.tables[PROBATION].len().max(MIN_SIM_ENTRIES);
         u32::try_from(held * 2).unwrap_or(u32::MAX)
     }
 }
@@ -224,14 +224,13 @@ impl Shadow {
     fn lookup_slow(&self, hash: NonZeroU32, weight: u32) {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
-        let mut garbage = Garbage::new();
-        for i in 0..SHADOWS {
-            let shard = &mut sims.shards[i];
-            if let Some(idx) = shard.find(hash, &hash.get()) {
-                shard.touch_locked(idx);
+        for (i, placement) in Placement::ALL.into_iter().enumerate() {
+            let table = &mut sims.tables[i];
+            if let Some(idx) = table.find(hash, &hash.get()) {
+                table.touch_locked(idx);
                 sims.hits[i] += 1;
             } else if weight > 0 {
-                shard.insert_new(hash.get(), (), hash, weight, 0, 0, &mut garbage);
+                table.insert_new(hash.get(), (), hash, weight, placement);
             }
         }
         sims.lookups += 1;
@@ -277,15 +276,14 @@ impl Shadow {
     pub(crate) fn insert_slow(&self, hash: NonZeroU32, weight: u32) {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
-        let mut garbage = Garbage::new();
-        for shard in &mut sims.shards {
-            if shard.find(hash, &hash.get()).is_none() {
-                shard.insert_new(hash.get(), (), hash, weight, 0, 0, &mut garbage);
+        for (table, placement) in sims.tables.iter_mut().zip(Placement::ALL) {
+            if table.find(hash, &hash.get()).is_none() {
+                table.insert_new(hash.get(), (), hash, weight, placement);
             }
         }
         // Heavy entries leave a full shadow with too few keys to judge by: sample
         // twice as many keys (and start the shadows over).
-        let probe = &sims.shards[PROBATION];
+        let probe = &sims.tables[PROBATION];
         if sims.bits > 0
             && probe.weight + u64::from(weight) > probe.capacity
             && probe.len() < MIN_SIM_ENTRIES
@@ -298,7 +296,7 @@ impl Shadow {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         let sims = self.sims.lock();
-        sims.shards.iter().map(Shard::heap_bytes).sum()
+        sims.tables.iter().map(Table::heap_bytes).sum()
     }
 }
 
@@ -329,7 +327,7 @@ mod tests {
         let bits = shadow.bits.load(Relaxed);
         assert!(bits < 4, "still sampling 1 key in 2^{bits}");
         let sims = shadow.sims.lock();
-        assert!(sims.shards[PROBATION].len() >= MIN_SIM_ENTRIES / 2);
+        assert!(sims.tables[PROBATION].len() >= MIN_SIM_ENTRIES / 2);
     }
 
     /// Replays `keys` as a cache-aside caller of a real cache that hits exactly
@@ -337,7 +335,7 @@ mod tests {
     fn replay(shadow: &Shadow, keys: impl Iterator<Item = u32>) {
         for k in keys {
             let h = hash(k);
-            let hit = shadow.sims.lock().shards[PROBATION].find(h, &h.get());
+            let hit = shadow.sims.lock().tables[PROBATION].find(h, &h.get());
             let weight = u32::from(hit.is_some());
             shadow.on_lookup(h, weight);
             if weight == 0 {
@@ -357,7 +355,7 @@ mod tests {
         let mut keys = (0..u32::MAX).flat_map(|i| [i, i.wrapping_sub(10)]);
         let mut step = |shadow: &Shadow| {
             let h = hash(keys.next().unwrap());
-            let hit = shadow.sims.lock().shards[PROBATION].find(h, &h.get());
+            let hit = shadow.sims.lock().tables[PROBATION].find(h, &h.get());
             shadow.on_lookup(h, u32::from(hit.is_some()));
             if hit.is_none() {
                 shadow.on_insert(h, 1);

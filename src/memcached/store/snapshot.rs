@@ -163,7 +163,6 @@ impl Codec<Block, Meta> for ItemCodec<'_> {
         } else {
             epoch
         };
-        let now_ms = self.store.time.now_ms();
         let block = Block::new(
             Head {
                 key,
@@ -173,7 +172,12 @@ impl Codec<Block, Meta> for ItemCodec<'_> {
             },
             &[data],
         );
-        Ok((block, Meta::new(self.store.fresh_state(now_ms) | marks)))
+        // Every restored item was last used "now": the time the restore began
+        // (one clock read per restore, not per item).
+        Ok((
+            block,
+            Meta::new(self.store.fresh_state(self.now_ms) | marks),
+        ))
     }
 }
 

@@ -1,0 +1,186 @@
+//! The table a policy runs on: an index (`hash -> slot`), a slab of entries, the
+//! policy's state and a weight bound. No time: the shard builds deadlines, sweeps,
+//! counters and the eviction listener's garbage on top of it, and the adaptive
+//! policy's shadows use it bare (a sampled key space replayed at a scaled-down
+//! capacity), so that neither the policies nor the shadows depend on the shard.
+//!
+//! Slot deadlines live in the entries (the policies skip an entry past its
+//! deadline when choosing a victim), but a table never sets one: that is the
+//! shard's business.
+
+#![forbid(unsafe_code)]
+
+use super::{Placement, Policy, PolicyState};
+use crate::index::Index;
+use crate::slab::{Entry, Slab, MAX_WEIGHT};
+use std::borrow::Borrow;
+use std::num::NonZeroU32;
+
+pub(crate) struct Table<K, V> {
+    pub(crate) index: Index,
+    pub(crate) slab: Slab<K, V>,
+    pub(crate) policy: PolicyState,
+    /// Expected most entries (the capacity when bounded by entries), for sizing.
+    pub(crate) slot_hint: usize,
+    pub(crate) capacity: u64,
+    pub(crate) weight: u64,
+    /// Highest value a read-locked hit may push an entry's counter to.
+    pub(crate) max_freq: u32,
+}
+
+impl<K, V> Table<K, V>
+where
+    K: Eq,
+{
+    /// An empty table of `capacity` weight units, one of `shards` in its cache.
+    pub(crate) fn new(policy: &Policy, capacity: u64, slot_hint: usize, shards: usize) -> Self {
+        let policy = PolicyState::new(policy, capacity, slot_hint, shards);
+        Table {
+            index: Index::new(),
+            slab: Slab::new(slot_hint),
+            slot_hint,
+            max_freq: policy.max_freq(),
+            policy,
+            capacity,
+            weight: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.live as usize
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slab = &self.slab;
+        self.index.find(hash.get(), |i| {
+            let e = slab.entry(i);
+            e.hash == hash && e.key.borrow() == key
+        })
+    }
+
+    /// A hit under the write lock (exact LRU moves the entry).
+    #[inline]
+    pub(crate) fn touch_locked(&mut self, idx: u32) {
+        self.policy.on_hit_locked(&mut self.slab, idx);
+    }
+
+    /// Whether an entry of this weight can be stored at all.
+    #[inline]
+    pub(crate) fn fits(&self, weight: u32) -> bool {
+        weight <= MAX_WEIGHT && u64::from(weight) <= self.capacity
+    }
+
+    /// Puts `entry` in a slot and in the index and counts its weight; the policy
+    /// is the caller's to tell (`on_insert`, `on_restore` or `on_relink`).
+    pub(crate) fn link(&mut self, entry: Entry<K, V>) -> u32 {
+        let hash = entry.hash;
+        let weight = entry.weight();
+        let idx = self.slab.alloc(entry);
+        let slab = &self.slab;
+        self.index.insert(hash.get(), idx, self.slot_hint, |i| {
+            slab.entry(i).hash.get()
+        });
+        self.weight += u64::from(weight);
+        idx
+    }
+
+    /// Takes the entry in `idx` out of the policy, the slab, the index and the
+    /// weight (a removal, not an eviction: the policy unlinks it its own way).
+    pub(crate) fn detach(&mut self, idx: u32) -> Entry<K, V> {
+        let queued = self.policy.on_remove(&mut self.slab, idx);
+        let e = self.slab.take(idx, queued);
+        self.forget(idx, &e);
+        e
+    }
+
+    fn forget(&mut self, idx: u32, e: &Entry<K, V>) {
+        let found = self.index.remove(e.hash.get(), idx);
+        debug_assert!(found, "slot {idx} missing from the index");
+        self.weight -= u64::from(e.weight());
+    }
+
+    /// Whether `extra` more weight would overflow the capacity.
+    #[inline]
+    pub(crate) fn over(&self, extra: u64) -> bool {
+        self.weight.saturating_add(extra) > self.capacity
+    }
+
+    /// Evicts the policy's next victim (`now`: relative ticks, for the policy's
+    /// expiry check), returning the slot it left and the entry; `None` when the
+    /// table is empty.
+    pub(crate) fn evict(&mut self, now: u64) -> Option<(u32, Entry<K, V>)> {
+        let idx = self.policy.evict(&mut self.slab, now)?;
+        let e = self.slab.take(idx, false);
+        self.forget(idx, &e);
+        Some((idx, e))
+    }
+
+    /// Compacts the policy queues when dead slots have piled up (amortised O(1): a
+    /// pass costs O(live + dead) and runs only after `live / 4` removals).
+    pub(crate) fn maybe_compact(&mut self) {
+        if self.slab.dead > self.slab.live / 4 + 16 {
+            self.policy.compact(&mut self.slab);
+        }
+    }
+
+    /// Stores a key known to be absent, placed by `placement`, evicting as needed
+    /// (the evicted entries are dropped). For tables without time or listeners:
+    /// the shadows and the policies' tests. Returns false if `weight` can never fit.
+    pub(crate) fn insert_new(
+        &mut self,
+        key: K,
+        value: V,
+        hash: NonZeroU32,
+        weight: u32,
+        placement: Placement,
+    ) -> bool {
+        if !self.fits(weight) {
+            return false;
+        }
+        self.policy.set_placement(placement);
+        while self.over(u64::from(weight)) && self.evict(0).is_some() {}
+        self.maybe_compact();
+        let idx = self.link(Entry::new(key, value, hash, weight, 0));
+        self.policy.on_insert(&mut self.slab, idx);
+        true
+    }
+
+    /// Forgets every entry, handing them to `drop_entry`.
+    pub(crate) fn clear(&mut self, mut drop_entry: impl FnMut(Entry<K, V>)) {
+        for e in self.slab.drain() {
+            drop_entry(e);
+        }
+        self.index.clear();
+        self.policy.clear();
+        self.weight = 0;
+    }
+
+    /// Bytes of heap this table holds for its own structures (not counting what
+    /// keys and values own).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slab.heap_bytes() + self.index.heap_bytes() + self.policy.heap_bytes()
+    }
+
+    /// Checks the slab, the index, the weight and the policy's queues (tests and
+    /// fuzzing only).
+    pub(crate) fn validate(&self) {
+        self.slab.validate();
+        assert_eq!(self.index.len(), self.slab.live as usize);
+        assert_eq!(self.index.slots().count(), self.index.len());
+        let mut weight = 0u64;
+        for i in self.index.slots() {
+            let e = self.slab.entry(i);
+            weight += u64::from(e.weight());
+            assert_eq!(self.index.find(e.hash.get(), |j| j == i), Some(i));
+        }
+        assert_eq!(weight, self.weight);
+        assert!(self.weight <= self.capacity, "over capacity");
+        self.policy.validate(&self.slab, self.weight);
+    }
+}
