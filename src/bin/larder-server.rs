@@ -500,6 +500,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // The signal handlers exist before anyone is told where we listen: a
+        // SIGTERM sent on reading `listening on` must stop the server cleanly,
+        // not kill it by the default action.
+        let shutdown = shutdown_signal();
         // `listening on` is the first line, as the help text promises.
         eprintln!("listening on {}", server.local_addr());
         if let Some(addr) = server.metrics_addr() {
@@ -509,7 +513,7 @@ fn main() -> ExitCode {
         // freeing millions of items one by one would only delay the exit
         // (seconds for 10M items) after the snapshot is already safe.
         let store = std::sync::Arc::clone(server.store());
-        let code = match server.run(shutdown_signal()).await {
+        let code = match server.run(shutdown).await {
             Ok(()) => {
                 if options.verbosity > 0 {
                     eprintln!("larder-server: stopped");
