@@ -992,3 +992,41 @@ fn bad_streams_and_bad_peers_are_refused_without_harm() {
     // What the snapshot held (the primary's `a`) is served.
     assert_eq!(ask(&mut c, b"mg a v\r\n", b"x\r\n"), b"VA 1\r\nx\r\n");
 }
+
+#[test]
+fn a_replica_attached_during_a_write_load_converges() {
+    // The first replica turns recording on while writers are mid-command:
+    // every write must either be in the snapshot or in the stream after it.
+    let primary = Server::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = ["w", "x"]
+        .into_iter()
+        .map(|prefix| {
+            let (addr, stop) = (primary.addr.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || write_load(addr, stop, prefix))
+        })
+        .collect();
+    // Let the writers get going, attach, and keep writing a while longer.
+    primary.wait_for(|s| s.num("cmd_set") > 2_000, "the writers are busy");
+    let replica = Server::replica_of(&primary.addr, &[]);
+    let attached = primary.num("cmd_set");
+    primary.wait_for(
+        |s| s.num("cmd_set") > attached + 2_000,
+        "more writes after the attach",
+    );
+    stop.store(true, Ordering::SeqCst);
+    let written: u64 = loads.into_iter().map(|l| l.join().unwrap()).sum();
+    assert!(written > 4_000, "{written} writes");
+    let end = primary.num("repl_offset");
+    replica.wait_for(|s| s.num("repl_offset") == end, "the replica catches up");
+    let keys: Vec<String> = ["w", "x"]
+        .iter()
+        .flat_map(|p| (0..5000).map(move |i| format!("{p}{i}")))
+        .collect();
+    assert_same(
+        &keys,
+        &dump(&primary, &keys),
+        &dump(&replica, &keys),
+        "after attaching under load",
+    );
+}

@@ -251,9 +251,11 @@ pub struct ReplicationConfig {
     /// `None`: a primary.
     pub replica_of: Option<String>,
     /// Bytes of recent changes a primary keeps so that a replica that
-    /// reconnects can resume instead of syncing in full (allocated when
-    /// the first replica attaches; a replica keeps one too, for its own
-    /// replicas). Default 16 MiB.
+    /// reconnects can resume instead of syncing in full (reserved at start,
+    /// and resident only as it fills, which begins when the first replica
+    /// attaches; a replica keeps one too, for its own replicas). A size that
+    /// cannot be reserved is refused at start ([`ServerError::Backlog`]).
+    /// Default 16 MiB.
     pub backlog: usize,
     /// A replica that has synced once and then cannot reach its primary
     /// for this long promotes itself to primary. Default `None`: only the
@@ -279,6 +281,9 @@ pub enum ServerError {
     Store(StoreError),
     /// The listening socket could not be opened.
     Bind(SocketAddr, io::Error),
+    /// The replication backlog (`--repl-backlog`, this many bytes) could not
+    /// be allocated.
+    Backlog(usize),
 }
 
 impl fmt::Display for ServerError {
@@ -286,6 +291,9 @@ impl fmt::Display for ServerError {
         match self {
             ServerError::Store(e) => write!(f, "invalid store configuration: {e}"),
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServerError::Backlog(n) => {
+                write!(f, "cannot allocate a replication backlog of {n} bytes")
+            }
         }
     }
 }
@@ -295,6 +303,7 @@ impl std::error::Error for ServerError {
         match self {
             ServerError::Store(e) => Some(e),
             ServerError::Bind(_, e) => Some(e),
+            ServerError::Backlog(_) => None,
         }
     }
 }
@@ -372,7 +381,8 @@ impl Server {
         };
         store
             .replication()
-            .configure(config.replication.backlog, role);
+            .configure(config.replication.backlog, role)
+            .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
         Ok(Server {
             replication: config.replication,
             snapshot: config.snapshot,

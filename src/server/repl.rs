@@ -42,6 +42,9 @@ const MAX_MESSAGE: usize = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a replica waits before it reconnects.
 const RETRY: Duration = Duration::from_millis(100);
+
+/// The most replica links a node serves at once.
+const MAX_REPLICAS: u64 = 32;
 /// A link that hears nothing for this long (no data, no heartbeat) is
 /// dropped; with `--promote-after` the smaller of the two counts.
 const SILENCE: Duration = Duration::from_secs(10);
@@ -190,7 +193,18 @@ pub(super) fn serve_replica(
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     let repl = store.replication();
-    repl.connected_replicas.fetch_add(1, Relaxed);
+    if repl.connected_replicas.fetch_add(1, Relaxed) >= MAX_REPLICAS {
+        // Each link costs two threads, and a full sync a sweep of the store:
+        // `replica sync` is open to any client, so the links are capped.
+        repl.connected_replicas.fetch_sub(1, Relaxed);
+        let _ = (&stream).write_all(b"SERVER_ERROR too many replicas\r\n");
+        let _ = stream.shutdown(Shutdown::Both);
+        shared.log(
+            0,
+            format_args!("replica {peer}: refused, {MAX_REPLICAS} links already"),
+        );
+        return;
+    }
     let link = LINKS.fetch_add(1, Relaxed);
     let result = stream_to(&stream, &store, &shared, &peer, link, id, offset);
     repl.connected_replicas.fetch_sub(1, Relaxed);
@@ -233,6 +247,9 @@ fn stream_to(
         Resume::Full => {
             let (generation, id, start) = repl.start_sync();
             write!(out, "FULLSYNC {} {start}\r\n", id_text(&id))?;
+            // Now, not with the first chunk: the replica waits a second for
+            // this line, and finding the first live item may take longer.
+            out.flush()?;
             let started = Instant::now();
             let mut chunks = ChunkWriter {
                 inner: out,
@@ -382,7 +399,7 @@ pub(super) fn run_link(store: Arc<Store>, shared: Arc<Shared>, config: LinkConfi
             failures += 1;
         }
         if let Some(after) = config.promote_after {
-            if synced && last_contact.elapsed() >= after && store.promote() {
+            if synced && last_contact.elapsed() >= after && store.promote().is_ok() {
                 shared.log(
                     0,
                     format_args!(
@@ -459,6 +476,13 @@ fn follow(
     } else {
         let started = Instant::now();
         stream.set_read_timeout(Some(SILENCE))?;
+        // Until this sync completes the replica holds part of a snapshot:
+        // it asks for a full sync again, never promotes itself, and an
+        // operator's promotion is refused while the load runs.
+        *synced = false;
+        let Some(_loading) = repl.begin_full_sync() else {
+            return Ok(());
+        };
         store.clear_for_sync();
         let mut chunks = ChunkReader {
             inner: &mut input,

@@ -38,13 +38,10 @@ impl Store {
                     offset: *offset,
                 };
             }
-            AdminCommand::ReplicaPromote => {
-                if self.promote() {
-                    Response::Ok
-                } else {
-                    Response::ServerError("not a replica")
-                }
-            }
+            AdminCommand::ReplicaPromote => match self.promote() {
+                Ok(()) => Response::Ok,
+                Err(why) => Response::ServerError(why),
+            },
             AdminCommand::SlabsReassign { src, dst } => {
                 let known = |class: &i64| (-1..=1).contains(class);
                 if !known(src) || !known(dst) {

@@ -655,11 +655,7 @@ impl Store {
     /// Removes `key` (after a refused store, so a stale value does not outlive
     /// a failed overwrite).
     fn forget(&self, key: &[u8]) {
-        if self.recording() {
-            self.remove_recorded(key);
-        } else {
-            self.cache.remove(key);
-        }
+        self.remove_recorded(key);
     }
 
     /// `flush_all` now: items stored so far become invalid, and their memory

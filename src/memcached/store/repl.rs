@@ -3,7 +3,7 @@
 //!
 //! A primary does not log commands, it logs what a command did to an item
 //! once it took effect: the item's whole new state (key, value, client
-//! flags, the CAS unique the primary gave it, its stale mark and its expiry
+//! flags, the CAS unique the primary gave it, its stale and win-token marks, its expiry
 //! as an absolute unix time in milliseconds), or that the key went away, or
 //! the key's new expiry, or a `flush_all`. Replaying such a log needs no
 //! counter, clock or old value of the replica's own, so `incr` results, CAS
@@ -31,7 +31,7 @@
 //!
 //! | kind | body |
 //! |---|---|
-//! | 1 item | key, flags u32, CAS u64, marks u8 (bit 0: stale), expiry u64 (unix ms, 0 never), value |
+//! | 1 item | key, flags u32, CAS u64, marks u8 (bit 0: stale, bit 1: win token sent), expiry u64 (unix ms, 0 never), value |
 //! | 2 delete | key |
 //! | 3 touch | key, expiry u64 |
 //! | 4 flush | (empty) |
@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::item::{Block, Meta, STALE};
+use super::item::{Block, Meta, STALE, TOKEN_SENT};
 use super::time::Expiry;
 use super::Store;
 use crate::cache::KeyedOp;
@@ -296,6 +296,19 @@ pub(crate) struct Replication {
     /// Held by a replica's link while it applies a batch, and by a
     /// promotion: nothing from the old primary lands after the promotion.
     applying: Mutex<()>,
+    /// A replica is loading a full sync (set and cleared under `applying`):
+    /// a promotion waits for it to end rather than take half a snapshot.
+    syncing: AtomicBool,
+}
+
+/// A full sync in progress on a replica (see [`Replication::begin_full_sync`]).
+pub(crate) struct FullSync<'a>(&'a Replication);
+
+impl Drop for FullSync<'_> {
+    fn drop(&mut self) {
+        let _applying = self.0.applying.lock();
+        self.0.syncing.store(false, Release);
+    }
 }
 
 impl Replication {
@@ -327,16 +340,29 @@ impl Replication {
             stopping: AtomicBool::new(false),
             sleepers: AtomicU64::new(0),
             applying: Mutex::new(()),
+            syncing: AtomicBool::new(false),
         }
     }
 
     /// Sets the backlog's size and this node's role (at start, before any
     /// command). A replica is read-only.
-    pub(crate) fn configure(&self, backlog: usize, role: Role) {
+    ///
+    /// # Errors
+    /// When the backlog cannot be allocated.
+    pub(crate) fn configure(
+        &self,
+        backlog: usize,
+        role: Role,
+    ) -> Result<(), std::collections::TryReserveError> {
+        // Probe first: an allocation that fails inside `vec!` aborts the
+        // process. The zeroed allocation that follows maps pages lazily, so
+        // an unused backlog costs address space, not resident memory.
+        Vec::<u8>::new().try_reserve_exact(backlog)?;
         let mut ring = self.ring.lock();
         ring.buf = vec![0; backlog];
         ring.held = 0;
         self.role.store(u8::from(role == Role::Replica), Release);
+        Ok(())
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -507,11 +533,14 @@ impl Replication {
     /// Makes this replica a primary: a new id (the old one stays valid up to
     /// the current offset, so this node's own replicas resume), writable,
     /// recording. Returns `false` if it was a primary already.
-    pub(crate) fn promote(&self) -> bool {
+    pub(crate) fn promote(&self) -> Result<(), &'static str> {
         let _applying = self.applying.lock();
         let mut ring = self.ring.lock();
         if self.role() == Role::Primary {
-            return false;
+            return Err("not a replica");
+        }
+        if self.syncing.load(Acquire) {
+            return Err("full sync in progress");
         }
         let old = ring.id;
         ring.secondary = Some((old, ring.end));
@@ -522,7 +551,20 @@ impl Replication {
         self.link_epoch.fetch_add(1, AcqRel);
         self.link_up.store(false, Release);
         self.more.notify_all();
-        true
+        Ok(())
+    }
+
+    /// A replica's link starts loading a full sync: `None` if the node was
+    /// promoted meanwhile (the sync must not start). While the returned guard
+    /// lives, a promotion is refused; dropping it (the sync ended, or failed)
+    /// allows it again.
+    pub(crate) fn begin_full_sync(&self) -> Option<FullSync<'_>> {
+        let _applying = self.applying.lock();
+        if self.role() != Role::Replica {
+            return None;
+        }
+        self.syncing.store(true, Release);
+        Some(FullSync(self))
     }
 
     /// Records one frame's apply lag.
@@ -594,6 +636,8 @@ pub(crate) enum Effect<'a> {
         flags: u32,
         cas: u64,
         stale: bool,
+        /// A win token was handed out for it (`mg ... N` or a stale item).
+        token_sent: bool,
         expires_unix_ms: u64,
         value: &'a [u8],
     },
@@ -618,13 +662,14 @@ pub(crate) fn encode(effect: &Effect<'_>, unix_ms: u64, out: &mut Vec<u8>) {
             flags,
             cas,
             stale,
+            token_sent,
             expires_unix_ms,
             value,
         } => {
             let mut fixed = [0u8; ITEM_FIXED - 1];
             fixed[..4].copy_from_slice(&flags.to_le_bytes());
             fixed[4..12].copy_from_slice(&cas.to_le_bytes());
-            fixed[12] = u8::from(stale);
+            fixed[12] = u8::from(stale) | u8::from(token_sent) << 1;
             fixed[13..21].copy_from_slice(&expires_unix_ms.to_le_bytes());
             let klen = [key.len() as u8];
             frame(out, ITEM, unix_ms, &[&klen, key, &fixed, value]);
@@ -698,14 +743,15 @@ pub(crate) fn decode(
             let flags = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
             let cas = word(&rest[4..12])?;
             let marks = rest[12];
-            if marks > 1 {
+            if marks > 3 {
                 return Err(FrameError("unknown marks"));
             }
             Effect::Item {
                 key,
                 flags,
                 cas,
-                stale: marks == 1,
+                stale: marks & 1 != 0,
+                token_sent: marks & 2 != 0,
                 expires_unix_ms: word(&rest[13..21])?,
                 value: &rest[21..],
             }
@@ -755,10 +801,13 @@ impl Store {
         key: &[u8],
         f: impl FnOnce(Option<(&Block, Occupied<'_, Meta>)>) -> (KeyedOp<Block, Meta>, R),
     ) -> R {
-        if !self.repl.recording() {
-            return self.cache.compute_keyed(key, f);
-        }
         self.cache.compute_keyed(key, |cur| {
+            // Read under the shard's lock: a full sync turns recording on and
+            // then reads the shards, so a change either is recorded or
+            // happened before the snapshot read its shard.
+            if !self.repl.recording() {
+                return f(cur);
+            }
             let before: Before = cur.as_ref().map(|(b, o)| (self.is_live(b), o.ttl()));
             let (op, result) = f(cur);
             self.record(key, &op, before);
@@ -768,8 +817,12 @@ impl Store {
 
     /// Stores `block` outright (a `set`): recorded like any change.
     pub(super) fn put_recorded(&self, expiry: Expiry, block: Block, state: u64) {
-        let key: Box<[u8]> = block.key().into();
-        self.mutate(&key, |_| (Self::put(expiry, block, state), ()));
+        // The key outlives the block moved into the closure (keys are at
+        // most 255 bytes: no allocation).
+        let mut copy = [0u8; 256];
+        let key = &mut copy[..block.key().len()];
+        key.copy_from_slice(block.key());
+        self.mutate(key, |_| (Self::put(expiry, block, state), ()));
     }
 
     /// Removes `key` outright: recorded like any change.
@@ -782,12 +835,6 @@ impl Store {
             };
             (op, ())
         });
-    }
-
-    /// Whether changes are being recorded (the plain `set` path takes the
-    /// recorded route only then).
-    pub(super) fn recording(&self) -> bool {
-        self.repl.recording()
     }
 
     /// The unix time in ms at which a TTL given now ends (0: never).
@@ -832,6 +879,7 @@ impl Store {
                     flags: block.flags(),
                     cas: block.cas(),
                     stale: meta.state() & STALE != 0,
+                    token_sent: meta.state() & TOKEN_SENT != 0,
                     expires_unix_ms: Self::unix_ms_after(now, ttl),
                     value: block.value(),
                 },
@@ -885,12 +933,13 @@ impl Store {
 
     /// Moves the flush epoch (a `flush_all` taking effect), recording it.
     pub(super) fn bump_epoch_recorded(&self) {
-        if !self.repl.recording() {
-            self.epoch.fetch_add(1, AcqRel);
-            return;
-        }
+        // Under the backlog's lock, which a full sync takes to turn recording
+        // on: the flush is recorded, or the sync's snapshot comes after it.
         let mut ring = self.repl.ring.lock();
         self.epoch.fetch_add(1, AcqRel);
+        if !self.repl.recording() {
+            return;
+        }
         let mut buf = Vec::with_capacity(FRAME_OVERHEAD);
         encode(
             &Effect::Flush,
@@ -902,7 +951,7 @@ impl Store {
 
     /// Records a delayed `flush_all` (deadline on the store clock, ms).
     pub(super) fn record_flush_at(&self, deadline: u64) {
-        if !self.repl.recording() || deadline == 0 {
+        if deadline == 0 {
             return;
         }
         let now_ms = self.time.now_ms();
@@ -910,8 +959,11 @@ impl Store {
         let at = unix_now.saturating_add(deadline.saturating_sub(now_ms));
         let mut buf = Vec::with_capacity(FRAME_OVERHEAD + 8);
         encode(&Effect::FlushAt { unix_ms: at }, unix_now, &mut buf);
+        // Checked under the backlog's lock, as in `bump_epoch_recorded`.
         let mut ring = self.repl.ring.lock();
-        self.repl.push(&mut ring, &buf);
+        if self.repl.recording() {
+            self.repl.push(&mut ring, &buf);
+        }
     }
 
     /// Makes this replica a writable primary (see [`Replication::promote`]);
@@ -919,11 +971,13 @@ impl Store {
     /// [`PROMOTION_CAS_GAP`] uniques: the old primary may have handed out
     /// uniques for writes that never arrived here, and a client holding one
     /// must not find it on a different write.
-    pub(crate) fn promote(&self) -> bool {
+    pub(crate) fn promote(&self) -> Result<(), &'static str> {
         if self.repl.role() == Role::Primary {
-            return false;
+            return Err("not a replica");
         }
-        self.next_cas.fetch_add(PROMOTION_CAS_GAP, AcqRel);
+        let _ = self.next_cas.fetch_update(AcqRel, Acquire, |c| {
+            Some(c.saturating_add(PROMOTION_CAS_GAP))
+        });
         self.repl.promote()
     }
 
@@ -986,6 +1040,7 @@ impl Store {
                 flags,
                 cas,
                 stale,
+                token_sent,
                 expires_unix_ms,
                 value,
             } => {
@@ -998,7 +1053,13 @@ impl Store {
                 }
                 let expiry = self.expiry_at(expires_unix_ms, now);
                 let block = self.new_block(key, &[value], flags, Some(cas));
-                let state = self.fresh_state(now) | if stale { STALE } else { 0 };
+                let mut state = self.fresh_state(now);
+                if stale {
+                    state |= STALE;
+                }
+                if token_sent {
+                    state |= TOKEN_SENT;
+                }
                 self.cache
                     .compute_keyed(key, |_| (Self::put(expiry, block, state), ()));
             }
@@ -1062,6 +1123,7 @@ mod tests {
                 flags: 7,
                 cas: 99,
                 stale: true,
+                token_sent: false,
                 expires_unix_ms: 1234,
                 value: b"value",
             },
@@ -1104,9 +1166,11 @@ mod tests {
     use crate::memcached::binary::{Extras, Request as BinaryRequest, StatusCode, Value};
     use crate::memcached::{Session, StoreConfig};
 
+    /// A store whose clock stands still (the frames' timestamps are exact).
     fn store() -> Store {
         Store::new(StoreConfig {
             unix_time: Some(1_700_000_000),
+            clock: crate::Clock::manual().0,
             ..StoreConfig::default()
         })
         .unwrap()
@@ -1124,10 +1188,10 @@ mod tests {
     #[test]
     fn a_replica_applying_the_log_holds_what_the_primary_holds() {
         let primary = store();
-        primary.repl.configure(1 << 20, Role::Primary);
+        primary.repl.configure(1 << 20, Role::Primary).unwrap();
         let _ = primary.repl.start_sync();
         let replica = store();
-        replica.repl.configure(1 << 20, Role::Replica);
+        replica.repl.configure(1 << 20, Role::Replica).unwrap();
         let script: &[u8] = b"set a 1 0 1\r\nx\r\nset b 2 100 2\r\nbb\r\nset n 0 0 2\r\n10\r\n\
 incr n 5\r\nappend a 0 0 2\r\nyz\r\nprepend b 0 0 1\r\n<\r\ntouch b 50\r\n\
 add c 0 1800000000 1\r\nc\r\nreplace c 3 0 1\r\nC\r\ngat 70 a\r\ndelete zz\r\n\
@@ -1156,10 +1220,15 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
             )
         };
         let want = dump(&primary);
-        // Win tokens are each node's own: the primary handed one out for
-        // the vivified `q` (`Z`), the replica did not.
-        let want_text = String::from_utf8_lossy(&want).replace("t20 Z", "t20");
-        assert_eq!(String::from_utf8_lossy(&dump(&replica)), want_text);
+        // Including the win token handed out for the vivified `q`: a second
+        // client asking a replica (or a promoted replica) for `q` is told
+        // someone is refilling it (`Z`), as on the primary, instead of being
+        // served the empty placeholder as a hit.
+        assert!(String::from_utf8_lossy(&want).contains("t20 Z"));
+        assert_eq!(
+            String::from_utf8_lossy(&dump(&replica)),
+            String::from_utf8_lossy(&want)
+        );
         assert!(
             want.starts_with(b"VA 3 f1 c"),
             "{}",
@@ -1178,9 +1247,25 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
     }
 
     #[test]
+    fn a_promotion_waits_for_a_full_sync_to_end() {
+        // Promoting a replica half-way through loading a snapshot would leave
+        // it a primary with part of the old primary's data, and the load
+        // writing into it: refused until the load ends (or fails).
+        let replica = store();
+        replica.repl.configure(0, Role::Replica).unwrap();
+        let loading = replica.repl.begin_full_sync().expect("a replica");
+        assert_eq!(replica.promote(), Err("full sync in progress"));
+        assert_eq!(replica.repl.role(), Role::Replica);
+        drop(loading);
+        assert_eq!(replica.promote(), Ok(()));
+        // A promoted node starts no full sync.
+        assert!(replica.repl.begin_full_sync().is_none());
+    }
+
+    #[test]
     fn a_replica_refuses_writes_in_every_protocol_and_serves_reads() {
         let replica = store();
-        replica.repl.configure(0, Role::Replica);
+        replica.repl.configure(0, Role::Replica).unwrap();
         let mut frame = Vec::new();
         encode(
             &Effect::Item {
@@ -1188,6 +1273,7 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
                 flags: 0,
                 cas: 5,
                 stale: false,
+                token_sent: false,
                 expires_unix_ms: 0,
                 value: b"v",
             },
@@ -1232,8 +1318,8 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         assert!(out.ends_with(READ_ONLY.as_bytes()));
         assert_eq!(replica.get(b"k").unwrap().cas(), 5);
         // Promoted: writable, and recording.
-        assert!(replica.promote());
-        assert!(!replica.promote());
+        assert_eq!(replica.promote(), Ok(()));
+        assert_eq!(replica.promote(), Err("not a replica"));
         assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
         assert!(replica.get(b"k").unwrap().cas() > 5 + PROMOTION_CAS_GAP);
         assert!(replica.repl.position().1 > 0);
@@ -1300,7 +1386,7 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
     #[test]
     fn no_stream_panics_a_replica() {
         let replica = store();
-        replica.repl.configure(0, Role::Replica);
+        replica.repl.configure(0, Role::Replica).unwrap();
         let mut valid = Vec::new();
         for (i, effect) in [
             Effect::Item {
@@ -1308,6 +1394,7 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
                 flags: 1,
                 cas: 2,
                 stale: false,
+                token_sent: false,
                 expires_unix_ms: 1_700_000_100_000,
                 value: b"value",
             },

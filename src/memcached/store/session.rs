@@ -302,8 +302,11 @@ impl Store {
             last,
         } = piece;
         if touch.is_some() && self.repl.read_only() {
-            // `gat` changes items: refused on a read-only replica.
-            Response::ServerError(READ_ONLY).write_to(out.lines());
+            // `gat` changes items: refused on a read-only replica, with one
+            // reply for the whole line however many pieces it came in.
+            if last {
+                Response::ServerError(READ_ONLY).write_to(out.lines());
+            }
             session.resume = 0;
             return true;
         }

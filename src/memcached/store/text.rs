@@ -310,15 +310,9 @@ impl Store {
                     _ => Some(fresh()),
                 };
                 let epoch = block.as_ref().map(|b| b.epoch());
-                match (expiry, block) {
-                    (e, Some(block)) if self.recording() => self.put_recorded(e, block, state),
-                    (Expiry::After(ms), Some(block)) => self.cache.insert_with_ttl(
-                        block,
-                        Meta::new(state),
-                        std::time::Duration::from_millis(ms),
-                    ),
-                    (_, Some(block)) => self.cache.insert(block, Meta::new(state)),
-                    (_, None) => self.forget(key),
+                match block {
+                    Some(block) => self.put_recorded(expiry, block, state),
+                    None => self.forget(key),
                 }
                 if let Some(epoch) = epoch {
                     self.after_unlocked_write(epoch, key);
