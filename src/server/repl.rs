@@ -433,8 +433,12 @@ fn follow(
         .ok_or_else(|| bad("the primary's address resolves to nothing"))?;
     let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    // The handshake may wait on a busy primary for longer than a connect
+    // (a loaded machine answered after more than a second), but not past
+    // the point where a silent primary should have been given up on.
+    let patience = config.promote_after.map_or(SILENCE, |p| p.min(SILENCE));
+    stream.set_read_timeout(Some(patience))?;
+    stream.set_write_timeout(Some(patience))?;
     let mut input = BufReader::with_capacity(CHUNK + 64, stream.try_clone()?);
     let mut output = stream.try_clone()?;
     let (id, offset) = repl.position();
