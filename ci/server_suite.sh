@@ -7,6 +7,9 @@
 #      family (tests/server_suite/pylibmc_binary.py), and libmemcached's
 #      replication over three servers, compared with three memcacheds
 #      (tests/server_suite/pylibmc_replicas.py)
+#   1c. larder's own replication under a real client: pylibmc binary,
+#      num_replicas=1, over a primary+replica pair, reads every key through a
+#      kill -9 of the primary (tests/server_suite/pylibmc_failover.py)
 #   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
@@ -158,6 +161,12 @@ timeout 600 "$PYLIBMC_PY" tests/server_suite/pylibmc_replicas.py \
     --server-cmd "$BIN -p {port}" 2>&1 | tee "$WORK/replicas.out"
 code=${PIPESTATUS[0]}
 record replication "$code" "$(grep -E 'served by the replica' "$WORK/replicas.out" | tail -1 | sed 's/^replicas: //'); $(grep -E 'same keys' "$WORK/replicas.out" | sed 's/^replicas: //')"
+
+say "larder replication failover (primary+replica pair, pylibmc binary, num_replicas=1)"
+timeout 120 "$PYLIBMC_PY" tests/server_suite/pylibmc_failover.py \
+    --server-cmd "$BIN -l 127.0.0.1 -p {port} {args}" 2>&1 | tee "$WORK/failover.out"
+code=${PIPESTATUS[0]}
+record failover "$code" "$(grep -E '^pylibmc-failover:' "$WORK/failover.out" | tail -1 | sed 's/^pylibmc-failover: //')"
 
 say "libmemcached tools"
 start tools

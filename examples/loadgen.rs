@@ -1,4 +1,5 @@
 //! A small memcached load generator: N connections, 90 % `get` / 10 % `set`
+//! (`--sets P` changes the share of sets to P %)
 //! of 100-byte values over a fixed key space, unpipelined (one request in
 //! flight per connection) or pipelined (a window of requests per write).
 //! Reports operations per second and p50/p99 latency (per request when
@@ -30,6 +31,7 @@ struct Options {
     pipeline: usize,
     keys: u64,
     binary: bool,
+    sets: u64,
 }
 
 fn options() -> Result<Options, String> {
@@ -40,6 +42,7 @@ fn options() -> Result<Options, String> {
         pipeline: 1,
         keys: 10_000,
         binary: false,
+        sets: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -52,11 +55,15 @@ fn options() -> Result<Options, String> {
             "--pipeline" => o.pipeline = value.parse().map_err(bad)?,
             "--keys" => o.keys = value.parse().map_err(bad)?,
             "--binary" => o.binary = value == "1",
+            "--sets" => o.sets = value.parse().map_err(bad)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if o.conns == 0 || o.pipeline == 0 || o.keys == 0 || o.seconds > 600 {
-        return Err("--conns, --pipeline and --keys must be positive, --seconds <= 600".into());
+    if o.conns == 0 || o.pipeline == 0 || o.keys == 0 || o.seconds > 600 || o.sets > 100 {
+        return Err(
+            "--conns, --pipeline and --keys must be positive, --seconds <= 600, --sets <= 100"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -80,6 +87,7 @@ async fn worker(
     pipeline: usize,
     keys: u64,
     binary: bool,
+    sets: u64,
     end: Instant,
 ) -> std::io::Result<(u64, Vec<u32>)> {
     let mut stream = TcpStream::connect(addr).await?;
@@ -94,7 +102,7 @@ async fn worker(
         let mut terminators = 0;
         for _ in 0..pipeline {
             let key = rng.next() % keys;
-            let set = rng.next() % 10 == 0;
+            let set = rng.next() % 100 < sets;
             terminators += 1;
             if binary {
                 let key = format!("key:{key}");
@@ -176,7 +184,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options().map_err(|e| {
         format!(
-            "{e}\nusage: loadgen [--addr A] [--conns N] [--seconds S] [--pipeline W] [--keys K] [--binary 0|1]"
+            "{e}\nusage: loadgen [--addr A] [--conns N] [--seconds S] [--pipeline W] [--keys K] [--binary 0|1] [--sets PERCENT]"
         )
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,7 +193,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ops, mut latencies) = runtime.block_on(async {
         let end = Instant::now() + Duration::from_secs(o.seconds);
         let tasks: Vec<_> = (0..o.conns as u64)
-            .map(|id| tokio::spawn(worker(o.addr, id, o.pipeline, o.keys, o.binary, end)))
+            .map(|id| {
+                tokio::spawn(worker(
+                    o.addr, id, o.pipeline, o.keys, o.binary, o.sets, end,
+                ))
+            })
             .collect();
         let (mut ops, mut latencies) = (0, Vec::new());
         for task in tasks {

@@ -64,7 +64,8 @@ fn serve(store: &Store, mut stream: TcpStream) -> std::io::Result<()> {
                     continue
                 }
                 Outcome::Continue => break,
-                Outcome::Close => return Ok(()),
+                // No replication in this example: close.
+                Outcome::Close | Outcome::Replicate { .. } => return Ok(()),
                 Outcome::Shutdown { .. } => std::process::exit(0),
             }
         }

@@ -14,12 +14,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
-use larder::server::{Server, ServerConfig, SnapshotConfig, VERSION};
+use larder::server::{ReplicationConfig, Server, ServerConfig, SnapshotConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
 [-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
 [--metrics-listen ADDR:PORT] [--snapshot PATH [--snapshot-interval SECS] [--snapshot-keep N]] \
-[--help] [--version]";
+[--replica-of HOST:PORT [--promote-after SECS]] [--repl-backlog SIZE] [--help] [--version]";
 
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
@@ -50,6 +50,16 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
                            also save every SECS seconds while serving (default:
                            only at stop)
       --snapshot-keep N    older snapshots kept as PATH.1 .. PATH.N (default 1)
+      --replica-of HOST:PORT
+                           run as a read-only replica of that primary: sync its
+                           data, then apply its changes as they happen (writes
+                           answer 'SERVER_ERROR read-only replica')
+      --promote-after SECS with --replica-of: once synced, promote this replica
+                           to a writable primary when the primary has been
+                           unreachable for SECS seconds (default: never; the
+                           'replica promote' command promotes by hand)
+      --repl-backlog SIZE  recent changes kept for replicas that reconnect, with
+                           an optional k or m suffix (default 16m; at least 64k)
   -h, --help               this help
   -V, --version            the version
 
@@ -79,6 +89,9 @@ struct Options {
     snapshot: Option<String>,
     snapshot_interval_secs: u64,
     snapshot_keep: usize,
+    replica_of: Option<String>,
+    promote_after_secs: u64,
+    repl_backlog: usize,
     /// Seconds added to the wall clock the store believes in (hidden, for
     /// tests of expiry across a restart; not in the help).
     time_offset_secs: u64,
@@ -102,6 +115,9 @@ impl Default for Options {
             snapshot: None,
             snapshot_interval_secs: 0,
             snapshot_keep: 1,
+            replica_of: None,
+            promote_after_secs: 0,
+            repl_backlog: 16 << 20,
             time_offset_secs: 0,
         }
     }
@@ -224,6 +240,37 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     return Err(bad(format!("{flag} must be at most 100")));
                 }
             }
+            "--replica-of" => {
+                let addr = value(&flag)?;
+                if addr
+                    .rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(bad(format!("{flag}: {addr:?} is not HOST:PORT")));
+                }
+                options.replica_of = Some(addr);
+            }
+            "--promote-after" => {
+                options.promote_after_secs = number(&flag, &value(&flag)?)?;
+                if options.promote_after_secs == 0 || options.promote_after_secs > MAX_IDLE_SECS {
+                    return Err(bad(format!("{flag} must be from 1 to {MAX_IDLE_SECS}")));
+                }
+            }
+            "--repl-backlog" => {
+                let text = value(&flag)?;
+                let (digits, unit) = match text.as_bytes().last() {
+                    Some(b'k' | b'K') => (&text[..text.len() - 1], 1usize << 10),
+                    Some(b'm' | b'M') => (&text[..text.len() - 1], 1 << 20),
+                    _ => (&text[..], 1),
+                };
+                let n: usize = number(&flag, digits)?;
+                options.repl_backlog = n
+                    .checked_mul(unit)
+                    .filter(|&b| ((64 << 10)..=(1 << 40)).contains(&b))
+                    .ok_or_else(|| {
+                        bad(format!("{flag}: {text} is not between 64k and 1048576m"))
+                    })?;
+            }
             "--debug-time-offset" => {
                 options.time_offset_secs = number(&flag, &value(&flag)?)?;
             }
@@ -242,6 +289,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             other if other.starts_with('-') => return Err(bad(format!("unknown flag {other}"))),
             other => return Err(bad(format!("unexpected argument {other:?}"))),
         }
+    }
+    if options.replica_of.is_none() && options.promote_after_secs > 0 {
+        return Err(bad("--promote-after needs --replica-of HOST:PORT"));
     }
     if options.snapshot.is_none() && options.snapshot_interval_secs > 0 {
         return Err(bad("--snapshot-interval needs --snapshot PATH"));
@@ -410,6 +460,12 @@ fn main() -> ExitCode {
             keep: options.snapshot_keep,
             ..SnapshotConfig::new(path)
         }),
+        replication: ReplicationConfig {
+            replica_of: options.replica_of.clone(),
+            backlog: options.repl_backlog,
+            promote_after: (options.promote_after_secs > 0)
+                .then(|| Duration::from_secs(options.promote_after_secs)),
+        },
         store: StoreConfig {
             unix_time: (options.time_offset_secs > 0).then(|| {
                 std::time::SystemTime::now()
@@ -444,6 +500,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // The signal handlers exist before anyone is told where we listen: a
+        // SIGTERM sent on reading `listening on` must stop the server cleanly,
+        // not kill it by the default action.
+        let shutdown = shutdown_signal();
         // `listening on` is the first line, as the help text promises.
         eprintln!("listening on {}", server.local_addr());
         if let Some(addr) = server.metrics_addr() {
@@ -453,7 +513,7 @@ fn main() -> ExitCode {
         // freeing millions of items one by one would only delay the exit
         // (seconds for 10M items) after the snapshot is already safe.
         let store = std::sync::Arc::clone(server.store());
-        let code = match server.run(shutdown_signal()).await {
+        let code = match server.run(shutdown).await {
             Ok(()) => {
                 if options.verbosity > 0 {
                     eprintln!("larder-server: stopped");
@@ -521,6 +581,30 @@ mod tests {
             serve(&["--metrics-listen=[::1]:0"]).metrics_listen,
             Some("[::1]:0".into())
         );
+    }
+
+    #[test]
+    fn replication_flags_are_parsed() {
+        let options = serve(&[
+            "--replica-of",
+            "127.0.0.1:11300",
+            "--promote-after",
+            "2",
+            "--repl-backlog=64m",
+        ]);
+        assert_eq!(options.replica_of.as_deref(), Some("127.0.0.1:11300"));
+        assert_eq!(options.promote_after_secs, 2);
+        assert_eq!(options.repl_backlog, 64 << 20);
+        assert_eq!(serve(&[]).repl_backlog, 16 << 20);
+        for bad_args in [
+            &["--promote-after", "2"][..],
+            &["--replica-of", "nohost"],
+            &["--replica-of", "h:1", "--promote-after", "0"],
+            &["--repl-backlog", "1k"],
+            &["--repl-backlog", "lots"],
+        ] {
+            assert!(parse(bad_args).is_err(), "{bad_args:?} accepted");
+        }
     }
 
     #[test]

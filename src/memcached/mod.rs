@@ -35,7 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
-mod store;
+pub(crate) mod store;
 
 pub use codec::binary;
 pub use codec::{

@@ -45,6 +45,8 @@ enum End {
     Idle,
     Shutdown,
     InputOverflow,
+    /// `replica sync`: the connection becomes a replication link.
+    Replicate(Option<[u8; 40]>, u64),
 }
 
 /// Serves `stream` on a new task, or turns it away when the connection limit
@@ -86,6 +88,12 @@ pub(super) fn spawn(
             Ok(End::Closed) => {
                 shared.log(2, format_args!("{peer}: closed by request"));
                 linger_close(stream).await;
+            }
+            Ok(End::Replicate(id, offset)) => {
+                shared.log(1, format_args!("{peer}: replica link"));
+                drop(open);
+                super::repl::spawn_sender(stream, store, shared, id, offset);
+                return;
             }
             Ok(end @ (End::Idle | End::InputOverflow)) => {
                 shared.log(1, format_args!("{peer}: closed ({end:?})"));
@@ -191,6 +199,7 @@ async fn serve(
                     shared.request_shutdown();
                     return Ok(End::Shutdown);
                 }
+                Outcome::Replicate { id, offset } => return Ok(End::Replicate(id, offset)),
             }
             if !advanced || input.is_empty() {
                 break;

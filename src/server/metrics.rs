@@ -383,6 +383,56 @@ const GENERAL: &[Plain] = &[
         "changes_since_snapshot",
         "Client writes since the last successful snapshot began: what a crash now would lose.",
     ),
+    gauge(
+        "larder_repl_offset_bytes",
+        "repl_offset",
+        "Replication offset: bytes of changes this node has recorded (a primary) or applied (a replica).",
+    ),
+    gauge(
+        "larder_repl_lag_milliseconds",
+        "repl_lag_ms",
+        "A replica: how far behind its primary it is (0 when caught up); a primary: the most any replica reported.",
+    ),
+    gauge(
+        "larder_repl_lag_p99_milliseconds",
+        "repl_lag_p99_ms",
+        "A replica: 99th percentile of the delay from a change on the primary to its apply here, since start.",
+    ),
+    gauge(
+        "larder_repl_link_up",
+        "repl_link_up",
+        "A replica: whether its link to the primary is up (1) or not (0).",
+    ),
+    gauge(
+        "larder_repl_connected_replicas",
+        "repl_connected_replicas",
+        "Replicas streaming from this node.",
+    ),
+    counter(
+        "larder_repl_full_syncs",
+        "repl_full_syncs",
+        "Full syncs (a snapshot, then the stream) this node served to replicas.",
+    ),
+    counter(
+        "larder_repl_partial_syncs",
+        "repl_partial_syncs",
+        "Partial resyncs (from the backlog) this node served to replicas.",
+    ),
+    counter(
+        "larder_repl_link_full_syncs",
+        "repl_link_full_syncs",
+        "Full syncs this node made with its primary, as a replica.",
+    ),
+    counter(
+        "larder_repl_link_partial_syncs",
+        "repl_link_partial_syncs",
+        "Partial resyncs this node made with its primary, as a replica.",
+    ),
+    gauge(
+        "larder_repl_backlog_bytes",
+        "repl_backlog_bytes",
+        "Bytes of recent changes the replication backlog holds.",
+    ),
 ];
 
 /// From `stats settings`.
@@ -526,6 +576,17 @@ impl Collector for StoreCollector {
             )?;
             ConstGauge::new(1i64)
                 .encode(family.encode_family(&[("version", version.as_str())])?)?;
+        }
+        if let (Some(role), Some(id)) = (general.0.get("role"), general.0.get("repl_id")) {
+            let mut family = encoder.encode_descriptor(
+                "larder_repl_role",
+                "This node's replication role (primary or replica) and replication id.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(1i64).encode(
+                family.encode_family(&[("role", role.as_str()), ("repl_id", id.as_str())])?,
+            )?;
         }
         for (name, stat, help) in [
             (

@@ -52,6 +52,7 @@
 mod budget;
 mod conn;
 mod metrics;
+mod repl;
 mod stats;
 
 use std::fmt;
@@ -64,6 +65,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::memcached::store::repl::Role;
 use crate::memcached::{Store, StoreConfig, StoreError};
 use crate::sync::Arc;
 pub use metrics::{
@@ -152,6 +154,10 @@ pub struct ServerConfig {
     /// [`Server::run`] starts, save periodically and when it stops. Default
     /// `None`: the cache starts empty and is lost at exit.
     pub snapshot: Option<SnapshotConfig>,
+    /// Replication (larder-server's `--replica-of`, `--repl-backlog`,
+    /// `--promote-after`; see docs/high-availability.md). Default: a
+    /// primary with a 16 MiB backlog, used once a replica attaches.
+    pub replication: ReplicationConfig,
     /// The item store. Its `server_stats` is replaced by the server's.
     /// The default differs from [`StoreConfig::default`] only in `version`,
     /// which is [`VERSION`].
@@ -173,6 +179,7 @@ impl Default for ServerConfig {
             threads: 4,
             verbosity: 0,
             snapshot: None,
+            replication: ReplicationConfig::default(),
             store: StoreConfig {
                 version: VERSION.into(),
                 ..StoreConfig::default()
@@ -222,6 +229,50 @@ impl SnapshotConfig {
     }
 }
 
+/// A server's part in replication (see docs/high-availability.md).
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::server::{ReplicationConfig, ServerConfig};
+///
+/// let config = ServerConfig {
+///     replication: ReplicationConfig {
+///         replica_of: Some("10.0.0.1:11211".into()),
+///         promote_after: Some(Duration::from_secs(5)),
+///         ..ReplicationConfig::default()
+///     },
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.replication.backlog, 16 << 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// Follow this primary (`HOST:PORT`) as a read-only replica. Default
+    /// `None`: a primary.
+    pub replica_of: Option<String>,
+    /// Bytes of recent changes a primary keeps so that a replica that
+    /// reconnects can resume instead of syncing in full (reserved at start,
+    /// and resident only as it fills, which begins when the first replica
+    /// attaches; a replica keeps one too, for its own replicas). A size that
+    /// cannot be reserved is refused at start ([`ServerError::Backlog`]).
+    /// Default 16 MiB.
+    pub backlog: usize,
+    /// A replica that has synced once and then cannot reach its primary
+    /// for this long promotes itself to primary. Default `None`: only the
+    /// `replica promote` command promotes.
+    pub promote_after: Option<Duration>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replica_of: None,
+            backlog: crate::memcached::store::repl::DEFAULT_BACKLOG,
+            promote_after: None,
+        }
+    }
+}
+
 /// Why [`Server::bind`] failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -230,6 +281,9 @@ pub enum ServerError {
     Store(StoreError),
     /// The listening socket could not be opened.
     Bind(SocketAddr, io::Error),
+    /// The replication backlog (`--repl-backlog`, this many bytes) could not
+    /// be allocated.
+    Backlog(usize),
 }
 
 impl fmt::Display for ServerError {
@@ -237,6 +291,9 @@ impl fmt::Display for ServerError {
         match self {
             ServerError::Store(e) => write!(f, "invalid store configuration: {e}"),
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServerError::Backlog(n) => {
+                write!(f, "cannot allocate a replication backlog of {n} bytes")
+            }
         }
     }
 }
@@ -246,6 +303,7 @@ impl std::error::Error for ServerError {
         match self {
             ServerError::Store(e) => Some(e),
             ServerError::Bind(_, e) => Some(e),
+            ServerError::Backlog(_) => None,
         }
     }
 }
@@ -257,6 +315,7 @@ impl std::error::Error for ServerError {
 /// `shutdown` (when enabled), or a fatal error.
 pub struct Server {
     snapshot: Option<SnapshotConfig>,
+    replication: ReplicationConfig,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     store: Arc<Store>,
@@ -315,7 +374,17 @@ impl Server {
         let shared = Arc::new(Shared::new(&config, local_addr, metrics_addr));
         store_config.server_stats = Some(Arc::clone(&shared) as _);
         let store = Arc::new(Store::new(store_config).map_err(ServerError::Store)?);
+        let role = if config.replication.replica_of.is_some() {
+            Role::Replica
+        } else {
+            Role::Primary
+        };
+        store
+            .replication()
+            .configure(config.replication.backlog, role)
+            .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
         Ok(Server {
+            replication: config.replication,
             snapshot: config.snapshot,
             listener,
             metrics,
@@ -362,6 +431,7 @@ impl Server {
     /// the listener itself fails in a way retrying cannot fix.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let Server {
+            replication,
             snapshot,
             listener,
             metrics,
@@ -393,6 +463,20 @@ impl Server {
                 );
                 tokio::spawn(save);
             }
+        }
+        if let Some(primary) = replication.replica_of {
+            let config = repl::LinkConfig {
+                primary,
+                promote_after: replication.promote_after,
+            };
+            shared.log(
+                1,
+                format_args!("replication: a read-only replica of {}", config.primary),
+            );
+            let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("larder-repl-link".into())
+                .spawn(move || repl::run_link(store, shared, config))?;
         }
         // Every connection task holds a sender; `recv` returns `None` once
         // they are all gone.
@@ -428,6 +512,10 @@ impl Server {
             ),
         );
         let _ = stop_tx.send(true);
+        store
+            .replication()
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         drop(alive_tx);
         let drained = tokio::time::timeout(shared.shutdown_grace(), alive_rx.recv()).await;
         if drained.is_err() {

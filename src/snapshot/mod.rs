@@ -61,7 +61,7 @@
 
 #![forbid(unsafe_code)]
 
-mod crc;
+pub(crate) mod crc;
 
 use std::fmt;
 use std::hash::Hash;

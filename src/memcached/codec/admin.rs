@@ -53,6 +53,18 @@ pub enum AdminCommand<'a> {
     LruTune([&'a [u8]; 4]),
     /// `lru temp_ttl <seconds>`.
     LruTempTtl(i64),
+    /// `replica promote`: make this replica a writable primary (larder's
+    /// own; see docs/high-availability.md).
+    ReplicaPromote,
+    /// `replica sync <id|?> <offset>`: a replica asks for the replication
+    /// stream, resuming history `id` at `offset` if the primary still can
+    /// (`?`: it has none). The id is 40 hex digits.
+    ReplicaSync {
+        /// The history to resume; `None` for `?`.
+        id: Option<[u8; 40]>,
+        /// Where to resume it.
+        offset: u64,
+    },
 }
 
 /// Parses `slabs`, `lru_crawler` or `lru` (`name`); `words` are the
@@ -112,6 +124,25 @@ pub(crate) fn parse<'a>(
                 None => fail(ErrorKind::UnknownCommand),
             },
             _ => fail(ErrorKind::UnknownCommand),
+        },
+        b"replica" => match (args[0], n) {
+            (b"promote", 1) => Ok((AdminCommand::ReplicaPromote, false)),
+            (b"sync", 3) => {
+                let id = match args[1] {
+                    b"?" => Some(None),
+                    id => <[u8; 40]>::try_from(id)
+                        .ok()
+                        .filter(|id| id.iter().all(u8::is_ascii_hexdigit))
+                        .map(Some),
+                };
+                match (id, parse_u64(args[2])) {
+                    (Some(id), Some(offset)) => {
+                        Ok((AdminCommand::ReplicaSync { id, offset }, false))
+                    }
+                    _ => loud(ErrorKind::BadFormat),
+                }
+            }
+            _ => loud(ErrorKind::UnknownCommand),
         },
         _ => return None,
     };
@@ -179,6 +210,16 @@ impl AdminCommand<'_> {
             AdminCommand::LruTempTtl(ttl) => {
                 out.put_slice(b"lru temp_ttl ");
                 put_i64(out, *ttl);
+            }
+            AdminCommand::ReplicaPromote => out.put_slice(b"replica promote"),
+            AdminCommand::ReplicaSync { id, offset } => {
+                out.put_slice(b"replica sync ");
+                match id {
+                    Some(id) => out.put_slice(id),
+                    None => out.put_u8(b'?'),
+                }
+                out.put_u8(b' ');
+                put_u64(out, *offset);
             }
         }
     }

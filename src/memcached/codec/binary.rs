@@ -513,6 +513,9 @@ impl StatusCode {
     pub const UNKNOWN_COMMAND: StatusCode = StatusCode(0x0081);
     /// `0x0082`: the item could not be stored for lack of memory.
     pub const OUT_OF_MEMORY: StatusCode = StatusCode(0x0082);
+    /// `0x0086`: temporary failure (memcached's `ETMPFAIL`); larder sends it,
+    /// with the body `read-only replica`, for a write to a replica.
+    pub const TEMPORARY_FAILURE: StatusCode = StatusCode(0x0086);
 
     /// The body memcached sends with this status (empty for success and for
     /// codes it never sends).

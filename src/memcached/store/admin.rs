@@ -13,16 +13,35 @@
 //! | `lru_crawler sleep N` | `OK`, or memcached's `CLIENT_ERROR sleep must be one second or less` above 1,000,000 µs |
 //! | `lru_crawler crawl C` | `OK` for `all` or classes 1–63, else `BADCLASS invalid class id` |
 //! | `lru_crawler metadump C` | an empty dump (`END`) for `all`, `hash` or classes 1–63, else `BADCLASS invalid class id` |
+//!
+//! Besides these, larder's own `replica promote` (`OK`, or `SERVER_ERROR not
+//! a replica`) and `replica sync` (the start of a replication stream, handed
+//! to the server: see `repl.rs`) come this way.
 
-use super::Store;
+use super::{Outcome, Store};
 use crate::memcached::{AdminCommand, Response};
 
 /// memcached's largest slab class id plus one.
 pub(super) const SLAB_CLASSES: u64 = 64;
 
 impl Store {
-    pub(super) fn admin(&self, command: &AdminCommand<'_>, noreply: bool, out: &mut Vec<u8>) {
+    pub(super) fn admin(
+        &self,
+        command: &AdminCommand<'_>,
+        noreply: bool,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         let response = match command {
+            AdminCommand::ReplicaSync { id, offset } => {
+                return Outcome::Replicate {
+                    id: *id,
+                    offset: *offset,
+                };
+            }
+            AdminCommand::ReplicaPromote => match self.promote() {
+                Ok(()) => Response::Ok,
+                Err(why) => Response::ServerError(why),
+            },
             AdminCommand::SlabsReassign { src, dst } => {
                 let known = |class: &i64| (-1..=1).contains(class);
                 if !known(src) || !known(dst) {
@@ -51,6 +70,7 @@ impl Store {
         if !noreply {
             response.write_to(out);
         }
+        Outcome::Continue
     }
 }
 

@@ -89,6 +89,14 @@ impl Store {
             opcode: op.as_u8(),
             opaque: request.opaque,
         };
+        if self.repl.read_only() && super::repl::binary_changes_items(op) {
+            Response {
+                value: super::repl::READ_ONLY.as_bytes(),
+                ..Response::error(reply.opcode, reply.opaque, StatusCode::TEMPORARY_FAILURE)
+            }
+            .write_to(out.lines());
+            return Outcome::Continue;
+        }
         match op.base() {
             Opcode::Get | Opcode::GetK => self.binary_get(request, now, out),
             Opcode::Touch | Opcode::Gat | Opcode::GatK => self.binary_touch(request, now, out),
@@ -234,7 +242,7 @@ impl Store {
         };
         let base = request.opcode.base();
         let cas = request.cas;
-        let change = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+        let change = self.mutate(key, |cur| match self.live(cur) {
             // A CAS makes any of the three a compare-and-swap.
             (Some(old), _) if cas != 0 && old.block.cas() == cas => {
                 self.counters.bump(Counter::CasHits);
@@ -282,7 +290,7 @@ impl Store {
         let prepend = request.opcode.base() == Opcode::Prepend;
         let cas = request.cas;
         let not_stored = Change::Failed(StatusCode::NOT_STORED);
-        let change = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+        let change = self.mutate(key, |cur| match self.live(cur) {
             (Some(old), _) if cas != 0 && old.block.cas() != cas => {
                 (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
             }
@@ -310,7 +318,7 @@ impl Store {
     fn binary_delete(&self, request: &Request<'_>) -> Change {
         let (key, cas) = (request.key, request.cas);
         self.detail.record(key, DetailOp::Delete);
-        self.cache.compute_keyed(key, |cur| match self.live(cur) {
+        self.mutate(key, |cur| match self.live(cur) {
             (Some(old), _) if cas != 0 && old.block.cas() != cas => {
                 self.counters.bump(Counter::DeleteMisses);
                 (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
@@ -344,7 +352,7 @@ impl Store {
             ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
-        self.cache.compute_keyed(key, |cur| match self.live(cur) {
+        self.mutate(key, |cur| match self.live(cur) {
             (Some(old), _) if cas != 0 && old.block.cas() != cas => {
                 (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
             }

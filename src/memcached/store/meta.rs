@@ -216,7 +216,7 @@ impl Store {
         if vivify.is_some() && !self.fits(key.len(), 0) {
             return None;
         }
-        self.cache.compute_keyed(key, |cur| {
+        self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             match (live, vivify) {
                 (Some(mut item), _) => {
@@ -289,7 +289,7 @@ impl Store {
             let cas = block.cas();
             stored(Self::put(expiry, block, state), cas)
         };
-        let result = self.cache.compute_keyed(key, |cur| {
+        let result = self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             match (mode, live) {
                 (SetMode::Set | SetMode::Replace, live) if flags.compare_cas().is_some() => {
@@ -360,7 +360,7 @@ impl Store {
         out: &mut Vec<u8>,
     ) {
         self.detail.record(key, DetailOp::Delete);
-        let result = self.cache.compute_keyed(key, |cur| {
+        let result = self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
                 self.counters.bump(Counter::DeleteMisses);
@@ -415,7 +415,7 @@ impl Store {
         };
         let delta = flags.delta().unwrap_or(1);
         let mut number = 0;
-        let result = self.cache.compute_keyed(key, |cur| {
+        let result = self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
                 let Some(ttl) = flags.vivify() else {

@@ -18,6 +18,11 @@
 //! - CAS uniques come from one counter: unique and increasing (unless a
 //!   client chooses one with the meta `E` flag).
 //! - An item stored before a `flush_all` took effect is never returned.
+//! - Every change to an item goes through `mutate` (the cache's
+//!   `compute_keyed`), which, on a primary with replicas, records the item's
+//!   resulting state in the replication backlog under the same shard lock
+//!   (see `repl.rs`); a replica refuses client writes and applies only the
+//!   primary's records.
 //!
 //! # Where this differs from memcached
 //! - Time has millisecond resolution: a TTL of 10 s expires 10 s after the
@@ -60,6 +65,7 @@ mod item;
 mod meta;
 mod numeric;
 mod output;
+pub(crate) mod repl;
 mod session;
 mod snapshot;
 mod stats;
@@ -68,7 +74,7 @@ mod time;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::cache::KeyedOp;
 use crate::memcached::{Limits, Request};
@@ -221,6 +227,15 @@ pub enum Outcome {
         /// `shutdown graceful`.
         graceful: bool,
     },
+    /// `replica sync`: a replica asks for the replication stream. A server
+    /// hands the connection over to replication (see
+    /// docs/high-availability.md); anything else closes it.
+    Replicate {
+        /// The history the replica holds, if any.
+        id: Option<[u8; 40]>,
+        /// The offset it holds it up to.
+        offset: u64,
+    },
 }
 
 /// A memcached item store over a larder [`Cache`](crate::Cache).
@@ -271,6 +286,8 @@ pub struct Store {
     detail: detail::Detail,
     /// The last snapshot's outcome (see `snapshot.rs`).
     snapshot: snapshot::SnapshotState,
+    /// Replication: role, backlog, figures (see `repl.rs`).
+    repl: repl::Replication,
 }
 
 impl fmt::Debug for Store {
@@ -386,6 +403,7 @@ impl Store {
             server_stats: config.server_stats,
             detail: detail::Detail::new(),
             snapshot: snapshot::SnapshotState::new(),
+            repl: repl::Replication::new(),
         })
     }
 
@@ -487,6 +505,14 @@ impl Store {
     pub fn execute(&self, request: &Request<'_>, out: &mut Vec<u8>) -> Outcome {
         let now = self.time.now_ms();
         self.apply_pending_flush(now);
+        if self.repl.read_only() {
+            if let Some(noreply) = repl::changes_items(request) {
+                if !noreply {
+                    crate::memcached::Response::ServerError(repl::READ_ONLY).write_to(out);
+                }
+                return Outcome::Continue;
+            }
+        }
         match request {
             Request::MetaGet { key, flags } => self.meta_get(key, flags, now, out),
             Request::MetaSet { key, flags, data } => self.meta_set(key, flags, data, now, out),
@@ -629,14 +655,14 @@ impl Store {
     /// Removes `key` (after a refused store, so a stale value does not outlive
     /// a failed overwrite).
     fn forget(&self, key: &[u8]) {
-        self.cache.remove(key);
+        self.remove_recorded(key);
     }
 
     /// `flush_all` now: items stored so far become invalid, and their memory
     /// is reclaimed. An item made before the flush but stored after it carries
     /// the old epoch, so it is never returned either.
     fn flush_now(&self) {
-        self.epoch.fetch_add(1, AcqRel);
+        self.bump_epoch_recorded();
         self.cache.retain(|block, _| self.is_live(block));
     }
 
@@ -657,7 +683,7 @@ impl Store {
             if self.flush_pending.load(Acquire) != pending {
                 return;
             }
-            self.epoch.fetch_add(1, AcqRel);
+            self.bump_epoch_recorded();
             self.flush_pending.store(0, Release);
         }
         self.cache.retain(|block, _| self.is_live(block));
@@ -675,6 +701,7 @@ fn weight(key_len: usize, value_len: usize) -> u32 {
 #[cfg(all(test, not(larder_loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering::AcqRel;
 
     /// The window a concurrent `flush_all` can open: a command found `old`
     /// live, then the epoch moved before it built the new item. The new item

@@ -2,6 +2,7 @@
 //! and keep the little state a connection needs between reads.
 
 use super::output::{Output, Sink};
+use super::repl::READ_ONLY;
 use super::{Outcome, Store};
 use crate::memcached::{
     parse_get_rest, parse_streaming, GetRest, ParseError, Request, Response, Status, Tokens,
@@ -300,6 +301,15 @@ impl Store {
             touch,
             last,
         } = piece;
+        if touch.is_some() && self.repl.read_only() {
+            // `gat` changes items: refused on a read-only replica, with one
+            // reply for the whole line however many pieces it came in.
+            if last {
+                Response::ServerError(READ_ONLY).write_to(out.lines());
+            }
+            session.resume = 0;
+            return true;
+        }
         let (skip, limit) = (session.resume, session.output_limit);
         match self.execute_get(keys, cas, touch, skip, limit, last, now, out) {
             Some(next) => {

@@ -2,6 +2,7 @@
 
 use std::fmt::Display;
 use std::io::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::counters::Counter;
 use super::Store;
@@ -243,6 +244,26 @@ impl Store {
         w.number("snapshot_bytes", snap.bytes);
         w.number("snapshot_duration_ms", snap.duration_ms);
         w.number("changes_since_snapshot", snap.changes_since);
+        let repl = &self.repl;
+        let (id, offset) = repl.position();
+        w.text("role", repl.role().name());
+        w.text("repl_id", std::str::from_utf8(&id).unwrap_or("?"));
+        w.number("repl_offset", offset);
+        w.number("repl_lag_ms", repl.lag_ms(self.time.unix_ms(now)));
+        w.number("repl_lag_p99_ms", repl.lag_p99_ms());
+        w.number("repl_link_up", u64::from(repl.link_up.load(Relaxed)));
+        w.number(
+            "repl_connected_replicas",
+            repl.connected_replicas.load(Relaxed),
+        );
+        w.number("repl_full_syncs", repl.full_syncs.load(Relaxed));
+        w.number("repl_partial_syncs", repl.partial_syncs.load(Relaxed));
+        w.number("repl_link_full_syncs", repl.link_full_syncs.load(Relaxed));
+        w.number(
+            "repl_link_partial_syncs",
+            repl.link_partial_syncs.load(Relaxed),
+        );
+        w.number("repl_backlog_bytes", repl.backlog_bytes());
     }
 
     /// `stats settings`: the store's configuration, then the server's.

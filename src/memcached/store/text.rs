@@ -75,7 +75,7 @@ impl Store {
             }
             Request::Delete { key, noreply } => {
                 self.detail.record(key, DetailOp::Delete);
-                let deleted = self.cache.compute_keyed(*key, |cur| match self.live(cur) {
+                let deleted = self.mutate(key, |cur| match self.live(cur) {
                     (Some(_), _) => (KeyedOp::Remove, true),
                     (None, dead) => (nop(dead), false),
                 });
@@ -147,7 +147,7 @@ impl Store {
                 };
                 reply(out, *noreply, response);
             }
-            Request::Admin { command, noreply } => self.admin(command, *noreply, out),
+            Request::Admin { command, noreply } => return self.admin(command, *noreply, out),
             Request::TooLarge(too_large) => self.too_large(too_large, out),
             // Meta commands are dispatched by `execute`.
             _ => {}
@@ -250,7 +250,7 @@ impl Store {
         expiry: Expiry,
         f: impl FnOnce(ItemRef<'_>) -> R,
     ) -> Option<R> {
-        self.cache.compute_keyed(key, |cur| {
+        self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             match live {
                 Some(item) => {
@@ -276,6 +276,8 @@ impl Store {
             .store(deadline, std::sync::atomic::Ordering::Release);
         if deadline == 0 {
             self.flush_now();
+        } else {
+            self.record_flush_at(deadline);
         }
     }
 
@@ -308,50 +310,43 @@ impl Store {
                     _ => Some(fresh()),
                 };
                 let epoch = block.as_ref().map(|b| b.epoch());
-                match (expiry, block) {
-                    (Expiry::After(ms), Some(block)) => self.cache.insert_with_ttl(
-                        block,
-                        Meta::new(state),
-                        std::time::Duration::from_millis(ms),
-                    ),
-                    (_, Some(block)) => self.cache.insert(block, Meta::new(state)),
-                    (_, None) => self.forget(key),
+                match block {
+                    Some(block) => self.put_recorded(expiry, block, state),
+                    None => self.forget(key),
                 }
                 if let Some(epoch) = epoch {
                     self.after_unlocked_write(epoch, key);
                 }
                 StoreResult::Stored
             }
-            StoreCommand::Add => self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            StoreCommand::Add => self.mutate(key, |cur| match self.live(cur) {
                 (Some(_), _) => (KeyedOp::Nop, StoreResult::NotStored),
                 (None, dead) => match expiry {
                     Expiry::Expired => (nop(dead), StoreResult::Stored),
                     e => (Self::put(e, fresh(), state), StoreResult::Stored),
                 },
             }),
-            StoreCommand::Replace => self.cache.compute_keyed(key, |cur| match self.live(cur) {
+            StoreCommand::Replace => self.mutate(key, |cur| match self.live(cur) {
                 (Some(_), _) => (Self::put(expiry, fresh(), state), StoreResult::Stored),
                 (None, dead) => (nop(dead), StoreResult::NotStored),
             }),
-            StoreCommand::Cas { unique } => {
-                self.cache.compute_keyed(key, |cur| match self.live(cur) {
-                    (Some(old), _) if old.block.cas() == unique => {
-                        self.counters.bump(Counter::CasHits);
-                        (Self::put(expiry, fresh(), state), StoreResult::Stored)
-                    }
-                    (Some(_), _) => {
-                        self.counters.bump(Counter::CasBadval);
-                        (KeyedOp::Nop, StoreResult::Exists)
-                    }
-                    (None, dead) => {
-                        self.counters.bump(Counter::CasMisses);
-                        (nop(dead), StoreResult::NotFound)
-                    }
-                })
-            }
+            StoreCommand::Cas { unique } => self.mutate(key, |cur| match self.live(cur) {
+                (Some(old), _) if old.block.cas() == unique => {
+                    self.counters.bump(Counter::CasHits);
+                    (Self::put(expiry, fresh(), state), StoreResult::Stored)
+                }
+                (Some(_), _) => {
+                    self.counters.bump(Counter::CasBadval);
+                    (KeyedOp::Nop, StoreResult::Exists)
+                }
+                (None, dead) => {
+                    self.counters.bump(Counter::CasMisses);
+                    (nop(dead), StoreResult::NotFound)
+                }
+            }),
             StoreCommand::Append | StoreCommand::Prepend => {
                 let prepend = command == StoreCommand::Prepend;
-                self.cache.compute_keyed(key, |cur| match self.live(cur) {
+                self.mutate(key, |cur| match self.live(cur) {
                     (Some(old), _) => match self.concat(&old, data, prepend, None, now) {
                         Some(op) => (op, StoreResult::Stored),
                         None => (KeyedOp::Nop, StoreResult::NotStored),
@@ -395,7 +390,7 @@ impl Store {
             ArithmeticOp::Incr => (Counter::IncrHits, Counter::IncrMisses),
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
-        let result = self.cache.compute_keyed(key, |cur| match self.live(cur) {
+        let result = self.mutate(key, |cur| match self.live(cur) {
             (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
                 Some((n, value)) => {
                     let state = self.fresh_state(now) | old.meta.sticky_bits();
