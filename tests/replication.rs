@@ -1030,3 +1030,84 @@ fn a_replica_attached_during_a_write_load_converges() {
         "after attaching under load",
     );
 }
+
+#[test]
+fn a_replica_whose_full_sync_broke_off_does_not_promote_itself() {
+    // The replica syncs in full through a relay to a real primary. Then its
+    // link drops, and the next "primary" it reaches starts a full sync and
+    // breaks off after a few bytes (the primary died mid-sync), and nothing
+    // answers after that. The replica has emptied itself for that sync and
+    // holds part of nothing: with --promote-after it must not take writes.
+    let primary = Server::start(&[]);
+    let mut conn = primary.connect();
+    ask(&mut conn, b"set k 0 0 1\r\nv\r\n", b"STORED\r\n");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let links: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    let attempts = Arc::new(AtomicU64::new(0));
+    {
+        let (to, links, attempts) = (
+            primary.addr.clone(),
+            Arc::clone(&links),
+            Arc::clone(&attempts),
+        );
+        std::thread::spawn(move || {
+            for (i, inbound) in listener.incoming().enumerate() {
+                let Ok(mut inbound) = inbound else { continue };
+                attempts.fetch_add(1, Ordering::SeqCst);
+                match i {
+                    // The first link: relayed to the real primary.
+                    0 => {
+                        let outbound = TcpStream::connect(&to).unwrap();
+                        let mut l = links.lock().unwrap();
+                        l.push(inbound.try_clone().unwrap());
+                        l.push(outbound.try_clone().unwrap());
+                        for (mut from, mut into) in [
+                            (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                            (outbound, inbound),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut into);
+                                let _ = into.shutdown(Shutdown::Both);
+                            });
+                        }
+                    }
+                    // The second: a full sync that breaks off.
+                    1 => {
+                        let mut line = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !line.ends_with(b"\n") && inbound.read(&mut byte).unwrap_or(0) == 1 {
+                            line.push(byte[0]);
+                        }
+                        let id = "0123456789abcdef0123456789abcdef01234567";
+                        let mut reply = format!("FULLSYNC {id} 0\r\n").into_bytes();
+                        reply.extend_from_slice(&1000u32.to_le_bytes());
+                        reply.extend_from_slice(b"LARDSNAP");
+                        let _ = inbound.write_all(&reply);
+                    }
+                    // Then the primary is gone.
+                    _ => drop(inbound),
+                }
+            }
+        });
+    }
+    let replica = Server::replica_of(&addr, &["--promote-after", "1"]);
+    assert_eq!(replica.num("curr_items"), 1);
+    for s in links.lock().unwrap().drain(..) {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    // Twenty more attempts, at least two seconds past the broken sync: long
+    // past --promote-after.
+    replica.wait_for(
+        |s| attempts.load(Ordering::SeqCst) >= 22 || s.stat("role") == "primary",
+        "the replica keeps trying its primary",
+    );
+    assert_eq!(replica.stat("role"), "replica", "{}", replica.log_text());
+    let mut c = replica.connect();
+    assert_eq!(
+        ask(&mut c, b"set k 0 0 1\r\nw\r\n", b"\r\n"),
+        b"SERVER_ERROR read-only replica\r\n"
+    );
+    // An operator can still promote it (by choice, with what it holds).
+    assert_eq!(ask(&mut c, b"replica promote\r\n", b"\r\n"), b"OK\r\n");
+}
