@@ -471,19 +471,7 @@ impl Relay {
                 let Ok(outbound) = TcpStream::connect(&to) else {
                     continue;
                 };
-                let mut l = links2.lock().unwrap();
-                l.push(inbound.try_clone().unwrap());
-                l.push(outbound.try_clone().unwrap());
-                for (mut from, mut into) in [
-                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                    (outbound, inbound),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut into);
-                        let _ = into.shutdown(Shutdown::Both);
-                        let _ = from.shutdown(Shutdown::Both);
-                    });
-                }
+                splice(inbound, outbound, &links2);
             }
         });
         Relay { addr, cut, links }
@@ -496,6 +484,24 @@ impl Relay {
                 let _ = s.shutdown(Shutdown::Both);
             }
         }
+    }
+}
+
+/// Copies bytes both ways between two connections until either closes,
+/// keeping both in `links` so a test can cut them.
+fn splice(inbound: TcpStream, outbound: TcpStream, links: &Mutex<Vec<TcpStream>>) {
+    let mut l = links.lock().unwrap();
+    l.push(inbound.try_clone().unwrap());
+    l.push(outbound.try_clone().unwrap());
+    for (mut from, mut into) in [
+        (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+        (outbound, inbound),
+    ] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut into);
+            let _ = into.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+        });
     }
 }
 
@@ -1057,21 +1063,7 @@ fn a_replica_whose_full_sync_broke_off_does_not_promote_itself() {
                 attempts.fetch_add(1, Ordering::SeqCst);
                 match i {
                     // The first link: relayed to the real primary.
-                    0 => {
-                        let outbound = TcpStream::connect(&to).unwrap();
-                        let mut l = links.lock().unwrap();
-                        l.push(inbound.try_clone().unwrap());
-                        l.push(outbound.try_clone().unwrap());
-                        for (mut from, mut into) in [
-                            (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                            (outbound, inbound),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut into);
-                                let _ = into.shutdown(Shutdown::Both);
-                            });
-                        }
-                    }
+                    0 => splice(inbound, TcpStream::connect(&to).unwrap(), &links),
                     // The second: a full sync that breaks off.
                     1 => {
                         let mut line = Vec::new();
