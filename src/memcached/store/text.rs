@@ -311,7 +311,7 @@ impl Store {
                 };
                 let epoch = block.as_ref().map(|b| b.epoch());
                 match block {
-                    Some(block) => self.put_recorded(expiry, block, state),
+                    Some(block) => self.put_recorded(expiry, block, state, now),
                     None => self.forget(key),
                 }
                 if let Some(epoch) = epoch {
