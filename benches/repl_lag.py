@@ -18,15 +18,12 @@ import argparse
 import socket
 import subprocess
 import multiprocessing
+import os
+import sys
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "server_suite"))
+from common import free_port  # noqa: E402
 
 
 def connect(port):

@@ -9,11 +9,13 @@
 //! downtime" without waiting.
 #![cfg(feature = "server")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_larder-server");
@@ -38,29 +40,7 @@ impl Server {
     /// Starts the server and returns once it says where it listens (its
     /// restore, if any, has just begun).
     fn launch(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["-p", "0", "-l", "127.0.0.1"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server binary runs");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("the server says where it listens");
+        let (child, addr, log) = common::launch(BIN, args, PATIENCE);
         Server { child, addr, log }
     }
 

@@ -138,3 +138,43 @@ pub(crate) fn read_to_close(conn: &mut TcpStream) -> Vec<u8> {
         }
     }
 }
+
+/// A `larder-server` process: the child, the address it printed
+/// (`listening on ...`), and its stderr lines as they arrive.
+pub(crate) type Launched = (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+);
+
+/// Starts the binary `bin` on 127.0.0.1, port 0, with `args`, and waits (up to
+/// `patience`) until it says where it listens.
+pub(crate) fn launch(bin: &str, args: &[&str], patience: Duration) -> Launched {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{mpsc, Arc, Mutex};
+    let mut child = Command::new(bin)
+        .args(["-p", "0", "-l", "127.0.0.1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary runs");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let lines = Arc::clone(&log);
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(patience)
+        .expect("the server says where it listens");
+    (child, addr, log)
+}

@@ -80,3 +80,12 @@ def answers_version(port):
         return data.startswith(b"VERSION ")
     except OSError:
         return False
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -34,33 +34,10 @@ import time
 
 import pylibmc
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import free_port, stats  # noqa: E402
+
 KEYS = 2000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stats(port):
-    s = socket.create_connection(("127.0.0.1", port), 2)
-    s.sendall(b"stats\r\n")
-    data = b""
-    while not data.endswith(b"END\r\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    out = {}
-    for line in data.decode().splitlines():
-        parts = line.split(" ")
-        if len(parts) == 3 and parts[0] == "STAT":
-            out[parts[1]] = parts[2]
-    return out
 
 
 def wait(what, ok, seconds=30):
