@@ -6,11 +6,14 @@
 # alternating. Loads: all sets, and 90/10 get/set, of 100-byte values over 10,000
 # keys, unpipelined and pipelined 16 deep.
 #
-#   bash benches/repl_throughput.sh          # SECS=5 CONNS=50 by default
+#   bash benches/repl_throughput.sh          # SECS=5 CONNS=50 ROUNDS=2 by default
+#   ONLY=100:16 ROUNDS=4 bash benches/repl_throughput.sh   # one load: sets%:pipeline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${SECS:-5}"
 CONNS="${CONNS:-50}"
+ROUNDS="${ROUNDS:-2}"
+ONLY="${ONLY:-}"
 cargo build --release --features server --bin larder-server --example loadgen 2>&1 | tail -1
 
 pids=()
@@ -41,7 +44,8 @@ print(float(st["rusage_user"]) + float(st["rusage_system"]))' "$1"; }
 echo "$(nproc) cpus; ${CONNS} connections; ${SECS}s per run; $(uptime | sed 's/.*load/load/')"
 for sets in 100 10; do
     for pipeline in 1 16; do
-        for round in 1 2; do
+        if [ -n "$ONLY" ] && [ "$ONLY" != "$sets:$pipeline" ]; then continue; fi
+        for round in $(seq "$ROUNDS"); do
             for server in alone:22131 with-replica:22132; do
                 port=${server#*:}
                 printf 'sets %3s%% pipeline %2s %-13s round %s: ' "$sets" "$pipeline" "${server%%:*}" "$round"

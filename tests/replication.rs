@@ -949,12 +949,14 @@ fn bad_streams_and_bad_peers_are_refused_without_harm() {
     let mut damaged = Vec::new();
     damaged.push(b'D');
     damaged.extend_from_slice(&offset.to_le_bytes());
-    damaged.extend_from_slice(&22u32.to_le_bytes());
-    // A delete frame of key "k" whose CRC is wrong.
-    damaged.extend_from_slice(&[2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'k', 0, 0, 0, 0]);
-    damaged.extend_from_slice(&[0, 0, 0]);
+    damaged.extend_from_slice(&15u32.to_le_bytes());
+    // A delete frame of key "k" under a CRC that is not its CRC.
+    let frame = [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'k'];
+    damaged.extend_from_slice(&(crc32fast::hash(&frame) ^ 1).to_le_bytes());
+    damaged.extend_from_slice(&frame);
     let mut misplaced = vec![b'D'];
     misplaced.extend_from_slice(&(offset + 7).to_le_bytes());
+    misplaced.extend_from_slice(&0u32.to_le_bytes());
     misplaced.extend_from_slice(&0u32.to_le_bytes());
     let (addr, served) = fake_primary(vec![
         synced(&damaged),

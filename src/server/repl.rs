@@ -13,8 +13,10 @@
 //! - `FULLSYNC <id> <offset>`: a snapshot follows as chunks (`[len: u32
 //!   LE][bytes]`, ended by a zero length), then the stream from `offset`.
 //!
-//! Then the primary sends messages: `D [offset: u64][len: u32][bytes]` (the
-//! backlog's bytes at `offset`, frames possibly split between messages) and,
+//! Then the primary sends messages: `D [offset: u64][len: u32][crc: u32][bytes]`
+//! (the backlog's bytes at `offset`, frames possibly split between messages,
+//! and a CRC-32 of those bytes: one pass over a batch of frames, on the link's
+//! thread rather than the writers') and,
 //! when it has nothing new, `H [unix ms: u64][end offset: u64]` every
 //! [`HEARTBEAT`]. The replica sends `A [applied offset: u64][lag ms: u32]`
 //! every [`HEARTBEAT`]. Every length and offset is checked: anything
@@ -36,6 +38,8 @@ use super::stats::Shared;
 pub(super) const HEARTBEAT: Duration = Duration::from_millis(100);
 /// Most backlog bytes in one `D` message.
 const CHUNK: usize = 256 << 10;
+/// Bytes of a `D` message before its data: tag, offset, length, CRC.
+const D_HEADER: usize = 1 + 8 + 4 + 4;
 /// Most bytes a replica accepts in one message or snapshot chunk.
 const MAX_MESSAGE: usize = 16 << 20;
 /// How long a replica waits for a connection, and for the handshake.
@@ -277,7 +281,7 @@ fn stream_to(
     let reader = std::thread::Builder::new()
         .name("larder-repl-acks".into())
         .spawn(move || read_acks(acks, &ack_store, link))?;
-    let mut buf = Vec::with_capacity(CHUNK + 13);
+    let mut buf = Vec::with_capacity(CHUNK + D_HEADER);
     let mut last_sent = Instant::now();
     let mut busy = false;
     let result = loop {
@@ -288,13 +292,15 @@ fn stream_to(
             break Err(bad("replica went away"));
         }
         buf.clear();
-        buf.extend_from_slice(&[b'D'; 13]);
+        buf.extend_from_slice(&[b'D'; D_HEADER]);
         let read = repl.read(generation, from, CHUNK, (HEARTBEAT, busy), &mut buf);
         busy = matches!(read, BacklogRead::Bytes(_));
         match read {
             BacklogRead::Bytes(n) => {
+                let crc = crc32fast::hash(&buf[D_HEADER..]);
                 buf[1..9].copy_from_slice(&from.to_le_bytes());
                 buf[9..13].copy_from_slice(&(n as u32).to_le_bytes());
+                buf[13..17].copy_from_slice(&crc.to_le_bytes());
                 from += n as u64;
                 if n < CHUNK {
                     // All there was: say so, so the replica knows it is
@@ -562,9 +568,10 @@ fn follow(
                 repl.caught_up.store(applied == end, Release);
             }
             b'D' => {
-                input.read_exact(&mut header[1..13])?;
+                input.read_exact(&mut header[1..D_HEADER])?;
                 let at = u64::from_le_bytes(header[1..9].try_into().unwrap_or_default());
                 let len = u32::from_le_bytes(header[9..13].try_into().unwrap_or_default()) as usize;
+                let crc = u32::from_le_bytes(header[13..17].try_into().unwrap_or_default());
                 let expected = repl.position().1 + pending.len() as u64;
                 if at != expected {
                     return Err(bad("the stream skipped or repeated bytes"));
@@ -575,6 +582,9 @@ fn follow(
                 let was = pending.len();
                 pending.resize(was + len, 0);
                 input.read_exact(&mut pending[was..])?;
+                if crc32fast::hash(&pending[was..]) != crc {
+                    return Err(bad("checksum mismatch in a stream message"));
+                }
                 let Some(applying) = repl.applying() else {
                     // Promoted: nothing more from the old primary.
                     return Ok(());
