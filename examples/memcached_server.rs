@@ -64,9 +64,10 @@ fn serve(store: &Store, mut stream: TcpStream) -> std::io::Result<()> {
                     continue
                 }
                 Outcome::Continue => break,
-                // No replication in this example: close.
-                Outcome::Close | Outcome::Replicate { .. } => return Ok(()),
                 Outcome::Shutdown { .. } => std::process::exit(0),
+                // Close, and what this example does not serve (a replica
+                // asking for the stream; outcomes added later): close.
+                _ => return Ok(()),
             }
         }
     }

@@ -113,3 +113,23 @@ fn the_largest_memory_limit_starts_a_server() {
     read.expect("stderr is readable");
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
 }
+
+#[test]
+fn a_backlog_the_machine_cannot_hold_ends_the_server_with_a_message() {
+    // 1 TiB: within the flag's range, beyond any machine this runs on. The
+    // backlog is reserved at start, so the server says so and exits rather
+    // than aborting later on the first replica's write.
+    let output = Command::new(BIN)
+        .args(["-p", "0", "-l", "127.0.0.1", "--repl-backlog", "1048576m"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the server binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("cannot allocate a replication backlog of 1099511627776 bytes"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "stderr: {stderr}");
+}

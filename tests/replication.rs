@@ -275,6 +275,100 @@ fn random_write(rng: &mut Rng, keys: &[String], req: &mut Vec<u8>) {
     req.extend_from_slice(line.as_bytes());
 }
 
+/// A binary-protocol request (memcached's binary header, big-endian).
+fn binary_request(opcode: u8, key: &str, extras: &[u8], value: &[u8], cas: u64) -> Vec<u8> {
+    let body = extras.len() + key.len() + value.len();
+    let mut req = vec![0x80, opcode];
+    req.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    req.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    req.extend_from_slice(&(body as u32).to_be_bytes());
+    req.extend_from_slice(&[0; 4]);
+    req.extend_from_slice(&cas.to_be_bytes());
+    req.extend_from_slice(extras);
+    req.extend_from_slice(key.as_bytes());
+    req.extend_from_slice(value);
+    req
+}
+
+/// One write of a random kind on a random key in the binary protocol, quiet
+/// where the protocol has a quiet form (errors still answer).
+fn random_binary_write(rng: &mut Rng, keys: &[String], req: &mut Vec<u8>) {
+    let key = &keys[rng.below(keys.len() as u64) as usize];
+    let numeric = key.starts_with('n');
+    let value = if numeric {
+        format!("{}", rng.below(1000)).into_bytes()
+    } else {
+        vec![b'a' + rng.below(26) as u8; [1, 10, 100, 1000][rng.below(4) as usize]]
+    };
+    let flags = (rng.below(4) * 1000) as u32;
+    let ttl = [0, 100 + rng.below(1000) as u32][rng.below(2) as usize];
+    let store = |flags: u32, ttl: u32| [flags.to_be_bytes(), ttl.to_be_bytes()].concat();
+    let counter = |delta: u64, ttl: u32| {
+        [
+            &delta.to_be_bytes()[..],
+            &7u64.to_be_bytes(),
+            &ttl.to_be_bytes(),
+        ]
+        .concat()
+    };
+    let r = match rng.below(10) {
+        // setq, addq, replaceq
+        0..=2 => {
+            let op = [0x11, 0x12, 0x13][rng.below(3) as usize];
+            binary_request(op, key, &store(flags, ttl), &value, 0)
+        }
+        // appendq, prependq
+        3 if !numeric => binary_request(0x19, key, &[], b"a", 0),
+        4 if !numeric => binary_request(0x1a, key, &[], b"p", 0),
+        // incrementq, decrementq (with an initial value: they create the key)
+        3..=5 => {
+            let op = [0x15, 0x16][rng.below(2) as usize];
+            binary_request(op, key, &counter(rng.below(100), ttl), &[], 0)
+        }
+        // deleteq
+        6 => binary_request(0x14, key, &[], &[], 0),
+        // touch, gatq
+        7 => binary_request(
+            0x1c,
+            key,
+            &(300 + rng.below(100) as u32).to_be_bytes(),
+            &[],
+            0,
+        ),
+        8 => binary_request(
+            0x1e,
+            key,
+            &(400 + rng.below(100) as u32).to_be_bytes(),
+            &[],
+            0,
+        ),
+        // setq with a CAS that rarely matches: mostly an error reply
+        _ => binary_request(0x11, key, &store(flags, 0), &value, 1 + rng.below(3)),
+    };
+    req.extend_from_slice(&r);
+}
+
+/// Sends binary requests ended by a no-op and reads the replies up to the
+/// no-op's; returns the status of each reply before it.
+fn ask_binary(conn: &mut TcpStream, req: &[u8]) -> Vec<u16> {
+    conn.write_all(req).unwrap();
+    conn.write_all(&binary_request(0x0a, "", &[], &[], 0))
+        .unwrap();
+    let mut statuses = Vec::new();
+    loop {
+        let mut header = [0u8; 24];
+        conn.read_exact(&mut header).unwrap();
+        assert_eq!(header[0], 0x81, "not a binary reply: {header:?}");
+        let body = u32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
+        let mut rest = vec![0u8; body];
+        conn.read_exact(&mut rest).unwrap();
+        if header[1] == 0x0a {
+            return statuses;
+        }
+        statuses.push(u16::from_be_bytes([header[6], header[7]]));
+    }
+}
+
 /// `gets` then `cas` on one key (a compare-and-swap that succeeds).
 fn checked_cas(conn: &mut TcpStream, key: &str) {
     let reply = ask(conn, format!("gets {key}\r\n").as_bytes(), b"END\r\n");
@@ -314,10 +408,30 @@ fn replicas_hold_what_the_primary_holds_after_100k_mixed_writes() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut conn = primary.connect();
     let mut cas_conn = primary.connect();
+    let mut binary_conn = primary.connect();
     let mut replies: HashMap<String, u64> = HashMap::new();
+    let mut binary_statuses: HashMap<u16, u64> = HashMap::new();
     let total = 100_000;
     let batch = 250;
     for b in 0..total / batch {
+        if b % 5 == 4 {
+            // Every fifth batch in the binary protocol, on its own connection.
+            let mut req = Vec::new();
+            for _ in 0..batch {
+                random_binary_write(&mut rng, &keys, &mut req);
+            }
+            for status in ask_binary(&mut binary_conn, &req) {
+                // Touch has no quiet form (0: touched); the rest are the
+                // answers a quiet write gives when it changes nothing: key
+                // exists, not found, not stored, non-numeric.
+                assert!(
+                    [0, 1, 2, 5, 6].contains(&status),
+                    "binary status {status:#x}"
+                );
+                *binary_statuses.entry(status).or_insert(0) += 1;
+            }
+            continue;
+        }
         let mut req = Vec::new();
         for _ in 0..batch {
             random_write(&mut rng, &keys, &mut req);
@@ -343,7 +457,16 @@ fn replicas_hold_what_the_primary_holds_after_100k_mixed_writes() {
             checked_cas(&mut cas_conn, key);
         }
     }
-    println!("consistency: replies to the quiet writes: {replies:?}");
+    println!("consistency: replies to the quiet writes: {replies:?}, binary: {binary_statuses:?}");
+    let unchanged: u64 = binary_statuses
+        .iter()
+        .filter(|(s, _)| **s != 0)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        unchanged < (total / 5) as u64 / 2,
+        "most binary writes should change something: {binary_statuses:?}"
+    );
     let end = primary.num("repl_offset");
     for node in [&replica, &chained] {
         node.wait_for(|s| s.num("repl_offset") == end, "the replicas catch up");
@@ -1086,4 +1209,46 @@ fn a_replica_whose_full_sync_broke_off_does_not_promote_itself() {
     );
     // An operator can still promote it (by choice, with what it holds).
     assert_eq!(ask(&mut c, b"replica promote\r\n", b"\r\n"), b"OK\r\n");
+}
+
+#[test]
+fn a_primary_serves_at_most_32_replica_links() {
+    // `replica sync` is open to any client and each link costs threads: the
+    // 33rd is refused, and a freed place is taken again.
+    let primary = Server::start(&[]);
+    let sync = |conn: &mut TcpStream| -> String {
+        conn.write_all(b"replica sync ? 0\r\n").unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            assert_eq!(conn.read(&mut byte).unwrap(), 1, "closed after {line:?}");
+            line.push(byte[0]);
+        }
+        String::from_utf8(line).unwrap()
+    };
+    let mut links: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut conn = primary.connect();
+            let line = sync(&mut conn);
+            assert!(line.starts_with("FULLSYNC "), "{line}");
+            conn
+        })
+        .collect();
+    assert_eq!(primary.num("repl_connected_replicas"), 32);
+    let mut extra = primary.connect();
+    assert_eq!(sync(&mut extra), "SERVER_ERROR too many replicas\r\n");
+    primary.wait_for(
+        |p| p.log_text().contains("refused, 32 links already"),
+        "the refusal is logged",
+    );
+    // Clients are served as before.
+    let mut c = primary.connect();
+    assert_eq!(ask(&mut c, b"set a 0 0 1\r\nx\r\n", b"\r\n"), b"STORED\r\n");
+    drop(links.pop());
+    primary.wait_for(
+        |p| p.num("repl_connected_replicas") == 31,
+        "the closed link is counted out",
+    );
+    let mut again = primary.connect();
+    assert!(sync(&mut again).starts_with("FULLSYNC "));
 }

@@ -18,6 +18,7 @@ use super::text::Args;
 
 /// A parsed tuning command; see [`Request::Admin`](super::Request::Admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdminCommand<'a> {
     /// `slabs automove <0|1|2>`.
     SlabsAutomove {

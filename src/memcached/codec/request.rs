@@ -229,6 +229,7 @@ impl TooLarge<'_> {
 /// Keys and data borrow from the parsed input. Numbers are as sent; the
 /// executor interprets them (exptime rules, limits, stats groups).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Request<'a> {
     /// `set`/`add`/`replace`/`append`/`prepend`/`cas`.
     Store {

@@ -215,6 +215,7 @@ impl std::error::Error for StoreError {}
 /// What the caller should do with the connection after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Outcome {
     /// Keep reading requests.
     Continue,
@@ -528,7 +529,13 @@ impl Store {
     // ---- shared helpers -------------------------------------------------
 
     fn next_cas(&self) -> u64 {
-        self.next_cas.fetch_add(1, Relaxed)
+        match self.next_cas.fetch_add(1, Relaxed) {
+            // The counter wrapped (only a client's `E` near 2^64, carried by a
+            // snapshot or a promotion, gets it there): 0 means "no CAS" on the
+            // wire, so it is never handed out.
+            0 => self.next_cas.fetch_add(1, Relaxed),
+            cas => cas,
+        }
     }
 
     /// A new item whose value is the concatenation of `parts`: CAS from `cas`

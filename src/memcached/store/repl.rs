@@ -1266,30 +1266,36 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         assert!(replica.repl.begin_full_sync().is_none());
     }
 
+    /// Makes `replica` a replica and applies a frame storing `k` = `v` with
+    /// CAS `cas`.
+    fn replica_holding_k(replica: &Store, cas: u64) {
+        replica.repl.configure(0, Role::Replica).unwrap();
+        let mut frame = Vec::new();
+        let item = Effect::Item {
+            key: b"k",
+            flags: 0,
+            cas,
+            stale: false,
+            token_sent: false,
+            expires_unix_ms: 0,
+            value: b"v",
+        };
+        encode(&item, 0, &mut frame);
+        replica.apply_frames(&frame).unwrap();
+    }
+
     #[test]
     fn a_replica_refuses_writes_in_every_protocol_and_serves_reads() {
         let replica = store();
-        replica.repl.configure(0, Role::Replica).unwrap();
-        let mut frame = Vec::new();
-        encode(
-            &Effect::Item {
-                key: b"k",
-                flags: 0,
-                cas: 5,
-                stale: false,
-                token_sent: false,
-                expires_unix_ms: 0,
-                value: b"v",
-            },
-            0,
-            &mut frame,
-        );
-        replica.apply_frames(&frame).unwrap();
+        replica_holding_k(&replica, 5);
         for write in [
             &b"set k 0 0 1\r\nx\r\n"[..],
             b"incr k 1\r\n",
             b"touch k 10\r\n",
             b"gat 10 k\r\n",
+            // One reply for the command, not one per key.
+            b"gat 10 k k k2 k3\r\n",
+            b"gats 10 k k2\r\n",
             b"flush_all\r\n",
             b"ms k 1\r\nx\r\n",
             b"md k\r\n",
@@ -1327,6 +1333,22 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
         assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
         assert!(replica.get(b"k").unwrap().cas() > 5 + PROMOTION_CAS_GAP);
         assert!(replica.repl.position().1 > 0);
+    }
+
+    #[test]
+    fn a_promotion_near_the_end_of_the_cas_space_saturates() {
+        let replica = store();
+        let near_end = u64::MAX - PROMOTION_CAS_GAP / 2;
+        replica_holding_k(&replica, near_end);
+        assert_eq!(replica.get(b"k").unwrap().cas(), near_end);
+        // The gap would wrap the counter back to small values, which could
+        // repeat a CAS a client holds; it stops at the top instead.
+        assert_eq!(replica.promote(), Ok(()));
+        assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        assert_eq!(replica.get(b"k").unwrap().cas(), u64::MAX);
+        // Past the top the counter starts again, skipping 0 ("no CAS").
+        assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        assert_eq!(replica.get(b"k").unwrap().cas(), 1);
     }
 
     #[test]
