@@ -862,7 +862,7 @@ where
     /// ```
     pub fn compute<R>(&self, key: K, f: impl FnOnce(Option<Occupied<'_, V>>) -> (Op<V>, R)) -> R {
         let hash = self.hash(&key);
-        self.compute_at(hash, Probe::<K, K>::Owned(key), |cur| {
+        self.compute_at(hash, Probe::<K, K>::Owned(key), None, |cur| {
             let (op, result) = f(cur.map(|(_, o)| o));
             let op = match op {
                 Op::Nop => KeyedOp::Nop,
@@ -893,7 +893,24 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.compute_at(self.hash(key), Probe::Borrowed(key), |cur| {
+        self.compute_keyed_at(key, None, f)
+    }
+
+    /// [`compute_keyed`](Self::compute_keyed) for a caller that has read the
+    /// cache's clock already (`now`, from the same [`Clock`]): the write uses
+    /// that reading instead of taking another.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn compute_keyed_at<Q, R>(
+        &self,
+        key: &Q,
+        now: Option<u64>,
+        f: impl FnOnce(Option<(&K, Occupied<'_, V>)>) -> (KeyedOp<K, V>, R),
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.compute_at(self.hash(key), Probe::Borrowed(key), now, |cur| {
             let (op, result) = f(cur);
             if let KeyedOp::Put(k, _) | KeyedOp::PutWithTtl(k, _, _) = &op {
                 let k = k.as_ref().expect("compute_keyed: a put needs its key");
@@ -911,6 +928,7 @@ where
         &self,
         hash: u64,
         probe: Probe<'_, K, Q>,
+        now: Option<u64>,
         f: impl FnOnce(Option<(&K, Occupied<'_, V>)>) -> (KeyedOp<K, V>, R),
     ) -> R
     where
@@ -918,7 +936,8 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let h32 = short_hash(hash);
-        self.with_shard(hash, |shard, now, garbage| {
+        let now = now.unwrap_or_else(|| self.clock.now_ms());
+        self.with_shard_at(hash, now, |shard, now, garbage| {
             let found = shard.find_live(h32, probe.get(), now, garbage);
             let current = found.map(|idx| {
                 let e = shard.table.slab.entry(idx);
@@ -982,7 +1001,16 @@ where
         hash: u64,
         f: impl FnOnce(&mut Shard<K, V>, u64, &mut Garbage<K, V>) -> R,
     ) -> R {
-        let now = self.clock.now_ms();
+        self.with_shard_at(hash, self.clock.now_ms(), f)
+    }
+
+    /// [`with_shard`](Self::with_shard) at a clock reading the caller took.
+    fn with_shard_at<R>(
+        &self,
+        hash: u64,
+        now: u64,
+        f: impl FnOnce(&mut Shard<K, V>, u64, &mut Garbage<K, V>) -> R,
+    ) -> R {
         self.locked(self.cell(hash), |shard, garbage| {
             shard.maintain(now, garbage);
             f(shard, now, garbage)

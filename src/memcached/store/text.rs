@@ -319,34 +319,36 @@ impl Store {
                 }
                 StoreResult::Stored
             }
-            StoreCommand::Add => self.mutate(key, |cur| match self.live(cur) {
+            StoreCommand::Add => self.mutate_at(key, Some(now), |cur| match self.live(cur) {
                 (Some(_), _) => (KeyedOp::Nop, StoreResult::NotStored),
                 (None, dead) => match expiry {
                     Expiry::Expired => (nop(dead), StoreResult::Stored),
                     e => (Self::put(e, fresh(), state), StoreResult::Stored),
                 },
             }),
-            StoreCommand::Replace => self.mutate(key, |cur| match self.live(cur) {
+            StoreCommand::Replace => self.mutate_at(key, Some(now), |cur| match self.live(cur) {
                 (Some(_), _) => (Self::put(expiry, fresh(), state), StoreResult::Stored),
                 (None, dead) => (nop(dead), StoreResult::NotStored),
             }),
-            StoreCommand::Cas { unique } => self.mutate(key, |cur| match self.live(cur) {
-                (Some(old), _) if old.block.cas() == unique => {
-                    self.counters.bump(Counter::CasHits);
-                    (Self::put(expiry, fresh(), state), StoreResult::Stored)
-                }
-                (Some(_), _) => {
-                    self.counters.bump(Counter::CasBadval);
-                    (KeyedOp::Nop, StoreResult::Exists)
-                }
-                (None, dead) => {
-                    self.counters.bump(Counter::CasMisses);
-                    (nop(dead), StoreResult::NotFound)
-                }
-            }),
+            StoreCommand::Cas { unique } => {
+                self.mutate_at(key, Some(now), |cur| match self.live(cur) {
+                    (Some(old), _) if old.block.cas() == unique => {
+                        self.counters.bump(Counter::CasHits);
+                        (Self::put(expiry, fresh(), state), StoreResult::Stored)
+                    }
+                    (Some(_), _) => {
+                        self.counters.bump(Counter::CasBadval);
+                        (KeyedOp::Nop, StoreResult::Exists)
+                    }
+                    (None, dead) => {
+                        self.counters.bump(Counter::CasMisses);
+                        (nop(dead), StoreResult::NotFound)
+                    }
+                })
+            }
             StoreCommand::Append | StoreCommand::Prepend => {
                 let prepend = command == StoreCommand::Prepend;
-                self.mutate(key, |cur| match self.live(cur) {
+                self.mutate_at(key, Some(now), |cur| match self.live(cur) {
                     (Some(old), _) => match self.concat(&old, data, prepend, None, now) {
                         Some(op) => (op, StoreResult::Stored),
                         None => (KeyedOp::Nop, StoreResult::NotStored),
