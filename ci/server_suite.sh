@@ -274,6 +274,19 @@ timeout 300 python3 tests/server_suite/collectd_compare.py --larder-port "$LARDE
 code=${PIPESTATUS[0]}
 record collectd "$code" "$(grep -E '^collectd: ' "$WORK/collectd.out" | tail -1 | sed 's/^collectd: //')"
 
+say "differential test against memcached (text and meta commands, reply by reply)"
+start differential -m 64
+code=0
+total=0
+for seed in 1 2 3 4 5; do
+    timeout 300 python3 tests/server_suite/differential.py --memcached "$MEMCACHED_PORT" \
+        --larder "$PORT" --seed "$seed" --count 40000 >"$WORK/differential.out" 2>&1 || code=1
+    tail -n 8 "$WORK/differential.out"
+    [ "$code" = 0 ] || cat "$WORK/differential.out"
+    total=$((total + 40000))
+done
+record differential "$code" "$total random commands over 5 seeds, no unexplained difference from memcached $(memcached -V | cut -d' ' -f2)"
+
 say "summary"
 for line in "${SUMMARY[@]}"; do
     echo "$line"

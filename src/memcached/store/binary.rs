@@ -177,9 +177,8 @@ impl Store {
         let with_value = request.opcode != Opcode::Touch;
         let secs = self.time.uptime_secs(now);
         let found = self.touch(key, expiry, |item| {
-            if with_value {
-                item.meta.record_fetch(secs);
-            }
+            // A touch counts as a fetch, with or without the value.
+            item.meta.record_fetch(secs);
             write_item(request, &item, with_value, out);
         });
         if found.is_none() {
@@ -353,13 +352,18 @@ impl Store {
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
         self.mutate(key, |cur| match self.live(cur) {
+            // An empty value is no number, whatever the CAS (memcached checks
+            // the length first).
+            (Some(old), _) if old.block.value().is_empty() => {
+                (KeyedOp::Nop, Change::Failed(StatusCode::NON_NUMERIC))
+            }
             (Some(old), _) if cas != 0 && old.block.cas() != cas => {
                 (KeyedOp::Nop, Change::Failed(StatusCode::KEY_EXISTS))
             }
             (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
                 Some((number, value)) => {
                     self.counters.bump(hits);
-                    let state = self.fresh_state(now) | old.meta.sticky_bits();
+                    let state = self.counter_state(&old, &value, now);
                     let block = self.derived_block(old.block, &[&value], old.block.flags(), None);
                     let cas = block.cas();
                     (Self::replace(block, state), Change::Done { cas, number })

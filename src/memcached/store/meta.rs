@@ -72,8 +72,49 @@ impl<'a> Returns<'a> {
 #[derive(Clone, Copy)]
 struct Stored {
     cas: u64,
-    /// On the store clock, in milliseconds; 0: never.
-    expires_at: u64,
+}
+
+/// The deadline an `mg` or `ma` reports for `t` at each point of its
+/// flags. memcached applies `N` (to an item the request created) and `T`
+/// where they stand among the flags, so a `t` before them reports the TTL
+/// the item had, and one after them the new one.
+#[derive(Clone, Copy)]
+struct TtlSteps {
+    /// On the store clock, in ms; 0: never.
+    current: u64,
+    /// `T`'s deadline.
+    touch: Option<u64>,
+    /// `N`'s deadline, for an item this request created.
+    vivify: Option<u64>,
+}
+
+impl TtlSteps {
+    fn unchanged(deadline: u64) -> Self {
+        TtlSteps {
+            current: deadline,
+            touch: None,
+            vivify: None,
+        }
+    }
+
+    /// Moves past `flag` in request order.
+    fn pass(&mut self, flag: MetaFlag<'_>) {
+        match (flag, self.touch, self.vivify) {
+            (MetaFlag::Ttl(_), Some(deadline), _) | (MetaFlag::Vivify(_), _, Some(deadline)) => {
+                self.current = deadline;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Which of `T` and `N` comes last in the request (`b'T'`, `b'N'`).
+fn last_ttl_flag(flags: &MetaFlags<'_>) -> Option<u8> {
+    flags.iter().fold(None, |last, flag| match flag {
+        MetaFlag::Ttl(_) => Some(b'T'),
+        MetaFlag::Vivify(_) => Some(b'N'),
+        _ => last,
+    })
 }
 
 /// What `ms`/`md`/`ma` did.
@@ -100,7 +141,8 @@ impl Store {
             self.meta_get_write(key, flags, now, out)
         } else {
             match self.read(key, !flags.no_bump(), |item| {
-                self.meta_get_reply(key, flags, &item, false, now, out);
+                let shown = TtlSteps::unchanged(item.expires_at(now));
+                self.meta_get_reply(key, flags, &item, (false, shown), now, out);
             }) {
                 Lookup::Hit(()) => Some(false),
                 Lookup::Miss => None,
@@ -124,13 +166,14 @@ impl Store {
     }
 
     /// The reply to an `mg` that found (or `created`) `item`; records the
-    /// fetch and hands out the win token.
+    /// fetch and hands out the win token. `shown` gives the deadlines its `t`
+    /// reports (see [`TtlSteps`]).
     fn meta_get_reply(
         &self,
         key: &[u8],
         flags: &MetaFlags<'_>,
         item: &ItemRef<'_>,
-        created: bool,
+        (created, mut shown): (bool, TtlSteps),
         now: u64,
         out: &mut Vec<u8>,
     ) {
@@ -143,7 +186,7 @@ impl Store {
         let (mut won, mut already_won) = (created, false);
         if !created && before & TOKEN_SENT != 0 {
             already_won = true;
-        } else if !created && (before & STALE != 0 || self.recache_due(item, flags, now)) {
+        } else if !created && (before & STALE != 0 || self.recache_due(flags, shown, now)) {
             if item.meta.claim_token() {
                 won = true;
             } else {
@@ -165,9 +208,12 @@ impl Store {
                     secs.saturating_sub(Meta::last_access(before)),
                 )),
                 MetaFlag::ReturnSize => MetaReturn::Size(block.value().len() as u64),
-                MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at(now), now)),
+                MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(shown.current, now)),
                 MetaFlag::Opaque(o) => MetaReturn::Opaque(o),
-                _ => continue,
+                other => {
+                    shown.pass(other);
+                    continue;
+                }
             });
         }
         if already_won {
@@ -188,11 +234,19 @@ impl Store {
     }
 
     /// Whether the item's remaining TTL is below the `R` threshold.
-    fn recache_due(&self, item: &ItemRef<'_>, flags: &MetaFlags<'_>, now: u64) -> bool {
+    /// `shown` as [`TtlSteps`]: `R` compares the TTL the item has at `R`'s
+    /// place among the flags (after a `T` before it, not after one after it).
+    fn recache_due(&self, flags: &MetaFlags<'_>, mut shown: TtlSteps, now: u64) -> bool {
         let Some(threshold) = flags.recache() else {
             return false;
         };
-        let expires_at = item.expires_at(now);
+        for flag in flags.iter() {
+            if let MetaFlag::Recache(_) = flag {
+                break;
+            }
+            shown.pass(flag);
+        }
+        let expires_at = shown.current;
         match self.time.expiry(threshold, now) {
             // A threshold reaching past the end of the store clock covers
             // every deadline.
@@ -219,20 +273,27 @@ impl Store {
         self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             match (live, vivify) {
-                (Some(mut item), _) => {
+                (Some(item), _) => {
                     let op = match touch {
                         None => KeyedOp::Nop,
                         Some(Expiry::Expired) => KeyedOp::Remove,
-                        Some(e) => {
-                            // Return flags show the new TTL.
-                            item.ttl = e.ttl();
-                            KeyedOp::SetTtl(e.ttl())
-                        }
+                        Some(e) => KeyedOp::SetTtl(e.ttl()),
                     };
-                    self.meta_get_reply(key, flags, &item, false, now, out);
+                    let shown = TtlSteps {
+                        current: item.expires_at(now),
+                        touch: touch.map(|e| e.deadline(now)),
+                        vivify: None,
+                    };
+                    self.meta_get_reply(key, flags, &item, (false, shown), now, out);
                     (op, Some(false))
                 }
-                (None, Some(expiry)) => {
+                (None, Some(vivified)) => {
+                    // Made with no TTL; `N` and `T` then apply in request
+                    // order, the later one winning.
+                    let expiry = match last_ttl_flag(flags) {
+                        Some(b'T') => touch.unwrap_or(vivified),
+                        _ => vivified,
+                    };
                     let block = self.new_block(key, &[], 0, flags.new_cas());
                     let meta = Meta::new(self.fresh_state(now) | TOKEN_SENT);
                     let item = ItemRef {
@@ -240,7 +301,16 @@ impl Store {
                         meta: &meta,
                         ttl: expiry.ttl(),
                     };
-                    self.meta_get_reply(key, flags, &item, true, now, out);
+                    let shown = TtlSteps {
+                        current: 0,
+                        touch: touch.map(|e| e.deadline(now)),
+                        vivify: Some(vivified.deadline(now)),
+                    };
+                    self.meta_get_reply(key, flags, &item, (true, shown), now, out);
+                    // This fetch counts (`h1` next time) unless `u` says not to.
+                    if !flags.no_bump() {
+                        meta.record_fetch(self.time.uptime_secs(now));
+                    }
                     let op = match expiry {
                         Expiry::Expired => nop(dead),
                         e => KeyedOp::PutWithTtl(Some(block), meta, e.ttl()),
@@ -276,14 +346,8 @@ impl Store {
         let client_flags = flags.client_flags().unwrap_or(0);
         let fresh = || self.new_block(key, &[data], client_flags, flags.new_cas());
         let state = self.fresh_state(now);
-        // The reply needs the CAS (`c`); a new item's expiry is its own.
-        let stored = |op: KeyedOp<Block, Meta>, cas: u64| {
-            let done = Stored {
-                cas,
-                expires_at: expiry.deadline(now),
-            };
-            (op, Outcome::Done(Some(done)))
-        };
+        // The reply needs the CAS (`c`).
+        let stored = |op: KeyedOp<Block, Meta>, cas: u64| (op, Outcome::Done(Some(Stored { cas })));
         let put_fresh = |expiry: Expiry| {
             let block = fresh();
             let cas = block.cas();
@@ -303,9 +367,10 @@ impl Store {
                             self.counters.bump(Counter::CasHits);
                             put_fresh(expiry)
                         }
-                        Some(old) if flags.invalidate() && cas < old.block.cas() => {
+                        Some(old) if flags.invalidate() && cas != 0 && cas < old.block.cas() => {
                             // An older writer may still store, but the item
-                            // stays stale, with its TTL and token state.
+                            // stays stale, with its TTL and token state
+                            // (`C0` is no older writer: memcached answers EX).
                             self.counters.bump(Counter::CasHits);
                             let state = state | old.meta.sticky_bits() | STALE;
                             let block = fresh();
@@ -325,7 +390,9 @@ impl Store {
                 }
                 (SetMode::Add, Some(_)) => (KeyedOp::Nop, Outcome::NotStored),
                 (SetMode::Append | SetMode::Prepend, Some(old)) => {
-                    if flags.compare_cas().is_some_and(|c| c != old.block.cas()) {
+                    // As memcached's append: `C0` compares nothing.
+                    let compare = flags.compare_cas().filter(|&c| c != 0);
+                    if compare.is_some_and(|c| c != old.block.cas()) {
                         return (KeyedOp::Nop, Outcome::Exists);
                     }
                     let prepend = mode == SetMode::Prepend;
@@ -414,7 +481,9 @@ impl Store {
             ArithmeticOp::Decr => (Counter::DecrHits, Counter::DecrMisses),
         };
         let delta = flags.delta().unwrap_or(1);
+        let touch = flags.ttl().map(|t| self.time.expiry(t, now));
         let mut number = 0;
+        let mut shown = TtlSteps::unchanged(0);
         let result = self.mutate(key, |cur| {
             let (live, dead) = self.live(cur);
             let Some(old) = live else {
@@ -426,21 +495,37 @@ impl Store {
                     // A key no item can hold (a request built by hand).
                     return (nop(dead), Outcome::NotStored);
                 }
-                let expiry = self.time.expiry(ttl, now);
+                // Made with no TTL; `N` and `T` then apply in request order,
+                // the later one winning.
+                let vivified = self.time.expiry(ttl, now);
+                let expiry = match last_ttl_flag(flags) {
+                    Some(b'T') => touch.unwrap_or(vivified),
+                    _ => vivified,
+                };
+                shown = TtlSteps {
+                    current: 0,
+                    touch: touch.map(|e| e.deadline(now)),
+                    vivify: Some(vivified.deadline(now)),
+                };
                 number = flags.initial().unwrap_or(0);
                 let digits = Digits::new(number);
                 let block = self.new_block(key, &[digits.as_bytes()], 0, flags.new_cas());
-                let done = Stored {
-                    cas: block.cas(),
-                    expires_at: expiry.deadline(now),
-                };
+                let done = Stored { cas: block.cas() };
                 let op = match expiry {
                     Expiry::Expired => nop(dead),
                     e => Self::put(e, block, self.fresh_state(now)),
                 };
                 return (op, Outcome::Done(Some(done)));
             };
-            if flags.compare_cas().is_some_and(|c| c != old.block.cas()) {
+            // An empty value is no number, whatever the CAS (memcached checks
+            // its length first, then the CAS, then the digits).
+            if old.block.value().is_empty() {
+                return (KeyedOp::Nop, Outcome::NonNumeric);
+            }
+            // `C0` compares nothing (memcached's increment takes a CAS of 0
+            // as none).
+            let compare = flags.compare_cas().filter(|&c| c != 0);
+            if compare.is_some_and(|c| c != old.block.cas()) {
                 return (KeyedOp::Nop, Outcome::Exists);
             }
             let Some((n, value)) = numeric::apply(op, old.block.value(), delta) else {
@@ -448,15 +533,15 @@ impl Store {
             };
             number = n;
             self.counters.bump(hits);
-            let touch = flags.ttl().map(|t| self.time.expiry(t, now));
-            let expires_at = touch.map_or(old.expires_at(now), |e| e.deadline(now));
-            let state = self.fresh_state(now) | old.meta.sticky_bits();
+            shown = TtlSteps {
+                current: old.expires_at(now),
+                touch: touch.map(|e| e.deadline(now)),
+                vivify: None,
+            };
+            let state = self.counter_state(&old, &value, now);
             let block =
                 self.derived_block(old.block, &[&value], old.block.flags(), flags.new_cas());
-            let done = Stored {
-                cas: block.cas(),
-                expires_at,
-            };
+            let done = Stored { cas: block.cas() };
             let op = match touch {
                 None => Self::replace(block, state),
                 Some(e) => Self::put(e, block, state),
@@ -465,20 +550,24 @@ impl Store {
         });
         if let Outcome::Done(Some(item)) = &result {
             let digits = Digits::new(number);
-            if flags.quiet() && !flags.return_value() {
+            // Quiet mode hides a success, with or without its value.
+            if flags.quiet() {
                 return;
             }
             let mut r = Returns::new();
             for flag in flags.iter() {
                 r.push(match flag {
                     MetaFlag::ReturnCas => MetaReturn::Cas(item.cas),
-                    MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(item.expires_at, now)),
+                    MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(shown.current, now)),
                     MetaFlag::Opaque(o) => MetaReturn::Opaque(o),
                     MetaFlag::ReturnKey => MetaReturn::Key {
                         key,
                         base64: flags.base64_key(),
                     },
-                    _ => continue,
+                    other => {
+                        shown.pass(other);
+                        continue;
+                    }
                 });
             }
             let status = if flags.return_value() {
@@ -523,8 +612,14 @@ impl Store {
             return;
         }
         let mut r = Returns::opaque_and_key(flags, key);
-        if let (Outcome::Done(Some(item)), b's') = (&result, command) {
-            // `c` goes where the request put it.
+        // `ms`'s `c` goes where the request put it: the new CAS, or 0 when
+        // nothing was stored (as memcached answers `NS c0`).
+        let cas = match (&result, command) {
+            (Outcome::Done(Some(item)), b's') => Some(item.cas),
+            (Outcome::NotStored | Outcome::NotFound | Outcome::Exists, b's') => Some(0),
+            _ => None,
+        };
+        if let Some(cas) = cas {
             r = Returns::new();
             for flag in flags.iter() {
                 match flag {
@@ -533,7 +628,7 @@ impl Store {
                         key,
                         base64: flags.base64_key(),
                     }),
-                    MetaFlag::ReturnCas => r.push(MetaReturn::Cas(item.cas)),
+                    MetaFlag::ReturnCas => r.push(MetaReturn::Cas(cas)),
                     _ => {}
                 }
             }

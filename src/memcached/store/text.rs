@@ -110,7 +110,12 @@ impl Store {
             } => {
                 self.counters.bump(Counter::CmdTouch);
                 let expiry = self.time.expiry(*exptime, now);
-                let response = if self.touch(key, expiry, |_| ()).is_some() {
+                // A touch counts as a fetch (memcached's `h` flag reads 1 after it).
+                let secs = self.time.uptime_secs(now);
+                let touched = self.touch(key, expiry, |item| {
+                    item.meta.record_fetch(secs);
+                });
+                let response = if touched.is_some() {
                     self.counters.bump(Counter::TouchHits);
                     Response::Touched
                 } else {
@@ -383,8 +388,22 @@ impl Store {
             [old_value, data]
         };
         let block = self.derived_block(old.block, &parts, old.block.flags(), cas);
-        let state = self.fresh_state(now) | old.meta.sticky_bits();
-        Some(Self::replace(block, state))
+        // A new item, as memcached makes one: not fetched, not stale, no win
+        // token handed out.
+        Some(Self::replace(block, self.fresh_state(now)))
+    }
+
+    /// The access state of a counter after an increment or decrement that
+    /// wrote `value`. memcached changes a number in place when its digits
+    /// fit the old length (padded with spaces), and the item keeps its
+    /// state (fetched, stale, win token); a longer number is a new item, with
+    /// a fresh state.
+    pub(super) fn counter_state(&self, old: &ItemRef<'_>, value: &[u8], now: u64) -> u64 {
+        if value.len() == old.block.value().len() {
+            old.meta.state()
+        } else {
+            self.fresh_state(now)
+        }
     }
 
     fn arithmetic(&self, op: ArithmeticOp, key: &[u8], delta: u64, now: u64) -> Arith {
@@ -395,7 +414,7 @@ impl Store {
         let result = self.mutate(key, |cur| match self.live(cur) {
             (Some(old), _) => match numeric::apply(op, old.block.value(), delta) {
                 Some((n, value)) => {
-                    let state = self.fresh_state(now) | old.meta.sticky_bits();
+                    let state = self.counter_state(&old, &value, now);
                     let block = self.derived_block(old.block, &[&value], old.block.flags(), None);
                     (Self::replace(block, state), Arith::Value(n))
                 }
