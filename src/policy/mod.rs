@@ -13,12 +13,14 @@ mod ghost;
 mod lru;
 mod queue;
 pub(crate) mod shadow;
+mod sketch;
 pub(crate) mod table;
 
 use crate::slab::Slab;
 use ghost::Ghost;
 use lru::Lru;
 use queue::Queue;
+use sketch::Sketch;
 use std::fmt;
 
 /// An eviction policy, chosen with [`CacheBuilder::policy`](crate::CacheBuilder::policy).
@@ -81,7 +83,7 @@ impl Policy {
     }
 
     /// The default: [`Policy::s3fifo`] with one setting that the cache chooses by
-    /// measuring, per cache and over time, among four placements of new entries:
+    /// measuring, per cache and over time, among five placements of new entries:
     /// probation first with a main queue of 97% (scan- and loop-resistant: the
     /// `s3fifo` policy), the same with a probation of a few units and admission to
     /// the main queue (from probation or the ghost set) only over a cold main entry
@@ -89,10 +91,15 @@ impl Policy {
     /// it), straight into the
     /// main queue (a CLOCK: wins when most keys are re-read soon after first use), or
     /// probation first with a main queue of 3% (a long FIFO: wins when keys are read
-    /// about twice, close together, and never again).
+    /// about twice, close together, and never again), or probation first with
+    /// TinyLFU admission to the main queue (a key leaving probation displaces the
+    /// main queue's next victim only if a frequency sketch counts it more often:
+    /// wins when popularity lasts longer than the main queue's turn, as on block
+    /// I/O traces). The sketch (4-bit counters, about 4 bytes per entry) exists
+    /// only in a shard that has used that placement; hits never write it.
     ///
     /// To choose, the cache replays a hash-sampled subset of its keys (at most about
-    /// 1,024 entries' worth, whatever the cache's size) through four small shadow
+    /// 1,024 entries' worth, whatever the cache's size) through five small shadow
     /// caches, one per placement, and after every two shadow-fulls of lookups moves
     /// to the placement whose shadow has hit most lately, if by more than one lookup
     /// in 32. A new cache starts in the guarded placement, which changes what the
@@ -161,14 +168,19 @@ pub(crate) enum Placement {
     /// since. For loops and sweeps longer than the cache, where every admission
     /// would displace another key that is as sure to be hit.
     Guarded,
+    /// Probation first, main queue 97%, and a key leaving probation enters the
+    /// main queue only if a frequency sketch (see `sketch`) counts it more often
+    /// than the main queue's next victim: TinyLFU admission.
+    Frequency,
 }
 
 impl Placement {
-    pub(crate) const ALL: [Placement; 4] = [
+    pub(crate) const ALL: [Placement; 5] = [
         Placement::Narrow,
         Placement::Recency,
         Placement::Wide,
         Placement::Guarded,
+        Placement::Frequency,
     ];
 
     /// This placement's position in [`Placement::ALL`] (declaration order).
@@ -202,6 +214,11 @@ pub(crate) struct S3Fifo {
     /// Ghost returns and probation hits must find a cold main victim, or room
     /// (`Placement::Guarded`).
     guarded: bool,
+    /// Admission by the sketch's counts (`Placement::Frequency`).
+    frequency: bool,
+    /// Access counts, allocated the first time the frequency placement is set and
+    /// kept counting from then on.
+    sketch: Sketch,
     small_weight: u64,
     main_weight: u64,
     /// The shard's capacity in entries, if bounded by entries (else `usize::MAX`).
@@ -292,6 +309,8 @@ impl PolicyState {
                     guarded_cap: main_share(capacity, 0, guarded_probation(shards)),
                     recency: false,
                     guarded: false,
+                    frequency: false,
+                    sketch: Sketch::new(),
                     small_weight: 0,
                     main_weight: 0,
                     entries_hint,
@@ -315,6 +334,7 @@ impl PolicyState {
         if let PolicyState::S3Fifo(s) = self {
             s.recency = placement == Placement::Recency;
             s.guarded = placement == Placement::Guarded;
+            s.frequency = placement == Placement::Frequency;
             s.main_cap = match placement {
                 Placement::Wide => s.wide_cap,
                 Placement::Guarded => s.guarded_cap,
@@ -332,9 +352,14 @@ impl PolicyState {
                 let e = slab.entry(idx);
                 let w = u64::from(e.weight());
                 s.ghost.fit(slab.live as usize, s.entries_hint);
+                if s.frequency {
+                    s.sketch.fit(slab.live as usize, s.entries_hint);
+                }
+                // A new key is a miss: count it (once the sketch exists).
+                s.sketch.add(e.hash.get(), 1);
                 // A ghost comes back to the main queue; while the main queue has room
                 // (warm-up) there is nothing to protect, so new entries go there too.
-                let returning = s.ghost.take(e.hash.get()) && s.admits(slab, w);
+                let returning = !s.frequency && s.ghost.take(e.hash.get()) && s.admits(slab, w);
                 let to_main = returning || s.main_weight + w <= s.main_cap || s.recency;
                 e.set_queue(if to_main { MAIN_NEW } else { SMALL });
                 s.enqueue(slab, idx);
@@ -480,6 +505,7 @@ impl PolicyState {
                 s.small = Queue::new();
                 s.main = Queue::new();
                 s.ghost.clear();
+                s.sketch.clear();
                 s.small_weight = 0;
                 s.main_weight = 0;
                 s.ticks = 0;
@@ -491,7 +517,7 @@ impl PolicyState {
         match self {
             PolicyState::Clock(_) => 0,
             PolicyState::Lru(l) => l.heap_bytes(),
-            PolicyState::S3Fifo(s) => s.ghost.heap_bytes(),
+            PolicyState::S3Fifo(s) => s.ghost.heap_bytes() + s.sketch.heap_bytes(),
         }
     }
 
@@ -602,6 +628,9 @@ impl S3Fifo {
             let f = e.freq();
             let spared = f > 0 || (aging && self.guarded && e.queue() == MAIN_NEW);
             if spared && !expired(slab, idx, now) {
+                if f > 0 {
+                    self.sketch.add(e.hash.get(), 1);
+                }
                 e.set_freq(f.saturating_sub(1));
                 e.set_queue(MAIN);
                 self.main.push_back(slab, idx);
@@ -610,6 +639,61 @@ impl S3Fifo {
             self.main_weight -= u64::from(e.weight());
             return Ok(Some(idx));
         }
+    }
+
+    /// The main queue's next victim under frequency admission, left at the
+    /// queue's front: the hand passes entries hit since it last passed them (each
+    /// pass counts one hit in the sketch and takes one off the entry's counter),
+    /// and stops at the first that was not, or that has expired.
+    fn main_victim<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
+        loop {
+            let idx = self.main.first_full(slab)?;
+            let e = slab.entry(idx);
+            let f = e.freq();
+            if f == 0 || expired(slab, idx, now) {
+                return Some(idx);
+            }
+            self.sketch.add(e.hash.get(), 1);
+            e.set_freq(f - 1);
+            e.set_queue(MAIN);
+            // Pops the dead slots ahead of it too.
+            while let Some(i) = self.main.pop_front(slab) {
+                if i == idx {
+                    break;
+                }
+                slab.reclaim_dead(i);
+            }
+            self.main.push_back(slab, idx);
+        }
+    }
+
+    /// TinyLFU admission of the probation entry in `cand` (already out of
+    /// probation, with no room for it in the main queue): it enters the main queue if
+    /// the sketch counts it more often than the main queue's next victim, which is
+    /// then evicted instead. Returns the slot evicted.
+    fn admit_by_frequency<K, V>(&mut self, slab: &mut Slab<K, V>, cand: u32, now: u64) -> u32 {
+        let hash = slab.entry(cand).hash.get();
+        let victim = self.main_victim(slab, now);
+        let wins = victim.is_some_and(|v| {
+            expired(slab, v, now)
+                || self.sketch.estimate(hash) > self.sketch.estimate(slab.entry(v).hash.get())
+        });
+        let Some(v) = victim.filter(|_| wins) else {
+            self.ghost.insert(hash);
+            return cand;
+        };
+        while let Some(i) = self.main.pop_front(slab) {
+            if i == v {
+                break;
+            }
+            slab.reclaim_dead(i);
+        }
+        self.main_weight -= u64::from(slab.entry(v).weight());
+        let e = slab.entry(cand);
+        e.set_freq(0);
+        e.set_queue(MAIN_NEW);
+        self.enqueue(slab, cand);
+        v
     }
 
     fn evict<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
@@ -623,7 +707,9 @@ impl S3Fifo {
                 || self.main_weight == 0;
             if from_small {
                 self.ticks += 1;
-                if self.ticks >= AGE_EVERY {
+                // Frequency admission ages by halving its sketch instead: a main
+                // entry leaves only for a candidate counted more often.
+                if self.ticks >= AGE_EVERY && !self.frequency {
                     // A main entry not hit for a whole turn of the hand goes in place
                     // of the probation entry.
                     self.ticks = 0;
@@ -642,13 +728,19 @@ impl S3Fifo {
                 if expired(slab, idx, now) {
                     return Some(idx);
                 }
-                if e.freq() > 0 && self.admits(slab, w) {
+                let f = e.freq();
+                let hash = e.hash.get();
+                self.sketch.add(hash, f);
+                if self.frequency && self.main_weight + w > self.main_cap {
+                    return Some(self.admit_by_frequency(slab, idx, now));
+                }
+                if (f > 0 || self.frequency) && self.admits(slab, w) {
                     e.set_freq(0);
                     e.set_queue(MAIN_NEW);
                     self.enqueue(slab, idx);
                     continue;
                 }
-                self.ghost.insert(e.hash.get());
+                self.ghost.insert(hash);
                 return Some(idx);
             }
             if let Some(idx) = self.main_hand(slab, now, false).ok()? {
@@ -696,6 +788,43 @@ mod tests {
 
     fn held(shard: &Fixed, keys: std::ops::Range<u32>) -> usize {
         keys.filter(|&k| shard.find(hash(k), &k).is_some()).count()
+    }
+
+    #[test]
+    fn frequency_admission_keeps_a_hot_set_through_a_one_hit_flood() {
+        // 32 hot keys in a cache of 64, read twice each; then 5,000 keys read
+        // once each, and the hot keys read once after every 200 of them. The
+        // frequency placement keeps every hot key: a one-time key is counted once
+        // and a hot one more often, so the one-time keys never win admission. A
+        // CLOCK (the recency placement) turns over three times between two reads
+        // of a hot key and drops them all.
+        for (placement, at_least, at_most) in
+            [(Placement::Frequency, 32, 32), (Placement::Recency, 0, 0)]
+        {
+            let mut s = Fixed(Table::new(&Policy::s3fifo(), 64, 64, 1), placement);
+            for _ in 0..2 {
+                for k in 0..32 {
+                    access(&mut s, k);
+                }
+            }
+            let mut next = 1000;
+            let mut hot_hits = 0;
+            for _ in 0..25 {
+                for _ in 0..200 {
+                    assert!(!access(&mut s, next));
+                    next += 1;
+                }
+                let held = held(&s, 0..32);
+                hot_hits += (0..32).filter(|&k| access(&mut s, k)).count();
+                assert!(
+                    (at_least..=at_most).contains(&held),
+                    "{placement:?}: {held}"
+                );
+            }
+            if placement == Placement::Frequency {
+                assert_eq!(hot_hits, 25 * 32);
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,12 @@
 //! - `Guarded`: probation of a few units, and a key remembered by the ghost set or
 //!   hit in probation enters the main queue only if the main queue's next victim is
 //!   cold (wins on loops and sweeps longer than the cache, where each admission
-//!   displaces another key that is as sure to be hit).
+//!   displaces another key that is as sure to be hit);
+//! - `Frequency`: as `Narrow`, but a key leaving probation enters the main queue
+//!   only if a count-min sketch counts it more often than the main queue's next
+//!   victim (TinyLFU admission; wins when popularity outlasts the main queue's
+//!   turn). The sketch counts misses and, under the write lock, the hits recorded
+//!   in the entries' counters, so hits still write nothing but the entry.
 //!
 //! Which is best depends on the workload and can change with it, and neither ghost
 //! hits nor hit-rate trends tell it reliably (a loop longer than the cache makes ghost
@@ -37,7 +42,8 @@
 //! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
 //! is released, for both) and does one lookup or insert in each shadow; an unsampled
 //! one costs a multiply and a compare.
-//! Memory: four tables of at most [`SIM_CAPACITY`] units, whatever the cache's size.
+//! Memory: five tables of at most [`SIM_CAPACITY`] units (and the frequency
+//! shadow's sketch), whatever the cache's size.
 
 #![forbid(unsafe_code)]
 
