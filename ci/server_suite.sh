@@ -287,6 +287,17 @@ for seed in 1 2 3 4 5; do
 done
 record differential "$code" "$total random commands over 5 seeds, no unexplained difference from memcached $(memcached -V | cut -d' ' -f2)"
 
+say "differential test against memcached (binary protocol, response by response)"
+start differential-binary -m 64
+code=0
+for seed in 1 2 3; do
+    timeout 300 python3 tests/server_suite/differential_binary.py --memcached "$MEMCACHED_PORT" \
+        --larder "$PORT" --seed "$seed" --count 30000 >"$WORK/differential-binary.out" 2>&1 || code=1
+    tail -n 1 "$WORK/differential-binary.out"
+    [ "$code" = 0 ] || cat "$WORK/differential-binary.out"
+done
+record differential-binary "$code" "90000 random binary requests over 3 seeds, no difference from memcached"
+
 say "summary"
 for line in "${SUMMARY[@]}"; do
     echo "$line"
