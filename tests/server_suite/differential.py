@@ -201,9 +201,19 @@ def text_command(rng, cas_of):
     numeric = key.startswith(b"n")
     v = value(rng, numeric)
     nr = b" noreply" if rng.random() < 0.15 else b""
-    kind = rng.randrange(17)
+    kind = rng.randrange(18)
     if kind == 16:
         return malformed(rng, key)
+    if kind == 17:
+        # Commands about the server rather than an item (the ones whose
+        # replies do not carry the server's own figures; not `me`, whose
+        # fields are each server's internals).
+        return rng.choice([
+            b"verbosity 1\r\n", b"verbosity 0 noreply\r\n", b"flush_all\r\n",
+            b"flush_all 0\r\n", b"flush_all noreply\r\n", b"stats reset\r\n",
+            b"stats detail on\r\n", b"stats detail off\r\n", b"cache_memlimit 100\r\n",
+            b"cache_memlimit 100 noreply\r\n",
+        ])
     if kind < 5:
         verbs = [b"set", b"add", b"replace"] + ([] if numeric else [b"append", b"prepend"])
         verb = rng.choice(verbs)
