@@ -96,10 +96,12 @@ fn other_numbers_out_of_range_are_refused() {
         .contains("-I: 18446744073709551615k is not between 1k and"));
 }
 
-#[test]
-fn the_largest_memory_limit_starts_a_server() {
+/// Starts the server with `args`, reads the first line of its stderr, runs
+/// `meanwhile`, and kills it (before any assertion, so that a failure leaves
+/// no server behind); returns the line, `meanwhile`'s result and the pid.
+fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce() -> T) -> (String, T, u32) {
     let mut child = Command::new(BIN)
-        .args(["-p", "0", "-l", "127.0.0.1", "-m", "17592186044415"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -107,10 +109,17 @@ fn the_largest_memory_limit_starts_a_server() {
         .expect("the server binary runs");
     let mut first = String::new();
     let read = BufReader::new(child.stderr.take().expect("piped stderr")).read_line(&mut first);
-    // Stop it before asserting, so a failure leaves no server behind.
+    let result = meanwhile();
     child.kill().expect("the server is still running");
     child.wait().expect("the server exits");
     read.expect("stderr is readable");
+    (first, result, child.id())
+}
+
+#[test]
+fn the_largest_memory_limit_starts_a_server() {
+    let args = ["-p", "0", "-l", "127.0.0.1", "-m", "17592186044415"].map(OsStr::new);
+    let (first, (), _) = first_line_of(&args, || ());
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
 }
 
@@ -132,4 +141,38 @@ fn a_backlog_the_machine_cannot_hold_ends_the_server_with_a_message() {
         "stderr: {stderr}"
     );
     assert!(!stderr.contains("listening on"), "stderr: {stderr}");
+}
+
+#[test]
+fn a_memcached_command_line_starts_a_server_that_writes_its_pid_file() {
+    let dir = std::env::temp_dir().join(format!("larder-cli-pid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let pidfile = dir.join("memcached.pid");
+    let mut args = [
+        "-p",
+        "0",
+        "-l",
+        "127.0.0.1",
+        "-U",
+        "0",
+        "-m",
+        "64",
+        "-c",
+        "1024",
+        "-o",
+        "modern,idle_timeout=60",
+        "-t",
+        "2",
+        "-P",
+    ]
+    .map(OsStr::new)
+    .to_vec();
+    args.push(pidfile.as_os_str());
+    let (first, written, pid) = first_line_of(&args, || std::fs::read_to_string(&pidfile));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
+    assert_eq!(
+        written.expect("the pid file is written before 'listening on'"),
+        format!("{pid}\n")
+    );
 }

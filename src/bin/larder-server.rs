@@ -19,7 +19,7 @@ use larder::server::{ReplicationConfig, Server, ServerConfig, SnapshotConfig, VE
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
 [-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
 [--metrics-listen ADDR:PORT] [--snapshot PATH [--snapshot-interval SECS] [--snapshot-keep N]] \
-[--replica-of HOST:PORT [--promote-after SECS]] [--repl-backlog SIZE] [--help] [--version]";
+[--replica-of HOST:PORT [--promote-after SECS]] [--repl-backlog SIZE] [-P PIDFILE] [--help] [--version]";
 
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
@@ -60,8 +60,26 @@ larder-server: a memcached-compatible server over a larder cache (TCP only)
                            'replica promote' command promotes by hand)
       --repl-backlog SIZE  recent changes kept for replicas that reconnect, with
                            an optional k or m suffix (default 16m; at least 64k)
+  -P, --pidfile PATH       write the process id to PATH (removed at a clean stop)
   -h, --help               this help
   -V, --version            the version
+
+memcached's other flags, so that larder-server can stand in for it under the
+same command line:
+  -U 0                     UDP off (the only UDP setting: larder speaks TCP)
+  -u USER                  accepted when it changes nothing (not root, or USER is
+                           root); as root with another user it is refused, since
+                           larder-server does not switch users: start it as USER
+  -o OPT[,OPT..]           memcached's tuning options are accepted and have no
+                           effect (modern, lru_crawler, hashpower=N, ...), but
+                           idle_timeout=N sets --idle-timeout N (0: never);
+                           extstore (ext_*) and unknown options are refused
+  -C, -L, -k, -r, -X       accepted, no effect (CAS stays on)
+  -R N, -b N, -f F, -n N, -D C, -B ascii|binary|auto
+                           accepted, no effect (-B: every protocol is spoken)
+  -d, -M, -F, -s, -a, -e, -S, -Y, -Z
+                           refused with the reason (daemon mode, no eviction, no
+                           flush_all, unix sockets, memory files, SASL, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT'.";
 
@@ -92,6 +110,7 @@ struct Options {
     replica_of: Option<String>,
     promote_after_secs: u64,
     repl_backlog: usize,
+    pidfile: Option<String>,
     /// Seconds added to the wall clock the store believes in (hidden, for
     /// tests of expiry across a restart; not in the help).
     time_offset_secs: u64,
@@ -118,6 +137,7 @@ impl Default for Options {
             replica_of: None,
             promote_after_secs: 0,
             repl_backlog: 16 << 20,
+            pidfile: None,
             time_offset_secs: 0,
         }
     }
@@ -126,7 +146,7 @@ impl Default for Options {
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 enum Command {
-    Serve(Options),
+    Serve(Box<Options>),
     Help,
     Version,
 }
@@ -282,6 +302,71 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     return Err(bad("UDP is not supported (only -U 0)"));
                 }
             }
+            "-P" | "--pidfile" => options.pidfile = Some(value(&flag)?),
+            "-u" | "--user" => {
+                let user = value(&flag)?;
+                if running_as_root() && user != "root" {
+                    return Err(bad(format!(
+                        "{flag} {user}: larder-server does not switch users; start it as {user} \
+                         (or leave {flag} out)"
+                    )));
+                }
+            }
+            "-o" | "--extended" => {
+                for option in value(&flag)?.split(',').filter(|o| !o.is_empty()) {
+                    if let Some(secs) = extended_option(option)? {
+                        options.idle_timeout_secs = secs;
+                    }
+                }
+            }
+            // memcached's tuning knobs: accepted, no counterpart here.
+            "-C"
+            | "--disable-cas"
+            | "-L"
+            | "--enable-largepages"
+            | "-k"
+            | "--lock-memory"
+            | "-r"
+            | "--enable-coredumps"
+            | "-X"
+            | "--disable-dumping" => {}
+            "-R"
+            | "--max-reqs-per-event"
+            | "-b"
+            | "--listen-backlog"
+            | "-f"
+            | "--slab-growth-factor"
+            | "-n"
+            | "--slab-min-size"
+            | "-D" => {
+                value(&flag)?;
+            }
+            "-B" | "--protocol" => match value(&flag)?.as_str() {
+                "ascii" | "binary" | "auto" => {}
+                other => return Err(bad(format!("-B: {other:?} is not ascii, binary or auto"))),
+            },
+            "-d" | "--daemon" => {
+                return Err(bad(
+                    "-d: larder-server does not daemonize; run it in the foreground \
+                     (systemd, a container, nohup)",
+                ))
+            }
+            "-M" | "--disable-evictions" => {
+                return Err(bad(
+                    "-M: larder-server always evicts to stay within -m (no out-of-memory mode)",
+                ))
+            }
+            "-F" | "--disable-flush-all" => return Err(bad("-F: flush_all cannot be turned off")),
+            "-s" | "--unix-socket" | "-a" | "--unix-mask" => {
+                return Err(bad(format!("{flag}: unix sockets are not supported")))
+            }
+            "-e" | "--memory-file" => {
+                return Err(bad("-e: no memory file; --snapshot PATH restarts warm"))
+            }
+            "-S" | "--enable-sasl" | "-Y" | "--auth-file" => {
+                return Err(bad(format!("{flag}: SASL is not supported")))
+            }
+            "-Z" | "--enable-ssl" => return Err(bad("-Z: TLS is not supported")),
             v if v.len() > 1 && v.starts_with('-') && v[1..].bytes().all(|b| b == b'v') => {
                 let count = u8::try_from(v.len() - 1).unwrap_or(u8::MAX);
                 options.verbosity = options.verbosity.saturating_add(count);
@@ -303,7 +388,87 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             options.max_item_size, options.memory_mb
         )));
     }
-    Ok(Command::Serve(options))
+    Ok(Command::Serve(Box::new(options)))
+}
+
+/// Whether this process runs as root (its effective user id, from
+/// `/proc/self/status`; false where that cannot be read).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            // Real, effective, saved, filesystem.
+            uids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// memcached's tuning options (`-o`) with no counterpart here: accepted.
+const IGNORED_EXTENDED: &[&str] = &[
+    "modern",
+    "no_modern",
+    "lru_crawler",
+    "no_lru_crawler",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "lru_segmented",
+    "no_lru_segmented",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "hash_algorithm",
+    "hashpower",
+    "no_hashexpand",
+    "slab_reassign",
+    "no_slab_reassign",
+    "slab_automove",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "slab_chunk_max",
+    "slab_sizes",
+    "tail_repair_time",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "temporary_ttl",
+    "track_sizes",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "inline_ascii_resp",
+    "no_inline_ascii_resp",
+    "drop_privileges",
+    "no_drop_privileges",
+    "resp_obj_mem_limit",
+    "read_buf_mem_limit",
+    "large_memory_pages",
+    "verbose",
+];
+
+/// One `-o` option: `Some(secs)` for `idle_timeout=secs`, `None` for one
+/// accepted without effect.
+fn extended_option(option: &str) -> Result<Option<u64>, ArgError> {
+    let (name, value) = option.split_once('=').unwrap_or((option, ""));
+    if name == "idle_timeout" {
+        let secs: u64 = number("-o idle_timeout", value)?;
+        if secs > MAX_IDLE_SECS {
+            return Err(bad(format!(
+                "-o idle_timeout={secs} is more than a year (use 0 for never)"
+            )));
+        }
+        return Ok(Some(secs));
+    }
+    if name.starts_with("ext_") {
+        return Err(bad(format!(
+            "-o {name}: extstore is not supported (items live in memory only)"
+        )));
+    }
+    if IGNORED_EXTENDED.contains(&name) {
+        return Ok(None);
+    }
+    Err(bad(format!("-o: unknown option {name:?}")))
 }
 
 /// A short flag with its value attached (`-p11211` gives `-p` and `11211`),
@@ -412,7 +577,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 fn main() -> ExitCode {
     malloc::one_arena();
     let options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
-        Ok(Command::Serve(options)) => options,
+        Ok(Command::Serve(options)) => *options,
         Ok(Command::Help) => {
             println!("{HELP}\n\n{USAGE}");
             return ExitCode::SUCCESS;
@@ -504,6 +669,12 @@ fn main() -> ExitCode {
         // SIGTERM sent on reading `listening on` must stop the server cleanly,
         // not kill it by the default action.
         let shutdown = shutdown_signal();
+        if let Some(path) = &options.pidfile {
+            if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+                eprintln!("larder-server: cannot write the pid file {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         // `listening on` is the first line, as the help text promises.
         eprintln!("listening on {}", server.local_addr());
         if let Some(addr) = server.metrics_addr() {
@@ -526,6 +697,9 @@ fn main() -> ExitCode {
             }
         };
         std::mem::forget(store);
+        if let Some(path) = &options.pidfile {
+            let _ = std::fs::remove_file(path);
+        }
         code
     })
 }
@@ -540,7 +714,7 @@ mod tests {
 
     fn serve(args: &[&str]) -> Options {
         match parse(args) {
-            Ok(Command::Serve(options)) => options,
+            Ok(Command::Serve(options)) => *options,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -581,6 +755,91 @@ mod tests {
             serve(&["--metrics-listen=[::1]:0"]).metrics_listen,
             Some("[::1]:0".into())
         );
+    }
+
+    #[test]
+    fn memcached_command_lines_are_accepted() {
+        // Debian's /etc/memcached.conf, a container's command, a test harness's.
+        let user = if running_as_root() {
+            "root"
+        } else {
+            "memcache"
+        };
+        let debian = serve(&[
+            "-m",
+            "64",
+            "-p",
+            "11211",
+            "-u",
+            user,
+            "-l",
+            "127.0.0.1",
+            "-P",
+            "/tmp/memcached.pid",
+            "-c",
+            "1024",
+            "-U",
+            "0",
+        ]);
+        assert_eq!(debian.pidfile.as_deref(), Some("/tmp/memcached.pid"));
+        assert_eq!((debian.memory_mb, debian.conn_limit), (64, 1024));
+        let tuned = serve(&[
+            "-o",
+            "modern,lru_crawler,hashpower=20,idle_timeout=30",
+            "-C",
+            "-R",
+            "20",
+            "-b",
+            "1024",
+            "-f",
+            "1.25",
+            "-n",
+            "48",
+            "-B",
+            "auto",
+            "-L",
+            "-k",
+            "-r",
+            "-X",
+            "-D",
+            ":",
+            "-t",
+            "2",
+            "-vv",
+        ]);
+        assert_eq!(tuned.idle_timeout_secs, 30);
+        assert_eq!((tuned.threads, tuned.verbosity), (2, 2));
+        assert_eq!(serve(&["-o", "idle_timeout=0"]).idle_timeout_secs, 0);
+        assert_eq!(
+            serve(&["--pidfile=/tmp/x.pid"]).pidfile.as_deref(),
+            Some("/tmp/x.pid")
+        );
+        assert_eq!(serve(&["-u", "root"]), serve(&[]));
+        for (args, says) in [
+            (&["-d"][..], "does not daemonize"),
+            (&["-M"], "always evicts"),
+            (&["-F"], "flush_all cannot be turned off"),
+            (&["-s", "/tmp/mc.sock"], "unix sockets"),
+            (&["-e", "/dev/shm/mc"], "--snapshot"),
+            (&["-S"], "SASL"),
+            (&["-Z"], "TLS"),
+            (&["-o", "ext_path=/ssd/file:64G"], "extstore"),
+            (&["-o", "bogus"], "unknown option"),
+            (&["-o", "idle_timeout=abc"], "not a valid number"),
+            (&["-B", "udp"], "not ascii, binary or auto"),
+            (&["-R"], "needs a value"),
+        ] {
+            match parse(args) {
+                Err(ArgError(message)) => assert!(message.contains(says), "{args:?}: {message}"),
+                other => panic!("{args:?} accepted: {other:?}"),
+            }
+        }
+        if running_as_root() {
+            let Err(ArgError(message)) = parse(&["-u", "memcache"]) else {
+                panic!("-u memcache accepted as root");
+            };
+            assert!(message.contains("does not switch users"), "{message}");
+        }
     }
 
     #[test]
