@@ -23,6 +23,7 @@ Every difference is printed with the commands before it; the exit status is
 """
 
 import argparse
+import base64
 import random
 import re
 import socket
@@ -54,8 +55,9 @@ COUNTER_CHANGE = re.compile(rb"^(incr|decr|ma) ")
 
 
 def known(command, mc_reply, larder_reply, recent=()):
-    """Why a difference is expected, or None. `recent`: the commands since
-    the last resync that named the same key."""
+    """Why a difference is expected, or None. The replies are normalized
+    (CAS names, TTLs in tens of seconds); `recent`: the commands since the
+    last resync that named the same key."""
     # memcached changes a number in place (the item keeps its fetched mark)
     # only when nothing else references the item; a fetch shortly before
     # leaves a reference until its LRU thread runs, and then the number is a
@@ -64,6 +66,17 @@ def known(command, mc_reply, larder_reply, recent=()):
     if (b" h" in command and any(COUNTER_CHANGE.match(c) for c in recent)
             and re.sub(rb"h[01]", b"h", mc_reply) == re.sub(rb"h[01]", b"h", larder_reply)):
         return "h after an incr/decr (memcached's in-place change depends on its LRU thread)"
+    # With `b` (a base64 key), larder returns `k` in base64 followed by `b`,
+    # as protocol.txt says; 1.6.18 returns the decoded key and no `b`.
+    if re.match(rb"^m[gdas] \S+ .*\bb\r\n$", command):
+        def decoded(m):
+            try:
+                return b"k" + base64.b64decode(m.group(1), validate=True)
+            except ValueError:
+                return m.group(0)
+        plain = re.sub(rb"\bk([A-Za-z0-9+/=]+) b\b", decoded, larder_reply)
+        if plain == mc_reply:
+            return "a base64 key's k: larder answers in base64 with b (protocol.txt), 1.6.18 decoded"
     m = re.match(rb"^(?:(?:set|add|replace|append|prepend|cas) \S+ (\d+) |ms \S+ \d+ .*F(\d+))", command)
     flags_sent = m and int(m.group(1) or m.group(2))
     if flags_sent and 0xFFFFFFFF < flags_sent < 2**64 and b"CLIENT_ERROR bad command line format" in larder_reply:
@@ -164,7 +177,7 @@ def normalize(server, reply, key_of_line=None):
                         server.last_cas[key or key_of_line] = cas
                     w = b"c" + server.cas_name(cas)
                 elif (w[:1] == b"s" and w[1:].isdigit() and w is not words[0]
-                      and (key or key_of_line or b"").startswith(b"n")):
+                      and (key_of_line or key or b"").startswith(b"n")):
                     w = b"s*"
                 elif len(w) > 1 and w[:1] == b"l" and w[1:].isdigit() and w is not words[0]:
                     # Seconds since the last access: the servers' clocks
@@ -235,11 +248,11 @@ def text_command(rng, cas_of):
     if kind == 10:
         return b"touch %s %d%s\r\n" % (key, ttl(rng), nr)
     if kind == 11:
-        return meta_get(rng, key)
+        return in_base64(rng, meta_get(rng, key))
     if kind == 12:
         return meta_set(rng, key, v, cas_of)
     if kind == 13:
-        return meta_delete(rng, key, cas_of)
+        return in_base64(rng, meta_delete(rng, key, cas_of))
     if kind == 14:
         return meta_arith(rng, key, cas_of)
     return b"mg %s %s\r\n" % (key, b" ".join(rng.sample([b"v", b"k", b"f", b"s", b"O1"], 2)))
@@ -298,6 +311,16 @@ def malformed(rng, key):
         b"\r\n",
         b"ms %s 1 F4294967296\r\nx\r\n" % key,
     ])
+
+
+def in_base64(rng, line):
+    """Now and then the same meta command with its key in base64 (`b`)."""
+    if rng.random() >= 0.15:
+        return line
+    verb, key, rest = line.split(b" ", 2) if line.count(b" ") >= 2 else (*line[:-2].split(b" ", 1), b"")
+    rest = rest.rstrip(b"\r\n")
+    encoded = base64.b64encode(key)
+    return b" ".join(p for p in (verb, encoded, rest, b"b") if p) + b"\r\n"
 
 
 def pick(rng, options, most):
@@ -384,13 +407,15 @@ def main():
         for s in (mc, ld):
             concrete = re.sub(rb"\x00CAS([-+=0]):(\S+?)\x00", lambda m: concrete_cas(s, m), req)
             key = req.split(b" ")[1].split(b"\r\n")[0] if b" " in req else None
+            if key and req.split(b"\r\n")[0].endswith(b" b"):
+                key = base64.b64decode(key)
             raw = s.ask(concrete)
             replies.append((concrete, raw, normalize(s, raw, key)))
         history.append((req, replies[0][1], replies[1][1]))
         if replies[0][2] != replies[1][2]:
             key = req.split(b"\r\n")[0].split(b" ")[1:]
             same = [h[0] for h in history[:-1] if set(key) & set(h[0].split(b"\r\n")[0].split(b" "))]
-            why = known(replies[0][0], replies[0][1], replies[1][1], same)
+            why = known(replies[0][0], replies[0][2], replies[1][2], same)
             if why:
                 explained[why] = explained.get(why, 0) + 1
                 resync(mc, ld)
