@@ -58,14 +58,17 @@ def known(command, mc_reply, larder_reply, recent=()):
     """Why a difference is expected, or None. The replies are normalized
     (CAS names, TTLs in tens of seconds); `recent`: the commands since the
     last resync that named the same key."""
-    # memcached changes a number in place (the item keeps its fetched mark)
-    # only when nothing else references the item; a fetch shortly before
-    # leaves a reference until its LRU thread runs, and then the number is a
-    # new, unfetched item. Which one happened depends on that thread's
-    # timing, so `h` is not compared after a counter change.
-    if (b" h" in command and any(COUNTER_CHANGE.match(c) for c in recent)
-            and re.sub(rb"h[01]", b"h", mc_reply) == re.sub(rb"h[01]", b"h", larder_reply)):
-        return "h after an incr/decr (memcached's in-place change depends on its LRU thread)"
+    # memcached changes a number in place (the item keeps its fetched, stale
+    # and win-token marks) only when nothing else references the item; a
+    # fetch shortly before leaves a reference until its LRU thread runs, and
+    # then the number is a new item without them. Which one happened depends
+    # on that thread's timing, so those marks are not compared after a
+    # counter change.
+    def marks_off(reply):
+        return re.sub(rb" [XWZ](?=[ \r])", b"", re.sub(rb"\bh[01]", b"h", reply))
+    if (any(COUNTER_CHANGE.match(c) for c in recent)
+            and marks_off(mc_reply) == marks_off(larder_reply)):
+        return "h/X/W/Z after an incr/decr (memcached's in-place change depends on its LRU thread)"
     # With `b` (a base64 key), larder returns `k` in base64 followed by `b`,
     # as protocol.txt says; 1.6.18 returns the decoded key and no `b`.
     if re.match(rb"^m[gdas] \S+ .*\bb\r\n$", command):
