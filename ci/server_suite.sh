@@ -199,6 +199,38 @@ code=1
 [ "$tools_ok" = "$tools_total" ] && code=0
 record libmemcached-tools "$code" "$tools_ok/$tools_total tool checks passed"
 
+say "pylibmc's own test suite (its sdist's tests/, against larder-server)"
+if ! "$PYLIBMC_PY" -c 'import pytest' >/dev/null 2>&1; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pytest >/dev/null 2>&1 || true
+fi
+if ! "$PYLIBMC_PY" -c 'import pytest' >/dev/null 2>&1; then
+    PIP=("$PYLIBMC_PY" -m pip install -q --disable-pip-version-check pytest)
+    "${PIP[@]}" 2>/dev/null || "${PIP[@]}" --break-system-packages
+fi
+PLVER=$("$PYLIBMC_PY" -c 'import pylibmc; print(pylibmc.__version__)')
+code=1
+detail="could not fetch pylibmc $PLVER's source"
+if python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    "pylibmc==$PLVER" -d "$WORK/pylibmc-src" >/dev/null 2>&1; then
+    tar xzf "$WORK"/pylibmc-src/pylibmc-*.tar.gz -C "$WORK"
+    # Its autoconf tests talk to 127.0.0.1:11211 whatever the settings: run
+    # the server there when the port is free, else leave those three out.
+    only=()
+    if python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 11211))' 2>/dev/null; then
+        start pylibmc-suite -p 11211
+    else
+        start pylibmc-suite
+        only=(-k "not autoconf")
+    fi
+    (cd "$WORK"/pylibmc-"$PLVER" && MEMCACHED_HOST=127.0.0.1 MEMCACHED_PORT="$PORT" \
+        timeout 300 "$PYLIBMC_PY" -m pytest -q -p no:cacheprovider "${only[@]}" tests) \
+        >"$WORK/pylibmc-suite.out" 2>&1
+    code=$?
+    tail -n 5 "$WORK/pylibmc-suite.out"
+    detail="pylibmc $PLVER: $(grep -E '[0-9]+ (passed|failed)' "$WORK/pylibmc-suite.out" | tail -1 | tr -d '=' | xargs)"
+fi
+record pylibmc-suite "$code" "$detail"
+
 say "pymemcache integration tests"
 start pymemcache
 TESTS=$(python3 -c 'import os, pymemcache.test as t; print(os.path.dirname(t.__file__))')
