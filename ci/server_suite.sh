@@ -117,6 +117,15 @@ start() {
     exit 1
 }
 
+# port_free PORT: nothing listens there (connections of an earlier server
+# still in TIME_WAIT do not count, as a listener may reuse the address).
+port_free() {
+    python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
 SUMMARY=()
 STATUS=0
 record() { # record NAME EXIT-CODE DETAIL
@@ -216,7 +225,7 @@ if python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary 
     # Its autoconf tests talk to 127.0.0.1:11211 whatever the settings: run
     # the server there when the port is free, else leave those three out.
     only=()
-    if python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 11211))' 2>/dev/null; then
+    if port_free 11211; then
         start pylibmc-suite -p 11211
     else
         start pylibmc-suite
@@ -226,10 +235,41 @@ if python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary 
         timeout 300 "$PYLIBMC_PY" -m pytest -q -p no:cacheprovider "${only[@]}" tests) \
         >"$WORK/pylibmc-suite.out" 2>&1
     code=$?
+    # Free port 11211 for the next suite.
+    kill "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
     tail -n 5 "$WORK/pylibmc-suite.out"
     detail="pylibmc $PLVER: $(grep -E '[0-9]+ (passed|failed)' "$WORK/pylibmc-suite.out" | tail -1 | tr -d '=' | xargs)"
 fi
 record pylibmc-suite "$code" "$detail"
+
+say "gomemcache's own test (Go, Debian's golang-github-bradfitz-gomemcache-dev)"
+GOMC=/usr/share/gocode/src/github.com/bradfitz/gomemcache
+if ! command -v go >/dev/null || [ ! -d "$GOMC" ]; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        golang-go golang-github-bradfitz-gomemcache-dev >/dev/null 2>&1 || true
+fi
+code=1
+detail="could not install Go or gomemcache"
+if command -v go >/dev/null && [ -d "$GOMC" ]; then
+    # Its test talks to localhost:11211 and skips (passing) when nothing
+    # listens there: a busy port is a failure here, not a skip.
+    if port_free 11211; then
+        start gomemcache -p 11211
+        (cd "$GOMC" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$WORK/gocache" \
+            GOFLAGS= timeout 300 go test -v -count=1 -run TestLocalhost ./memcache/) \
+            >"$WORK/gomemcache.out" 2>&1
+        code=$?
+        tail -n 4 "$WORK/gomemcache.out"
+        grep -q -- '--- PASS: TestLocalhost' "$WORK/gomemcache.out" || code=1
+        detail="TestLocalhost: $(grep -oE -- '--- (PASS|FAIL|SKIP): TestLocalhost' "$WORK/gomemcache.out" | sed 's/--- \([A-Z]*\):.*/\1/')"
+        kill "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    else
+        detail="port 11211 is busy: gomemcache's test only speaks to localhost:11211"
+    fi
+fi
+record gomemcache "$code" "$detail"
 
 say "pymemcache integration tests"
 start pymemcache
