@@ -346,29 +346,34 @@ timeout 300 python3 tests/server_suite/collectd_compare.py --larder-port "$LARDE
 code=${PIPESTATUS[0]}
 record collectd "$code" "$(grep -E '^collectd: ' "$WORK/collectd.out" | tail -1 | sed 's/^collectd: //')"
 
+# differential NAME SCRIPT COUNT SEEDS...: runs a differential test against
+# memcached (on MEMCACHED_PORT) and a fresh larder-server for each seed; sets
+# DIFF_CODE (0: no unexplained difference) and DIFF_TOTAL (commands sent).
+differential() {
+    local name=$1 script=$2 count=$3
+    shift 3
+    start "$name" -m 64
+    DIFF_CODE=0
+    DIFF_TOTAL=0
+    for seed in "$@"; do
+        if timeout 300 python3 "tests/server_suite/$script" --memcached "$MEMCACHED_PORT" \
+            --larder "$PORT" --seed "$seed" --count "$count" >"$WORK/$name.out" 2>&1; then
+            tail -n 8 "$WORK/$name.out"
+        else
+            DIFF_CODE=1
+            cat "$WORK/$name.out"
+        fi
+        DIFF_TOTAL=$((DIFF_TOTAL + count))
+    done
+}
+
 say "differential test against memcached (text and meta commands, reply by reply)"
-start differential -m 64
-code=0
-total=0
-for seed in 1 2 3 4 5; do
-    timeout 300 python3 tests/server_suite/differential.py --memcached "$MEMCACHED_PORT" \
-        --larder "$PORT" --seed "$seed" --count 40000 >"$WORK/differential.out" 2>&1 || code=1
-    tail -n 8 "$WORK/differential.out"
-    [ "$code" = 0 ] || cat "$WORK/differential.out"
-    total=$((total + 40000))
-done
-record differential "$code" "$total random commands over 5 seeds, no unexplained difference from memcached $(memcached -V | cut -d' ' -f2)"
+differential differential differential.py 40000 1 2 3 4 5
+record differential "$DIFF_CODE" "$DIFF_TOTAL random commands over 5 seeds, no unexplained difference from memcached $(memcached -V | cut -d' ' -f2)"
 
 say "differential test against memcached (binary protocol, response by response)"
-start differential-binary -m 64
-code=0
-for seed in 1 2 3; do
-    timeout 300 python3 tests/server_suite/differential_binary.py --memcached "$MEMCACHED_PORT" \
-        --larder "$PORT" --seed "$seed" --count 30000 >"$WORK/differential-binary.out" 2>&1 || code=1
-    tail -n 1 "$WORK/differential-binary.out"
-    [ "$code" = 0 ] || cat "$WORK/differential-binary.out"
-done
-record differential-binary "$code" "90000 random binary requests over 3 seeds, no difference from memcached"
+differential differential-binary differential_binary.py 30000 1 2 3
+record differential-binary "$DIFF_CODE" "$DIFF_TOTAL random binary requests over 3 seeds, no difference from memcached"
 
 say "summary"
 for line in "${SUMMARY[@]}"; do

@@ -391,17 +391,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
     Ok(Command::Serve(Box::new(options)))
 }
 
-/// Whether this process runs as root (its effective user id, from
-/// `/proc/self/status`; false where that cannot be read).
+/// Whether this process runs as root (its effective user id).
 fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-            // Real, effective, saved, filesystem.
-            uids.split_whitespace().nth(1).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
+    nix::unistd::geteuid().is_root()
 }
 
 /// memcached's tuning options (`-o`) with no counterpart here: accepted.

@@ -706,7 +706,8 @@ impl S3Fifo {
             let from_small = (self.main_weight <= self.main_cap && self.small_weight > 0)
                 || self.main_weight == 0;
             if from_small {
-                self.ticks += 1;
+                // Saturating: under frequency admission nothing resets it.
+                self.ticks = self.ticks.saturating_add(1);
                 // Frequency admission ages by halving its sketch instead: a main
                 // entry leaves only for a candidate counted more often.
                 if self.ticks >= AGE_EVERY && !self.frequency {
@@ -788,6 +789,32 @@ mod tests {
 
     fn held(shard: &Fixed, keys: std::ops::Range<u32>) -> usize {
         keys.filter(|&k| shard.find(hash(k), &k).is_some()).count()
+    }
+
+    #[test]
+    fn frequency_admission_under_a_capacity_nothing_fills_allocates_by_use() {
+        // `max_entries(u64::MAX)` over 1 to 64 shards: each shard's hint is
+        // astronomic. Choosing the frequency placement must neither panic nor
+        // allocate a sketch for the hint.
+        for shards in [1u64, 2, 4, 64] {
+            let share = u64::MAX / shards;
+            let hint = usize::try_from(share).unwrap_or(usize::MAX);
+            let mut s = Fixed(
+                Table::new(&Policy::s3fifo(), share, hint, shards as usize),
+                Placement::Frequency,
+            );
+            s.0.policy.set_placement(Placement::Frequency);
+            for round in 0..3 {
+                for k in 0..5_000 {
+                    assert_eq!(access(&mut s, k), round > 0, "shards {shards}");
+                }
+            }
+            let heap = s.0.policy.heap_bytes();
+            assert!(
+                heap < 1 << 20,
+                "shards {shards}: {heap} bytes of policy state"
+            );
+        }
     }
 
     #[test]

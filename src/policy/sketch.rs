@@ -28,6 +28,13 @@ const PER_WORD: usize = 16;
 /// than 8, and 4 about 0.6 lower, mostly on the frequency family.
 const WIDTH_PER_ENTRY: usize = 2;
 
+/// A shard of up to this many entries gets its sketch at full size at once.
+const EAGER_ENTRIES: usize = 1 << 16;
+
+/// The most entries a sketch is sized for (then 2^27 counters a row: the
+/// multiply-shift in `cell` stays within 64 bits).
+const MAX_ENTRIES: usize = 1 << 26;
+
 /// The counters are halved after this many increments per entry the sketch is
 /// sized for (TinyLFU's sample of 10 times the cache's size, as in Caffeine).
 const SAMPLE_PER_ENTRY: u64 = 10;
@@ -59,18 +66,23 @@ impl Sketch {
     }
 
     /// Sizes the sketch for a shard holding `live` entries out of at most `hint`
-    /// (`usize::MAX`: bounded by weight, not known): the hint when known, else the
-    /// live count, growing by half. The counts are lost when it grows, which
-    /// happens once for an entry-bounded shard and O(log n) times otherwise.
+    /// (`usize::MAX`: bounded by weight, not known). A shard of up to
+    /// [`EAGER_ENTRIES`] is sized for its hint at once; a larger one for twice
+    /// what it holds, up to the hint, and one bounded by weight for what it
+    /// holds, growing by half each time, so a capacity nothing fills
+    /// (`max_entries(u64::MAX)`) allocates nothing up front. The counts are lost
+    /// when it grows, O(log n) times while a shard fills. At most
+    /// [`MAX_ENTRIES`].
     pub(crate) fn fit(&mut self, live: usize, hint: usize) {
-        let want = if hint != usize::MAX { hint } else { live };
-        let want = want.max(32);
+        let want = if hint != usize::MAX {
+            hint.min(live.saturating_mul(2).max(EAGER_ENTRIES))
+        } else {
+            live
+        };
+        let want = want.clamp(32, MAX_ENTRIES);
         if want > self.entries {
-            let entries = if hint != usize::MAX {
-                want
-            } else {
-                want.max(self.entries * 3 / 2)
-            };
+            let grown = (self.entries.saturating_mul(3) / 2).min(hint);
+            let entries = want.max(grown).min(MAX_ENTRIES);
             self.entries = entries;
             self.width = entries
                 .saturating_mul(WIDTH_PER_ENTRY)
@@ -167,6 +179,23 @@ mod tests {
         s.add(8, 1);
         assert_eq!(s.estimate(7), 6);
         assert_eq!(s.estimate(8), 7);
+    }
+
+    #[test]
+    fn a_capacity_nothing_fills_allocates_by_what_is_held() {
+        for hint in [usize::MAX / 2, usize::MAX / 8, 1 << 40, 10_000_000_000] {
+            let mut s = Sketch::new();
+            s.fit(10, hint);
+            assert_eq!(s.heap_bytes(), EAGER_ENTRIES * 4, "hint {hint}");
+            s.add(7, 2);
+            assert_eq!(s.estimate(7), 2);
+            s.fit(1_000_000, hint);
+            assert_eq!(s.heap_bytes(), 2_000_000 * 4, "hint {hint}");
+            s.fit(usize::MAX / 2, hint);
+            assert_eq!(s.heap_bytes(), MAX_ENTRIES * 4, "hint {hint}");
+            s.add(u32::MAX, 1);
+            assert_eq!(s.estimate(u32::MAX), 1);
+        }
     }
 
     #[test]

@@ -212,6 +212,9 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// CAS uniques at or above this were set by a client (`E`), never counted.
+pub(super) const GENERATED_CAS_LIMIT: u64 = 1 << 63;
+
 /// What the caller should do with the connection after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
@@ -527,6 +530,21 @@ impl Store {
     }
 
     // ---- shared helpers -------------------------------------------------
+
+    /// Moves the CAS counter past `cas`, a unique a snapshot or a primary
+    /// holds, so that this node never hands it out again. Uniques from
+    /// [`GENERATED_CAS_LIMIT`] up can only have come from a client's `E` (a
+    /// counter would take centuries to get there): they do not move the
+    /// counter, which would otherwise run to the end of the space and wrap
+    /// around to uniques clients still hold.
+    pub(super) fn lift_cas_counter(&self, cas: u64) {
+        if cas < GENERATED_CAS_LIMIT {
+            self.next_cas.fetch_max(
+                cas.saturating_add(1).max(1),
+                std::sync::atomic::Ordering::AcqRel,
+            );
+        }
+    }
 
     fn next_cas(&self) -> u64 {
         match self.next_cas.fetch_add(1, Relaxed) {

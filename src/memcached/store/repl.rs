@@ -1047,7 +1047,7 @@ impl Store {
                 expires_unix_ms,
                 value,
             } => {
-                self.next_cas.fetch_max(cas.saturating_add(1), AcqRel);
+                self.lift_cas_counter(cas);
                 if !self.fits(key.len(), value.len()) {
                     // This node's -I or -m is smaller than the primary's: it
                     // cannot hold the new value, and must not keep the old.
@@ -1336,19 +1336,33 @@ mg m v f c t\r\nmg q v f c t\r\nmg gone v\r\nmg e v\r\n",
     }
 
     #[test]
-    fn a_promotion_near_the_end_of_the_cas_space_saturates() {
+    fn a_client_chosen_cas_near_the_end_of_the_space_does_not_move_the_counter() {
+        // `ms k S1 E<near 2^64>` on the primary reaches the replica as a CAS no
+        // counter makes; if it lifted the replica's counter, a promotion's gap
+        // would run it to the end of the space and wrap it to uniques clients
+        // still hold.
         let replica = store();
         let near_end = u64::MAX - PROMOTION_CAS_GAP / 2;
         replica_holding_k(&replica, near_end);
         assert_eq!(replica.get(b"k").unwrap().cas(), near_end);
-        // The gap would wrap the counter back to small values, which could
-        // repeat a CAS a client holds; it stops at the top instead.
         assert_eq!(replica.promote(), Ok(()));
-        assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
-        assert_eq!(replica.get(b"k").unwrap().cas(), u64::MAX);
+        assert_eq!(run(&replica, b"set j 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        let cas = replica.get(b"j").unwrap().cas();
+        assert!(
+            (PROMOTION_CAS_GAP..super::super::GENERATED_CAS_LIMIT).contains(&cas),
+            "{cas}"
+        );
+    }
+
+    #[test]
+    fn the_cas_counter_never_hands_out_zero() {
+        let store = store();
+        store.next_cas.store(u64::MAX, Relaxed);
+        assert_eq!(run(&store, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        assert_eq!(store.get(b"k").unwrap().cas(), u64::MAX);
         // Past the top the counter starts again, skipping 0 ("no CAS").
-        assert_eq!(run(&replica, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
-        assert_eq!(replica.get(b"k").unwrap().cas(), 1);
+        assert_eq!(run(&store, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n");
+        assert_eq!(store.get(b"k").unwrap().cas(), 1);
     }
 
     #[test]

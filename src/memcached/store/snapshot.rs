@@ -153,7 +153,9 @@ impl Codec<Block, Meta> for ItemCodec<'_> {
         w.copy_from_slice(&head[4..12]);
         let cas = u64::from_le_bytes(w);
         let marks = (u64::from(head[12]) << 32) & KEPT_STATE;
-        self.highest.fetch_max(cas, Relaxed);
+        if cas < super::GENERATED_CAS_LIMIT {
+            self.highest.fetch_max(cas, Relaxed);
+        }
         // The expiry is the cache's own deadline, which the core restores
         // from the record. A flushed item keeps an epoch before the current
         // one, so it is never returned.
@@ -272,9 +274,8 @@ impl Store {
             u64::from_le_bytes(w)
         };
         let (next_cas, pending_unix) = (word(1), word(17));
-        let highest = codec.highest.load(Relaxed).saturating_add(1);
-        self.next_cas
-            .fetch_max(next_cas.max(highest).max(1), AcqRel);
+        self.lift_cas_counter(codec.highest.load(Relaxed));
+        self.lift_cas_counter(next_cas.saturating_sub(1));
         if pending_unix != 0 {
             let at = codec
                 .now_ms
