@@ -188,6 +188,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 .or_else(|| args.next())
                 .ok_or_else(|| bad(format!("{name} needs a value")))
         };
+        if attached.is_some() && BARE_FLAGS.contains(&flag.as_str()) {
+            return Err(bad(format!("{flag} takes no value")));
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
@@ -390,6 +393,36 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
     }
     Ok(Command::Serve(Box::new(options)))
 }
+
+/// Flags that take no value: one attached (`-Cx`, `--disable-cas=1`) is an
+/// error, not silently dropped.
+const BARE_FLAGS: &[&str] = &[
+    "-h",
+    "--help",
+    "-V",
+    "--version",
+    "-A",
+    "--enable-shutdown",
+    "--verbose",
+    "-C",
+    "--disable-cas",
+    "-L",
+    "--enable-largepages",
+    "-k",
+    "--lock-memory",
+    "-r",
+    "--enable-coredumps",
+    "-X",
+    "--disable-dumping",
+    "-d",
+    "--daemon",
+    "-M",
+    "--disable-evictions",
+    "-F",
+    "--disable-flush-all",
+    "-S",
+    "--enable-sasl",
+];
 
 /// Whether this process runs as root (its effective user id).
 fn running_as_root() -> bool {
@@ -820,6 +853,13 @@ mod tests {
             (&["-o", "idle_timeout=abc"], "not a valid number"),
             (&["-B", "udp"], "not ascii, binary or auto"),
             (&["-R"], "needs a value"),
+            (&["-Cfoo"], "-C takes no value"),
+            (&["--disable-cas=1"], "--disable-cas takes no value"),
+            (&["-A1"], "-A takes no value"),
+            (
+                &["--enable-shutdown=yes"],
+                "--enable-shutdown takes no value",
+            ),
         ] {
             match parse(args) {
                 Err(ArgError(message)) => assert!(message.contains(says), "{args:?}: {message}"),
