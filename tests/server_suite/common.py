@@ -89,3 +89,33 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class DiffPeer:
+    """One of the two servers a differential test talks to: its connection,
+    each key's latest CAS unique, and the uniques it has handed out, named
+    in the order first seen so that two servers' numbers compare."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cas_names = {}
+        self.last_cas = {}
+        self.connect()
+
+    def connect(self):
+        self.sock = connect(self.port, timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def cas_name(self, cas):
+        """`cas` as a name (0, "no CAS", stays b"0")."""
+        if cas == 0:
+            return b"0"
+        if cas not in self.cas_names:
+            self.cas_names[cas] = b"cas#%d" % len(self.cas_names)
+        return self.cas_names[cas]
+
+    def forget(self):
+        """Drops what the peer learned (after both servers were flushed)."""
+        self.last_cas.clear()
+        self.cas_names.clear()

@@ -29,6 +29,8 @@ import re
 import socket
 import sys
 
+from common import DiffPeer
+
 KEYS = [b"k%d" % i for i in range(6)] + [b"n0", b"n1"]
 
 # Replies that may differ, each with why: (regex on the command, regex on
@@ -92,19 +94,7 @@ def known(command, mc_reply, larder_reply, recent=()):
     return None
 
 
-class Server:
-    def __init__(self, name, port):
-        self.name = name
-        self.port = port
-        self.cas_names = {}
-        self.last_cas = {}
-        self.connect()
-
-    def connect(self):
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
+class Server(DiffPeer):
     def ask(self, req):
         """Sends `req` then `mn`; returns the reply before `MN`, or
         (reply, 'closed') if the server closed the connection."""
@@ -134,10 +124,6 @@ class Server:
                 return data + b"<closed>"
             data += chunk
 
-    def cas_name(self, cas):
-        if cas not in self.cas_names:
-            self.cas_names[cas] = b"cas#%d" % len(self.cas_names)
-        return self.cas_names[cas]
 
 
 PADDED = re.compile(rb"(VALUE \S+ \d+ |VA )(\d+)((?: [^\r\n]*)?\r\n)(\d+) +\r\n")
@@ -381,8 +367,7 @@ def resync(*servers):
     later command."""
     for s in servers:
         s.ask(b"flush_all\r\n")
-        s.last_cas.clear()
-        s.cas_names.clear()
+        s.forget()
 
 
 def main():
@@ -395,8 +380,8 @@ def main():
     ap.add_argument("--context", type=int, default=12, help="earlier commands shown per difference")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    mc = Server("memcached", args.memcached)
-    ld = Server("larder", args.larder)
+    mc = Server(args.memcached)
+    ld = Server(args.larder)
     for s in (mc, ld):
         s.ask(b"flush_all\r\n")
     history = []

@@ -18,6 +18,8 @@ import socket
 import struct
 import sys
 
+from common import DiffPeer
+
 KEYS = [b"k%d" % i for i in range(5)] + [b"n0", b"n1"]
 
 # opcode: (name, quiet form of a change)
@@ -35,18 +37,7 @@ def request(opcode, key=b"", extras=b"", value=b"", cas=0, opaque=0, vbucket=0, 
     return header + extras + key + value
 
 
-class Server:
-    def __init__(self, port):
-        self.port = port
-        self.cas_names = {}
-        self.last_cas = {}
-        self.connect()
-
-    def connect(self):
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
+class Server(DiffPeer):
     def read_exact(self, n):
         while len(self.buf) < n:
             chunk = self.sock.recv(65536)
@@ -78,12 +69,6 @@ class Server:
             self.connect()
             return [("closed", str(e))]
 
-    def name(self, cas):
-        if cas == 0:
-            return 0
-        if cas not in self.cas_names:
-            self.cas_names[cas] = "cas#%d" % len(self.cas_names)
-        return self.cas_names[cas]
 
 
 def normalize(server, responses, sent_key):
@@ -100,7 +85,7 @@ def normalize(server, responses, sent_key):
         # depends on its LRU thread's references): compare the digits.
         if value.endswith(b" ") and value.rstrip(b" ").isdigit():
             value = value.rstrip(b" ")
-        out.append((op, status, key, extras, value, server.name(cas), opaque))
+        out.append((op, status, key, extras, value, server.cas_name(cas), opaque))
     return out
 
 
@@ -165,8 +150,7 @@ def concrete(server, spec):
 def resync(*servers):
     for s in servers:
         s.ask(request(FLUSH))
-        s.last_cas.clear()
-        s.cas_names.clear()
+        s.forget()
 
 
 def main():

@@ -68,12 +68,6 @@ impl<'a> Returns<'a> {
     }
 }
 
-/// What a stored item's reply needs to know of it.
-#[derive(Clone, Copy)]
-struct Stored {
-    cas: u64,
-}
-
 /// The deadline an `mg` or `ma` reports for `t` at each point of its
 /// flags. memcached applies `N` (to an item the request created) and `T`
 /// where they stand among the flags, so a `t` before them reports the TTL
@@ -90,9 +84,14 @@ struct TtlSteps {
 
 impl TtlSteps {
     fn unchanged(deadline: u64) -> Self {
+        TtlSteps::existing(deadline, None, 0)
+    }
+
+    /// An item that was there, with `deadline`, and the request's `T`.
+    fn existing(deadline: u64, touch: Option<Expiry>, now: u64) -> Self {
         TtlSteps {
             current: deadline,
-            touch: None,
+            touch: touch.map(|e| e.deadline(now)),
             vivify: None,
         }
     }
@@ -106,20 +105,38 @@ impl TtlSteps {
             _ => {}
         }
     }
-}
 
-/// Which of `T` and `N` comes last in the request (`b'T'`, `b'N'`).
-fn last_ttl_flag(flags: &MetaFlags<'_>) -> Option<u8> {
-    flags.iter().fold(None, |last, flag| match flag {
-        MetaFlag::Ttl(_) => Some(b'T'),
-        MetaFlag::Vivify(_) => Some(b'N'),
-        _ => last,
-    })
+    /// An item this request creates (`N`): made with no TTL, then `N` and
+    /// `T` apply in request order. Returns the steps and the expiry the item
+    /// is stored with: the later of the two in the request.
+    fn created(
+        flags: &MetaFlags<'_>,
+        vivified: Expiry,
+        touch: Option<Expiry>,
+        now: u64,
+    ) -> (Self, Expiry) {
+        let touch_last = flags
+            .iter()
+            .filter(|f| matches!(f, MetaFlag::Ttl(_) | MetaFlag::Vivify(_)))
+            .last()
+            .is_some_and(|f| matches!(f, MetaFlag::Ttl(_)));
+        let steps = TtlSteps {
+            current: 0,
+            touch: touch.map(|e| e.deadline(now)),
+            vivify: Some(vivified.deadline(now)),
+        };
+        let expiry = match touch {
+            Some(t) if touch_last => t,
+            _ => vivified,
+        };
+        (steps, expiry)
+    }
 }
 
 /// What `ms`/`md`/`ma` did.
 enum Outcome {
-    Done(Option<Stored>),
+    /// Done, with the new CAS a `ms`/`ma` reply reports (`None` for `md`).
+    Done(Option<u64>),
     NotStored,
     NotFound,
     Exists,
@@ -279,32 +296,18 @@ impl Store {
                         Some(Expiry::Expired) => KeyedOp::Remove,
                         Some(e) => KeyedOp::SetTtl(e.ttl()),
                     };
-                    let shown = TtlSteps {
-                        current: item.expires_at(now),
-                        touch: touch.map(|e| e.deadline(now)),
-                        vivify: None,
-                    };
+                    let shown = TtlSteps::existing(item.expires_at(now), touch, now);
                     self.meta_get_reply(key, flags, &item, (false, shown), now, out);
                     (op, Some(false))
                 }
                 (None, Some(vivified)) => {
-                    // Made with no TTL; `N` and `T` then apply in request
-                    // order, the later one winning.
-                    let expiry = match last_ttl_flag(flags) {
-                        Some(b'T') => touch.unwrap_or(vivified),
-                        _ => vivified,
-                    };
+                    let (shown, expiry) = TtlSteps::created(flags, vivified, touch, now);
                     let block = self.new_block(key, &[], 0, flags.new_cas());
                     let meta = Meta::new(self.fresh_state(now) | TOKEN_SENT);
                     let item = ItemRef {
                         block: &block,
                         meta: &meta,
                         ttl: expiry.ttl(),
-                    };
-                    let shown = TtlSteps {
-                        current: 0,
-                        touch: touch.map(|e| e.deadline(now)),
-                        vivify: Some(vivified.deadline(now)),
                     };
                     self.meta_get_reply(key, flags, &item, (true, shown), now, out);
                     // This fetch counts (`h1` next time) unless `u` says not to.
@@ -347,7 +350,7 @@ impl Store {
         let fresh = || self.new_block(key, &[data], client_flags, flags.new_cas());
         let state = self.fresh_state(now);
         // The reply needs the CAS (`c`).
-        let stored = |op: KeyedOp<Block, Meta>, cas: u64| (op, Outcome::Done(Some(Stored { cas })));
+        let stored = |op: KeyedOp<Block, Meta>, cas: u64| (op, Outcome::Done(Some(cas)));
         let put_fresh = |expiry: Expiry| {
             let block = fresh();
             let cas = block.cas();
@@ -495,22 +498,12 @@ impl Store {
                     // A key no item can hold (a request built by hand).
                     return (nop(dead), Outcome::NotStored);
                 }
-                // Made with no TTL; `N` and `T` then apply in request order,
-                // the later one winning.
-                let vivified = self.time.expiry(ttl, now);
-                let expiry = match last_ttl_flag(flags) {
-                    Some(b'T') => touch.unwrap_or(vivified),
-                    _ => vivified,
-                };
-                shown = TtlSteps {
-                    current: 0,
-                    touch: touch.map(|e| e.deadline(now)),
-                    vivify: Some(vivified.deadline(now)),
-                };
+                let expiry;
+                (shown, expiry) = TtlSteps::created(flags, self.time.expiry(ttl, now), touch, now);
                 number = flags.initial().unwrap_or(0);
                 let digits = Digits::new(number);
                 let block = self.new_block(key, &[digits.as_bytes()], 0, flags.new_cas());
-                let done = Stored { cas: block.cas() };
+                let done = block.cas();
                 let op = match expiry {
                     Expiry::Expired => nop(dead),
                     e => Self::put(e, block, self.fresh_state(now)),
@@ -533,22 +526,18 @@ impl Store {
             };
             number = n;
             self.counters.bump(hits);
-            shown = TtlSteps {
-                current: old.expires_at(now),
-                touch: touch.map(|e| e.deadline(now)),
-                vivify: None,
-            };
+            shown = TtlSteps::existing(old.expires_at(now), touch, now);
             let state = self.counter_state(&old, &value, now);
             let block =
                 self.derived_block(old.block, &[&value], old.block.flags(), flags.new_cas());
-            let done = Stored { cas: block.cas() };
+            let done = block.cas();
             let op = match touch {
                 None => Self::replace(block, state),
                 Some(e) => Self::put(e, block, state),
             };
             (op, Outcome::Done(Some(done)))
         });
-        if let Outcome::Done(Some(item)) = &result {
+        if let Outcome::Done(Some(cas)) = result {
             let digits = Digits::new(number);
             // Quiet mode hides a success, with or without its value.
             if flags.quiet() {
@@ -557,7 +546,7 @@ impl Store {
             let mut r = Returns::new();
             for flag in flags.iter() {
                 r.push(match flag {
-                    MetaFlag::ReturnCas => MetaReturn::Cas(item.cas),
+                    MetaFlag::ReturnCas => MetaReturn::Cas(cas),
                     MetaFlag::ReturnTtl => MetaReturn::Ttl(remaining_secs(shown.current, now)),
                     MetaFlag::Opaque(o) => MetaReturn::Opaque(o),
                     MetaFlag::ReturnKey => MetaReturn::Key {
@@ -615,7 +604,7 @@ impl Store {
         // `ms`'s `c` goes where the request put it: the new CAS, or 0 when
         // nothing was stored (as memcached answers `NS c0`).
         let cas = match (&result, command) {
-            (Outcome::Done(Some(item)), b's') => Some(item.cas),
+            (Outcome::Done(Some(cas)), b's') => Some(*cas),
             (Outcome::NotStored | Outcome::NotFound | Outcome::Exists, b's') => Some(0),
             _ => None,
         };
