@@ -9,7 +9,7 @@ use crate::memoize::{Flights, LoadCounters};
 use crate::policy::shadow::Shadow;
 use crate::policy::{Placement, Policy, PolicyKind};
 use crate::shard::{short_hash, Garbage, Mode, Shard};
-use crate::sync::{AtomicBool, AtomicU64, RwLock};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, RwLock};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
@@ -304,7 +304,12 @@ pub struct Cache<K, V> {
     listener: Option<Listener<K, V>>,
     policy: Policy,
     exclusive_hits: bool,
-    capacity: u64,
+    capacity: AtomicU64,
+    /// Bounded by entries (not by a weigher's weight): each shard's capacity
+    /// is also its slot hint.
+    by_entries: bool,
+    /// Held while [`Cache::set_capacity`] walks the shards.
+    resizing: Mutex<()>,
     /// The adaptive policy's shadow caches (shared with the shards).
     shadow: Option<crate::sync::Arc<Shadow>>,
 }
@@ -365,21 +370,15 @@ where
         hash_seed: Option<u64>,
     ) -> Self {
         let now = clock.now_ms();
-        let n = shards as u64;
         let shadow = (policy.kind == PolicyKind::Adaptive)
             .then(|| crate::sync::Arc::new(Shadow::new(capacity)));
         let mode = match &shadow {
             Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
             None => Mode::Fixed(Placement::Narrow),
         };
-        let cells = (0..n)
+        let cells = (0..shards)
             .map(|i| {
-                let share = capacity / n + u64::from(i < capacity % n);
-                let slot_hint = if by_entries {
-                    usize::try_from(share).unwrap_or(usize::MAX)
-                } else {
-                    usize::MAX
-                };
+                let (share, slot_hint) = shard_share(capacity, shards, i, by_entries);
                 Cell {
                     lock: RwLock::new(Shard::new(
                         &policy,
@@ -423,7 +422,9 @@ where
             listener,
             exclusive_hits: policy.exclusive_hits(),
             policy,
-            capacity,
+            capacity: AtomicU64::new(capacity),
+            by_entries,
+            resizing: Mutex::new(()),
             shadow,
         }
     }
@@ -1121,6 +1122,44 @@ where
         });
     }
 
+    /// Reclaims expired entries among the next `slots` slots of each shard
+    /// that holds entries with a TTL, from where the last sweep of that shard
+    /// stopped, so that repeated calls go round every slot. Writes already
+    /// sweep a few slots at a time; a cache that is read more than written, or
+    /// idle, keeps expired entries (and their memory) until a read meets them
+    /// or this runs. A server calls it from a timer, as memcached's LRU crawler
+    /// reclaims expired items in the background. Each reclaimed entry reaches
+    /// the eviction listener as [`RemovalCause::Expired`]. Returns how many
+    /// were reclaimed.
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn, for at most
+    /// `slots` slot checks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (clock, hand) = larder::Clock::manual();
+    /// let cache = larder::Cache::builder().max_entries(100).shards(1).clock(clock).build()?;
+    /// for i in 0..10 {
+    ///     cache.insert_with_ttl(i, i, Duration::from_secs(1));
+    /// }
+    /// hand.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.sweep_expired(4), 4);
+    /// assert_eq!(cache.len(), 6);
+    /// assert_eq!(cache.sweep_expired(100), 6);
+    /// assert!(cache.is_empty());
+    /// # Ok::<(), larder::BuildError>(())
+    /// ```
+    pub fn sweep_expired(&self, slots: usize) -> u64 {
+        let now = self.clock.now_ms();
+        let mut reclaimed = 0;
+        self.each_shard(|_, shard, garbage| {
+            if shard.has_timed() {
+                reclaimed += shard.sweep(now, slots, garbage);
+            }
+        });
+        reclaimed
+    }
+
     /// The number of entries stored, including expired ones not yet reclaimed.
     ///
     /// **Locking behaviour:** each shard's read lock in turn.
@@ -1141,9 +1180,58 @@ where
         self.cells.iter().map(|c| c.read().table.weight).sum()
     }
 
-    /// The capacity given to the builder (entries, or weight).
+    /// The capacity (entries, or weight): the builder's, or the last one
+    /// [`set_capacity`](Self::set_capacity) set.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.capacity.load(Relaxed)
+    }
+
+    /// Changes the capacity (entries, or weight, as the builder set it) of a
+    /// live cache. Growing takes effect at once; shrinking evicts, shard by
+    /// shard, until each holds its new share, as if the entries had been
+    /// inserted into a cache of the new size (the eviction listener hears of
+    /// each one). The shards keep their number, so each gets an exact share
+    /// as at build time, and an entry heavier than its shard's new share is
+    /// evicted. An adaptive cache's shadows start their simulations over at
+    /// the new scale.
+    ///
+    /// # Errors
+    /// [`CapacityError`] when `capacity` is below the shard count (every
+    /// shard needs room for one unit); nothing changes.
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn; concurrent
+    /// calls take turns.
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().max_entries(100).shards(2).build()?;
+    /// for i in 0..100 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.set_capacity(10)?;
+    /// assert_eq!(cache.len(), 10);
+    /// assert_eq!(cache.capacity(), 10);
+    /// assert!(cache.set_capacity(1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_capacity(&self, capacity: u64) -> Result<(), CapacityError> {
+        let shards = self.cells.len();
+        if capacity < shards as u64 {
+            return Err(CapacityError { capacity, shards });
+        }
+        let _turn = self.resizing.lock();
+        self.capacity.store(capacity, Relaxed);
+        if let Some(shadow) = &self.shadow {
+            shadow.set_capacity(capacity);
+        }
+        let now = self.clock.now_ms();
+        let by_entries = self.by_entries;
+        let mut i = 0;
+        self.each_shard(|_, shard, garbage| {
+            let (share, slot_hint) = shard_share(capacity, shards, i, by_entries);
+            i += 1;
+            shard.set_capacity(share, slot_hint, now, garbage);
+        });
+        Ok(())
     }
 
     /// The number of shards.
@@ -1325,6 +1413,40 @@ where
     }
 }
 
+/// Shard `i`'s exact share of `capacity` over `shards` (shares differ by at
+/// most one and add up to the capacity), and its slot hint.
+fn shard_share(capacity: u64, shards: usize, i: usize, by_entries: bool) -> (u64, usize) {
+    let n = shards as u64;
+    let share = capacity / n + u64::from((i as u64) < capacity % n);
+    let slot_hint = if by_entries {
+        usize::try_from(share).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    (share, slot_hint)
+}
+
+/// Why [`Cache::set_capacity`] refused a capacity: below the shard count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapacityError {
+    /// The capacity asked for.
+    pub capacity: u64,
+    /// The cache's shard count, the least capacity it can take.
+    pub shards: usize,
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "capacity {} is below the shard count {} (each shard needs room for one unit)",
+            self.capacity, self.shards
+        )
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
 impl<K, V> fmt::Debug for Cache<K, V> {
     /// Never blocks: a shard whose lock is held is shown as `<locked>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1345,7 +1467,7 @@ impl<K, V> fmt::Debug for Cache<K, V> {
             }
         }
         f.debug_struct("Cache")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity.load(Relaxed))
             .field("policy", &self.policy)
             .field("time_to_live_ms", &self.ttl_ms)
             .field("shards", &Shards(&self.cells))

@@ -61,7 +61,7 @@ pub mod ring;
 pub mod server;
 
 pub use builder::{BuildError, CacheBuilder, MAX_SHARDS};
-pub use cache::{Cache, Occupied, Op, RemovalCause, Stats};
+pub use cache::{Cache, CapacityError, Occupied, Op, RemovalCause, Stats};
 pub use clock::{Clock, ManualClock};
 pub use memoize::{Memoized, TryMemoized};
 pub use policy::Policy;

@@ -326,7 +326,7 @@ where
             self.rebase(now);
         }
         if self.timed > 0 {
-            self.sweep(now, SWEEP_STEP as usize, garbage);
+            let _ = self.sweep(now, SWEEP_STEP as usize, garbage);
         }
     }
 
@@ -359,10 +359,12 @@ where
     }
 
     /// Examines up to `budget` slots from the sweep cursor, removing expired entries.
-    fn sweep(&mut self, now: u64, budget: usize, garbage: &mut Garbage<K, V>) {
+    /// Reclaims the expired entries among the next `budget` slots; how many.
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, garbage: &mut Garbage<K, V>) -> u64 {
         let n = self.table.slab.len() as u32;
+        let mut reclaimed = 0;
         if n == 0 {
-            return;
+            return reclaimed;
         }
         for _ in 0..budget.min(n as usize) {
             if self.sweep_cursor >= n {
@@ -372,8 +374,10 @@ where
             self.sweep_cursor += 1;
             if self.table.slab.is_full(idx) && self.is_expired(idx, now) {
                 self.remove_slot(idx, RemovalCause::Expired, garbage);
+                reclaimed += 1;
             }
         }
+        reclaimed
     }
 
     /// Sweeps every slot, reclaiming the expired entries, and makes the
@@ -436,6 +440,18 @@ where
             RemovalCause::Removed => self.counters.removals += 1,
             RemovalCause::Replaced => {}
         }
+    }
+
+    /// A new capacity: evicts until the entries fit it.
+    pub(crate) fn set_capacity(
+        &mut self,
+        capacity: u64,
+        slot_hint: usize,
+        now: u64,
+        garbage: &mut Garbage<K, V>,
+    ) {
+        self.table.set_capacity(capacity, slot_hint);
+        self.make_room(0, now, garbage);
     }
 
     /// Evicts until `extra` more weight fits within the capacity. Expired entries go

@@ -885,3 +885,128 @@ fn a_replace_keeps_the_incoming_key_and_reports_the_old_one() {
         );
     }
 }
+
+#[test]
+fn set_capacity_shrinks_by_evicting_and_grows_at_once_under_every_policy() {
+    for policy in policies() {
+        let (c, _, log) = logged(1000, policy.clone(), 4);
+        for i in 0..1000 {
+            c.insert(i, i);
+        }
+        let before = c.len();
+        log.lock().unwrap().clear();
+        c.set_capacity(100).unwrap();
+        assert_eq!(c.capacity(), 100, "{policy:?}");
+        assert!(c.len() <= 100, "{policy:?}: {}", c.len());
+        let evicted = log.lock().unwrap().len();
+        assert_eq!(
+            before - c.len(),
+            evicted,
+            "{policy:?}: each eviction is heard"
+        );
+        assert!(log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|&(_, _, cause)| cause == RemovalCause::Evicted));
+        c.validate();
+        // The smaller cache keeps working as one of that size.
+        for i in 1000..3000 {
+            c.insert(i, i);
+            assert!(c.len() <= 100);
+        }
+        c.validate();
+        c.set_capacity(2000).unwrap();
+        // Far more keys than shards' shares, whatever the hashing.
+        for i in 3000..10_000 {
+            c.insert(i, i);
+        }
+        assert_eq!(c.len(), 2000, "{policy:?}");
+        c.validate();
+    }
+}
+
+#[test]
+fn set_capacity_below_the_shard_count_is_refused_and_changes_nothing() {
+    let c: Cache<u64, u64> = Cache::builder().max_entries(64).shards(8).build().unwrap();
+    for i in 0..64 {
+        c.insert(i, i);
+    }
+    let held = c.len();
+    let err = c.set_capacity(7).unwrap_err();
+    assert_eq!((err.capacity, err.shards), (7, 8));
+    assert!(err.to_string().contains("shard count 8"));
+    assert_eq!(c.capacity(), 64);
+    assert_eq!(c.len(), held);
+    c.set_capacity(8).unwrap();
+    // One entry a shard, in the shards that had any.
+    assert!(c.len() <= 8 && c.len() >= 6, "{}", c.len());
+}
+
+#[test]
+fn set_capacity_of_a_weighted_cache_bounds_the_weight() {
+    let c: Cache<u64, Vec<u8>> = Cache::builder()
+        .max_weight(10_000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .shards(2)
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        c.insert(i, vec![0; 100]);
+    }
+    assert!(c.weight() > 9_000);
+    c.set_capacity(2_500).unwrap();
+    assert!(c.weight() <= 2_500);
+    // A value heavier than a shard's new share is not kept.
+    c.insert(1_000, vec![0; 2_000]);
+    assert!(c.get(&1_000).is_none());
+    c.validate();
+}
+
+#[test]
+fn set_capacity_while_other_threads_insert_keeps_the_cache_consistent() {
+    let c: Arc<Cache<u64, u64>> = Arc::new(Cache::builder().max_entries(4096).build().unwrap());
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || {
+                for i in 0..50_000 {
+                    c.insert(t * 1_000_000 + i, i);
+                }
+            })
+        })
+        .collect();
+    for round in 0..50u64 {
+        c.set_capacity(64 + (round % 7) * 512).unwrap();
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    let cap = c.capacity();
+    assert!(c.len() as u64 <= cap);
+    c.validate();
+}
+
+#[test]
+fn sweep_expired_goes_round_a_slice_at_a_time() {
+    let (c, hand, log) = logged(1000, Policy::default(), 1);
+    for i in 0..100 {
+        c.insert_with_ttl(i, i, Duration::from_secs(5));
+        c.insert(1000 + i, i);
+    }
+    hand.advance(Duration::from_secs(5));
+    let mut rounds = 0;
+    while c.len() > 100 {
+        c.sweep_expired(16);
+        rounds += 1;
+        assert!(rounds <= 200 / 16 + 1, "a sweep covers 16 slots");
+    }
+    assert_eq!(c.len(), 100);
+    assert_eq!(c.stats().expirations, 100);
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|&(k, _, cause)| k < 100 && cause == RemovalCause::Expired));
+    c.validate();
+}

@@ -866,7 +866,7 @@ const ERRORS_AND_MISC: &[Case] = &[
     case("stats items when empty", &[(b"stats items\r\n", b"END\r\n")]),
     case(
         "stats items reports every item in class 1",
-        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 92\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
+        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 92\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:crawler_reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
     ),
     case("stats slabs when empty", &[(b"stats slabs\r\n", b"STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n")]),
     case(
@@ -877,7 +877,7 @@ const ERRORS_AND_MISC: &[Case] = &[
         "stats settings",
         &[(
             b"stats settings\r\n",
-            b"STAT maxbytes 1048576\r\nSTAT item_size_max 32\r\nSTAT key_max_length 250\r\nSTAT evictions on\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT shutdown_command no\r\nSTAT detail_enabled no\r\nSTAT stat_key_prefix :\r\nSTAT lru_crawler no\r\nSTAT lru_maintainer_thread no\r\nSTAT lru_segmented no\r\nSTAT slab_reassign no\r\nSTAT slab_automove 0\r\nSTAT temp_lru no\r\nSTAT track_sizes no\r\nSTAT hash_algorithm ahash\r\nSTAT num_shards 4\r\nEND\r\n",
+            b"STAT maxbytes 1048576\r\nSTAT item_size_max 32\r\nSTAT key_max_length 250\r\nSTAT evictions on\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT binding_protocol auto-negotiate\r\nSTAT auth_enabled_sasl no\r\nSTAT auth_enabled_ascii no\r\nSTAT domain_socket NULL\r\nSTAT shutdown_command no\r\nSTAT detail_enabled no\r\nSTAT stat_key_prefix :\r\nSTAT lru_crawler yes\r\nSTAT lru_maintainer_thread no\r\nSTAT lru_segmented no\r\nSTAT slab_reassign no\r\nSTAT slab_automove 0\r\nSTAT temp_lru no\r\nSTAT track_sizes no\r\nSTAT hash_algorithm ahash\r\nSTAT num_shards 4\r\nEND\r\n",
         )],
     ),
     case(
@@ -1800,10 +1800,13 @@ fn public_types_are_send_and_sync() {
 }
 
 #[test]
-fn stats_cachedump_is_an_empty_dump() {
+fn stats_cachedump_lists_the_item() {
     let (store, _) = store(Cfg::Small);
     let _ = send(&store, b"set k 0 0 1\r\nx\r\n");
-    assert_eq!(send(&store, b"stats cachedump 1 1\r\n"), b"END\r\n");
+    assert_eq!(
+        send(&store, b"stats cachedump 1 1\r\n"),
+        b"ITEM k [1 b; 0 s]\r\nEND\r\n"
+    );
 }
 
 #[test]

@@ -550,12 +550,14 @@ struct Binary {
 
 impl Binary {
     fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
-            .args(["-p", "0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_larder-server"));
+        command.args(["-p", "0"]).args(args);
+        Binary::spawn(command)
+    }
+
+    /// Starts `command` and waits for its `listening on` line.
+    fn spawn(mut command: Command) -> Binary {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         stderr.read_line(&mut line).unwrap();
@@ -697,4 +699,71 @@ fn a_client_that_never_reads_is_disconnected_with_bounded_memory() {
         "RSS went from {before} kB to {peak} kB"
     );
     drop(greedy);
+}
+
+/// The value of `name` in a stats reply.
+fn stat_of(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .to_owned()
+}
+
+#[test]
+fn the_binary_takes_memcacheds_f_b_r_and_backlog_flags() {
+    let server = Binary::start(&["-F", "-R", "1", "-b", "77", "-B", "ascii"]);
+    let mut conn = server.connect();
+    let settings = request(&mut conn, b"stats settings\r\n", b"END\r\n");
+    assert_eq!(stat_of(&settings, "tcp_backlog"), "77");
+    assert_eq!(stat_of(&settings, "reqs_per_event"), "1");
+    assert_eq!(stat_of(&settings, "binding_protocol"), "ascii");
+    assert_eq!(stat_of(&settings, "flush_enabled"), "no");
+    assert_eq!(
+        request(&mut conn, b"flush_all\r\n", b"\r\n"),
+        "CLIENT_ERROR flush_all not allowed\r\n"
+    );
+    // Six pipelined sets, at most one answered per turn: five turns given up.
+    let sets = b"set k 0 0 1\r\nv\r\n".repeat(6);
+    let replies = request(&mut conn, &sets, &b"STORED\r\n".repeat(6));
+    assert_eq!(replies, "STORED\r\n".repeat(6));
+    let stats = request(&mut conn, b"stats\r\n", b"END\r\n");
+    let yields: u64 = stat_of(&stats, "conn_yields").parse().unwrap();
+    assert!(yields >= 5, "conn_yields {yields}");
+}
+
+#[test]
+fn a_binary_only_server_closes_a_text_client() {
+    let server = Binary::start(&["-B", "binary"]);
+    let mut conn = server.connect();
+    conn.write_all(b"Here's a bunch of garbage that doesn't look like the bin prot.")
+        .unwrap();
+    assert_eq!(read_to_close(&mut conn), b"");
+}
+
+#[test]
+fn idle_kicks_count_connections_closed_for_idling() {
+    let server = Binary::start(&["-o", "idle_timeout=1"]);
+    let mut watcher = server.connect();
+    let stats = request(&mut watcher, b"stats\r\n", b"END\r\n");
+    assert_eq!(stat_of(&stats, "idle_kicks"), "0");
+    let mut idle = server.connect();
+    assert_eq!(read_to_close(&mut idle), b"");
+    let mut fresh = server.connect();
+    let stats = request(&mut fresh, b"stats\r\n", b"END\r\n");
+    // The watcher idled out too, unless it was kicked after this reply.
+    let kicks: u64 = stat_of(&stats, "idle_kicks").parse().unwrap();
+    assert!(kicks >= 1, "idle_kicks {kicks}");
+}
+
+#[test]
+fn the_port_file_names_the_port_chosen() {
+    let file = std::env::temp_dir().join(format!("larder-port-{}", std::process::id()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_larder-server"));
+    command
+        .args(["-p", "-1"])
+        .env("MEMCACHED_PORT_FILENAME", &file);
+    let server = Binary::spawn(command);
+    let written = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(written, format!("TCP INET: {}\n", server.addr.port()));
 }

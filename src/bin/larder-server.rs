@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use larder::memcached::{StoreConfig, MAX_ITEM_SIZE};
+use larder::memcached::{Protocols, StoreConfig, MAX_ITEM_SIZE};
 use larder::server::{ReplicationConfig, Server, ServerConfig, SnapshotConfig, VERSION};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
@@ -24,7 +24,9 @@ const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS]
 const HELP: &str = "\
 larder-server: a memcached-compatible server over a larder cache (TCP only)
 
-  -p, --port PORT          TCP port to listen on (default 11211; 0 picks one)
+  -p, --port PORT          TCP port to listen on (default 11211; 0 or -1 picks
+                           one; MEMCACHED_PORT_FILENAME=FILE writes it there as
+                           'TCP INET: PORT', as memcached does)
   -l, --listen ADDR        interface to listen on (default 127.0.0.1)
   -m, --memory-limit MB    item memory in megabytes (default 64)
   -c, --conn-limit N       most simultaneous connections (default 1024)
@@ -71,15 +73,23 @@ same command line:
                            root); as root with another user it is refused, since
                            larder-server does not switch users: start it as USER
   -o OPT[,OPT..]           memcached's tuning options are accepted and have no
-                           effect (modern, lru_crawler, hashpower=N, ...), but
-                           idle_timeout=N sets --idle-timeout N (0: never);
-                           extstore (ext_*) and unknown options are refused
+                           effect (hashpower=N, slab_reassign, ...), but
+                           idle_timeout=N sets --idle-timeout N (0: never), and
+                           no_lru_crawler (or no_modern) stops the background
+                           sweep of expired items until 'lru_crawler enable';
+                           extstore (ext_*), TLS (ssl_*), proxy (proxy_*) and
+                           unknown options are refused
+  -F                       refuse flush_all (CLIENT_ERROR flush_all not allowed)
+  -B ascii|binary|auto     the protocols spoken (default auto: the first byte
+                           decides)
+  -R N                     answer at most N requests of one connection before
+                           the others get a turn (counted in conn_yields)
+  -b N                     the listen backlog (default 1024)
   -C, -L, -k, -r, -X       accepted, no effect (CAS stays on)
-  -R N, -b N, -f F, -n N, -D C, -B ascii|binary|auto
-                           accepted, no effect (-B: every protocol is spoken)
-  -d, -M, -F, -s, -a, -e, -S, -Y, -Z
-                           refused with the reason (daemon mode, no eviction, no
-                           flush_all, unix sockets, memory files, SASL, TLS)
+  -f F, -n N, -D C         accepted, no effect (no slab classes)
+  -d, -M, -s, -a, -e, -S, -Y, -Z
+                           refused with the reason (daemon mode, no eviction,
+                           unix sockets, memory files, SASL, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT'.";
 
@@ -111,6 +121,11 @@ struct Options {
     promote_after_secs: u64,
     repl_backlog: usize,
     pidfile: Option<String>,
+    reqs_per_event: Option<usize>,
+    listen_backlog: u32,
+    flush_enabled: bool,
+    protocols: Protocols,
+    lru_crawler: bool,
     /// Seconds added to the wall clock the store believes in (hidden, for
     /// tests of expiry across a restart; not in the help).
     time_offset_secs: u64,
@@ -138,6 +153,11 @@ impl Default for Options {
             promote_after_secs: 0,
             repl_backlog: 16 << 20,
             pidfile: None,
+            reqs_per_event: None,
+            listen_backlog: 1024,
+            flush_enabled: true,
+            protocols: Protocols::Auto,
+            lru_crawler: true,
             time_offset_secs: 0,
         }
     }
@@ -194,7 +214,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "-p" | "--port" => options.port = number(&flag, &value(&flag)?)?,
+            "-p" | "--port" => {
+                // memcached's `-p -1` asks for an ephemeral port, as 0 does here.
+                let port = value(&flag)?;
+                options.port = if port == "-1" {
+                    0
+                } else {
+                    number(&flag, &port)?
+                };
+            }
             "-l" | "--listen" => options.listen = value(&flag)?,
             "-m" | "--memory-limit" => {
                 options.memory_mb = number(&flag, &value(&flag)?)?;
@@ -317,6 +345,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             }
             "-o" | "--extended" => {
                 for option in value(&flag)?.split(',').filter(|o| !o.is_empty()) {
+                    match option {
+                        // The LRU crawler is the background expiry sweep.
+                        "modern" | "lru_crawler" => options.lru_crawler = true,
+                        "no_modern" | "no_lru_crawler" => options.lru_crawler = false,
+                        _ => {}
+                    }
                     if let Some(secs) = extended_option(option)? {
                         options.idle_timeout_secs = secs;
                     }
@@ -333,19 +367,27 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             | "--enable-coredumps"
             | "-X"
             | "--disable-dumping" => {}
-            "-R"
-            | "--max-reqs-per-event"
-            | "-b"
-            | "--listen-backlog"
-            | "-f"
-            | "--slab-growth-factor"
-            | "-n"
-            | "--slab-min-size"
-            | "-D" => {
+            "-R" | "--max-reqs-per-event" => {
+                let n: usize = number(&flag, &value(&flag)?)?;
+                if n == 0 {
+                    return Err(bad(format!("{flag}: must be at least 1")));
+                }
+                options.reqs_per_event = Some(n);
+            }
+            "-b" | "--listen-backlog" => {
+                let n: u32 = number(&flag, &value(&flag)?)?;
+                if n == 0 {
+                    return Err(bad(format!("{flag}: must be at least 1")));
+                }
+                options.listen_backlog = n;
+            }
+            "-f" | "--slab-growth-factor" | "-n" | "--slab-min-size" | "-D" => {
                 value(&flag)?;
             }
             "-B" | "--protocol" => match value(&flag)?.as_str() {
-                "ascii" | "binary" | "auto" => {}
+                "ascii" => options.protocols = Protocols::Text,
+                "binary" => options.protocols = Protocols::Binary,
+                "auto" => options.protocols = Protocols::Auto,
                 other => return Err(bad(format!("-B: {other:?} is not ascii, binary or auto"))),
             },
             "-d" | "--daemon" => {
@@ -359,7 +401,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     "-M: larder-server always evicts to stay within -m (no out-of-memory mode)",
                 ))
             }
-            "-F" | "--disable-flush-all" => return Err(bad("-F: flush_all cannot be turned off")),
+            "-F" | "--disable-flush-all" => options.flush_enabled = false,
             "-s" | "--unix-socket" | "-a" | "--unix-mask" => {
                 return Err(bad(format!("{flag}: unix sockets are not supported")))
             }
@@ -424,6 +466,21 @@ const BARE_FLAGS: &[&str] = &[
     "--enable-sasl",
 ];
 
+/// memcached's port file: when `MEMCACHED_PORT_FILENAME` is set, the bound
+/// TCP port is written there as `TCP INET: <port>` (`INET6` for IPv6), into
+/// `<name>.lck` first and then renamed, so a reader never sees half a file.
+/// Tools start memcached with port 0 and read the port from it.
+fn write_port_file(addr: SocketAddr) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") else {
+        return Ok(());
+    };
+    let family = if addr.is_ipv4() { "INET" } else { "INET6" };
+    let mut temp = path.clone();
+    temp.push(".lck");
+    std::fs::write(&temp, format!("TCP {family}: {}\n", addr.port()))?;
+    std::fs::rename(&temp, &path)
+}
+
 /// Whether this process runs as root (its effective user id).
 fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -470,6 +527,9 @@ const IGNORED_EXTENDED: &[&str] = &[
     "read_buf_mem_limit",
     "large_memory_pages",
     "verbose",
+    "relaxed_privileges",
+    "no_chunked_items",
+    "sock_cookie_id",
 ];
 
 /// One `-o` option: `Some(secs)` for `idle_timeout=secs`, `None` for one
@@ -488,6 +548,14 @@ fn extended_option(option: &str) -> Result<Option<u64>, ArgError> {
     if name.starts_with("ext_") {
         return Err(bad(format!(
             "-o {name}: extstore is not supported (items live in memory only)"
+        )));
+    }
+    if name.starts_with("ssl_") {
+        return Err(bad(format!("-o {name}: TLS is not supported")));
+    }
+    if name.starts_with("proxy_") {
+        return Err(bad(format!(
+            "-o {name}: memcached's proxy mode is not supported (larder-server is a cache node)"
         )));
     }
     if IGNORED_EXTENDED.contains(&name) {
@@ -637,6 +705,8 @@ fn main() -> ExitCode {
         listen,
         metrics_listen,
         conn_limit: options.conn_limit,
+        reqs_per_event: options.reqs_per_event,
+        listen_backlog: options.listen_backlog,
         idle_timeout: idle,
         write_timeout: idle,
         threads: options.threads,
@@ -666,6 +736,9 @@ fn main() -> ExitCode {
             memory_limit: options.memory_mb << 20,
             max_item_size: options.max_item_size,
             enable_shutdown: options.enable_shutdown,
+            flush_enabled: options.flush_enabled,
+            protocols: options.protocols,
+            lru_crawler: options.lru_crawler,
             version: VERSION.into(),
             ..StoreConfig::default()
         },
@@ -699,6 +772,10 @@ fn main() -> ExitCode {
                 eprintln!("larder-server: cannot write the pid file {path}: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+        if let Err(e) = write_port_file(server.local_addr()) {
+            eprintln!("larder-server: cannot write MEMCACHED_PORT_FILENAME: {e}");
+            return ExitCode::FAILURE;
         }
         // `listening on` is the first line, as the help text promises.
         eprintln!("listening on {}", server.local_addr());
@@ -840,10 +917,20 @@ mod tests {
             Some("/tmp/x.pid")
         );
         assert_eq!(serve(&["-u", "root"]), serve(&[]));
+        let memcached_like = serve(&["-F", "-B", "binary", "-R", "5", "-b", "64"]);
+        assert!(!memcached_like.flush_enabled);
+        assert_eq!(memcached_like.protocols, Protocols::Binary);
+        assert_eq!(memcached_like.reqs_per_event, Some(5));
+        assert_eq!(memcached_like.listen_backlog, 64);
+        assert_eq!(serve(&["-B", "ascii"]).protocols, Protocols::Text);
+        assert_eq!(serve(&["-o", "relaxed_privileges"]), serve(&[]));
         for (args, says) in [
             (&["-d"][..], "does not daemonize"),
             (&["-M"], "always evicts"),
-            (&["-F"], "flush_all cannot be turned off"),
+            (&["-R", "0"], "at least 1"),
+            (&["-b", "0"], "at least 1"),
+            (&["-o", "ssl_key=/k.pem"], "TLS"),
+            (&["-o", "proxy_config=/p.lua"], "proxy"),
             (&["-s", "/tmp/mc.sock"], "unix sockets"),
             (&["-e", "/dev/shm/mc"], "--snapshot"),
             (&["-S"], "SASL"),

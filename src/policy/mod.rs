@@ -209,6 +209,10 @@ pub(crate) struct S3Fifo {
     narrow_cap: u64,
     wide_cap: u64,
     guarded_cap: u64,
+    /// The guarded placement's probation units ([`guarded_probation`]).
+    guard: u64,
+    /// The placement `main_cap` was set for.
+    placement: Placement,
     /// New entries skip probation (`Placement::Recency`).
     recency: bool,
     /// Ghost returns and probation hits must find a cold main victim, or room
@@ -299,6 +303,7 @@ impl PolicyState {
             PolicyKind::Lru => PolicyState::Lru(Lru::new()),
             PolicyKind::S3Fifo | PolicyKind::Adaptive => {
                 let narrow_cap = main_share(capacity, 3, MIN_PROBATION);
+                let guard = guarded_probation(shards);
                 PolicyState::S3Fifo(S3Fifo {
                     small: Queue::new(),
                     main: Queue::new(),
@@ -306,7 +311,9 @@ impl PolicyState {
                     main_cap: narrow_cap,
                     narrow_cap,
                     wide_cap: percent(capacity, 3),
-                    guarded_cap: main_share(capacity, 0, guarded_probation(shards)),
+                    guarded_cap: main_share(capacity, 0, guard),
+                    guard,
+                    placement: Placement::Narrow,
                     recency: false,
                     guarded: false,
                     frequency: false,
@@ -329,9 +336,23 @@ impl PolicyState {
         }
     }
 
+    /// A new capacity (and entries hint) for the shard: the queues' shares
+    /// follow it. Entries stay where they are; the shard evicts any excess.
+    pub(crate) fn set_capacity(&mut self, capacity: u64, entries_hint: usize) {
+        if let PolicyState::S3Fifo(s) = self {
+            s.narrow_cap = main_share(capacity, 3, MIN_PROBATION);
+            s.wide_cap = percent(capacity, 3);
+            s.guarded_cap = main_share(capacity, 0, s.guard);
+            s.entries_hint = entries_hint;
+            let placement = s.placement;
+            self.set_placement(placement);
+        }
+    }
+
     /// Sets where new entries go (S3-FIFO only; the others ignore it).
     pub(crate) fn set_placement(&mut self, placement: Placement) {
         if let PolicyState::S3Fifo(s) = self {
+            s.placement = placement;
             s.recency = placement == Placement::Recency;
             s.guarded = placement == Placement::Guarded;
             s.frequency = placement == Placement::Frequency;

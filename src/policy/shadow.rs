@@ -172,6 +172,16 @@ impl std::fmt::Debug for Shadow {
     }
 }
 
+/// Sampling bits for a cache of `capacity` units: the fewest that scale it
+/// down to at most `SIM_CAPACITY`.
+fn sampling_bits(capacity: u64) -> u32 {
+    let mut bits = 0;
+    while bits < 24 && capacity >> bits > SIM_CAPACITY {
+        bits += 1;
+    }
+    bits
+}
+
 /// Mixes the stored 32-bit hash so that sampling does not pick the keys that the
 /// index or the ghost set treat alike.
 #[inline]
@@ -182,15 +192,21 @@ fn mix(hash: NonZeroU32) -> u32 {
 impl Shadow {
     /// Shadows for a cache of `capacity` weight units.
     pub(crate) fn new(capacity: u64) -> Self {
-        let mut bits = 0;
-        while bits < 24 && capacity >> bits > SIM_CAPACITY {
-            bits += 1;
-        }
+        let bits = sampling_bits(capacity);
         Shadow {
             placement: AtomicU32::new(START.index() as u32),
             bits: AtomicU32::new(bits),
             sims: Mutex::new(Sims::new(capacity, bits)),
         }
+    }
+
+    /// The cache's capacity changed: the simulations start over at the new
+    /// scale (the chosen placement stays until they decide again).
+    pub(crate) fn set_capacity(&self, capacity: u64) {
+        let bits = sampling_bits(capacity);
+        let mut sims = self.sims.lock();
+        *sims = Sims::new(capacity, bits);
+        self.bits.store(bits, Relaxed);
     }
 
     /// Where new entries should go.

@@ -50,6 +50,13 @@ where
         self.slab.live as usize
     }
 
+    /// A new weight bound; the caller evicts any excess.
+    pub(crate) fn set_capacity(&mut self, capacity: u64, slot_hint: usize) {
+        self.capacity = capacity;
+        self.slot_hint = slot_hint;
+        self.policy.set_capacity(capacity, slot_hint);
+    }
+
     /// The slot holding `key`, if any.
     #[inline]
     pub(crate) fn find<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<u32>

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::budget::{Account, FREE_INPUT, FREE_OUTPUT};
 use super::stats::{ConnSlot, ConnState, Shared};
 use super::BATCH_INPUT;
-use crate::memcached::{Outcome, Output, Session, Store};
+use crate::memcached::{Outcome, Output, Store};
 use crate::sync::Arc;
 
 /// What a connection over the limit is told before it is closed (memcached's
@@ -96,6 +96,9 @@ pub(super) fn spawn(
                 return;
             }
             Ok(end @ (End::Idle | End::InputOverflow)) => {
+                if matches!(end, End::Idle) {
+                    shared.idle_kicked();
+                }
                 shared.log(1, format_args!("{peer}: closed ({end:?})"));
                 linger_close(stream).await;
             }
@@ -152,7 +155,7 @@ async fn serve(
 ) -> io::Result<End> {
     let output_limit = shared.output_limit();
     let mut account = Account::new(shared.budget(), shared.max_input());
-    let mut session = Session::new().with_output_limit(output_limit);
+    let mut session = shared.session();
     let mut input = BytesMut::with_capacity(FREE_INPUT);
     // The size of `input`'s allocation, which `capacity()` stops telling once
     // consumed bytes are advanced past.

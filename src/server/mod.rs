@@ -147,6 +147,19 @@ pub struct ServerConfig {
     /// Worker threads of the runtime the server runs on; only reported
     /// (`threads` in `stats`). Default 4.
     pub threads: usize,
+    /// Most requests answered for one connection before the others on its
+    /// worker get a turn (memcached's `-R`; each turn given up counts in
+    /// `conn_yields`). Default `None`: a turn ends when a batch's output or
+    /// input window is full.
+    pub reqs_per_event: Option<usize>,
+    /// How often a background task reclaims expired items, a slice of each
+    /// shard at a time (as memcached's LRU crawler does), so that an idle or
+    /// read-mostly server frees their memory and `curr_items`/`bytes` count
+    /// live items. Default 1 s; `None`: only writes and reads reclaim.
+    pub expiry_sweep: Option<Duration>,
+    /// The listening socket's backlog of connections not yet accepted
+    /// (memcached's `-b`, reported as `tcp_backlog`). Default 1024.
+    pub listen_backlog: u32,
     /// Logging to stderr: 0 errors only, 1 also rejected and timed-out
     /// connections, 2 also every connection, 3 also I/O details.
     pub verbosity: u8,
@@ -177,6 +190,9 @@ impl Default for ServerConfig {
             max_input: None,
             shutdown_grace: Duration::from_secs(5),
             threads: 4,
+            reqs_per_event: None,
+            expiry_sweep: Some(Duration::from_secs(1)),
+            listen_backlog: 1024,
             verbosity: 0,
             snapshot: None,
             replication: ReplicationConfig::default(),
@@ -227,6 +243,20 @@ impl SnapshotConfig {
             keep: 1,
         }
     }
+}
+
+/// A listening socket on `addr` with `backlog` pending connections, set up
+/// as `TcpListener::bind` sets it up (address reuse on Unix).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// A server's part in replication (see docs/high-availability.md).
@@ -355,8 +385,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = listen(config.listen, config.listen_backlog)
             .map_err(|e| ServerError::Bind(config.listen, e))?;
         let local_addr = listener
             .local_addr()
@@ -463,6 +492,9 @@ impl Server {
                 );
                 tokio::spawn(save);
             }
+        }
+        if let Some(every) = shared.expiry_sweep() {
+            tokio::spawn(sweep_expired(Arc::clone(&store), every, stop_rx.clone()));
         }
         if let Some(primary) = replication.replica_of {
             let config = repl::LinkConfig {
@@ -606,6 +638,27 @@ async fn save(store: &Arc<Store>, shared: &Arc<Shared>, snap: &SnapshotConfig, l
             ),
         ),
         Err(e) => shared.log(0, format_args!("snapshot: save task failed: {e}")),
+    }
+}
+
+/// Slots of each shard one sweep looks at: a shard of a million slots is gone
+/// round in about four minutes at one sweep a second, and one sweep holds a
+/// shard's lock for a few tens of microseconds.
+const SWEEP_SLOTS: usize = 4096;
+
+/// Reclaims expired items every `every` until the server stops.
+async fn sweep_expired(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if store.crawler_enabled() {
+                    store.reclaim_expired(SWEEP_SLOTS);
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::budget::Budget;
 use super::ServerConfig;
-use crate::memcached::{ServerStats, StatWriter};
+use crate::memcached::{ServerStats, Session, StatWriter};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 
 /// What a connection is doing, for `stats conns` (memcached's state names).
@@ -123,6 +123,7 @@ struct ResetBase {
     total_connections: u64,
     rejected_connections: u64,
     listen_disabled_num: u64,
+    idle_kicks: u64,
 }
 
 /// Shared by the accept loop, every connection, and the store's `stats`.
@@ -135,6 +136,11 @@ pub(super) struct Shared {
     conn_limit: u64,
     threads: u64,
     verbosity: u8,
+    reqs_per_event: Option<usize>,
+    expiry_sweep: Option<Duration>,
+    listen_backlog: u32,
+    /// Connections closed for idling past `idle_timeout`.
+    idle_kicks: AtomicU64,
     idle_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     output_limit: usize,
@@ -173,6 +179,10 @@ impl Shared {
             conn_limit: config.conn_limit as u64,
             threads: config.threads as u64,
             verbosity: config.verbosity,
+            reqs_per_event: config.reqs_per_event,
+            expiry_sweep: config.expiry_sweep,
+            listen_backlog: config.listen_backlog,
+            idle_kicks: AtomicU64::new(0),
             idle_timeout: config.idle_timeout,
             write_timeout: config.write_timeout,
             output_limit: config.output_limit.max(1),
@@ -308,6 +318,24 @@ impl Shared {
         self.idle_timeout
     }
 
+    pub(super) fn expiry_sweep(&self) -> Option<Duration> {
+        self.expiry_sweep.filter(|every| !every.is_zero())
+    }
+
+    /// Counts a connection closed for idling (`idle_kicks`).
+    pub(super) fn idle_kicked(&self) {
+        self.idle_kicks.fetch_add(1, Relaxed);
+    }
+
+    /// The session a new connection starts with.
+    pub(super) fn session(&self) -> Session {
+        let session = Session::new().with_output_limit(self.output_limit);
+        match self.reqs_per_event {
+            Some(limit) => session.with_request_limit(limit),
+            None => session,
+        }
+    }
+
     pub(super) fn write_timeout(&self) -> Option<Duration> {
         self.write_timeout
     }
@@ -390,6 +418,12 @@ impl ServerStats for Shared {
         );
         stats.number("threads", self.threads);
         stats.number("conn_yields", traffic.conn_yields);
+        stats.number(
+            "idle_kicks",
+            self.idle_kicks
+                .load(Relaxed)
+                .saturating_sub(base.idle_kicks),
+        );
         stats.number("conn_buffer_bytes", self.budget.used());
     }
 
@@ -401,6 +435,11 @@ impl ServerStats for Shared {
         stats.number("verbosity", u64::from(self.verbosity));
         stats.number("num_threads", self.threads);
         stats.number("idle_timeout", self.idle_timeout.map_or(0, |t| t.as_secs()));
+        stats.number("tcp_backlog", u64::from(self.listen_backlog));
+        stats.number(
+            "reqs_per_event",
+            self.reqs_per_event.map_or(0, |n| n as u64),
+        );
         stats.number("conn_buffer_budget", self.budget.limit());
         stats.number("snapshot_interval", self.snapshot_interval);
         stats.text("maxconns_fast", "yes");
@@ -439,6 +478,7 @@ impl ServerStats for Shared {
             total_connections: self.total_connections.load(Relaxed),
             rejected_connections: self.rejected_connections.load(Relaxed),
             listen_disabled_num: self.listen_disabled_num.load(Relaxed),
+            idle_kicks: self.idle_kicks.load(Relaxed),
         };
         let mut conns = self.conns.lock();
         let mut total = conns.closed;

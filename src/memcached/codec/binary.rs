@@ -509,6 +509,9 @@ impl StatusCode {
     pub const NOT_STORED: StatusCode = StatusCode(0x0005);
     /// `0x0006`: `INCREMENT`/`DECREMENT` of a value that is not a number.
     pub const NON_NUMERIC: StatusCode = StatusCode(0x0006);
+    /// `0x0020`: authentication failed; memcached also answers it to a
+    /// `FLUSH` when flushing is turned off (`-F`), as larder does.
+    pub const AUTH_ERROR: StatusCode = StatusCode(0x0020);
     /// `0x0081`: unknown opcode.
     pub const UNKNOWN_COMMAND: StatusCode = StatusCode(0x0081);
     /// `0x0082`: the item could not be stored for lack of memory.
@@ -527,6 +530,7 @@ impl StatusCode {
             0x0004 => "Invalid arguments",
             0x0005 => "Not stored.",
             0x0006 => "Non-numeric server-side value for incr or decr",
+            0x0020 => "Auth failure.",
             0x0081 => "Unknown command",
             0x0082 => "Out of memory",
             _ => "",

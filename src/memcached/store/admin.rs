@@ -1,18 +1,21 @@
 //! Answers to the tuning commands (`slabs`, `lru_crawler`, `lru`).
 //!
-//! larder has one pseudo slab class (`1`), no crawler thread (the core
-//! reclaims expired items itself) and no segmented LRU, so no valid tuning
-//! command changes anything. Each gets the answer memcached gives when the
-//! command succeeds or, where the request names something larder cannot
+//! larder has one pseudo slab class (`1`) and no segmented LRU or slab
+//! mover; its LRU crawler is the background sweep that reclaims expired
+//! items. So only the crawler's commands change anything: `enable`/`disable`
+//! turn the sweep on and off, `crawl` reclaims every expired item at once,
+//! `metadump` lists the items. Each command gets the answer memcached gives
+//! when it succeeds or, where the request names something larder cannot
 //! have, memcached's refusal for it:
 //!
 //! | command | answer |
 //! |---|---|
-//! | `slabs automove 0\|1\|2`, `lru_crawler enable\|disable\|tocrawl N`, `lru mode\|tune\|temp_ttl …` | `OK` |
+//! | `slabs automove 0\|1\|2`, `lru_crawler tocrawl N`, `lru mode\|tune\|temp_ttl …` | `OK` |
+//! | `lru_crawler enable\|disable` | `OK`; the background sweep starts or stops (`lru_crawler` in `stats settings`) |
 //! | `slabs reassign S D` | `BADCLASS invalid src or dst class id` unless both are `-1`, `0` or `1`; `SAME src and dst class are identical` if equal; else `NOSPARE source class has no spare pages` |
 //! | `lru_crawler sleep N` | `OK`, or memcached's `CLIENT_ERROR sleep must be one second or less` above 1,000,000 µs |
-//! | `lru_crawler crawl C` | `OK` for `all` or classes 1–63, else `BADCLASS invalid class id` |
-//! | `lru_crawler metadump C` | an empty dump (`END`) for `all`, `hash` or classes 1–63, else `BADCLASS invalid class id` |
+//! | `lru_crawler crawl C` | `OK` for `all` or classes 1–63 (reclaiming every expired item if that takes in class 1), else `BADCLASS invalid class id` |
+//! | `lru_crawler metadump C` | every live item (`dump.rs`) for `all`, `hash` or a list naming class 1; `END` alone for other classes up to 63; else `BADCLASS invalid class id` |
 //!
 //! Besides these, larder's own `replica promote` (`OK`, or `SERVER_ERROR not
 //! a replica`) and `replica sync` (the start of a replication stream, handed
@@ -58,6 +61,19 @@ impl Store {
             AdminCommand::LruCrawlerCrawl(classes) if !valid_classes(classes, false) => {
                 Response::Line("BADCLASS invalid class id")
             }
+            // A crawl reclaims every expired item now, as memcached's crawler
+            // does before it answers `lru_crawler_running 0`.
+            AdminCommand::LruCrawlerCrawl(classes) => {
+                if dump_lists_items(classes) {
+                    self.reclaim_expired(usize::MAX);
+                }
+                Response::Ok
+            }
+            AdminCommand::LruCrawlerEnable(on) => {
+                self.crawler
+                    .store(*on, std::sync::atomic::Ordering::Relaxed);
+                Response::Ok
+            }
             AdminCommand::LruCrawlerMetadump(classes) => {
                 if valid_classes(classes, true) {
                     Response::End
@@ -72,6 +88,18 @@ impl Store {
         }
         Outcome::Continue
     }
+}
+
+/// Whether a metadump of `classes` lists larder's items: they are all in
+/// class 1, so `all`, `hash` or a valid list naming 1. Other valid lists
+/// dump nothing (`END`).
+pub(super) fn dump_lists_items(classes: &[u8]) -> bool {
+    valid_classes(classes, true)
+        && (classes == b"all"
+            || classes == b"hash"
+            || classes.split(|&b| b == b',').any(|id| {
+                std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()) == Some(1u64)
+            }))
 }
 
 /// `all`, a comma-separated list of slab class ids, or (for a metadump)

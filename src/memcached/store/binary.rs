@@ -118,6 +118,10 @@ impl Store {
             }
             Opcode::Flush => {
                 self.counters.bump(Counter::CmdFlush);
+                if !self.flush_enabled {
+                    reply.error(StatusCode::AUTH_ERROR, out.lines());
+                    return Outcome::Continue;
+                }
                 let delay = match request.extras {
                     Extras::Expiry(delay) if delay > 0 => Some(i64::from(delay)),
                     _ => None,
@@ -427,14 +431,16 @@ impl Store {
     ) -> Progress {
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
+        let mut handled = 0;
         let outcome = loop {
-            if session.swallow > 0 || pos == input.len() {
+            if session.swallow > 0 || pos == input.len() || session.requests_done(handled) {
                 break Outcome::Continue;
             }
             if session.output_limit().is_some_and(|l| out.pending() >= l) {
                 break Outcome::Continue;
             }
             let rest = &input[pos..];
+            handled += 1;
             match binary::parse(rest, &self.limits) {
                 Ok(Status::Complete(request, used)) => {
                     let outcome = self.run_binary(&request, out);

@@ -40,9 +40,12 @@ pub(crate) enum Counter {
     EvictedUnfetched,
     ExpiredUnfetched,
     Reclaimed,
+    /// Expired items reclaimed by a sweep (background, or `lru_crawler
+    /// crawl`), memcached's `crawler_reclaimed`.
+    CrawlerReclaimed,
 }
 
-const COUNTERS: usize = Counter::Reclaimed as usize + 1;
+const COUNTERS: usize = Counter::CrawlerReclaimed as usize + 1;
 /// One more slot after the named counters: client writes that changed what
 /// the store holds, for `changes_since_snapshot`. `stats reset` leaves it.
 const CHANGES: usize = COUNTERS;

@@ -29,8 +29,10 @@
 //!   store, and a delayed `flush_all` takes effect at its deadline (memcached
 //!   works in whole seconds and flushes one second early). Far-future TTLs are
 //!   kept exactly.
-//! - `cache_memlimit` answers like memcached but does not resize: the core
-//!   cannot change its capacity after it is built.
+//! - `cache_memlimit` resizes at once: shrinking evicts until the items fit
+//!   (memcached frees slab pages over time). It is refused
+//!   (`MEMLIMIT_ADJUST_FAILED`) when a shard's share could no longer hold the
+//!   largest item.
 //! - `slabs`, `lru_crawler` and `lru` parse with memcached's argument rules
 //!   and error lines but change nothing (see `admin.rs` for each answer);
 //!   `watch` and `lru_crawler mgdump` are unknown commands (`ERROR`).
@@ -61,6 +63,7 @@ mod admin;
 mod binary;
 mod counters;
 mod detail;
+mod dump;
 mod item;
 mod meta;
 mod numeric;
@@ -78,7 +81,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::cache::KeyedOp;
 use crate::memcached::{Limits, Request};
-use crate::sync::{Arc, AtomicU32, AtomicU64};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64};
 use crate::{Cache, Clock, Occupied, Policy, RemovalCause};
 
 use counters::{Counter, Counters};
@@ -136,6 +139,18 @@ pub struct StoreConfig {
     /// Whether `shutdown` is honoured (memcached's `-A`). Default `false`:
     /// it is answered with `ERROR: shutdown not enabled`.
     pub enable_shutdown: bool,
+    /// Whether `flush_all` (and the binary `FLUSH`) is honoured. Default
+    /// `true`; `false` is memcached's `-F`: `flush_all` is answered with
+    /// `CLIENT_ERROR flush_all not allowed` (binary: status `0x0020`), and
+    /// still counted in `cmd_flush`.
+    pub flush_enabled: bool,
+    /// Which protocols a session may speak (memcached's `-B`). Default
+    /// [`Protocols::Auto`]: the first byte decides.
+    pub protocols: Protocols,
+    /// Whether expired items are reclaimed in the background from the
+    /// start (memcached's LRU crawler; see [`Store::crawler_enabled`]).
+    /// Default `true`, as in memcached.
+    pub lru_crawler: bool,
     /// What `version` answers. Default `larder-<crate version>`.
     pub version: Cow<'static, str>,
     /// Parser limits (key and line lengths, keys per get).
@@ -146,6 +161,33 @@ pub struct StoreConfig {
     /// Statistics only the server knows (connections, threads, …), added to
     /// the `stats` replies.
     pub server_stats: Option<Arc<dyn ServerStats>>,
+}
+
+/// The protocols a session may speak (memcached's `-B`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocols {
+    /// Text (with meta) or binary, decided by the session's first byte
+    /// (`0x80`: binary). memcached's `-B auto`.
+    #[default]
+    Auto,
+    /// Text and meta only: a binary request is read as a text line.
+    Text,
+    /// Binary only: a text request is a bad binary header, and the session
+    /// is closed as memcached closes it.
+    Binary,
+}
+
+impl Protocols {
+    /// memcached's name for the setting in `stats settings`
+    /// (`binding_protocol`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocols::Auto => "auto-negotiate",
+            Protocols::Text => "ascii",
+            Protocols::Binary => "binary",
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -159,6 +201,9 @@ impl Default for StoreConfig {
             unix_time: None,
             cas_start: 1,
             enable_shutdown: false,
+            flush_enabled: true,
+            protocols: Protocols::Auto,
+            lru_crawler: true,
             version: Cow::Borrowed(concat!("larder-", env!("CARGO_PKG_VERSION"))),
             limits: Limits::default(),
             server_stats: None,
@@ -177,6 +222,9 @@ impl fmt::Debug for StoreConfig {
             .field("unix_time", &self.unix_time)
             .field("cas_start", &self.cas_start)
             .field("enable_shutdown", &self.enable_shutdown)
+            .field("flush_enabled", &self.flush_enabled)
+            .field("protocols", &self.protocols)
+            .field("lru_crawler", &self.lru_crawler)
             .field("version", &self.version)
             .field("limits", &self.limits)
             .field("server_stats", &self.server_stats.is_some())
@@ -280,10 +328,13 @@ pub struct Store {
     flush_lock: crate::sync::Mutex<()>,
     counters: Arc<Counters>,
     limits: Limits,
-    /// Heaviest item a shard can hold.
-    max_weight: u64,
-    memory_limit: u64,
+    /// Heaviest item a shard can hold (its share of `memory_limit`).
+    max_weight: AtomicU64,
+    memory_limit: AtomicU64,
     enable_shutdown: bool,
+    flush_enabled: bool,
+    protocols: Protocols,
+    crawler: AtomicBool,
     version: Cow<'static, str>,
     server_stats: Option<Arc<dyn ServerStats>>,
     /// `stats detail`'s per-prefix counts.
@@ -400,9 +451,12 @@ impl Store {
             flush_lock: crate::sync::Mutex::new(()),
             counters,
             limits,
-            max_weight,
-            memory_limit: config.memory_limit,
+            max_weight: AtomicU64::new(max_weight),
+            memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,
+            flush_enabled: config.flush_enabled,
+            protocols: config.protocols,
+            crawler: AtomicBool::new(config.lru_crawler),
             version: config.version,
             server_stats: config.server_stats,
             detail: detail::Detail::new(),
@@ -480,7 +534,7 @@ impl Store {
     pub fn validate(&self) {
         self.cache.validate();
         assert!(
-            self.cache.weight() <= self.memory_limit,
+            self.cache.weight() <= self.memory_limit(),
             "memory limit exceeded"
         );
     }
@@ -605,7 +659,69 @@ impl Store {
     fn fits(&self, key_len: usize, value_len: usize) -> bool {
         key_len <= item::MAX_KEY
             && value_len <= self.limits.max_item_size
-            && u64::from(weight(key_len, value_len)) <= self.max_weight
+            && u64::from(weight(key_len, value_len)) <= self.max_weight.load(Relaxed)
+    }
+
+    /// The memory limit (`-m`, or the last `cache_memlimit`), in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit.load(Relaxed)
+    }
+
+    /// Changes the memory limit of a live store (memcached's
+    /// `cache_memlimit`): growing takes effect at once, shrinking evicts
+    /// until the items fit. Refused, changing nothing, when a shard's share
+    /// of `bytes` could no longer hold the largest item (`max_item_size`
+    /// with the longest key).
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    ///
+    /// ```
+    /// use larder::memcached::{Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig {
+    ///     memory_limit: 64 << 20,
+    ///     shards: Some(4),
+    ///     ..StoreConfig::default()
+    /// })?;
+    /// assert!(store.set_memory_limit(32 << 20));
+    /// assert_eq!(store.memory_limit(), 32 << 20);
+    /// assert!(!store.set_memory_limit(1 << 20)); // 256 KiB a shard: no room for 1 MiB
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn set_memory_limit(&self, bytes: u64) -> bool {
+        let shards = self.cache.shard_count() as u64;
+        let largest = u64::from(weight(item::MAX_KEY, self.limits.max_item_size));
+        if bytes / shards < largest {
+            return false;
+        }
+        // A concurrent store may briefly see the old per-item bound; the
+        // cache itself refuses anything heavier than its shard's share.
+        if self.cache.set_capacity(bytes).is_err() {
+            return false;
+        }
+        self.memory_limit.store(bytes, Relaxed);
+        self.max_weight.store(bytes / shards, Relaxed);
+        true
+    }
+
+    /// Reclaims expired items among the next `slots` slots of each shard
+    /// (see [`Cache::sweep_expired`]); each counts in `reclaimed` and
+    /// `crawler_reclaimed`. A server calls it from a timer while
+    /// [`crawler_enabled`](Self::crawler_enabled); `lru_crawler crawl`
+    /// calls it over every slot.
+    ///
+    /// **Locking behaviour:** each shard's write lock in turn.
+    pub fn reclaim_expired(&self, slots: usize) {
+        let reclaimed = self.cache.sweep_expired(slots);
+        self.counters.add(Counter::CrawlerReclaimed, reclaimed);
+    }
+
+    /// Whether expired items are to be reclaimed in the background: the
+    /// state of memcached's LRU crawler (`lru_crawler enable|disable`,
+    /// `-o lru_crawler|no_lru_crawler`), which larder's background sweep
+    /// stands for.
+    pub fn crawler_enabled(&self) -> bool {
+        self.crawler.load(Relaxed)
     }
 
     fn is_live(&self, block: &Block) -> bool {

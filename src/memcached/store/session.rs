@@ -1,11 +1,14 @@
 //! Driving a whole input buffer: parse every complete request, execute it,
 //! and keep the little state a connection needs between reads.
 
+use super::admin::dump_lists_items;
+use super::dump::DumpCursor;
 use super::output::{Output, Sink};
 use super::repl::READ_ONLY;
-use super::{Outcome, Store};
+use super::{Outcome, Protocols, Store};
 use crate::memcached::{
-    parse_get_rest, parse_streaming, GetRest, ParseError, Request, Response, Status, Tokens,
+    parse_get_rest, parse_streaming, AdminCommand, GetRest, ParseError, Request, Response, Status,
+    Tokens,
 };
 
 /// Per-connection state for [`Store::process`]: bytes still to skip from a
@@ -32,6 +35,10 @@ pub struct Session {
     skip_line: bool,
     /// Set by the connection's first byte: `Some(true)` for binary.
     binary: Option<bool>,
+    /// Most requests one call answers (memcached's `-R`).
+    request_limit: Option<usize>,
+    /// A metadump paused by the output limit, at the head of the input.
+    dump: Option<DumpCursor>,
 }
 
 /// What a long get line's later pieces need from its start.
@@ -90,7 +97,7 @@ impl Session {
     /// # Ok::<(), larder::memcached::StoreError>(())
     /// ```
     pub fn is_resuming(&self) -> bool {
-        self.resume > 0
+        self.resume > 0 || self.dump.is_some()
     }
 
     /// Whether the connection speaks the binary protocol: decided by its
@@ -113,6 +120,33 @@ impl Session {
 
     pub(super) fn output_limit(&self) -> Option<usize> {
         self.output_limit
+    }
+
+    /// Stops [`Store::process`] after `limit` requests (at least one), as
+    /// memcached's `-R` caps the requests it answers for one connection
+    /// before serving the others: a server sends the replies, lets other
+    /// connections run, and calls again with the unconsumed input. Default:
+    /// no limit.
+    ///
+    /// ```
+    /// use larder::memcached::{Session, Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let mut session = Session::new().with_request_limit(1);
+    /// let mut out = Vec::new();
+    /// let progress = store.process(&mut session, b"version\r\nversion\r\n", &mut out);
+    /// assert_eq!(progress.consumed, 9);
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    #[must_use]
+    pub fn with_request_limit(mut self, limit: usize) -> Self {
+        self.request_limit = Some(limit.max(1));
+        self
+    }
+
+    /// Whether `handled` requests reach the limit.
+    pub(super) fn requests_done(&self, handled: usize) -> bool {
+        self.request_limit.is_some_and(|limit| handled >= limit)
     }
 
     /// Changes the output limit (see [`Session::with_output_limit`]) for
@@ -190,15 +224,20 @@ impl Store {
 
     fn process_with<S: Sink>(&self, session: &mut Session, input: &[u8], out: &mut S) -> Progress {
         if session.binary.is_none() && !input.is_empty() {
-            session.binary = Some(input[0] == crate::memcached::binary::REQUEST_MAGIC);
+            session.binary = Some(match self.protocols {
+                Protocols::Text => false,
+                Protocols::Binary => true,
+                _ => input[0] == crate::memcached::binary::REQUEST_MAGIC,
+            });
         }
         if session.binary == Some(true) {
             return self.process_binary(session, input, out);
         }
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
+        let mut handled = 0;
         let outcome = loop {
-            if session.swallow > 0 || pos == input.len() {
+            if session.swallow > 0 || pos == input.len() || session.requests_done(handled) {
                 break Outcome::Continue;
             }
             if session
@@ -241,6 +280,7 @@ impl Store {
                 }
                 continue;
             }
+            handled += 1;
             match parse_streaming(rest, &self.limits) {
                 Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
                     let piece = Piece::new(keys, cas, touch, false);
@@ -256,6 +296,31 @@ impl Store {
                         break Outcome::Continue;
                     }
                     pos += used;
+                }
+                Ok(Status::Complete(
+                    Request::Admin {
+                        command: AdminCommand::LruCrawlerMetadump(classes),
+                        ..
+                    },
+                    used,
+                )) if dump_lists_items(classes) => {
+                    // Replies of earlier requests in this call are not sent
+                    // yet: memcached refuses a dump queued behind them.
+                    if session.dump.is_none() && handled > 1 {
+                        out.lines().extend_from_slice(
+                            b"ERROR cannot pipeline other commands before metadump\r\n",
+                        );
+                        pos += used;
+                        continue;
+                    }
+                    let from = session.dump.take().unwrap_or_default();
+                    match self.metadump(from, session.output_limit, out) {
+                        Some(cursor) => {
+                            session.dump = Some(cursor);
+                            break Outcome::Continue;
+                        }
+                        None => pos += used,
+                    }
                 }
                 Ok(Status::Complete(request, used)) => {
                     let outcome = self.execute(&request, out.lines());

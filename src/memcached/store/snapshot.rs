@@ -260,7 +260,7 @@ impl Store {
         let lightest = u64::from(ITEM_OVERHEAD) + item::alloc_size(8) as u64;
         let options = SnapshotOptions::new()
             .unix_now_ms(codec.unix_now)
-            .max_entries(self.memory_limit / lightest);
+            .max_entries(self.memory_limit() / lightest);
         let report = self.cache.restore_with(input, &codec, &options)?;
         let meta = &report.meta;
         if meta.len() != 25 || meta[0] != META_VERSION {

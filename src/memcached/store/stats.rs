@@ -162,27 +162,30 @@ impl Store {
             // No external storage: memcached without extstore answers an
             // empty group too.
             Some(b"extstore") => {}
-            // memcached lists some keys of a slab class; clients call it to
-            // check the command exists, and larder has no slab classes to
-            // walk, so the dump is empty. The arguments are checked as
-            // memcached checks them.
+            // memcached lists keys of one slab class. Every item is in
+            // larder's one class, `1`; other classes are empty. The
+            // arguments are checked as memcached checks them.
             Some(b"cachedump") => {
                 let (class, limit) = (words.next(), words.next());
-                let error = match (class, limit) {
+                let parsed = match (class, limit) {
                     (Some(class), Some(limit)) => {
                         match (parse_number(class), parse_number(limit)) {
                             (Some(class), Some(_)) if class >= super::admin::SLAB_CLASSES => {
-                                Some("Illegal slab id")
+                                Err("Illegal slab id")
                             }
-                            (Some(_), Some(_)) => None,
-                            _ => Some("bad command line format"),
+                            (Some(class), Some(limit)) => Ok((class, limit)),
+                            _ => Err("bad command line format"),
                         }
                     }
-                    _ => Some("bad command line"),
+                    _ => Err("bad command line"),
                 };
-                if let Some(error) = error {
-                    Response::ClientError(error).write_to(w.out);
-                    return;
+                match parsed {
+                    Ok((1, limit)) => self.cache_dump(limit, now, w.out),
+                    Ok(_) => {}
+                    Err(error) => {
+                        Response::ClientError(error).write_to(w.out);
+                        return;
+                    }
                 }
             }
             Some(b"detail") => match words.next() {
@@ -222,7 +225,7 @@ impl Store {
         for (name, counter) in COMMAND_COUNTERS {
             w.number(name, self.counters.get(counter));
         }
-        w.number("limit_maxbytes", self.memory_limit);
+        w.number("limit_maxbytes", self.memory_limit());
         w.number(
             "expired_unfetched",
             self.counters.get(Counter::ExpiredUnfetched),
@@ -233,6 +236,14 @@ impl Store {
         );
         w.number("evictions", self.counters.get(Counter::Evictions));
         w.number("reclaimed", self.counters.get(Counter::Reclaimed));
+        w.number(
+            "crawler_reclaimed",
+            self.counters.get(Counter::CrawlerReclaimed),
+        );
+        // Evictions never skip an item for being in use (a reader holds no
+        // reference into the store), so this count of memcached's is 0 by
+        // construction, not by omission.
+        w.number("lrutail_reflocked", 0);
         w.number("bytes", self.cache.weight());
         w.number("curr_items", self.cache.len() as u64);
         w.number("total_items", self.counters.get(Counter::TotalItems));
@@ -266,17 +277,69 @@ impl Store {
         w.number("repl_backlog_bytes", repl.backlog_bytes());
     }
 
+    /// `stats cachedump 1 <limit>`: one `ITEM <key> [<value bytes> b;
+    /// <expiry, unix seconds, 0 for none> s]` line per live item, in the
+    /// cache's own order (memcached walks its LRU from the newest), at most
+    /// `limit` of them (0: no limit) and at most 2 MiB of lines, as in
+    /// memcached. Keys with bytes a text line cannot carry (stored through
+    /// meta's base64 `b`) are left out, as memcached leaves out binary keys.
+    fn cache_dump(&self, limit: u64, now: u64, out: &mut Vec<u8>) {
+        const MAX_DUMP: usize = 2 << 20;
+        let start = out.len();
+        let mut shown = 0u64;
+        let full = |shown: u64, out: &Vec<u8>| {
+            (limit != 0 && shown >= limit) || out.len() - start >= MAX_DUMP
+        };
+        for shard in 0..self.cache.shard_count() {
+            let mut cursor = Some(0);
+            while let Some(from) = cursor {
+                if full(shown, out) {
+                    return;
+                }
+                cursor = self
+                    .cache
+                    .visit_slice(shard, from, 1024, |block, _, deadline, _| {
+                        let key = block.key();
+                        if !self.is_live(block) || key.iter().any(|&b| b <= b' ' || b == 0x7f) {
+                            return true;
+                        }
+                        let expires = match deadline {
+                            0 => 0,
+                            d => self.time.unix_ms(d.max(now)).div_ceil(1000),
+                        };
+                        let line_at = out.len();
+                        out.extend_from_slice(b"ITEM ");
+                        out.extend_from_slice(key);
+                        let _ = write!(out, " [{} b; {expires} s]\r\n", block.value().len());
+                        if out.len() - start > MAX_DUMP {
+                            out.truncate(line_at);
+                            return false;
+                        }
+                        shown += 1;
+                        !full(shown, out)
+                    });
+            }
+        }
+    }
+
     /// `stats settings`: the store's configuration, then the server's.
     /// Settings of machinery larder does not have (an LRU crawler, slab
     /// rebalancing, a segmented LRU) say `no`, so tools that read them do
     /// not go looking for their statistics.
     fn settings_stats(&self, w: &mut StatWriter<'_>) {
-        w.number("maxbytes", self.memory_limit);
+        w.number("maxbytes", self.memory_limit());
         w.number("item_size_max", self.limits.max_item_size as u64);
         w.number("key_max_length", self.limits.max_key_len as u64);
         w.text("evictions", "on");
         w.text("cas_enabled", "yes");
-        w.text("flush_enabled", "yes");
+        w.text(
+            "flush_enabled",
+            if self.flush_enabled { "yes" } else { "no" },
+        );
+        w.text("binding_protocol", self.protocols.name());
+        w.text("auth_enabled_sasl", "no");
+        w.text("auth_enabled_ascii", "no");
+        w.text("domain_socket", "NULL");
         w.text(
             "shutdown_command",
             if self.enable_shutdown { "yes" } else { "no" },
@@ -286,7 +349,10 @@ impl Store {
             if self.detail.enabled() { "yes" } else { "no" },
         );
         w.text("stat_key_prefix", ":");
-        w.text("lru_crawler", "no");
+        w.text(
+            "lru_crawler",
+            if self.crawler_enabled() { "yes" } else { "no" },
+        );
         w.text("lru_maintainer_thread", "no");
         w.text("lru_segmented", "no");
         w.text("slab_reassign", "no");
@@ -323,6 +389,10 @@ impl Store {
             counter(Counter::ExpiredUnfetched),
         );
         w.number("items:1:reclaimed", counter(Counter::Reclaimed));
+        w.number(
+            "items:1:crawler_reclaimed",
+            counter(Counter::CrawlerReclaimed),
+        );
         w.number("items:1:outofmemory", counter(Counter::StoreNoMemory));
     }
 
@@ -337,7 +407,10 @@ impl Store {
     fn slab_stats(&self, w: &mut StatWriter<'_>) {
         let items = self.cache.len() as u64;
         let weight = self.cache.weight();
-        if items > 0 {
+        // memcached keeps listing a class whose items are all gone (its
+        // pages stay); larder lists class 1 once anything was stored.
+        let listed = items > 0 || self.counters.get(Counter::TotalItems) > 0;
+        if listed {
             let counter = |c| self.counters.get(c);
             w.number("1:chunk_size", self.limits.max_item_size as u64);
             w.number("1:chunks_per_page", 1);
@@ -356,7 +429,7 @@ impl Store {
             w.number("1:cas_badval", counter(Counter::CasBadval));
             w.number("1:touch_hits", counter(Counter::TouchHits));
         }
-        w.number("active_slabs", u64::from(items > 0));
+        w.number("active_slabs", u64::from(listed));
         w.number("total_malloced", weight);
     }
 }

@@ -126,6 +126,14 @@ impl Store {
             }
             Request::FlushAll { delay, noreply } => {
                 self.counters.bump(Counter::CmdFlush);
+                if !self.flush_enabled {
+                    reply(
+                        out,
+                        *noreply,
+                        Response::ClientError("flush_all not allowed"),
+                    );
+                    return Outcome::Continue;
+                }
                 self.flush_all(*delay, now);
                 reply(out, *noreply, Response::Ok);
             }
@@ -142,13 +150,14 @@ impl Store {
                 Response::Line("ERROR: shutdown not enabled").write_to(out);
             }
             Request::CacheMemlimit { megabytes, noreply } => {
-                // The core cannot resize; the limit set at start stays.
                 let response = if *megabytes < 8 {
                     Response::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
                 } else if *megabytes > 1_000_000_000 {
                     Response::Line("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
-                } else {
+                } else if self.set_memory_limit(u64::from(*megabytes) << 20) {
                     Response::Ok
+                } else {
+                    Response::Line("MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust")
                 };
                 reply(out, *noreply, response);
             }

@@ -73,6 +73,13 @@ impl Time {
         u32::try_from(now_ms.saturating_sub(self.origin_ms) / 1000).unwrap_or(u32::MAX)
     }
 
+    /// Unix time (seconds) of a moment `uptime_secs` after the start.
+    pub(crate) fn unix_secs_at(&self, uptime_secs: u32) -> u64 {
+        self.unix_origin_ms
+            .saturating_add(u64::from(uptime_secs) * 1000)
+            / 1000
+    }
+
     /// Unix time in milliseconds.
     pub(crate) fn unix_ms(&self, now_ms: u64) -> u64 {
         self.unix_origin_ms
