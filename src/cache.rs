@@ -1234,6 +1234,16 @@ where
         Ok(())
     }
 
+    /// The most slots any shard has (live or free): how many slots a
+    /// [`sweep_expired`](Self::sweep_expired) must cover to go round them all.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|c| c.read().table.slab.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.cells.len()

@@ -100,6 +100,12 @@ fn with_flush_disabled_flush_all_is_refused_counted_and_changes_nothing() {
     };
     assert_eq!(response.status, StatusCode::AUTH_ERROR);
     assert_eq!(response.value, b"Auth failure.");
+    // memcached does not count a refused binary FLUSH.
+    let stats = text(talk(
+        &store, b"stats
+",
+    ));
+    assert_eq!(stat(&stats, "cmd_flush").as_deref(), Some("3"));
     assert_eq!(
         text(talk(&store, b"get k\r\n")),
         "VALUE k 0 1\r\nv\r\nEND\r\n"
@@ -467,4 +473,119 @@ fn the_crawler_reclaims_on_a_crawl_and_can_be_turned_off() {
     );
     assert_eq!(text(talk(&store, b"lru_crawler disable\r\n")), "OK\r\n");
     assert!(!store.crawler_enabled());
+}
+
+#[test]
+fn with_dumps_disabled_neither_dump_lists_anything() {
+    let (store, _hand) = store(StoreConfig {
+        dump_enabled: false,
+        ..small()
+    });
+    let _ = talk(&store, b"set k 0 0 1\r\nx\r\n");
+    assert_eq!(
+        text(talk(&store, b"stats cachedump 1 0\r\n")),
+        "CLIENT_ERROR stats cachedump not allowed\r\n"
+    );
+    assert_eq!(
+        text(talk(&store, b"lru_crawler metadump all\r\n")),
+        "ERROR metadump not allowed\r\n"
+    );
+}
+
+#[test]
+fn crawls_and_dumps_are_refused_while_the_crawler_is_off() {
+    let (store, _hand) = store(small());
+    assert_eq!(
+        text(talk(&store, b"lru_crawler enable\r\n")),
+        "ERROR failed to start lru crawler thread\r\n"
+    );
+    assert_eq!(text(talk(&store, b"lru_crawler disable\r\n")), "OK\r\n");
+    assert_eq!(text(talk(&store, b"lru_crawler disable\r\n")), "OK\r\n");
+    assert_eq!(
+        text(talk(&store, b"lru_crawler crawl all\r\n")),
+        "CLIENT_ERROR lru crawler disabled\r\n"
+    );
+    assert_eq!(
+        text(talk(&store, b"lru_crawler metadump all\r\n")),
+        "CLIENT_ERROR lru crawler disabled\r\n"
+    );
+    assert_eq!(text(talk(&store, b"lru_crawler enable\r\n")), "OK\r\n");
+    assert_eq!(
+        text(talk(&store, b"lru_crawler metadump all\r\n")),
+        "END\r\n"
+    );
+}
+
+#[test]
+fn cachedump_stops_at_two_mebibytes() {
+    let (store, _hand) = store(StoreConfig {
+        memory_limit: 256 << 20,
+        ..small()
+    });
+    let mut input = Vec::new();
+    let pad = "p".repeat(200);
+    for i in 0..12_000 {
+        input.extend_from_slice(format!("set {pad}{i} 0 0 1 noreply\r\nx\r\n").as_bytes());
+    }
+    assert!(talk(&store, &input).is_empty());
+    let dump = text(talk(&store, b"stats cachedump 1 0\r\n"));
+    assert!(dump.ends_with("END\r\n"));
+    let body = dump.len() - 5;
+    assert!(body <= 2 << 20, "{body} bytes");
+    assert!(
+        body > (2 << 20) - 300,
+        "stops at the first line that does not fit: {body}"
+    );
+    let lines = dump.lines().count() - 1;
+    assert!(lines < 12_000);
+    assert!(dump.lines().all(|l| l == "END" || l.starts_with("ITEM ")));
+}
+
+#[test]
+fn concurrent_memory_limit_changes_leave_the_store_consistent() {
+    let (store, _hand) = store(StoreConfig {
+        memory_limit: 64 << 20,
+        ..small()
+    });
+    std::thread::scope(|s| {
+        for limit in [16u64, 48] {
+            let store = &store;
+            s.spawn(move || {
+                for _ in 0..200 {
+                    assert!(store.set_memory_limit(limit << 20));
+                }
+            });
+        }
+        s.spawn(|| {
+            for i in 0..20_000 {
+                let _ = talk(
+                    &store,
+                    format!("set k{i} 0 0 100 noreply\r\n{}\r\n", "v".repeat(100)).as_bytes(),
+                );
+            }
+        });
+    });
+    let limit = store.memory_limit();
+    assert!(limit == 16 << 20 || limit == 48 << 20);
+    let stats = text(talk(&store, b"stats\r\n"));
+    assert_eq!(stat(&stats, "limit_maxbytes"), Some(limit.to_string()));
+    // The cache's capacity moved with the limit: filling past it evicts
+    // down to it.
+    for i in 0..400_000 {
+        let _ = talk(
+            &store,
+            format!("set f{i} 0 0 100 noreply\r\n{}\r\n", "v".repeat(100)).as_bytes(),
+        );
+        if i % 50_000 == 0 {
+            store.validate();
+        }
+    }
+    let bytes: u64 = stat(&text(talk(&store, b"stats\r\n")), "bytes")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        bytes <= limit && bytes > limit - (limit / 8),
+        "bytes {bytes} of {limit}"
+    );
 }

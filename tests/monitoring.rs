@@ -238,7 +238,7 @@ fn the_metrics_endpoint_serves_the_exporters_names_with_the_stats_values() {
         "memcached_malloced_bytes ",
         "memcached_connections_yielded_total ",
         "memcached_connections_listener_disabled_total ",
-        "memcached_version{version=\"1.6.0-larder-",
+        "memcached_version{version=\"1.6.18\"",
     ] {
         assert!(
             body.lines().any(|l| l.starts_with(name)),

@@ -85,7 +85,9 @@ same command line:
   -R N                     answer at most N requests of one connection before
                            the others get a turn (counted in conn_yields)
   -b N                     the listen backlog (default 1024)
-  -C, -L, -k, -r, -X       accepted, no effect (CAS stays on)
+  -X                       refuse to list the items (stats cachedump,
+                           lru_crawler metadump)
+  -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
   -d, -M, -s, -a, -e, -S, -Y, -Z
                            refused with the reason (daemon mode, no eviction,
@@ -126,6 +128,7 @@ struct Options {
     flush_enabled: bool,
     protocols: Protocols,
     lru_crawler: bool,
+    dump_enabled: bool,
     /// Seconds added to the wall clock the store believes in (hidden, for
     /// tests of expiry across a restart; not in the help).
     time_offset_secs: u64,
@@ -158,6 +161,7 @@ impl Default for Options {
             flush_enabled: true,
             protocols: Protocols::Auto,
             lru_crawler: true,
+            dump_enabled: true,
             time_offset_secs: 0,
         }
     }
@@ -364,9 +368,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             | "-k"
             | "--lock-memory"
             | "-r"
-            | "--enable-coredumps"
-            | "-X"
-            | "--disable-dumping" => {}
+            | "--enable-coredumps" => {}
+            "-X" | "--disable-dumping" => options.dump_enabled = false,
             "-R" | "--max-reqs-per-event" => {
                 let n: usize = number(&flag, &value(&flag)?)?;
                 if n == 0 {
@@ -739,6 +742,7 @@ fn main() -> ExitCode {
             flush_enabled: options.flush_enabled,
             protocols: options.protocols,
             lru_crawler: options.lru_crawler,
+            dump_enabled: options.dump_enabled,
             version: VERSION.into(),
             ..StoreConfig::default()
         },
@@ -917,8 +921,11 @@ mod tests {
             Some("/tmp/x.pid")
         );
         assert_eq!(serve(&["-u", "root"]), serve(&[]));
-        let memcached_like = serve(&["-F", "-B", "binary", "-R", "5", "-b", "64"]);
+        let memcached_like = serve(&["-F", "-B", "binary", "-R", "5", "-b", "64", "-X"]);
         assert!(!memcached_like.flush_enabled);
+        assert!(!memcached_like.dump_enabled);
+        assert!(!serve(&["-o", "modern,no_lru_crawler"]).lru_crawler);
+        assert!(serve(&["-o", "no_modern,lru_crawler"]).lru_crawler);
         assert_eq!(memcached_like.protocols, Protocols::Binary);
         assert_eq!(memcached_like.reqs_per_event, Some(5));
         assert_eq!(memcached_like.listen_backlog, 64);

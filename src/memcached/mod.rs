@@ -34,6 +34,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// The memcached release whose behaviour the store reproduces (the
+/// differential tests and memcached's own test suite run against it), and
+/// what `version` answers by default: a plain `major.minor.micro`, as
+/// clients that parse memcached's version expect.
+pub const MEMCACHED_VERSION: &str = "1.6.18";
+
 pub mod codec;
 pub(crate) mod store;
 

@@ -340,7 +340,15 @@ impl PolicyState {
     /// follow it. Entries stay where they are; the shard evicts any excess.
     pub(crate) fn set_capacity(&mut self, capacity: u64, entries_hint: usize) {
         if let PolicyState::S3Fifo(s) = self {
-            s.narrow_cap = main_share(capacity, 3, MIN_PROBATION);
+            let narrow_cap = main_share(capacity, 3, MIN_PROBATION);
+            if entries_hint < s.entries_hint || narrow_cap < s.narrow_cap {
+                // Shrinking: the ghost set and the sketch only ever grow, and
+                // would remember keys for the old size. They start over and
+                // size themselves as entries arrive.
+                s.ghost = Ghost::new();
+                s.sketch = Sketch::new();
+            }
+            s.narrow_cap = narrow_cap;
             s.wide_cap = percent(capacity, 3);
             s.guarded_cap = main_share(capacity, 0, s.guard);
             s.entries_hint = entries_hint;

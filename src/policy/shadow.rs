@@ -203,8 +203,11 @@ impl Shadow {
     /// The cache's capacity changed: the simulations start over at the new
     /// scale (the chosen placement stays until they decide again).
     pub(crate) fn set_capacity(&self, capacity: u64) {
-        let bits = sampling_bits(capacity);
         let mut sims = self.sims.lock();
+        // Keep the denser sampling heavy entries taught (`insert_slow`): as
+        // many bits fewer than the default as before.
+        let learned = sampling_bits(sims.capacity).saturating_sub(sims.bits);
+        let bits = sampling_bits(capacity).saturating_sub(learned);
         *sims = Sims::new(capacity, bits);
         self.bits.store(bits, Relaxed);
     }

@@ -74,16 +74,20 @@ pub use metrics::{
 };
 use stats::Shared;
 
-/// What the server answers to `version` (and reports in `stats`): a
-/// memcached-style `major.minor.micro` first, because libmemcached-based
-/// clients and tools (`memcstat`, pylibmc, PHP's memcached) parse it and
-/// refuse a server whose version does not start with a number. `1.6` is the
-/// memcached protocol level implemented (text, meta and binary commands).
+/// What the server answers to `version` (and reports in `stats`):
+/// [`MEMCACHED_VERSION`](crate::memcached::MEMCACHED_VERSION), the memcached
+/// release whose behaviour larder-server reproduces, in memcached's own
+/// `major.minor.micro` form. Clients parse it: libmemcached-based ones
+/// (`memcstat`, pylibmc, PHP's memcached) refuse a version that does not
+/// start with a number, and Perl's `version->parse` (Cache::Memcached::Fast's
+/// `server_versions`) refuses anything after the numbers, as
+/// `1.6.0-larder-0.1.0` was. larder's own version is `larder_version` in
+/// `stats`.
 ///
 /// ```
-/// assert!(larder::server::VERSION.starts_with("1.6.0-larder-"));
+/// assert_eq!(larder::server::VERSION, "1.6.18");
 /// ```
-pub const VERSION: &str = concat!("1.6.0-larder-", env!("CARGO_PKG_VERSION"));
+pub const VERSION: &str = crate::memcached::MEMCACHED_VERSION;
 
 /// How long the accept loop pauses after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

@@ -58,27 +58,41 @@ impl Store {
             AdminCommand::LruCrawlerSleep(micros) if *micros > 1_000_000 => {
                 Response::ClientError("sleep must be one second or less")
             }
+            AdminCommand::LruCrawlerCrawl(_) if !self.crawler_enabled() => {
+                Response::ClientError("lru crawler disabled")
+            }
             AdminCommand::LruCrawlerCrawl(classes) if !valid_classes(classes, false) => {
                 Response::Line("BADCLASS invalid class id")
             }
-            // A crawl reclaims every expired item now, as memcached's crawler
-            // does before it answers `lru_crawler_running 0`.
+            // A crawl reclaims every expired item before it answers (memcached
+            // answers at once and reports `lru_crawler_running` until done),
+            // a slice of each shard at a time so that no lock is held long.
             AdminCommand::LruCrawlerCrawl(classes) => {
                 if dump_lists_items(classes) {
-                    self.reclaim_expired(usize::MAX);
+                    self.crawl_all();
                 }
                 Response::Ok
+            }
+            // memcached refuses to start a crawler that runs; stopping a
+            // stopped one is fine.
+            AdminCommand::LruCrawlerEnable(true) if self.crawler_enabled() => {
+                Response::Line("ERROR failed to start lru crawler thread")
             }
             AdminCommand::LruCrawlerEnable(on) => {
                 self.crawler
                     .store(*on, std::sync::atomic::Ordering::Relaxed);
                 Response::Ok
             }
+            // `process` streams a dump a slice at a time; a caller of
+            // `execute` gets it whole.
             AdminCommand::LruCrawlerMetadump(classes) => {
-                if valid_classes(classes, true) {
-                    Response::End
+                if let Some(line) = self.metadump_refusal(classes) {
+                    Response::Line(line)
+                } else if dump_lists_items(classes) {
+                    let _ = self.metadump(Default::default(), None, out);
+                    return Outcome::Continue;
                 } else {
-                    Response::Line("BADCLASS invalid class id")
+                    Response::End
                 }
             }
             _ => Response::Ok,
@@ -87,6 +101,31 @@ impl Store {
             response.write_to(out);
         }
         Outcome::Continue
+    }
+}
+
+impl Store {
+    /// Why a metadump of `classes` is refused, in memcached's order: the
+    /// crawler is off, dumps are off (`-X`), the class list is bad.
+    pub(super) fn metadump_refusal(&self, classes: &[u8]) -> Option<&'static str> {
+        if !self.crawler_enabled() {
+            Some("CLIENT_ERROR lru crawler disabled")
+        } else if !self.dump_enabled {
+            Some("ERROR metadump not allowed")
+        } else if !valid_classes(classes, true) {
+            Some("BADCLASS invalid class id")
+        } else {
+            None
+        }
+    }
+
+    /// Reclaims every expired item, a slice of each shard at a time.
+    fn crawl_all(&self) {
+        const SLICE: usize = 4096;
+        let slots = self.cache.slot_count();
+        for _ in 0..slots.div_ceil(SLICE).max(1) {
+            self.reclaim_expired(SLICE);
+        }
     }
 }
 

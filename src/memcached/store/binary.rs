@@ -117,11 +117,13 @@ impl Store {
                 reply.change(change, quiet, true, out.lines());
             }
             Opcode::Flush => {
-                self.counters.bump(Counter::CmdFlush);
+                // memcached counts a refused binary FLUSH nowhere (a text
+                // `flush_all` it counts either way).
                 if !self.flush_enabled {
                     reply.error(StatusCode::AUTH_ERROR, out.lines());
                     return Outcome::Continue;
                 }
+                self.counters.bump(Counter::CmdFlush);
                 let delay = match request.extras {
                     Extras::Expiry(delay) if delay > 0 => Some(i64::from(delay)),
                     _ => None,

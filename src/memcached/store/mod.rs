@@ -33,8 +33,9 @@
 //!   (memcached frees slab pages over time). It is refused
 //!   (`MEMLIMIT_ADJUST_FAILED`) when a shard's share could no longer hold the
 //!   largest item.
-//! - `slabs`, `lru_crawler` and `lru` parse with memcached's argument rules
-//!   and error lines but change nothing (see `admin.rs` for each answer);
+//! - `slabs` and `lru` parse with memcached's argument rules and error lines
+//!   but change nothing; `lru_crawler` drives the background expiry sweep and
+//!   `metadump` lists the items (see `admin.rs` for each answer);
 //!   `watch` and `lru_crawler mgdump` are unknown commands (`ERROR`).
 //! - `get_expired` stays 0: the core does not tell an expired entry from a
 //!   missing one. `get_flushed` counts only the rare lookup that meets a
@@ -147,11 +148,17 @@ pub struct StoreConfig {
     /// Which protocols a session may speak (memcached's `-B`). Default
     /// [`Protocols::Auto`]: the first byte decides.
     pub protocols: Protocols,
+    /// Whether the items may be listed (`stats cachedump`, `lru_crawler
+    /// metadump`). Default `true`; `false` is memcached's `-X`: both are
+    /// refused as memcached refuses them.
+    pub dump_enabled: bool,
     /// Whether expired items are reclaimed in the background from the
     /// start (memcached's LRU crawler; see [`Store::crawler_enabled`]).
     /// Default `true`, as in memcached.
     pub lru_crawler: bool,
-    /// What `version` answers. Default `larder-<crate version>`.
+    /// What `version` answers. Default
+    /// [`MEMCACHED_VERSION`](crate::memcached::MEMCACHED_VERSION); `stats`
+    /// also reports larder's own as `larder_version`.
     pub version: Cow<'static, str>,
     /// Parser limits (key and line lengths, keys per get).
     /// `limits.max_item_size` is replaced by [`max_item_size`](Self::max_item_size),
@@ -203,8 +210,9 @@ impl Default for StoreConfig {
             enable_shutdown: false,
             flush_enabled: true,
             protocols: Protocols::Auto,
+            dump_enabled: true,
             lru_crawler: true,
-            version: Cow::Borrowed(concat!("larder-", env!("CARGO_PKG_VERSION"))),
+            version: Cow::Borrowed(super::MEMCACHED_VERSION),
             limits: Limits::default(),
             server_stats: None,
         }
@@ -224,6 +232,7 @@ impl fmt::Debug for StoreConfig {
             .field("enable_shutdown", &self.enable_shutdown)
             .field("flush_enabled", &self.flush_enabled)
             .field("protocols", &self.protocols)
+            .field("dump_enabled", &self.dump_enabled)
             .field("lru_crawler", &self.lru_crawler)
             .field("version", &self.version)
             .field("limits", &self.limits)
@@ -335,6 +344,10 @@ pub struct Store {
     flush_enabled: bool,
     protocols: Protocols,
     crawler: AtomicBool,
+    dump_enabled: bool,
+    /// Held by `set_memory_limit`, so that the cache's capacity and the
+    /// store's limits move together.
+    resizing: crate::sync::Mutex<()>,
     version: Cow<'static, str>,
     server_stats: Option<Arc<dyn ServerStats>>,
     /// `stats detail`'s per-prefix counts.
@@ -457,6 +470,8 @@ impl Store {
             flush_enabled: config.flush_enabled,
             protocols: config.protocols,
             crawler: AtomicBool::new(config.lru_crawler),
+            dump_enabled: config.dump_enabled,
+            resizing: crate::sync::Mutex::new(()),
             version: config.version,
             server_stats: config.server_stats,
             detail: detail::Detail::new(),
@@ -557,7 +572,7 @@ impl Store {
     /// };
     /// let mut out = Vec::new();
     /// assert_eq!(store.execute(&request, &mut out), Outcome::Continue);
-    /// assert!(out.starts_with(b"VERSION larder-"));
+    /// assert_eq!(out, b"VERSION 1.6.18\r\n");
     /// # Ok::<(), larder::memcached::StoreError>(())
     /// ```
     pub fn execute(&self, request: &Request<'_>, out: &mut Vec<u8>) -> Outcome {
@@ -696,6 +711,7 @@ impl Store {
         }
         // A concurrent store may briefly see the old per-item bound; the
         // cache itself refuses anything heavier than its shard's share.
+        let _turn = self.resizing.lock();
         if self.cache.set_capacity(bytes).is_err() {
             return false;
         }

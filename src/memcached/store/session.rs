@@ -281,7 +281,21 @@ impl Store {
                 continue;
             }
             handled += 1;
-            match parse_streaming(rest, &self.limits) {
+            let parsed = parse_streaming(rest, &self.limits);
+            // A paused dump goes on only while its line is at the head.
+            if !matches!(
+                parsed,
+                Ok(Status::Complete(
+                    Request::Admin {
+                        command: AdminCommand::LruCrawlerMetadump(_),
+                        ..
+                    },
+                    _
+                ))
+            ) {
+                session.dump = None;
+            }
+            match parsed {
                 Ok(Status::Complete(Request::LongGet { cas, touch, keys }, used)) => {
                     let piece = Piece::new(keys, cas, touch, false);
                     if !self.answer_piece(session, piece, out) {
@@ -303,17 +317,28 @@ impl Store {
                         ..
                     },
                     used,
-                )) if dump_lists_items(classes) => {
-                    // Replies of earlier requests in this call are not sent
-                    // yet: memcached refuses a dump queued behind them.
-                    if session.dump.is_none() && handled > 1 {
-                        out.lines().extend_from_slice(
-                            b"ERROR cannot pipeline other commands before metadump\r\n",
-                        );
-                        pos += used;
-                        continue;
-                    }
-                    let from = session.dump.take().unwrap_or_default();
+                )) => {
+                    let from = match session.dump.take() {
+                        Some(cursor) => cursor,
+                        None => {
+                            // Replies of earlier requests in this call are
+                            // not sent yet: memcached refuses a dump queued
+                            // behind them.
+                            let refusal = self.metadump_refusal(classes).or((handled > 1)
+                                .then_some("ERROR cannot pipeline other commands before metadump"));
+                            if let Some(line) = refusal {
+                                Response::Line(line).write_to(out.lines());
+                                pos += used;
+                                continue;
+                            }
+                            if !dump_lists_items(classes) {
+                                Response::End.write_to(out.lines());
+                                pos += used;
+                                continue;
+                            }
+                            DumpCursor::default()
+                        }
+                    };
                     match self.metadump(from, session.output_limit, out) {
                         Some(cursor) => {
                             session.dump = Some(cursor);

@@ -165,6 +165,10 @@ impl Store {
             // memcached lists keys of one slab class. Every item is in
             // larder's one class, `1`; other classes are empty. The
             // arguments are checked as memcached checks them.
+            Some(b"cachedump") if !self.dump_enabled => {
+                Response::ClientError("stats cachedump not allowed").write_to(w.out);
+                return;
+            }
             Some(b"cachedump") => {
                 let (class, limit) = (words.next(), words.next());
                 let parsed = match (class, limit) {
@@ -218,6 +222,7 @@ impl Store {
         w.number("uptime", u64::from(self.time.uptime_secs(now)));
         w.number("time", self.time.unix_ms(now) / 1000);
         w.text("version", &self.version);
+        w.text("larder_version", env!("CARGO_PKG_VERSION"));
         w.number("pointer_size", usize::BITS as u64);
         if let Some(server) = &self.server_stats {
             server.general(w);
@@ -287,13 +292,15 @@ impl Store {
         const MAX_DUMP: usize = 2 << 20;
         let start = out.len();
         let mut shown = 0u64;
+        // Set when a line did not fit: memcached stops there.
+        let mut capped = false;
         let full = |shown: u64, out: &Vec<u8>| {
             (limit != 0 && shown >= limit) || out.len() - start >= MAX_DUMP
         };
         for shard in 0..self.cache.shard_count() {
             let mut cursor = Some(0);
             while let Some(from) = cursor {
-                if full(shown, out) {
+                if capped || full(shown, out) {
                     return;
                 }
                 cursor = self
@@ -313,6 +320,7 @@ impl Store {
                         let _ = write!(out, " [{} b; {expires} s]\r\n", block.value().len());
                         if out.len() - start > MAX_DUMP {
                             out.truncate(line_at);
+                            capped = true;
                             return false;
                         }
                         shown += 1;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Three Perl clients' own test suites against larder-server, run by .ci/run:
+# Cache::Memcached::Fast (XS, text protocol: every command, noreply, nowait,
+# multi-key forms, threads), Cache::Memcached (the original pure-Perl client)
+# and Memcached::libmemcached (libmemcached's API). Their t/ directories come
+# from Debian's source packages, the clients themselves from Debian's binary
+# packages. The tests talk to 127.0.0.1:11211; the copies here are pointed at
+# a free port instead.
+#
+# Left out, with the reason: Cache::Memcached::Fast's t/perl-namespace.t
+# (checks the module's own symbol table, not the server), t/changes.t,
+# t/pod*.t and t/tidy.t (author checks of the distribution's files);
+# Memcached::libmemcached's t/00-load.t (compares the module's version with
+# the C library's, a packaging check).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=$PWD/target/release/larder-server
+
+# shellcheck source=ci/debian_source.sh
+. ci/debian_source.sh
+
+WORK=$(mktemp -d)
+SERVER=""
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
+    rm -rf "$WORK"
+    debian_source_cleanup
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! perl -MCache::Memcached::Fast -MCache::Memcached -MMemcached::libmemcached \
+    -MTest2::V0 -e1 2>/dev/null; then
+    aptget update -qq
+    aptget install -y -qq libcache-memcached-fast-perl libcache-memcached-perl \
+        libmemcached-libmemcached-perl libtest2-suite-perl >/dev/null || exit 1
+fi
+for pkg in libcache-memcached-fast-perl libcache-memcached-perl libmemcached-libmemcached-perl; do
+    fetch_debian_source "$pkg" "$WORK" || exit 1
+done
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN" -p "$PORT" 2>"$WORK/server.log" &
+SERVER=$!
+for _ in $(seq 50); do
+    grep -q "listening on" "$WORK/server.log" && break
+    sleep 0.1
+done
+
+failed=0
+run_suite() {
+    local dir=$1
+    shift
+    sed -i "s/11211/$PORT/g" "$dir"/t/*.t "$dir"/t/*.pm 2>/dev/null
+    echo "--- $(basename "$dir") against larder-server on port $PORT"
+    if ! (cd "$dir" && AUTHOR_TESTING=1 timeout 600 prove "$@"); then
+        failed=1
+    fi
+}
+fast=$(find "$WORK" -maxdepth 1 -type d -name 'Cache-Memcached-Fast-*' | head -1)
+plain=$(find "$WORK" -maxdepth 1 -type d -name 'Cache-Memcached-[0-9]*' | head -1)
+# shellcheck disable=SC2046
+run_suite "$fast" $(cd "$fast" && ls t/*.t | grep -vE 't/(perl-namespace|changes|pod|pod-coverage|tidy)\.t')
+run_suite "$plain" t/
+xs=$(find "$WORK" -maxdepth 1 -type d -name 'Memcached-libmemcached-*' | head -1)
+export PERL_LIBMEMCACHED_TEST_SERVERS=127.0.0.1:$PORT
+# shellcheck disable=SC2046
+run_suite "$xs" $(cd "$xs" && ls t/*.t | grep -v 't/00-load\.t')
+exit $failed
