@@ -107,7 +107,8 @@ declare -A KNOWN=(
     # 1: counts the stats lines; larder leaves out figures of machinery it
     # does not have (hash table expansion, slab mover, LRU crawler, log
     # watchers) and adds its own (snapshots, replication).
-    # 106: get_expired stays 0 (the core does not tell expired from missing).
+    # 106: the item is stored already expired (an absolute time in the past);
+    # larder does not keep it, so the read is a plain miss, not get_expired.
     # 111: get_flushed stays 0 (flush_all reclaims at once, not lazily).
     [stats]="1 106 111"
     # 41: expects evictions from 40 values of 65 KiB in -m 3; larder packs

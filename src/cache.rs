@@ -699,6 +699,45 @@ where
         self.lookup(key, false, |_, _, _| ()).is_some()
     }
 
+    /// Reclaims `key`'s entry if it is past its deadline and nothing has
+    /// reclaimed it yet (a read sees it as missing); whether there was one. For a
+    /// caller that counts such misses apart, as memcached's `get_expired`
+    /// does, and unlinks the item as memcached does when a fetch meets it. A
+    /// second lookup, so only worth making on a miss.
+    ///
+    /// **Locking behaviour:** the shard's read lock, then its write lock if
+    /// there is an expired entry to reclaim.
+    pub(crate) fn reclaim_expired_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let expired = {
+            let shard = self.cell(hash).read();
+            shard
+                .find(short_hash(hash), key)
+                .is_some_and(|idx| shard.is_expired(idx, self.clock.now_ms()))
+        };
+        if !expired {
+            return false;
+        }
+        // The write lock's own upkeep may reclaim it first, or another
+        // thread; either way the read met an expired entry.
+        let out = self.with_shard(hash, |shard, now, garbage| {
+            let idx = shard.find(short_hash(hash), key)?;
+            if !shard.is_expired(idx, now) {
+                return None;
+            }
+            shard.remove_slot(idx, RemovalCause::Expired, garbage);
+            garbage.pop()
+        });
+        if let (Some((k, v, cause)), Some(listener)) = (out, &self.listener) {
+            listener(&k, &v, cause);
+        }
+        true
+    }
+
     /// The shared read path: finds a live entry and maps it under the lock.
     #[inline]
     fn lookup<Q, R>(

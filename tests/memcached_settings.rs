@@ -589,3 +589,25 @@ fn concurrent_memory_limit_changes_leave_the_store_consistent() {
         "bytes {bytes} of {limit}"
     );
 }
+
+#[test]
+fn a_read_that_meets_an_expired_item_counts_in_get_expired_once() {
+    let (store, hand) = store(small());
+    let _ = talk(&store, b"set k 0 1 1\r\nx\r\n");
+    hand.advance(Duration::from_secs(2));
+    assert_eq!(
+        text(talk(&store, b"get k\r\nget k\r\nget nothing\r\n")),
+        "END\r\nEND\r\nEND\r\n"
+    );
+    let stats = text(talk(&store, b"stats\r\n"));
+    // The first read unlinks it, as memcached's fetch does.
+    assert_eq!(stat(&stats, "get_expired").as_deref(), Some("1"));
+    assert_eq!(stat(&stats, "get_misses").as_deref(), Some("3"));
+    assert_eq!(stat(&stats, "curr_items").as_deref(), Some("0"));
+    // Meta reads count too.
+    let _ = talk(&store, b"set m 0 1 1\r\nx\r\n");
+    hand.advance(Duration::from_secs(2));
+    assert_eq!(text(talk(&store, b"mg m v\r\n")), "EN\r\n");
+    let stats = text(talk(&store, b"stats\r\n"));
+    assert_eq!(stat(&stats, "get_expired").as_deref(), Some("2"));
+}

@@ -37,9 +37,11 @@
 //!   but change nothing; `lru_crawler` drives the background expiry sweep and
 //!   `metadump` lists the items (see `admin.rs` for each answer);
 //!   `watch` and `lru_crawler mgdump` are unknown commands (`ERROR`).
-//! - `get_expired` stays 0: the core does not tell an expired entry from a
-//!   missing one. `get_flushed` counts only the rare lookup that meets a
-//!   flushed item before `flush_all` has reclaimed it (reclaiming is eager).
+//! - `get_expired` counts the reads that meet an expired item not yet
+//!   reclaimed (memcached also counts a store that replaces one, and an item
+//!   stored already expired, which larder does not keep). `get_flushed` counts
+//!   only the rare lookup that meets a flushed item before `flush_all` has
+//!   reclaimed it (reclaiming is eager).
 //! - Memory: each item is one heap block of a 4-21 byte header, key and value
 //!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
 //!   cache (memcached: a 48–56 byte header and slab-class rounding), all
@@ -784,7 +786,14 @@ impl Store {
                 self.drop_flushed(key);
                 Lookup::Flushed
             }
-            None => Lookup::Miss,
+            None => {
+                // memcached counts a fetch that finds its item expired, and
+                // unlinks the item.
+                if self.cache.reclaim_expired_key(key) {
+                    self.counters.bump(Counter::GetExpired);
+                }
+                Lookup::Miss
+            }
         }
     }
 
