@@ -56,6 +56,28 @@ KNOWN = [
 COUNTER_CHANGE = re.compile(rb"^(incr|decr|ma) ")
 
 
+BIG_NUMBER_BUG = ("incr/decr of a number from 2^63: 1.6.18 looks for a '-' past the value's end "
+                  "(strchr on unterminated item memory), so stale bytes can make it non-numeric")
+
+
+def big_number_bug(command, mc_reply, larder_reply, recent):
+    """memcached 1.6.18's safe_strtoull checks a number of 2^63 or more for a
+    minus sign with strchr() over the item's data, which is not
+    NUL-terminated: the scan runs on into whatever bytes follow the value in
+    its slab chunk, and a '-' there makes the number "non-numeric". Whether
+    it happens depends on memory left by earlier items, so a run can see it
+    or not. Recognised when memcached says non-numeric, larder counted, and
+    the key held such a number (set since the last resync, or larder's
+    result is one)."""
+    if not COUNTER_CHANGE.match(command):
+        return False
+    if b"non-numeric" not in mc_reply or b"ERROR" in larder_reply:
+        return False
+    big = [int(n) for c in recent for n in re.findall(rb"\b\d{19,20}\b", c)]
+    big += [int(n) for n in re.findall(rb"^\d{19,20}(?=\r\n)", larder_reply)]
+    return any(2**63 <= n < 2**64 for n in big)
+
+
 def known(command, mc_reply, larder_reply, recent=()):
     """Why a difference is expected, or None. The replies are normalized
     (CAS names, TTLs in tens of seconds); `recent`: the commands since the
@@ -87,6 +109,8 @@ def known(command, mc_reply, larder_reply, recent=()):
     if flags_sent and 0xFFFFFFFF < flags_sent < 2**64 and b"CLIENT_ERROR bad command line format" in larder_reply:
         return ("client flags past 2^32-1: 1.6.18 stores their low 32 bits, larder refuses them "
                 "(CLIENT_ERROR)")
+    if big_number_bug(command, mc_reply, larder_reply, recent):
+        return BIG_NUMBER_BUG
     for cmd_re, mc_re, ld_re, why in KNOWN:
         if (re.search(cmd_re, command) and re.search(mc_re, mc_reply)
                 and re.search(ld_re, larder_reply)):

@@ -147,6 +147,34 @@ def concrete(server, spec):
     return request(op, key, extras, value, cas, opaque)
 
 
+BIG_NUMBER_BUG = ("INCREMENT/DECREMENT of a number from 2^63: 1.6.18 looks for a '-' past the "
+                  "value's end (strchr on unterminated item memory), so stale bytes can make it "
+                  "non-numeric (status 6)")
+
+
+def big_number_bug(spec, mc_got, larder_got, history):
+    """memcached 1.6.18's safe_strtoull scans a number of 2^63 or more for a
+    minus sign with strchr() over item data that is not NUL-terminated, so
+    stale bytes after the value can make it "non-numeric" (see
+    differential.py). Recognised when memcached answers status 6 where larder
+    succeeded, for a key that held such a number: one was stored since the
+    last resync, or larder's result shows the old value was one."""
+    op, key, extras = spec[0], spec[1], spec[2]
+    if op not in (INCR, DECR, INCRQ, DECRQ) or len(extras) != 20:
+        return False
+    if not any(r[1] == 6 for r in mc_got) or any(r[1] != 0 for r in larder_got):
+        return False
+    stored = any(h[0][1] == key and str(2**64 - 1).encode() in h[0][3] for h in history)
+    delta = struct.unpack(">Q", extras[:8])[0]
+    for r in larder_got:
+        if len(r[4]) == 8:
+            new = struct.unpack(">Q", r[4])[0]
+            old = (new - delta) % 2**64 if op in (INCR, INCRQ) else new + delta
+            if new != 0 and old >= 2**63:
+                return True
+    return stored
+
+
 def resync(*servers):
     for s in servers:
         s.ask(request(FLUSH))
@@ -166,6 +194,7 @@ def main():
     resync(mc, ld)
     history = []
     diffs = 0
+    explained = 0
     for i in range(args.count):
         spec = random_request(rng)
         got = []
@@ -173,6 +202,11 @@ def main():
             raw = s.ask(concrete(s, spec))
             got.append((raw, normalize(s, raw, spec[1])))
         history.append((spec, got[0][0], got[1][0]))
+        if got[0][1] != got[1][1] and big_number_bug(spec, got[0][0], got[1][0], history):
+            explained += 1
+            resync(mc, ld)
+            history = []
+            continue
         if got[0][1] != got[1][1]:
             diffs += 1
             print("=" * 70)
@@ -187,6 +221,8 @@ def main():
             history = []
             if diffs >= args.max_diffs:
                 break
+    if explained:
+        print("known difference, %d times: %s" % (explained, BIG_NUMBER_BUG))
     print("%d requests, %d differences" % (i + 1, diffs))
     sys.exit(1 if diffs else 0)
 
