@@ -34,8 +34,7 @@ trap 'exit 130' INT TERM
 if ! perl -MTest::More -e1 2>/dev/null || ! command -v xz >/dev/null; then
     aptget update -qq && aptget install -y -qq perl xz-utils >/dev/null || exit 1
 fi
-fetch_debian_source memcached "$WORK" || exit 1
-SRC=$(find "$WORK" -maxdepth 1 -type d -name 'memcached-*' | head -1)
+SRC=$(fetch_debian_source memcached "$WORK") || exit 1
 [ -d "$SRC/t" ] || { echo "no t/ in $SRC" >&2; exit 1; }
 # KNOWN below numbers the tests of this release's t/.
 if [ "$(basename "$SRC")" != memcached-1.6.18 ]; then

@@ -11,11 +11,11 @@
 //! | command | answer |
 //! |---|---|
 //! | `slabs automove 0\|1\|2`, `lru_crawler tocrawl N`, `lru mode\|tune\|temp_ttl …` | `OK` |
-//! | `lru_crawler enable\|disable` | `OK`; the background sweep starts or stops (`lru_crawler` in `stats settings`) |
+//! | `lru_crawler enable\|disable` | `OK`; the background sweep starts or stops (`lru_crawler` in `stats settings`); enabling a running crawler is `ERROR failed to start lru crawler thread`, as in memcached |
 //! | `slabs reassign S D` | `BADCLASS invalid src or dst class id` unless both are `-1`, `0` or `1`; `SAME src and dst class are identical` if equal; else `NOSPARE source class has no spare pages` |
 //! | `lru_crawler sleep N` | `OK`, or memcached's `CLIENT_ERROR sleep must be one second or less` above 1,000,000 µs |
-//! | `lru_crawler crawl C` | `OK` for `all` or classes 1–63 (reclaiming every expired item if that takes in class 1), else `BADCLASS invalid class id` |
-//! | `lru_crawler metadump C` | every live item (`dump.rs`) for `all`, `hash` or a list naming class 1; `END` alone for other classes up to 63; else `BADCLASS invalid class id` |
+//! | `lru_crawler crawl C` | `OK` for `all` or classes 1–63 (reclaiming every expired item, in slices, before it answers, if that takes in class 1), else `BADCLASS invalid class id`; `CLIENT_ERROR lru crawler disabled` while the crawler is off |
+//! | `lru_crawler metadump C` | every live item (`dump.rs`; streamed by `process`, whole from `execute`) for `all`, `hash` or a list naming class 1; `END` alone for other classes up to 63; refused, in memcached's order, with `CLIENT_ERROR lru crawler disabled`, `ERROR metadump not allowed` (`-X`), `ERROR cannot pipeline other commands before metadump`, `BADCLASS invalid class id` |
 //!
 //! Besides these, larder's own `replica promote` (`OK`, or `SERVER_ERROR not
 //! a replica`) and `replica sync` (the start of a replication stream, handed
@@ -86,7 +86,7 @@ impl Store {
             // `process` streams a dump a slice at a time; a caller of
             // `execute` gets it whole.
             AdminCommand::LruCrawlerMetadump(classes) => {
-                if let Some(line) = self.metadump_refusal(classes) {
+                if let Some(line) = self.metadump_refusal(classes, false) {
                     Response::Line(line)
                 } else if dump_lists_items(classes) {
                     let _ = self.metadump(Default::default(), None, out);
@@ -106,12 +106,15 @@ impl Store {
 
 impl Store {
     /// Why a metadump of `classes` is refused, in memcached's order: the
-    /// crawler is off, dumps are off (`-X`), the class list is bad.
-    pub(super) fn metadump_refusal(&self, classes: &[u8]) -> Option<&'static str> {
+    /// crawler is off, dumps are off (`-X`), replies of earlier requests are
+    /// still queued (`pipelined`), the class list is bad.
+    pub(super) fn metadump_refusal(&self, classes: &[u8], pipelined: bool) -> Option<&'static str> {
         if !self.crawler_enabled() {
             Some("CLIENT_ERROR lru crawler disabled")
         } else if !self.dump_enabled {
             Some("ERROR metadump not allowed")
+        } else if pipelined {
+            Some("ERROR cannot pipeline other commands before metadump")
         } else if !valid_classes(classes, true) {
             Some("BADCLASS invalid class id")
         } else {

@@ -37,17 +37,21 @@
 //!   but change nothing; `lru_crawler` drives the background expiry sweep and
 //!   `metadump` lists the items (see `admin.rs` for each answer);
 //!   `watch` and `lru_crawler mgdump` are unknown commands (`ERROR`).
-//! - `get_expired` counts the reads that meet an expired item not yet
-//!   reclaimed (memcached also counts a store that replaces one, and an item
-//!   stored already expired, which larder does not keep). `get_flushed` counts
+//! - `get_expired` counts the plain reads (`get`, `gets`, `mg` without `T`
+//!   or `N`, `me`, binary gets) that meet an expired item not yet reclaimed;
+//!   the read unlinks it, which larder's listener also counts in `reclaimed`
+//!   and `expired_unfetched`. memcached counts every lookup that meets one:
+//!   also `gat`/`gats`, `touch`, `mg` with `T`/`N`, counters, `delete` and
+//!   stores, which here find it gone without counting; and it keeps an item
+//!   stored already expired, which larder does not. `get_flushed` counts
 //!   only the rare lookup that meets a flushed item before `flush_all` has
 //!   reclaimed it (reclaiming is eager).
 //! - Memory: each item is one heap block of a 4-21 byte header, key and value
 //!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
 //!   cache (memcached: a 48–56 byte header and slab-class rounding), all
 //!   counted against `memory_limit`. Slab and
-//!   item statistics describe one pseudo slab class, `1`; `stats cachedump`
-//!   answers an empty dump (just `END`).
+//!   item statistics describe one pseudo slab class, `1`; `stats cachedump
+//!   1 N` lists its items.
 //! - `mg`: `T` is applied before any return flag is computed (memcached
 //!   applies flags in order, so `t` before `T` shows the old TTL there). A
 //!   vivified miss (`N`) counts as a miss. `h`/`l` are kept per item; the
@@ -690,7 +694,8 @@ impl Store {
     /// of `bytes` could no longer hold the largest item (`max_item_size`
     /// with the longest key).
     ///
-    /// **Locking behaviour:** each shard's write lock in turn.
+    /// **Locking behaviour:** the store's resize lock (concurrent calls take
+    /// turns), then each shard's write lock in turn.
     ///
     /// ```
     /// use larder::memcached::{Store, StoreConfig};

@@ -324,8 +324,7 @@ impl Store {
                             // Replies of earlier requests in this call are
                             // not sent yet: memcached refuses a dump queued
                             // behind them.
-                            let refusal = self.metadump_refusal(classes).or((handled > 1)
-                                .then_some("ERROR cannot pipeline other commands before metadump"));
+                            let refusal = self.metadump_refusal(classes, handled > 1);
                             if let Some(line) = refusal {
                                 Response::Line(line).write_to(out.lines());
                                 pos += used;

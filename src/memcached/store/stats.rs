@@ -345,6 +345,7 @@ impl Store {
             if self.flush_enabled { "yes" } else { "no" },
         );
         w.text("binding_protocol", self.protocols.name());
+        w.text("dump_enabled", if self.dump_enabled { "yes" } else { "no" });
         w.text("auth_enabled_sasl", "no");
         w.text("auth_enabled_ascii", "no");
         w.text("domain_socket", "NULL");
