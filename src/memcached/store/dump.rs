@@ -12,9 +12,9 @@
 
 use std::io::Write as _;
 
-use super::item::{Meta, ITEM_OVERHEAD};
+use super::item::{Block, Meta, FETCHED};
 use super::output::Sink;
-use super::Store;
+use super::{block_weight, Store};
 
 /// Where a paused dump goes on: a shard and a slot in it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,36 +27,28 @@ pub(super) struct DumpCursor {
 const SLICE: u32 = 512;
 
 impl Store {
-    /// Writes dump lines from `from` until `out` holds `limit` bytes, then
-    /// returns where to go on; or, once every item is written, writes `END`
-    /// and returns `None`.
-    pub(super) fn metadump<S: Sink>(
+    /// Shows `f` each live item (its block, state and deadline on the store
+    /// clock, 0 for none) from `from` on, a slice of a shard at a time under
+    /// its read lock; `f` returns false to stop. Returns where to go on, or
+    /// `None` once every item was shown.
+    pub(super) fn walk_items(
         &self,
         from: DumpCursor,
-        limit: Option<usize>,
-        out: &mut S,
+        mut f: impl FnMut(&Block, &Meta, u64) -> bool,
     ) -> Option<DumpCursor> {
-        let now = self.time.now_ms();
         let mut cursor = from;
+        let mut going = true;
         while cursor.shard < self.cache.shard_count() {
-            if limit.is_some_and(|limit| out.pending() >= limit) {
+            if !going {
                 return Some(cursor);
             }
-            let budget = limit.map(|limit| limit.saturating_sub(out.pending()));
-            let lines = out.lines();
-            let mut written = 0;
             let next = self.cache.visit_slice(
                 cursor.shard,
                 cursor.slot,
                 SLICE,
                 |block, meta, deadline, _| {
-                    if !self.is_live(block) {
-                        return true;
-                    }
-                    let at = lines.len();
-                    self.dump_line(block, meta, deadline, now, lines);
-                    written += lines.len() - at;
-                    budget.is_none_or(|budget| written < budget)
+                    going = !self.is_live(block) || f(block, meta, deadline);
+                    going
                 },
             );
             cursor = match next {
@@ -70,35 +62,57 @@ impl Store {
                 },
             };
         }
-        out.lines().extend_from_slice(b"END\r\n");
         None
     }
 
-    fn dump_line(
+    /// An item's expiry as unix seconds (rounded up), from its deadline on
+    /// the store clock; `None` for an item that never expires.
+    pub(super) fn expiry_unix_secs(&self, deadline: u64, now: u64) -> Option<u64> {
+        (deadline != 0).then(|| self.time.unix_ms(deadline.max(now)).div_ceil(1000))
+    }
+
+    /// Writes dump lines from `from` until `out` holds `limit` bytes, then
+    /// returns where to go on; or, once every item is written, writes `END`
+    /// and returns `None`.
+    pub(super) fn metadump<S: Sink>(
         &self,
-        block: &super::item::Block,
-        meta: &Meta,
-        deadline: u64,
-        now: u64,
-        out: &mut Vec<u8>,
-    ) {
+        from: DumpCursor,
+        limit: Option<usize>,
+        out: &mut S,
+    ) -> Option<DumpCursor> {
+        let now = self.time.now_ms();
+        // Only lines are written here, so what is pending grows by exactly
+        // what they add.
+        let room = limit.map(|limit| limit.saturating_sub(out.pending()));
+        if room == Some(0) {
+            return Some(from);
+        }
+        let lines = out.lines();
+        let start = lines.len();
+        let paused = self.walk_items(from, |block, meta, deadline| {
+            self.dump_line(block, meta, deadline, now, lines);
+            room.is_none_or(|room| lines.len() - start < room)
+        });
+        if paused.is_none() {
+            lines.extend_from_slice(b"END\r\n");
+        }
+        paused
+    }
+
+    fn dump_line(&self, block: &Block, meta: &Meta, deadline: u64, now: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"key=");
         uri_encode(block.key(), out);
-        let exp = match deadline {
-            0 => -1,
-            d => i64::try_from(self.time.unix_ms(d.max(now)).div_ceil(1000)).unwrap_or(i64::MAX),
-        };
-        let la = self.time.unix_secs_at(Meta::last_access(meta.state()));
-        let fetched = if meta.state() & super::item::FETCHED != 0 {
-            "yes"
-        } else {
-            "no"
-        };
-        let size = block.cost() as u64 + u64::from(ITEM_OVERHEAD);
+        let exp = self
+            .expiry_unix_secs(deadline, now)
+            .map_or(-1, |secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        let state = meta.state();
+        let la = self.time.unix_secs_at(Meta::last_access(state));
+        let fetched = if state & FETCHED != 0 { "yes" } else { "no" };
         let _ = writeln!(
             out,
-            " exp={exp} la={la} cas={} fetch={fetched} cls=1 size={size}",
-            block.cas()
+            " exp={exp} la={la} cas={} fetch={fetched} cls=1 size={}",
+            block.cas(),
+            block_weight(block)
         );
     }
 }

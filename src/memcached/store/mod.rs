@@ -425,11 +425,7 @@ impl Store {
         let listener_counters = Arc::clone(&counters);
         let cache = Cache::builder()
             .max_weight(config.memory_limit)
-            .weigher(|block: &Block, _: &Meta| {
-                u32::try_from(block.cost())
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(ITEM_OVERHEAD)
-            })
+            .weigher(|block: &Block, _: &Meta| block_weight(block))
             .shards(shards)
             .policy(config.policy.clone())
             .clock(config.clock.clone())
@@ -859,6 +855,14 @@ impl Store {
         }
         self.cache.retain(|block, _| self.is_live(block));
     }
+}
+
+/// What an item is charged against the memory limit: its block as the
+/// allocator rounds it, plus the fixed overhead in the cache.
+fn block_weight(block: &Block) -> u32 {
+    u32::try_from(block.cost())
+        .unwrap_or(u32::MAX)
+        .saturating_add(ITEM_OVERHEAD)
 }
 
 /// The most an item of these lengths can weigh: its block as the allocator

@@ -282,17 +282,20 @@ impl Store {
             }
             handled += 1;
             let parsed = parse_streaming(rest, &self.limits);
-            // A paused dump goes on only while its line is at the head.
-            if !matches!(
-                parsed,
-                Ok(Status::Complete(
-                    Request::Admin {
-                        command: AdminCommand::LruCrawlerMetadump(_),
-                        ..
-                    },
-                    _
-                ))
-            ) {
+            // A paused dump goes on only while its line is at the head (a
+            // check only while one is paused: not on every request).
+            if session.dump.is_some()
+                && !matches!(
+                    parsed,
+                    Ok(Status::Complete(
+                        Request::Admin {
+                            command: AdminCommand::LruCrawlerMetadump(_),
+                            ..
+                        },
+                        _
+                    ))
+                )
+            {
                 session.dump = None;
             }
             match parsed {

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::counters::Counter;
+use super::dump::DumpCursor;
 use super::Store;
 use crate::memcached::{Response, Tokens};
 
@@ -292,42 +293,24 @@ impl Store {
         const MAX_DUMP: usize = 2 << 20;
         let start = out.len();
         let mut shown = 0u64;
-        // Set when a line did not fit: memcached stops there.
-        let mut capped = false;
-        let full = |shown: u64, out: &Vec<u8>| {
-            (limit != 0 && shown >= limit) || out.len() - start >= MAX_DUMP
-        };
-        for shard in 0..self.cache.shard_count() {
-            let mut cursor = Some(0);
-            while let Some(from) = cursor {
-                if capped || full(shown, out) {
-                    return;
-                }
-                cursor = self
-                    .cache
-                    .visit_slice(shard, from, 1024, |block, _, deadline, _| {
-                        let key = block.key();
-                        if !self.is_live(block) || key.iter().any(|&b| b <= b' ' || b == 0x7f) {
-                            return true;
-                        }
-                        let expires = match deadline {
-                            0 => 0,
-                            d => self.time.unix_ms(d.max(now)).div_ceil(1000),
-                        };
-                        let line_at = out.len();
-                        out.extend_from_slice(b"ITEM ");
-                        out.extend_from_slice(key);
-                        let _ = write!(out, " [{} b; {expires} s]\r\n", block.value().len());
-                        if out.len() - start > MAX_DUMP {
-                            out.truncate(line_at);
-                            capped = true;
-                            return false;
-                        }
-                        shown += 1;
-                        !full(shown, out)
-                    });
+        let _ = self.walk_items(DumpCursor::default(), |block, _, deadline| {
+            let key = block.key();
+            if key.iter().any(|&b| b <= b' ' || b == 0x7f) {
+                return true;
             }
-        }
+            let expires = self.expiry_unix_secs(deadline, now).unwrap_or(0);
+            let line_at = out.len();
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(key);
+            let _ = write!(out, " [{} b; {expires} s]\r\n", block.value().len());
+            // memcached stops at the first line that does not fit.
+            if out.len() - start > MAX_DUMP {
+                out.truncate(line_at);
+                return false;
+            }
+            shown += 1;
+            limit == 0 || shown < limit
+        });
     }
 
     /// `stats settings`: the store's configuration, then the server's.
