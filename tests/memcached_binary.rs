@@ -1006,7 +1006,7 @@ mod live {
                 return (reply, false);
             }
             assert!(Instant::now() < deadline, "{}: no reply", case.name);
-            match conn.read(&mut chunk) {
+            match common::read_some(&mut conn, &mut chunk) {
                 Ok(0) => return (reply, true),
                 Ok(n) => reply.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (reply, true),

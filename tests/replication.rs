@@ -119,7 +119,7 @@ fn ask(conn: &mut TcpStream, req: &[u8], end: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     while !out.ends_with(end) {
-        let n = conn.read(&mut buf).unwrap();
+        let n = common::read_some(conn, &mut buf).unwrap();
         assert!(n > 0, "server closed: {}", String::from_utf8_lossy(&out));
         out.extend_from_slice(&buf[..n]);
     }
@@ -711,7 +711,7 @@ fn a_replica_takes_over_within_5s_of_a_kill_9_and_loses_at_most_its_lag() {
                 }
                 let mut got = Vec::new();
                 while !got.ends_with(b"\r\n") {
-                    match conn.read(&mut buf) {
+                    match common::read_some(&mut conn, &mut buf) {
                         Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
                         _ => return,
                     }
@@ -965,7 +965,9 @@ fn fake_primary(replies: Vec<Vec<u8>>) -> (String, Arc<AtomicU64>) {
             let Ok(mut conn) = conn else { continue };
             let mut line = Vec::new();
             let mut byte = [0u8; 1];
-            while !line.ends_with(b"\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            while !line.ends_with(b"\n")
+                && common::read_some(&mut conn, &mut byte).unwrap_or(0) == 1
+            {
                 line.push(byte[0]);
             }
             assert!(line.starts_with(b"replica sync "), "{line:?}");
@@ -1175,7 +1177,9 @@ fn a_replica_whose_full_sync_broke_off_does_not_promote_itself() {
                     1 => {
                         let mut line = Vec::new();
                         let mut byte = [0u8; 1];
-                        while !line.ends_with(b"\n") && inbound.read(&mut byte).unwrap_or(0) == 1 {
+                        while !line.ends_with(b"\n")
+                            && common::read_some(&mut inbound, &mut byte).unwrap_or(0) == 1
+                        {
                             line.push(byte[0]);
                         }
                         let id = "0123456789abcdef0123456789abcdef01234567";
@@ -1221,7 +1225,11 @@ fn a_primary_serves_at_most_32_replica_links() {
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         while !line.ends_with(b"\r\n") {
-            assert_eq!(conn.read(&mut byte).unwrap(), 1, "closed after {line:?}");
+            assert_eq!(
+                common::read_some(conn, &mut byte).unwrap(),
+                1,
+                "closed after {line:?}"
+            );
             line.push(byte[0]);
         }
         String::from_utf8(line).unwrap()

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -69,7 +69,7 @@ impl Server {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         while !out.ends_with(end) {
-            let n = conn.read(&mut buf).unwrap();
+            let n = common::read_some(conn, &mut buf).unwrap();
             assert!(n > 0, "server closed: {}", String::from_utf8_lossy(&out));
             out.extend_from_slice(&buf[..n]);
         }

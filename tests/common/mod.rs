@@ -104,6 +104,18 @@ impl Drop for TestServer {
     }
 }
 
+/// One `read`, retried when a signal interrupts it (`EINTR`): a blocking
+/// socket read with a timeout is interrupted by any signal the test process
+/// handles, and `Read::read` passes that on instead of retrying.
+pub(crate) fn read_some(conn: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match conn.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Sends `input`, reads until the reply ends with `end`.
 pub(crate) fn request(conn: &mut TcpStream, input: &[u8], end: &[u8]) -> String {
     conn.write_all(input).unwrap();
@@ -114,7 +126,7 @@ pub(crate) fn read_until(conn: &mut TcpStream, end: &[u8]) -> String {
     let mut reply = Vec::new();
     let mut buf = [0u8; 64 << 10];
     while !reply.ends_with(end) {
-        let n = conn.read(&mut buf).unwrap();
+        let n = read_some(conn, &mut buf).unwrap();
         assert!(
             n > 0,
             "closed early; got {:?}",
@@ -130,7 +142,7 @@ pub(crate) fn read_to_close(conn: &mut TcpStream) -> Vec<u8> {
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match conn.read(&mut buf) {
+        match read_some(conn, &mut buf) {
             Ok(0) => return reply,
             Ok(n) => reply.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return reply,
