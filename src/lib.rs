@@ -44,7 +44,6 @@
 mod builder;
 mod cache;
 mod clock;
-mod index;
 mod memoize;
 mod policy;
 mod reentry;

@@ -1,6 +1,6 @@
 //! Everything that runs under one shard lock.
 //!
-//! A shard is a [`Table`] (an index `hash -> slot`, a slab of entries, the eviction
+//! A shard is a [`Table`] (a hash table holding the entries, the eviction
 //! policy's state and the shard's share of the weight bound) plus time: deadlines,
 //! sweeps for expired entries, and the counters and removed entries a cache reports. Nothing here calls user
 //! code except `Eq` (inside lookups, before any mutation, so a panic leaves the shard
@@ -109,7 +109,7 @@ impl<K, V> Garbage<K, V> {
 }
 
 pub(crate) struct Shard<K, V> {
-    /// The index, slab, policy state and weight bound.
+    /// The entries' table, policy state and weight bound.
     pub(crate) table: Table<K, V>,
     pub(crate) base_ms: u64,
     /// Entries with a deadline.
@@ -660,18 +660,17 @@ where
     /// a run of inserts (see `Index::touch`); the result only keeps the reads
     /// from being optimised away.
     pub(crate) fn warm(&self, hashes: impl Iterator<Item = NonZeroU32>) -> u8 {
-        hashes.fold(0u8, |acc, h| acc ^ self.table.index.touch(h.get()))
+        hashes.fold(0u8, |acc, h| acc ^ self.table.slab.touch(h.get()))
     }
 
-    /// Sizes the slab and the index for `entries` entries in all (a restore
-    /// that knows how many are coming), never past the shard's expected size.
+    /// Sizes the table for `entries` entries in all (a restore that knows how
+    /// many are coming), never past the shard's expected size.
     pub(crate) fn reserve(&mut self, entries: usize) {
         let entries = entries.min(self.table.slot_hint);
-        self.table.slab.reserve(entries);
-        let slab = &self.table.slab;
-        self.table
-            .index
-            .reserve(entries, |i| slab.entry(i).hash.get());
+        if entries > self.table.slab.len() * 7 / 8 {
+            let remap = self.table.rehash(entries);
+            self.moved(&remap);
+        }
     }
 
     /// The policy standing of the full slot `idx` as a snapshot records it: the
@@ -681,47 +680,56 @@ where
         ((e.freq() & 0b11) | ((e.queue() & 0b11) << 2)) as u8
     }
 
-    /// Calls `f` with the live entries of the slots from `from` on, each with its
-    /// deadline on the cache's clock (milliseconds, 0: never) and its
-    /// [`hint_of`](Self::hint_of), until `max_slots` slots were examined or `f`
-    /// returns false. Returns the slot to continue from, or `None` once the last
-    /// slot was examined. Entries expired at `now` are skipped.
+    /// Calls `f` with the live entries of the next range of the table's hash
+    /// order from `from` on (about `max_slots` slots; see `Slab::walk`), each
+    /// with its deadline on the cache's clock (milliseconds, 0: never) and its
+    /// [`hint_of`](Self::hint_of), until `f` returns false. Returns where to go
+    /// on, or `None` once the walk reached the end. Entries expired at `now`
+    /// are skipped. Consecutive calls show every entry present all through
+    /// them exactly once, whatever rebuilds of the table happen between them.
     pub(crate) fn visit_slice(
         &self,
-        from: u32,
+        from: u64,
         max_slots: u32,
         now: u64,
         mut f: impl FnMut(&K, &V, u64, u8) -> bool,
-    ) -> Option<u32> {
-        let end = self.table.slab.len() as u32;
-        let mut idx = from;
-        while idx < end && idx - from < max_slots {
-            let at = idx;
-            idx += 1;
-            let Slot::Full(e) = self.table.slab.slot(at) else {
-                continue;
-            };
+    ) -> Option<u64> {
+        self.table.slab.walk(from, max_slots, |at| {
             if self.is_expired(at, now) {
-                continue;
+                return true;
             }
+            let e = self.table.slab.entry(at);
             let deadline = match self.deadline_of(at) {
                 0 => 0,
                 d => self.base_ms.saturating_add(d),
             };
-            if !f(&e.key, &e.value, deadline, self.hint_of(at)) {
-                break;
-            }
-        }
-        (idx < end).then_some(idx)
+            f(&e.key, &e.value, deadline, self.hint_of(at))
+        })
     }
 
     /// Puts an entry (whose slot deadline is 0) in a slot and in the index, with
     /// `deadline`; the policy is the caller's to tell.
     fn link(&mut self, entry: Entry<K, V>, deadline: u64) -> u32 {
         debug_assert_eq!(entry.deadline, 0);
-        let idx = self.table.link(entry);
+        let (idx, remap) = self.table.link(entry);
+        if let Some(remap) = remap {
+            self.moved(&remap);
+        }
         self.set_deadline(idx, deadline);
         idx
+    }
+
+    /// Applies a rebuild of the table (entries moved) to the positions the
+    /// shard holds: the far deadlines, and the sweep's place.
+    fn moved(&mut self, remap: &crate::slab::Remap) {
+        if !self.far.is_empty() {
+            self.far = self
+                .far
+                .drain()
+                .map(|(idx, d)| (remap.new_of(idx), d))
+                .collect();
+        }
+        self.sweep_cursor = 0;
     }
 
     /// Takes the entry in `idx` out of the shard without counting a removal, for
@@ -842,7 +850,7 @@ where
         self.table.validate();
         let mut timed = 0u32;
         let mut far = 0usize;
-        for i in self.table.index.slots() {
+        for i in self.table.slab.full() {
             let e = self.table.slab.entry(i);
             timed += u32::from(e.deadline != 0);
             if e.deadline == FAR {

@@ -1,13 +1,34 @@
-//! Index-linked storage for one shard's entries.
+//! One shard's entries, stored in the hash table itself.
 //!
-//! Entries live inline in a `Vec` of slots and are named by `u32` indices, never by
-//! pointers: the index table maps a hash to a slot, and the policies link slots into
-//! queues through each slot's `next` field. A slot is either full (an entry) or empty;
-//! an empty slot is either on the free list or still threaded through a policy queue
-//! (a *dead* slot, left behind by a removal and reclaimed when the queue passes it).
+//! The table is open-addressed, in the style of folly's F14 and SwissTable: the
+//! positions are grouped fifteen at a time, and each group has a 16-byte control
+//! word (fifteen one-byte tags and an overflow counter) in a compact array apart
+//! from the entries. A lookup compares the tags of the key's home group in one go
+//! (the control array is about one byte per entry, so the hot part of it stays in
+//! the processor's caches), then reads the one entry whose tag matches: a hit
+//! costs one cache miss for the entry, where an index of slot numbers pointing
+//! into a separate slab cost two dependent ones.
 //!
-//! Layout: for `u64 -> u64` an [`Entry`] is 32 bytes and a [`Slot`] is too (the empty
-//! variant hides in the niche of the non-zero hash).
+//! Entries are named by their position (`u32`), never by pointers: the policies
+//! link positions into queues through each slot's `next` field. A position is
+//! full (an entry), free, or *dead*: left behind by a removal while a policy queue
+//! still threads through it, reclaimed when the queue passes it. A dead position
+//! matches no lookup and takes no insert.
+//!
+//! Entries move only when the table is rebuilt ([`Slab::rehash`]: it grows, or
+//! sheds the displacement that removals leave behind). A rebuild returns a
+//! [`Remap`] from old positions to new ones, which the policy and the shard apply
+//! to what they hold before anything else touches the table. Walks that span
+//! several lock holds (snapshots, dumps) therefore do not go by position but by
+//! hash order ([`Slab::walk`]), which a rebuild does not change.
+//!
+//! Removal clears the tag and decrements the overflow counters along the removed
+//! entry's probe path, so there are no tombstones beyond the dead positions the
+//! queues still hold.
+//!
+//! Layout: for `u64 -> u64` an [`Entry`] is 32 bytes and a [`Slot`] is too (the
+//! empty variant hides in the niche of the non-zero hash); with the table at most
+//! 87.5% full that is about 38 bytes per entry, control bytes included.
 
 #![forbid(unsafe_code)]
 
@@ -15,9 +36,16 @@ use crate::sync::AtomicU32;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Slot vectors of unknown final size double up to this many slots, then grow by
-/// an eighth.
-const GENTLE_FROM: usize = 1024;
+/// Positions per group (and tags per control word).
+const WIDTH: usize = 15;
+/// Maximum load, counting dead positions: `LOAD_NUM / LOAD_DEN` (87.5%).
+const LOAD_NUM: usize = 7;
+const LOAD_DEN: usize = 8;
+/// Tags: 0 is a free position, 1 a dead one, `0x80 | h` a full one.
+const FREE: u8 = 0;
+const DEAD: u8 = 1;
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// The end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -140,33 +168,172 @@ impl<K, V> Slot<K, V> {
     }
 }
 
-/// The slot vector, its free list and its counts.
+/// A group's control word: fifteen tags, then the overflow counter (how many
+/// entries whose probe passed this group were placed further on; saturating, 255
+/// means "unknown, many").
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Ctrl([u8; 16]);
+
+const EMPTY_CTRL: Ctrl = Ctrl([0; 16]);
+
+impl Ctrl {
+    /// A bit mask (bit `i` set: position `i` may hold `tag`). May have false
+    /// positives, never false negatives; callers confirm.
+    #[inline]
+    fn candidates(&self, tag: u8) -> u32 {
+        let b = &self.0;
+        let lo = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        let hi = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+        let pattern = LOW_BITS * u64::from(tag);
+        (byte_mask(zero_bytes(lo ^ pattern)) | byte_mask(zero_bytes(hi ^ pattern)) << 8) & 0x7FFF
+    }
+
+    #[inline]
+    fn first_free(&self) -> Option<usize> {
+        self.0[..WIDTH].iter().position(|&t| t == FREE)
+    }
+
+    #[inline]
+    fn overflow(&self) -> u8 {
+        self.0[WIDTH]
+    }
+}
+
+/// High bit set in each byte of `x` that may be zero (exact for the lowest zero byte).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// Packs the high bits of each byte into the low 8 bits.
+#[inline]
+fn byte_mask(x: u64) -> u32 {
+    ((x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+#[inline]
+fn tag_of(hash: u32) -> u8 {
+    0x80 | (hash as u8 & 0x7F)
+}
+
+/// The hash's place in the table's order: the home group is this scaled onto the
+/// group count (multiply-shift), so the order of homes is the order of these
+/// values whatever the table's size. The tag uses the low bits, this the high ones.
+#[inline]
+fn spread(hash: u32) -> u32 {
+    hash.wrapping_mul(0x9E37_79B9)
+}
+
+/// Where the entries of a rebuilt table went: `map[old]` is the new position of
+/// the entry that was at `old` (`NIL` if it was not full), and `old_next[old]` is
+/// the `next` link the slot at `old` held, so a policy can walk its old queues
+/// and relink them in the same order.
+pub(crate) struct Remap {
+    pub(crate) map: Vec<u32>,
+    pub(crate) old_next: Vec<u32>,
+}
+
+impl Remap {
+    /// The new position of the entry that was at `old` (`NIL`: none).
+    #[inline]
+    pub(crate) fn new_of(&self, old: u32) -> u32 {
+        self.map[old as usize]
+    }
+}
+
+/// The positions, their control words and the counts.
 pub(crate) struct Slab<K, V> {
+    ctrl: Vec<Ctrl>,
     slots: Vec<Slot<K, V>>,
-    free: u32,
-    /// Full slots.
+    /// Full positions.
     pub(crate) live: u32,
-    /// Empty slots still threaded through a policy queue.
+    /// Dead positions (empty, still threaded through a policy queue).
     pub(crate) dead: u32,
-    /// A soft ceiling for growth: the slot vector grows by doubling but never past
-    /// this (when it is known), so a cache of `n` entries does not keep `2n` slots.
+    /// The most entries expected (the shard's capacity when bounded by entries,
+    /// else `usize::MAX`): growth stops there while it is enough.
     growth_cap: usize,
+    /// Sum over the entries of how many groups each sits past its home. Removals
+    /// never move entries back, so under churn this creeps up; when it passes
+    /// `settled + live` (`settled`: what the last rebuild left) the table asks
+    /// for a rebuild. Amortised O(1): the creep takes many operations, and
+    /// measuring against `settled` keeps colliding hashes from rebuilding every
+    /// time.
+    displaced: usize,
+    settled: usize,
+    /// Rebuilds so far (for tests).
+    pub(crate) rebuilds: usize,
 }
 
 impl<K, V> Slab<K, V> {
     pub(crate) fn new(growth_cap: usize) -> Self {
         Slab {
+            ctrl: Vec::new(),
             slots: Vec::new(),
-            free: NIL,
             live: 0,
             dead: 0,
             growth_cap,
+            displaced: 0,
+            settled: 0,
+            rebuilds: 0,
         }
     }
 
+    /// The number of positions (full, dead or free).
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// A new expected size (the capacity changed); takes effect at the next
+    /// growth.
+    pub(crate) fn set_growth_cap(&mut self, growth_cap: usize) {
+        self.growth_cap = growth_cap;
+    }
+
+    #[inline]
+    fn home(&self, hash: u32) -> usize {
+        ((u64::from(spread(hash)) * self.ctrl.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn next_group(&self, g: usize) -> usize {
+        if g + 1 == self.ctrl.len() {
+            0
+        } else {
+            g + 1
+        }
+    }
+
+    /// The position of the full slot with this hash for which `eq` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u32, mut eq: impl FnMut(&Entry<K, V>) -> bool) -> Option<u32> {
+        if self.ctrl.is_empty() {
+            return None;
+        }
+        let tag = tag_of(hash);
+        let mut g = self.home(hash);
+        for _ in 0..self.ctrl.len() {
+            let ctrl = &self.ctrl[g];
+            let mut m = ctrl.candidates(tag);
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if ctrl.0[i] == tag {
+                    let pos = g * WIDTH + i;
+                    if let Slot::Full(e) = &self.slots[pos] {
+                        if eq(e) {
+                            return Some(pos as u32);
+                        }
+                    }
+                }
+            }
+            if ctrl.overflow() == 0 {
+                return None;
+            }
+            g = self.next_group(g);
+        }
+        None
     }
 
     #[inline]
@@ -201,89 +368,141 @@ impl<K, V> Slab<K, V> {
         matches!(self.slots[idx as usize], Slot::Full(_))
     }
 
-    /// Makes room for `slots` slots in all (a snapshot restore that knows its
-    /// size), never past the growth cap.
-    pub(crate) fn reserve(&mut self, slots: usize) {
-        let want = slots.min(self.growth_cap);
-        if want > self.slots.capacity() {
-            self.slots.reserve_exact(want - self.slots.len());
-        }
+    /// Whether storing one more entry needs a [`rehash`](Self::rehash) first:
+    /// the table is at its maximum load (dead positions included), or removals
+    /// have left too much displacement behind.
+    #[inline]
+    pub(crate) fn needs_rehash(&self) -> bool {
+        (self.live + self.dead) as usize + 1 > self.max_load()
+            || self.displaced > self.settled + self.live as usize + 64
     }
 
-    /// Stores `entry` in a free slot (or a new one) and returns its index.
+    /// Entries the table holds at its maximum load.
+    #[inline]
+    fn max_load(&self) -> usize {
+        self.slots.len() * LOAD_NUM / LOAD_DEN
+    }
+
+    /// The size a rebuild to store one more entry should have room for: the
+    /// same while the live entries (dead ones are dropped) fit; else double
+    /// while small, then a quarter more (geometric either way, so each entry is
+    /// moved a bounded number of times), never past the expected size while
+    /// that is enough.
+    pub(crate) fn next_size(&self) -> usize {
+        let live = self.live as usize;
+        if live < self.max_load() {
+            return self.max_load();
+        }
+        let step = if live < 1 << 16 { live } else { live / 4 };
+        let mut grown = (live + step).max(8);
+        if self.growth_cap > live {
+            grown = grown.min(self.growth_cap);
+        }
+        grown.max(live + 1)
+    }
+
+    /// Rebuilds the table with room for `entries` at the maximum load (at least
+    /// the live ones), dropping dead positions. Every entry may move: the caller
+    /// must apply the returned [`Remap`] to whatever holds positions (the
+    /// policy's queues first) before using the table again.
+    pub(crate) fn rehash(&mut self, entries: usize) -> Remap {
+        let entries = entries.max(self.live as usize);
+        let groups = (entries * LOAD_DEN).div_ceil(WIDTH * LOAD_NUM).max(1);
+        let old = std::mem::replace(&mut self.slots, empty_slots(groups * WIDTH));
+        self.ctrl = vec![EMPTY_CTRL; groups];
+        self.live = 0;
+        self.dead = 0;
+        self.displaced = 0;
+        self.rebuilds += 1;
+        let mut map = vec![NIL; old.len()];
+        let mut old_next = Vec::with_capacity(old.len());
+        for (i, slot) in old.into_iter().enumerate() {
+            old_next.push(slot.next());
+            if let Slot::Full(e) = slot {
+                map[i] = self.place(e);
+            }
+        }
+        self.settled = self.displaced;
+        Remap { map, old_next }
+    }
+
+    /// Stores `entry` (whose key the caller knows is absent) and returns its
+    /// position. The caller made room: [`needs_rehash`](Self::needs_rehash) is
+    /// false.
     pub(crate) fn alloc(&mut self, entry: Entry<K, V>) -> u32 {
-        self.live += 1;
-        if self.free != NIL {
-            let idx = self.free;
-            self.free = self.slots[idx as usize].next();
-            self.slots[idx as usize] = Slot::Full(entry);
-            return idx;
-        }
-        if self.slots.len() == self.slots.capacity() {
-            let cap = self.slots.capacity();
-            // Double up to the expected size; past it (dead slots awaiting compaction
-            // can push a full shard over), or past `GENTLE_FROM` slots when the size
-            // is not known (a weight bound), grow by an eighth, still geometric: a
-            // doubling leaves up to half the vector spare, which a weight-bounded
-            // store would have to charge its items for. Large vectors grow by
-            // `mremap` without copying.
-            let doubling_until = if self.growth_cap == usize::MAX {
-                GENTLE_FROM
-            } else {
-                self.growth_cap
-            };
-            let want = if cap < doubling_until {
-                (cap * 2).max(4).min(doubling_until)
-            } else {
-                cap + (cap / 8).max(4)
-            };
-            self.slots.reserve_exact(want - cap);
-        }
-        let idx = self.slots.len() as u32;
-        self.slots.push(Slot::Full(entry));
-        idx
+        debug_assert!(((self.live + self.dead) as usize) < self.max_load());
+        self.place(entry)
     }
 
-    /// Empties a full slot and returns its entry. `queued` says whether a policy queue
-    /// still threads through the slot (it becomes dead) or not (it goes on the free list).
+    fn place(&mut self, entry: Entry<K, V>) -> u32 {
+        let hash = entry.hash.get();
+        let tag = tag_of(hash);
+        let mut g = self.home(hash);
+        loop {
+            if let Some(i) = self.ctrl[g].first_free() {
+                self.ctrl[g].0[i] = tag;
+                let pos = g * WIDTH + i;
+                self.slots[pos] = Slot::Full(entry);
+                self.live += 1;
+                return pos as u32;
+            }
+            let over = &mut self.ctrl[g].0[WIDTH];
+            *over = over.saturating_add(1);
+            self.displaced += 1;
+            g = self.next_group(g);
+        }
+    }
+
+    /// Empties a full slot and returns its entry. `queued` says whether a policy
+    /// queue still threads through the slot (it becomes dead) or not (free).
     pub(crate) fn take(&mut self, idx: u32, queued: bool) -> Entry<K, V> {
         let next = self.slots[idx as usize].next();
         let slot = std::mem::replace(&mut self.slots[idx as usize], Slot::Empty { next, queued });
+        let Slot::Full(e) = slot else {
+            unreachable!("slot {idx} was already empty")
+        };
         self.live -= 1;
-        if queued {
+        let g = idx as usize / WIDTH;
+        self.ctrl[g].0[idx as usize % WIDTH] = if queued {
             self.dead += 1;
+            DEAD
         } else {
-            self.push_free(idx);
+            FREE
+        };
+        // Undo the overflow marks this entry left on the groups it passed.
+        let mut p = self.home(e.hash.get());
+        while p != g {
+            let over = &mut self.ctrl[p].0[WIDTH];
+            if *over != u8::MAX {
+                *over -= 1;
+            }
+            self.displaced -= 1;
+            p = self.next_group(p);
         }
-        match slot {
-            Slot::Full(e) => e,
-            Slot::Empty { .. } => unreachable!("slot {idx} was already empty"),
-        }
+        e
     }
 
-    /// Returns a dead slot that a queue has just unlinked to the free list.
+    /// Frees a dead slot that a queue has just unlinked.
     pub(crate) fn reclaim_dead(&mut self, idx: u32) {
         debug_assert!(matches!(
             self.slots[idx as usize],
             Slot::Empty { queued: true, .. }
         ));
         self.dead -= 1;
-        self.push_free(idx);
-    }
-
-    fn push_free(&mut self, idx: u32) {
         self.slots[idx as usize] = Slot::Empty {
-            next: self.free,
+            next: NIL,
             queued: false,
         };
-        self.free = idx;
+        self.ctrl[idx as usize / WIDTH].0[idx as usize % WIDTH] = FREE;
     }
 
     /// Removes every slot and returns the entries.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry<K, V>> {
-        self.free = NIL;
         self.live = 0;
         self.dead = 0;
+        self.displaced = 0;
+        self.settled = 0;
+        self.ctrl = Vec::new();
         std::mem::take(&mut self.slots)
             .into_iter()
             .filter_map(|s| match s {
@@ -292,36 +511,325 @@ impl<K, V> Slab<K, V> {
             })
     }
 
-    /// Heap bytes held by the slot vector.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot<K, V>>()
+    /// Reads the first control byte of `hash`'s home group and returns it: a
+    /// batch of these, issued back to back, brings the groups of many coming
+    /// inserts into cache with their misses overlapped (safe code has no
+    /// prefetch).
+    #[inline]
+    pub(crate) fn touch(&self, hash: u32) -> u8 {
+        match self.ctrl.is_empty() {
+            true => 0,
+            false => self.ctrl[self.home(hash)].0[0],
+        }
     }
 
-    /// Checks the free list against the slots (tests and fuzzing only).
-    pub(crate) fn validate(&self) {
-        let mut free = 0u32;
-        let mut i = self.free;
-        while i != NIL {
-            assert!(matches!(
-                self.slots[i as usize],
-                Slot::Empty { queued: false, .. }
-            ));
-            free += 1;
-            i = self.slots[i as usize].next();
-            assert!(free as usize <= self.slots.len(), "free list cycles");
+    /// Shows `f` the position of every full slot whose hash is at `from` or
+    /// later in the table's hash order (see [`spread`]; `from` is in
+    /// `0..=2^32`) and before a point chosen so that about `max_slots`
+    /// positions are examined, in that order, until `f` returns false;
+    /// returns where to go on, or `None` when the walk reached the end.
+    ///
+    /// Walks that continue across lock holds go by this order because a
+    /// rebuild does not change it: an entry present all through a walk of
+    /// consecutive calls is shown exactly once, however the table was rebuilt
+    /// between them. When `f` asks to stop, the entries that share the last
+    /// shown one's place in the order (equal `spread`, rare) are still shown,
+    /// so that the walk can go on from the next place.
+    pub(crate) fn walk(
+        &self,
+        from: u64,
+        max_slots: u32,
+        mut f: impl FnMut(u32) -> bool,
+    ) -> Option<u64> {
+        const END: u64 = 1 << 32;
+        let groups = self.ctrl.len();
+        if groups == 0 || from >= END {
+            return None;
         }
-        let full = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Full(_)))
-            .count();
-        let dead = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Empty { queued: true, .. }))
-            .count();
-        assert_eq!(full, self.live as usize);
-        assert_eq!(dead, self.dead as usize);
-        assert_eq!(full + dead + free as usize, self.slots.len());
+        let step = (u64::from(max_slots.max(1)) << 32)
+            .div_ceil(self.slots.len() as u64)
+            .max(1);
+        let to = from.saturating_add(step).min(END);
+        let g0 = ((from * groups as u64) >> 32) as usize;
+        let g1 = (((to - 1) * groups as u64) >> 32) as usize;
+        let mut found: Vec<(u32, u32)> = Vec::new();
+        let mut g = g0;
+        for k in 0..groups {
+            let ctrl = &self.ctrl[g];
+            for i in 0..WIDTH {
+                if ctrl.0[i] & 0x80 == 0 {
+                    continue;
+                }
+                let pos = g * WIDTH + i;
+                if let Slot::Full(e) = &self.slots[pos] {
+                    let at = spread(e.hash.get());
+                    if (from..to).contains(&u64::from(at)) {
+                        found.push((at, pos as u32));
+                    }
+                }
+            }
+            // Entries homed in g0..=g1 sit there or further on, past groups
+            // whose overflow counters they raised: stop at the first group
+            // after g1 that none of them passed.
+            if k >= g1 - g0 && ctrl.overflow() == 0 {
+                break;
+            }
+            g = self.next_group(g);
+        }
+        found.sort_unstable();
+        let mut stopped: Option<u32> = None;
+        for (at, pos) in found {
+            match stopped {
+                Some(s) if s != at => break,
+                Some(_) => {
+                    f(pos);
+                }
+                None => {
+                    if !f(pos) {
+                        stopped = Some(at);
+                    }
+                }
+            }
+        }
+        let next = match stopped {
+            Some(at) => u64::from(at) + 1,
+            None => to,
+        };
+        (next < END).then_some(next)
+    }
+
+    /// Every full position (tests and validation).
+    pub(crate) fn full(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.slots.len() as u32).filter(|&i| self.is_full(i))
+    }
+
+    /// Heap bytes held by the slots and the control words.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot<K, V>>()
+            + self.ctrl.capacity() * std::mem::size_of::<Ctrl>()
+    }
+
+    /// Checks the tags, counts and overflow counters against the slots (tests
+    /// and fuzzing only).
+    pub(crate) fn validate(&self) {
+        assert_eq!(self.slots.len(), self.ctrl.len() * WIDTH);
+        let (mut full, mut dead) = (0u32, 0u32);
+        let mut overflow = vec![0usize; self.ctrl.len()];
+        for (pos, slot) in self.slots.iter().enumerate() {
+            let tag = self.ctrl[pos / WIDTH].0[pos % WIDTH];
+            match slot {
+                Slot::Full(e) => {
+                    full += 1;
+                    assert_eq!(tag, tag_of(e.hash.get()), "tag of {pos}");
+                    let mut p = self.home(e.hash.get());
+                    while p != pos / WIDTH {
+                        overflow[p] += 1;
+                        p = self.next_group(p);
+                    }
+                    let found = self.find(e.hash.get(), |x| std::ptr::eq(x, e));
+                    assert_eq!(found, Some(pos as u32), "{pos} cannot be found");
+                }
+                Slot::Empty { queued: true, .. } => {
+                    dead += 1;
+                    assert_eq!(tag, DEAD, "tag of dead {pos}");
+                }
+                Slot::Empty { queued: false, .. } => assert_eq!(tag, FREE, "tag of free {pos}"),
+            }
+        }
+        assert_eq!(full, self.live);
+        assert_eq!(dead, self.dead);
+        assert!((self.live + self.dead) as usize <= self.max_load().max(self.live as usize));
+        for (g, &want) in overflow.iter().enumerate() {
+            let have = self.ctrl[g].overflow();
+            if have != u8::MAX {
+                assert_eq!(usize::from(have), want, "overflow of group {g}");
+            }
+        }
+    }
+}
+
+fn empty_slots<K, V>(n: usize) -> Vec<Slot<K, V>> {
+    let mut v = Vec::with_capacity(n);
+    v.resize_with(n, || Slot::Empty {
+        next: NIL,
+        queued: false,
+    });
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    fn hash(i: u32) -> NonZeroU32 {
+        let h = i.wrapping_mul(0x85EB_CA6B).rotate_left(13) ^ 0x5bd1_e995;
+        NonZeroU32::new(h).unwrap_or(NonZeroU32::MIN)
+    }
+
+    /// Stores key `k` under `h`, rebuilding first if needed; returns the remap.
+    fn put(slab: &mut Slab<u32, ()>, k: u32, h: NonZeroU32) -> Option<Remap> {
+        let remap = slab.needs_rehash().then(|| slab.rehash(slab.next_size()));
+        slab.alloc(Entry::new(k, (), h, 1, 0));
+        remap
+    }
+
+    fn find(slab: &Slab<u32, ()>, k: u32, h: NonZeroU32) -> Option<u32> {
+        slab.find(h.get(), |e| e.key == k)
+    }
+
+    #[test]
+    fn control_word_is_sixteen_bytes_and_candidates_never_miss_a_tag() {
+        assert_eq!(std::mem::size_of::<Ctrl>(), 16);
+        let mut c = EMPTY_CTRL;
+        let tags = [
+            0x80u8, 0x81, 0xFF, 0x80, 0, 0x90, 0x80, 0x81, 0xAA, 0x80, 0, 0x80, 1, 0xFF, 0x80,
+        ];
+        c.0[..WIDTH].copy_from_slice(&tags);
+        c.0[WIDTH] = 0x80; // an overflow count that looks like a tag
+        for tag in 0x80..=0xFFu8 {
+            let m = c.candidates(tag);
+            for (i, &t) in tags.iter().enumerate() {
+                if t == tag {
+                    assert!(m & (1 << i) != 0, "tag {tag:#x} slot {i}");
+                }
+            }
+            assert_eq!(m >> WIDTH, 0, "the overflow byte is not a slot");
+        }
+    }
+
+    #[test]
+    fn insert_find_remove_with_heavy_collisions() {
+        let mut slab = Slab::new(usize::MAX);
+        // Few distinct hashes force long overflow chains.
+        let h = |k: u32| hash(k % 7);
+        for k in 0..2_000u32 {
+            put(&mut slab, k, h(k));
+            assert!(find(&slab, k, h(k)).is_some());
+        }
+        for k in (0..2_000u32).step_by(3) {
+            let at = find(&slab, k, h(k)).unwrap();
+            assert_eq!(slab.take(at, false).key, k);
+            assert_eq!(find(&slab, k, h(k)), None);
+        }
+        for k in 0..2_000u32 {
+            assert_eq!(find(&slab, k, h(k)).is_some(), k % 3 != 0);
+        }
+        assert_eq!(slab.live, 2_000 - 667);
+        slab.validate();
+    }
+
+    #[test]
+    fn dead_slots_match_nothing_take_no_insert_and_are_freed_when_reclaimed() {
+        let mut slab = Slab::new(64);
+        for k in 0..40u32 {
+            put(&mut slab, k, hash(k));
+        }
+        let at = find(&slab, 5, hash(5)).unwrap();
+        slab.take(at, true);
+        assert_eq!((slab.live, slab.dead), (39, 1));
+        assert_eq!(find(&slab, 5, hash(5)), None);
+        slab.validate();
+        // Reinserting the same key does not land on the dead slot.
+        put(&mut slab, 5, hash(5));
+        assert_ne!(find(&slab, 5, hash(5)), Some(at));
+        slab.reclaim_dead(at);
+        assert_eq!(slab.dead, 0);
+        slab.validate();
+    }
+
+    #[test]
+    fn a_rebuild_maps_every_entry_and_drops_dead_slots() {
+        let mut slab = Slab::new(usize::MAX);
+        for k in 0..500u32 {
+            put(&mut slab, k, hash(k));
+        }
+        for k in (0..500u32).step_by(5) {
+            let at = find(&slab, k, hash(k)).unwrap();
+            slab.take(at, true);
+        }
+        let before: HashMap<u32, u32> = (0..500u32)
+            .filter_map(|k| Some((find(&slab, k, hash(k))?, k)))
+            .collect();
+        let remap = slab.rehash(1_000);
+        assert_eq!(slab.dead, 0);
+        for (old, k) in before {
+            assert_eq!(slab.entry(remap.new_of(old)).key, k);
+        }
+        slab.validate();
+    }
+
+    #[test]
+    fn churn_keeps_lookups_exact_and_rebuilds_rare() {
+        let mut slab = Slab::new(1_000);
+        let mut live = HashSet::new();
+        for k in 0..1_000u32 {
+            put(&mut slab, k, hash(k));
+            live.insert(k);
+        }
+        let bytes = slab.heap_bytes();
+        let rebuilds = slab.rebuilds;
+        for k in 1_000..50_000u32 {
+            let gone = k - 1_000;
+            let at = find(&slab, gone, hash(gone)).unwrap();
+            slab.take(at, false);
+            live.remove(&gone);
+            put(&mut slab, k, hash(k));
+            live.insert(k);
+        }
+        assert_eq!(slab.heap_bytes(), bytes);
+        for k in 48_000..50_000u32 {
+            assert_eq!(find(&slab, k, hash(k)).is_some(), live.contains(&k));
+        }
+        assert!(slab.displaced <= slab.live as usize + slab.settled + 64);
+        // At most one rebuild per ten thousand operations here.
+        assert!(slab.rebuilds - rebuilds <= 5, "{} rebuilds", slab.rebuilds);
+        slab.validate();
+    }
+
+    #[test]
+    fn sized_by_hint_at_the_maximum_load() {
+        let mut slab: Slab<u64, u64> = Slab::new(125_000);
+        for k in 0..125_000u32 {
+            if slab.needs_rehash() {
+                slab.rehash(slab.next_size());
+            }
+            slab.alloc(Entry::new(u64::from(k), 0, hash(k), 1, 0));
+        }
+        let per_entry = slab.heap_bytes() as f64 / 125_000.0;
+        assert!(per_entry < 38.0, "{per_entry} bytes per entry");
+    }
+
+    #[test]
+    fn a_walk_shows_each_entry_once_across_rebuilds_and_stops() {
+        let mut slab = Slab::new(usize::MAX);
+        for k in 0..3_000u32 {
+            put(&mut slab, k, hash(k));
+        }
+        let mut seen = HashMap::new();
+        let mut cursor = Some(0u64);
+        let mut calls = 0u32;
+        let mut added = 3_000u32;
+        while let Some(from) = cursor {
+            let mut shown = 0;
+            cursor = slab.walk(from, 64, |pos| {
+                *seen.entry(slab.entry(pos).key).or_insert(0) += 1;
+                shown += 1;
+                shown < 7 // stop early, often
+            });
+            calls += 1;
+            // Between calls, grow the table (every entry moves) now and then.
+            if calls % 20 == 0 {
+                for _ in 0..400 {
+                    put(&mut slab, added, hash(added));
+                    added += 1;
+                }
+            }
+        }
+        for k in 0..3_000u32 {
+            assert_eq!(seen.get(&k), Some(&1), "key {k}");
+        }
+        assert!(seen.values().all(|&n| n == 1));
+        assert!(slab.rebuilds > 3);
     }
 }

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::slab::{Slab, NIL};
+use crate::slab::{Remap, Slab, NIL};
 
 #[derive(Debug)]
 pub(crate) struct Lru {
@@ -70,6 +70,22 @@ impl Lru {
         }
         self.unlink(slab, idx);
         Some(idx)
+    }
+
+    /// Relinks the list, in the same order, after a rebuild moved its entries.
+    pub(crate) fn remap<K, V>(&mut self, slab: &mut Slab<K, V>, remap: &Remap) {
+        let mut cur = self.head;
+        self.head = NIL;
+        self.tail = NIL;
+        self.prev.clear();
+        self.prev.resize(slab.len(), NIL);
+        while cur != NIL {
+            let to = remap.new_of(cur);
+            if to != NIL {
+                self.push_back(slab, to);
+            }
+            cur = remap.old_next[cur as usize];
+        }
     }
 
     /// Slots from least to most recently used (tests only).

@@ -524,6 +524,19 @@ impl PolicyState {
         }
     }
 
+    /// Relinks the queues after a rebuild of the table moved its entries (see
+    /// [`Slab::rehash`]).
+    pub(crate) fn remap<K, V>(&mut self, slab: &mut Slab<K, V>, remap: &crate::slab::Remap) {
+        match self {
+            PolicyState::Clock(q) => q.remap(slab, remap),
+            PolicyState::Lru(l) => l.remap(slab, remap),
+            PolicyState::S3Fifo(s) => {
+                s.small.remap(slab, remap);
+                s.main.remap(slab, remap);
+            }
+        }
+    }
+
     /// Forgets every entry (the slab is being cleared); the ghost set keeps its
     /// allocation and the weight shares their sizes.
     pub(crate) fn clear(&mut self) {

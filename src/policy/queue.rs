@@ -7,7 +7,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::slab::{Slab, NIL};
+use crate::slab::{Remap, Slab, NIL};
 
 #[derive(Debug)]
 pub(crate) struct Queue {
@@ -67,6 +67,20 @@ impl Queue {
                 slab.reclaim_dead(cur);
             }
             cur = next;
+        }
+    }
+
+    /// Relinks the queue, in the same order, after a rebuild moved its entries
+    /// (dead slots are gone with the old table).
+    pub(crate) fn remap<K, V>(&mut self, slab: &mut Slab<K, V>, remap: &Remap) {
+        let mut cur = self.head;
+        *self = Queue::new();
+        while cur != NIL {
+            let to = remap.new_of(cur);
+            if to != NIL {
+                self.push_back(slab, to);
+            }
+            cur = remap.old_next[cur as usize];
         }
     }
 

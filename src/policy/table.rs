@@ -1,4 +1,4 @@
-//! The table a policy runs on: an index (`hash -> slot`), a slab of entries, the
+//! The table a policy runs on: the slot table of entries (see `slab`), the
 //! policy's state and a weight bound. No time: the shard builds deadlines, sweeps,
 //! counters and the eviction listener's garbage on top of it, and the adaptive
 //! policy's shadows use it bare (a sampled key space replayed at a scaled-down
@@ -11,13 +11,11 @@
 #![forbid(unsafe_code)]
 
 use super::{Placement, Policy, PolicyState};
-use crate::index::Index;
-use crate::slab::{Entry, Slab, MAX_WEIGHT};
+use crate::slab::{Entry, Remap, Slab, MAX_WEIGHT};
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
 
 pub(crate) struct Table<K, V> {
-    pub(crate) index: Index,
     pub(crate) slab: Slab<K, V>,
     pub(crate) policy: PolicyState,
     /// Expected most entries (the capacity when bounded by entries), for sizing.
@@ -36,7 +34,6 @@ where
     pub(crate) fn new(policy: &Policy, capacity: u64, slot_hint: usize, shards: usize) -> Self {
         let policy = PolicyState::new(policy, capacity, slot_hint, shards);
         Table {
-            index: Index::new(),
             slab: Slab::new(slot_hint),
             slot_hint,
             max_freq: policy.max_freq(),
@@ -54,6 +51,7 @@ where
     pub(crate) fn set_capacity(&mut self, capacity: u64, slot_hint: usize) {
         self.capacity = capacity;
         self.slot_hint = slot_hint;
+        self.slab.set_growth_cap(slot_hint);
         self.policy.set_capacity(capacity, slot_hint);
     }
 
@@ -64,11 +62,8 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slab = &self.slab;
-        self.index.find(hash.get(), |i| {
-            let e = slab.entry(i);
-            e.hash == hash && e.key.borrow() == key
-        })
+        self.slab
+            .find(hash.get(), |e| e.hash == hash && e.key.borrow() == key)
     }
 
     /// A hit under the write lock (exact LRU moves the entry).
@@ -83,18 +78,41 @@ where
         weight <= MAX_WEIGHT && u64::from(weight) <= self.capacity
     }
 
-    /// Puts `entry` in a slot and in the index and counts its weight; the policy
-    /// is the caller's to tell (`on_insert`, `on_restore` or `on_relink`).
-    pub(crate) fn link(&mut self, entry: Entry<K, V>) -> u32 {
-        let hash = entry.hash;
+    /// Puts `entry` in a slot and counts its weight; the policy is the caller's
+    /// to tell (`on_insert`, `on_restore` or `on_relink`). Returns the slot, and
+    /// the [`Remap`] if the table had to be rebuilt to make room (the policy has
+    /// applied it; the caller applies it to any positions it holds).
+    pub(crate) fn link(&mut self, entry: Entry<K, V>) -> (u32, Option<Remap>) {
+        let remap = self.room_for_one();
         let weight = entry.weight();
         let idx = self.slab.alloc(entry);
-        let slab = &self.slab;
-        self.index.insert(hash.get(), idx, self.slot_hint, |i| {
-            slab.entry(i).hash.get()
-        });
         self.weight += u64::from(weight);
-        idx
+        (idx, remap)
+    }
+
+    /// Makes room for one more entry: reclaims dead slots if that is enough,
+    /// else rebuilds the table (see [`Slab::rehash`]) and relinks the policy.
+    fn room_for_one(&mut self) -> Option<Remap> {
+        if !self.slab.needs_rehash() {
+            return None;
+        }
+        if self.slab.dead > 0 {
+            self.policy.compact(&mut self.slab);
+            if !self.slab.needs_rehash() {
+                return None;
+            }
+        }
+        let size = self.slab.next_size();
+        Some(self.rehash(size))
+    }
+
+    /// Rebuilds the table with room for `entries` and relinks the policy's
+    /// queues; the caller applies the returned [`Remap`] to any positions it
+    /// holds.
+    pub(crate) fn rehash(&mut self, entries: usize) -> Remap {
+        let remap = self.slab.rehash(entries);
+        self.policy.remap(&mut self.slab, &remap);
+        remap
     }
 
     /// Takes the entry in `idx` out of the policy, the slab, the index and the
@@ -102,13 +120,11 @@ where
     pub(crate) fn detach(&mut self, idx: u32) -> Entry<K, V> {
         let queued = self.policy.on_remove(&mut self.slab, idx);
         let e = self.slab.take(idx, queued);
-        self.forget(idx, &e);
+        self.forget(&e);
         e
     }
 
-    fn forget(&mut self, idx: u32, e: &Entry<K, V>) {
-        let found = self.index.remove(e.hash.get(), idx);
-        debug_assert!(found, "slot {idx} missing from the index");
+    fn forget(&mut self, e: &Entry<K, V>) {
         self.weight -= u64::from(e.weight());
     }
 
@@ -124,7 +140,7 @@ where
     pub(crate) fn evict(&mut self, now: u64) -> Option<(u32, Entry<K, V>)> {
         let idx = self.policy.evict(&mut self.slab, now)?;
         let e = self.slab.take(idx, false);
-        self.forget(idx, &e);
+        self.forget(&e);
         Some((idx, e))
     }
 
@@ -153,7 +169,7 @@ where
         self.policy.set_placement(placement);
         while self.over(u64::from(weight)) && self.evict(0).is_some() {}
         self.maybe_compact();
-        let idx = self.link(Entry::new(key, value, hash, weight, 0));
+        let (idx, _) = self.link(Entry::new(key, value, hash, weight, 0));
         self.policy.on_insert(&mut self.slab, idx);
         true
     }
@@ -163,7 +179,6 @@ where
         for e in self.slab.drain() {
             drop_entry(e);
         }
-        self.index.clear();
         self.policy.clear();
         self.weight = 0;
     }
@@ -171,20 +186,16 @@ where
     /// Bytes of heap this table holds for its own structures (not counting what
     /// keys and values own).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slab.heap_bytes() + self.index.heap_bytes() + self.policy.heap_bytes()
+        self.slab.heap_bytes() + self.policy.heap_bytes()
     }
 
-    /// Checks the slab, the index, the weight and the policy's queues (tests and
+    /// Checks the slot table, the weight and the policy's queues (tests and
     /// fuzzing only).
     pub(crate) fn validate(&self) {
         self.slab.validate();
-        assert_eq!(self.index.len(), self.slab.live as usize);
-        assert_eq!(self.index.slots().count(), self.index.len());
         let mut weight = 0u64;
-        for i in self.index.slots() {
-            let e = self.slab.entry(i);
-            weight += u64::from(e.weight());
-            assert_eq!(self.index.find(e.hash.get(), |j| j == i), Some(i));
+        for i in self.slab.full() {
+            weight += u64::from(self.slab.entry(i).weight());
         }
         assert_eq!(weight, self.weight);
         assert!(self.weight <= self.capacity, "over capacity");

@@ -16,11 +16,12 @@ use super::item::{Block, Meta, FETCHED};
 use super::output::Sink;
 use super::{block_weight, Store};
 
-/// Where a paused dump goes on: a shard and a slot in it.
+/// Where a paused dump goes on: a shard and a place in its hash order (see
+/// `Cache::visit_slice`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct DumpCursor {
     shard: usize,
-    slot: u32,
+    slot: u64,
 }
 
 /// Slots one visit of a shard looks at, under its read lock.
