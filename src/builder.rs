@@ -117,8 +117,10 @@ where
 
     /// The number of shards: a power of two from 1 to [`MAX_SHARDS`].
     ///
-    /// Default: four per available CPU, rounded up to a power of two, reduced until
-    /// every shard has room for at least 32 units of capacity. When the capacity is
+    /// Default: four per available CPU, rounded up to a power of two, or, for a
+    /// cache bounded by entries, one per 16,384 entries if that is more (up to
+    /// sixteen per CPU and 64);
+    /// reduced until every shard has room for at least 32 units of capacity. When the capacity is
     /// smaller than the count asked for, the count is reduced to the largest power of
     /// two not above the capacity, so that no shard is left with a capacity of zero.
     pub fn shards(mut self, n: usize) -> Self {
@@ -187,7 +189,7 @@ where
                 return Err(BuildError::InvalidShardCount(n))
             }
             Some(n) => n,
-            None => default_shards(capacity),
+            None => default_shards(capacity, self.max_entries.is_some()),
         };
         let shards = shards.min(floor_pow2(capacity));
         Ok(Cache::from_parts(
@@ -212,13 +214,34 @@ fn floor_pow2(n: u64) -> usize {
     }
 }
 
-fn default_shards(capacity: u64) -> usize {
+/// Entries per shard above which a cache bounded by entries gets more shards
+/// than its CPU count asks for (up to four times as many, and 64). A shard
+/// enforces its own share of the bound, so splitting costs hit ratio through
+/// the shards' uneven loads, about `1/sqrt(entries per shard)` of the
+/// capacity: under 1% from here on. What more shards buy is read
+/// concurrency: two threads reading hot keys meet on one shard's lock word
+/// one time in `shards`. On 2 CPUs at 1,000,000 entries, 32 or 64 shards read
+/// 1.1-1.2x faster than 8 at two threads; at one thread 32 cost nothing and
+/// 64 about 5% (more lock words to keep in cache), hence the cap relative to
+/// the CPU count (`examples/read_probe.rs`, BENCHMARKS.md).
+const ENTRIES_PER_EXTRA_SHARD: u64 = 1 << 14;
+
+/// The most shards that size alone (not the CPU count) gives a cache.
+const MAX_SIZED_SHARDS: usize = 64;
+
+fn default_shards(capacity: u64, by_entries: bool) -> usize {
     #[cfg(larder_loom)]
     let cpus: usize = 1;
     #[cfg(not(larder_loom))]
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let by_cpu = (cpus * 4).next_power_of_two().min(MAX_SHARDS);
-    by_cpu.min(floor_pow2(capacity / 32))
+    let by_size = match by_entries {
+        true => floor_pow2(capacity / ENTRIES_PER_EXTRA_SHARD)
+            .min(MAX_SIZED_SHARDS)
+            .min(by_cpu * 4),
+        false => 1,
+    };
+    by_cpu.max(by_size).min(floor_pow2(capacity / 32))
 }
 
 /// Why a [`CacheBuilder`] could not build a cache.

@@ -707,6 +707,7 @@ where
     ///
     /// **Locking behaviour:** the shard's read lock, then its write lock if
     /// there is an expired entry to reclaim.
+    #[cfg(feature = "memcached")]
     pub(crate) fn reclaim_expired_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -1276,8 +1277,9 @@ where
         Ok(())
     }
 
-    /// The most slots any shard has (live or free): how many slots a
+    /// The most slots any shard has (full, dead or free): how many slots a
     /// [`sweep_expired`](Self::sweep_expired) must cover to go round them all.
+    #[cfg(feature = "memcached")]
     pub(crate) fn slot_count(&self) -> usize {
         self.cells
             .iter()

@@ -656,8 +656,8 @@ where
         Ok(true)
     }
 
-    /// Brings the index groups of the keys with these hashes into cache before
-    /// a run of inserts (see `Index::touch`); the result only keeps the reads
+    /// Brings the table groups of the keys with these hashes into cache before
+    /// a run of inserts (see `Slab::touch`); the result only keeps the reads
     /// from being optimised away.
     pub(crate) fn warm(&self, hashes: impl Iterator<Item = NonZeroU32>) -> u8 {
         hashes.fold(0u8, |acc, h| acc ^ self.table.slab.touch(h.get()))
@@ -707,7 +707,7 @@ where
         })
     }
 
-    /// Puts an entry (whose slot deadline is 0) in a slot and in the index, with
+    /// Puts an entry (whose slot deadline is 0) in the table, with
     /// `deadline`; the policy is the caller's to tell.
     fn link(&mut self, entry: Entry<K, V>, deadline: u64) -> u32 {
         debug_assert_eq!(entry.deadline, 0);

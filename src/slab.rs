@@ -383,15 +383,22 @@ impl<K, V> Slab<K, V> {
         self.slots.len() * LOAD_NUM / LOAD_DEN
     }
 
-    /// The size a rebuild to store one more entry should have room for: the
-    /// same while the live entries (dead ones are dropped) fit; else double
-    /// while small, then a quarter more (geometric either way, so each entry is
-    /// moved a bounded number of times), never past the expected size while
-    /// that is enough.
+    /// The size a rebuild to store one more entry should have room for.
+    ///
+    /// When the live entries fill the table: double while small, then a
+    /// quarter more (geometric either way, so each entry moves a bounded number
+    /// of times), never past the expected size while that is enough. When
+    /// displacement filled it: the same size. When dead slots did: the same
+    /// size if that leaves room for an eighth more entries (the rebuild drops
+    /// the dead slots, and as many removals must happen again before the next
+    /// one), else that much more. Without this room a full cache that removes
+    /// and inserts in turn would rebuild on every insert.
     pub(crate) fn next_size(&self) -> usize {
         let live = self.live as usize;
         if live < self.max_load() {
-            return self.max_load();
+            // Room for the dead slots to come, if dead slots filled it.
+            let spare = if self.dead > 0 { live / 8 + 16 } else { 1 };
+            return self.max_load().max(live + spare);
         }
         let step = if live < 1 << 16 { live } else { live / 4 };
         let mut grown = (live + step).max(8);

@@ -834,6 +834,32 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_that_removes_and_inserts_in_turn_rebuilds_rarely() {
+        // Removals leave dead slots in the queues, and dead slots take room in
+        // the table: a full table must not rebuild (or compact) on every insert.
+        for policy in [Policy::clock(), Policy::s3fifo(), Policy::lru()] {
+            let mut t: Table<u32, ()> = Table::new(&policy, 1_000, 1_000, 1);
+            for k in 0..1_000u32 {
+                assert!(t.insert_new(k, (), hash(k), 1, Placement::Narrow));
+            }
+            let passes = t.slab.rebuilds + t.compactions;
+            for k in 1_000..21_000u32 {
+                let gone = k - 1_000;
+                if let Some(idx) = t.find(hash(gone), &gone) {
+                    t.detach(idx);
+                }
+                assert!(t.insert_new(k, (), hash(k), 1, Placement::Narrow));
+            }
+            t.validate();
+            let passes = t.slab.rebuilds + t.compactions - passes;
+            // One pass (a rebuild or a compaction) per eighth of the entries
+            // removed, or fewer.
+            assert!(passes <= 20_000 / 125 + 2, "{policy:?}: {passes} passes");
+            assert_eq!(t.len(), 1_000);
+        }
+    }
+
+    #[test]
     fn frequency_admission_under_a_capacity_nothing_fills_allocates_by_use() {
         // `max_entries(u64::MAX)` over 1 to 64 shards: each shard's hint is
         // astronomic. Choosing the frequency placement must neither panic nor

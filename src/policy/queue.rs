@@ -55,7 +55,7 @@ impl Queue {
         Some(idx)
     }
 
-    /// Unlinks every dead slot, returning it to the slab's free list.
+    /// Unlinks every dead slot, freeing it in the table.
     pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) {
         let mut cur = self.head;
         *self = Queue::new();

@@ -24,6 +24,8 @@ pub(crate) struct Table<K, V> {
     pub(crate) weight: u64,
     /// Highest value a read-locked hit may push an entry's counter to.
     pub(crate) max_freq: u32,
+    /// Passes over the queues to reclaim dead slots so far (for tests).
+    pub(crate) compactions: usize,
 }
 
 impl<K, V> Table<K, V>
@@ -40,6 +42,7 @@ where
             policy,
             capacity,
             weight: 0,
+            compactions: 0,
         }
     }
 
@@ -96,7 +99,11 @@ where
         if !self.slab.needs_rehash() {
             return None;
         }
-        if self.slab.dead > 0 {
+        // Reclaiming the dead slots costs a pass over the queues: worth it when
+        // they are many (an eighth of the entries), else the rebuild drops them
+        // and leaves room for as many (see `Slab::next_size`).
+        if self.slab.dead > 0 && self.slab.dead >= self.slab.live / 8 {
+            self.compactions += 1;
             self.policy.compact(&mut self.slab);
             if !self.slab.needs_rehash() {
                 return None;
@@ -115,7 +122,7 @@ where
         remap
     }
 
-    /// Takes the entry in `idx` out of the policy, the slab, the index and the
+    /// Takes the entry in `idx` out of the policy, the table and the
     /// weight (a removal, not an eviction: the policy unlinks it its own way).
     pub(crate) fn detach(&mut self, idx: u32) -> Entry<K, V> {
         let queued = self.policy.on_remove(&mut self.slab, idx);
@@ -148,6 +155,7 @@ where
     /// pass costs O(live + dead) and runs only after `live / 4` removals).
     pub(crate) fn maybe_compact(&mut self) {
         if self.slab.dead > self.slab.live / 4 + 16 {
+            self.compactions += 1;
             self.policy.compact(&mut self.slab);
         }
     }

@@ -25,7 +25,7 @@ use super::output::Sink;
 
 /// The bytes one item costs beyond its block (header, key and value, as the
 /// allocator rounds them; see [`alloc_size`]): the cache's slot for it, its
-/// share of the index, and the eviction policy's bookkeeping.
+/// share of the table's spare room, and the eviction policy's bookkeeping.
 ///
 /// Measured on x86-64 with a counting allocator (`tests/memcached_memory.rs`
 /// checks that the charge covers the real cost):
