@@ -1458,6 +1458,16 @@ where
         self.shard_index(self.hash(key))
     }
 
+    /// How many times the shards' tables were rebuilt (grown, or cleared of
+    /// displacement and dead slots), moving their entries. For tests.
+    #[doc(hidden)]
+    pub fn table_rebuilds(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|c| c.read().table.slab.rebuilds)
+            .sum()
+    }
+
     /// Checks every internal invariant and panics if one is broken. For tests and
     /// fuzzing; O(n).
     #[doc(hidden)]
