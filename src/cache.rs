@@ -776,7 +776,10 @@ where
         let found = if record && self.exclusive_hits {
             let mut shard = cell.write();
             sampled = shard.samples(h32);
-            shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
+            let found = shard
+                .find_fresh(h32, key, &self.clock)
+                .map(|(idx, _, now)| (idx, now));
+            found.map(|(idx, now)| {
                 shard.touch_locked(idx);
                 let e = shard.table.slab.entry(idx);
                 map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
@@ -784,14 +787,15 @@ where
         } else {
             let shard = cell.read();
             sampled = record && shard.samples(h32);
-            shard.find_fresh(h32, key, &self.clock).map(|(idx, now)| {
-                let e = shard.table.slab.entry(idx);
-                if record {
-                    e.bump(shard.table.max_freq);
-                    hit_weight = e.weight();
-                }
-                map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
-            })
+            shard
+                .find_fresh(h32, key, &self.clock)
+                .map(|(idx, e, now)| {
+                    if record {
+                        e.bump(shard.table.max_freq);
+                        hit_weight = e.weight();
+                    }
+                    map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
+                })
         };
         if record {
             if sampled {

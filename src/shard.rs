@@ -275,26 +275,27 @@ where
         self.table.find(hash, key)
     }
 
-    /// The read path's lookup: the slot holding `key` if its entry has not expired,
-    /// with the time it was checked at. The clock is read only for an entry with a
-    /// deadline (0 is returned as the time otherwise).
+    /// The read path's lookup: the slot holding `key` and its entry, if the
+    /// entry has not expired, with the time it was checked at. The clock is
+    /// read only for an entry with a deadline (0 is returned as the time
+    /// otherwise).
     #[inline]
     pub(crate) fn find_fresh<Q>(
         &self,
         hash: NonZeroU32,
         key: &Q,
         clock: &crate::Clock,
-    ) -> Option<(u32, u64)>
+    ) -> Option<(u32, &Entry<K, V>, u64)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let idx = self.find(hash, key)?;
-        if self.table.slab.entry(idx).deadline == 0 {
-            return Some((idx, 0));
+        let (idx, e) = self.table.find_entry(hash, key)?;
+        if e.deadline == 0 {
+            return Some((idx, e, 0));
         }
         let now = clock.now_ms();
-        (!self.is_expired(idx, now)).then_some((idx, now))
+        (!self.is_expired(idx, now)).then_some((idx, e, now))
     }
 
     /// The slot holding a live entry for `key`; an expired one found on the way is

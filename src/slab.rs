@@ -307,7 +307,17 @@ impl<K, V> Slab<K, V> {
 
     /// The position of the full slot with this hash for which `eq` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u32, mut eq: impl FnMut(&Entry<K, V>) -> bool) -> Option<u32> {
+    pub(crate) fn find(&self, hash: u32, eq: impl FnMut(&Entry<K, V>) -> bool) -> Option<u32> {
+        self.find_entry(hash, eq).map(|(pos, _)| pos)
+    }
+
+    /// [`find`](Self::find), with the entry.
+    #[inline]
+    pub(crate) fn find_entry(
+        &self,
+        hash: u32,
+        mut eq: impl FnMut(&Entry<K, V>) -> bool,
+    ) -> Option<(u32, &Entry<K, V>)> {
         if self.ctrl.is_empty() {
             return None;
         }
@@ -323,7 +333,7 @@ impl<K, V> Slab<K, V> {
                     let pos = g * WIDTH + i;
                     if let Slot::Full(e) = &self.slots[pos] {
                         if eq(e) {
-                            return Some(pos as u32);
+                            return Some((pos as u32, e));
                         }
                     }
                 }

@@ -65,8 +65,18 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        self.find_entry(hash, key).map(|(idx, _)| idx)
+    }
+
+    /// [`find`](Self::find), with the entry.
+    #[inline]
+    pub(crate) fn find_entry<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<(u32, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         self.slab
-            .find(hash.get(), |e| e.hash == hash && e.key.borrow() == key)
+            .find_entry(hash.get(), |e| e.hash == hash && e.key.borrow() == key)
     }
 
     /// A hit under the write lock (exact LRU moves the entry).
