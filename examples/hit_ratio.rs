@@ -31,7 +31,8 @@
 //! - `--seed S`: seed larder's hasher (default: random per cache, so the table moves
 //!   a little from run to run; see `CacheBuilder::hash_seed`).
 //! - `--sharded`: larder's caches keep the builder's default shard count (four per
-//!   CPU, at least 32 units each) instead of one shard: what a user gets, with each
+//!   CPU, at least 32 units each, more for large caches) instead of one shard: what a
+//!   user gets, with each
 //!   shard running the policy on its share of the keys and capacity.
 
 #![allow(missing_docs)]

@@ -1387,7 +1387,7 @@ where
             let mut cold = Vec::new();
             self.locked(cell, |sh, garbage| {
                 sh.maintain(now, garbage);
-                // Each insert's index probe is a cache miss; these loads overlap
+                // Each insert's table probe is a cache miss; these loads overlap
                 // them all before the first insert needs its group.
                 std::hint::black_box(sh.warm(run.iter().map(|job| short_hash(job.0))));
                 for (hash, key, value, ttl, hint, weight) in run.drain(..) {

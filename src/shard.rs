@@ -721,7 +721,7 @@ where
     }
 
     /// Applies a rebuild of the table (entries moved) to the positions the
-    /// shard holds: the far deadlines, and the sweep's place.
+    /// shard holds: the far deadlines, and the sweep's place (scaled).
     fn moved(&mut self, remap: &crate::slab::Remap) {
         if !self.far.is_empty() {
             self.far = self
@@ -730,7 +730,13 @@ where
                 .map(|(idx, d)| (remap.new_of(idx), d))
                 .collect();
         }
-        self.sweep_cursor = 0;
+        // Positions follow the hash order, roughly: the sweep goes on from
+        // about the same place in it rather than starting over.
+        let (old, new) = (remap.map.len() as u64, self.table.slab.len() as u64);
+        self.sweep_cursor = match old {
+            0 => 0,
+            old => (u64::from(self.sweep_cursor) * new / old) as u32,
+        };
     }
 
     /// Takes the entry in `idx` out of the shard without counting a removal, for

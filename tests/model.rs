@@ -348,3 +348,69 @@ fn tables_grow_and_rebuild_without_losing_or_mixing_entries() {
         .tests(60)
         .quickcheck(grows_and_rebuilds_exactly as fn(u64, u8, u8) -> TestResult);
 }
+
+/// The same under a weight bound that binds, with weights that change on
+/// replacement (a heavier value is taken out of the policy and linked again
+/// while others are evicted) and TTLs beyond the slots' 32-bit deadlines
+/// (kept in a side table by position): rebuilds must carry both along. A read
+/// returns nothing or the last value written.
+fn bounded_tables_rebuild_without_stale_reads(seed: u64, policy: u8) -> TestResult {
+    let policy = match policy % 4 {
+        0 => Policy::lru(),
+        1 => Policy::clock(),
+        2 => Policy::s3fifo(),
+        _ => Policy::default(),
+    };
+    let (clock, hand) = Clock::manual();
+    let c: Cache<u16, u32> = Cache::builder()
+        .max_weight(2_000)
+        .weigher(|_, v: &u32| v % 4 + 1)
+        .shards(2)
+        .policy(policy)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut last = std::collections::HashMap::new();
+    let mut g = Gen::new(1 << 16);
+    let keys = 1_000 + (seed % 3000) as u16;
+    for step in 0..6_000u32 {
+        let r = u64::arbitrary(&mut g);
+        let k = (r >> 8) as u16 % keys;
+        let v = (r >> 32) as u32;
+        match r % 10 {
+            0..=3 => {
+                c.insert(k, v);
+                last.insert(k, v);
+            }
+            4 => {
+                // 40 to 80 days: past what a slot's deadline holds.
+                let days = 40 + (r >> 40) % 40;
+                c.insert_with_ttl(k, v, Duration::from_secs(days * 86_400));
+                last.insert(k, v);
+            }
+            5 => {
+                c.remove(&k);
+                last.remove(&k);
+            }
+            6 => hand.advance(Duration::from_secs(3_600)),
+            _ => {
+                let got = c.get(&k);
+                if got.is_some() && got != last.get(&k).copied() {
+                    return TestResult::error(format!("get {k} at {step}: {got:?}"));
+                }
+            }
+        }
+        if step % 500 == 0 {
+            c.validate();
+        }
+    }
+    c.validate();
+    TestResult::from_bool(c.weight() <= 2_000)
+}
+
+#[test]
+fn bounded_tables_rebuild_without_losing_far_deadlines_or_serving_stale_values() {
+    QuickCheck::new()
+        .tests(60)
+        .quickcheck(bounded_tables_rebuild_without_stale_reads as fn(u64, u8) -> TestResult);
+}

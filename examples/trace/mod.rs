@@ -530,7 +530,8 @@ pub fn replay(cache: &mut impl Replay, keys: &[u64]) -> u64 {
 }
 
 /// A larder cache of `capacity` entries with `shards` shards (`None`: the builder's
-/// default, four per CPU with at least 32 units each, which is what a user gets),
+/// default, four per CPU with at least 32 units each, more for large caches, which
+/// is what a user gets),
 /// its hasher seeded with `seed` (random when `None`). One shard keeps the capacity
 /// exact and lets one policy see every key.
 pub fn larder_cache(

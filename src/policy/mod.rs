@@ -860,6 +860,27 @@ mod tests {
     }
 
     #[test]
+    fn a_few_removals_while_a_table_fills_do_not_shrink_its_growth_steps() {
+        // A dead slot in a filling table once made the rebuild grow it by an
+        // eighth instead of the geometric step: three times the rebuilds.
+        let rebuilds = |remove_every: u32| {
+            let mut t: Table<u32, ()> = Table::new(&Policy::clock(), u64::MAX, usize::MAX, 1);
+            for k in 0..100_000u32 {
+                assert!(t.insert_new(k, (), hash(k), 1, Placement::Narrow));
+                if k % remove_every == 0 {
+                    if let Some(idx) = t.find(hash(k / 2), &(k / 2)) {
+                        t.detach(idx);
+                    }
+                }
+            }
+            t.validate();
+            t.slab.rebuilds
+        };
+        let (plain, removing) = (rebuilds(u32::MAX), rebuilds(100));
+        assert!(removing <= plain + 2, "{removing} rebuilds against {plain}");
+    }
+
+    #[test]
     fn frequency_admission_under_a_capacity_nothing_fills_allocates_by_use() {
         // `max_entries(u64::MAX)` over 1 to 64 shards: each shard's hint is
         // astronomic. Choosing the frequency placement must neither panic nor

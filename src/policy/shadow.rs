@@ -27,7 +27,7 @@
 //!
 //! So the cache measures it: a hash-sampled subset of the keys (about 1 in 2^`bits`,
 //! chosen so the sample fits [`SIM_CAPACITY`] weight units) is replayed through one
-//! small [`Table`] (index, slab and policy: what a shard has, minus time) per
+//! small [`Table`] (entries and policy: what a shard has, minus time) per
 //! placement, running the real policy code at the cache's capacity scaled down by
 //! the same factor (spatial sampling, as in SHARDS, Waldspurger et al.,
 //! FAST 2015, and their miniature simulations, USENIX ATC 2017). After every period

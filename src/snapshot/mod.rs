@@ -19,8 +19,9 @@
 //! load time are skipped.
 //!
 //! # Locking
-//! Saving takes one shard's **read** lock at a time, for a bounded slice (at
-//! most [`SLICE_SLOTS`] slots or about [`BLOCK_BYTES`] of encoded records), and
+//! Saving takes one shard's **read** lock at a time, for a bounded slice
+//! (about [`SLICE_SLOTS`] slots, a range of the table's hash order, or about
+//! [`BLOCK_BYTES`] of encoded records), and
 //! writes to the output with no lock held. Reads go on during a save; a
 //! writer waits at most for one slice. A save is therefore not a point-in-time
 //! image: an entry written during the save may or may not be in it, but every
@@ -73,7 +74,9 @@ use crc::{crc32c, Crc32c};
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
 const MAGIC: &[u8; 8] = b"LARDSNAP";
-/// Slots a save examines per shard-lock hold.
+/// Slots a save examines per shard-lock hold, about: a range of the table's
+/// hash order expected to span this many slots (a run of displaced entries
+/// past its end is read too).
 pub const SLICE_SLOTS: u32 = 512;
 /// Encoded bytes after which a save closes a block (and releases the lock).
 pub const BLOCK_BYTES: usize = 256 << 10;

@@ -24,7 +24,8 @@ pub(super) struct DumpCursor {
     slot: u64,
 }
 
-/// Slots one visit of a shard looks at, under its read lock.
+/// Slots one visit of a shard looks at, about, under its read lock (see
+/// `Cache::visit_slice`).
 const SLICE: u32 = 512;
 
 impl Store {
@@ -48,7 +49,11 @@ impl Store {
                 cursor.slot,
                 SLICE,
                 |block, meta, deadline, _| {
-                    going = !self.is_live(block) || f(block, meta, deadline);
+                    // After a stop, entries tied with the last one in the
+                    // walk's order are still shown (and written); a tie that
+                    // is not live must not undo the stop.
+                    let ok = !self.is_live(block) || f(block, meta, deadline);
+                    going &= ok;
                     going
                 },
             );

@@ -33,7 +33,7 @@ use super::output::Sink;
 /// | part | bytes |
 /// |---|---|
 /// | the slot: block pointer and length 16, state word 8, hash, deadline, policy word, link 16 | 40 |
-/// | the table's spare slots and control bytes (at most 87.5% full; 70% just after growing by a quarter, which it does past 65,536 items) | 7–19 |
+/// | the table's spare slots and control bytes (at most 87.5% full, 70% just after growing by a quarter, as a table bounded by weight does past 64 items per shard) | 7–19 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
 /// Measured from the outside, `larder-server -m 64` filled (to 4 x what
@@ -43,8 +43,9 @@ use super::output::Sink;
 /// during that fill, which moves new blocks from 128- to 144-byte chunks and
 /// leaves freed 128-byte chunks behind; RSS less the empty server's 3.4 MiB,
 /// over the items held; measured with the index and slab that the slot table
-/// replaced). With the slot table, the counting allocator's test reads 80
-/// bytes per 10-byte item against 108 charged (84 before).
+/// replaced). With the slot table, the counting allocator's test reads 78-85
+/// bytes per 10-byte item at five fill levels against 108 charged (84 before,
+/// at one).
 pub const ITEM_OVERHEAD: u32 = 60;
 
 /// Values this long or longer are kept apart from the item's header, in a
