@@ -55,8 +55,8 @@ fn measure(memory_limit: u64, n: usize, value_len: usize) -> (f64, f64, usize) {
 
 /// The cache's tables grow in steps, and just after a step they hold the most
 /// spare room: the item counts below land at different points of the steps
-/// (the 8 shards' tables double up to 64 entries each, then grow by a
-/// quarter).
+/// (the default shards' tables, 8 on 2 CPUs, double up to 64 entries each,
+/// then grow by a quarter).
 #[test]
 fn small_items_cost_no_more_than_they_are_charged() {
     for n in [7_000, 14_000, 28_000, 55_000, 100_000] {

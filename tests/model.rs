@@ -352,8 +352,9 @@ fn tables_grow_and_rebuild_without_losing_or_mixing_entries() {
 /// The same under a weight bound that binds, with weights that change on
 /// replacement (a heavier value is taken out of the policy and linked again
 /// while others are evicted) and TTLs beyond the slots' 32-bit deadlines
-/// (kept in a side table by position): rebuilds must carry both along. A read
-/// returns nothing or the last value written.
+/// (kept in a side table by position): rebuilds must carry both along. The
+/// clock moves a day at a time, so those deadlines pass: a read returns
+/// nothing, or the last value written if its deadline has not passed.
 fn bounded_tables_rebuild_without_stale_reads(seed: u64, policy: u8) -> TestResult {
     let policy = match policy % 4 {
         0 => Policy::lru(),
@@ -370,7 +371,9 @@ fn bounded_tables_rebuild_without_stale_reads(seed: u64, policy: u8) -> TestResu
         .clock(clock)
         .build()
         .unwrap();
-    let mut last = std::collections::HashMap::new();
+    // Key -> (last value, its deadline in ms on the manual clock).
+    let mut last: std::collections::HashMap<u16, (u32, Option<u64>)> = Default::default();
+    let mut now_ms = 0u64;
     let mut g = Gen::new(1 << 16);
     let keys = 1_000 + (seed % 3000) as u16;
     for step in 0..6_000u32 {
@@ -380,23 +383,32 @@ fn bounded_tables_rebuild_without_stale_reads(seed: u64, policy: u8) -> TestResu
         match r % 10 {
             0..=3 => {
                 c.insert(k, v);
-                last.insert(k, v);
+                last.insert(k, (v, None));
             }
             4 => {
-                // 40 to 80 days: past what a slot's deadline holds.
-                let days = 40 + (r >> 40) % 40;
-                c.insert_with_ttl(k, v, Duration::from_secs(days * 86_400));
-                last.insert(k, v);
+                // 50 to 90 days (and half an hour, off the day boundaries):
+                // more than a slot's 32-bit deadline holds (49.7 days).
+                let secs = (50 + (r >> 40) % 40) * 86_400 + 1_800;
+                c.insert_with_ttl(k, v, Duration::from_secs(secs));
+                last.insert(k, (v, Some(now_ms + secs * 1_000)));
             }
             5 => {
                 c.remove(&k);
                 last.remove(&k);
             }
-            6 => hand.advance(Duration::from_secs(3_600)),
+            6 => {
+                hand.advance(Duration::from_secs(86_400));
+                now_ms += 86_400_000;
+            }
             _ => {
                 let got = c.get(&k);
-                if got.is_some() && got != last.get(&k).copied() {
-                    return TestResult::error(format!("get {k} at {step}: {got:?}"));
+                let want = match last.get(&k) {
+                    Some(&(_, Some(deadline))) if now_ms >= deadline => None,
+                    Some(&(v, _)) => Some(v),
+                    None => None,
+                };
+                if got.is_some() && got != want {
+                    return TestResult::error(format!("get {k} at {step}: {got:?}, {want:?}"));
                 }
             }
         }

@@ -33,19 +33,20 @@ use super::output::Sink;
 /// | part | bytes |
 /// |---|---|
 /// | the slot: block pointer and length 16, state word 8, hash, deadline, policy word, link 16 | 40 |
-/// | the table's spare slots and control bytes (at most 87.5% full, 70% just after growing by a quarter, as a table bounded by weight does past 64 items per shard) | 7–19 |
+/// | the table's spare slots and control bytes: 7–19 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); up to ~37 with 64–128 items per shard, where whole groups of 15 slots round it up | 7–37 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// Measured from the outside, `larder-server -m 64` filled (to 4 x what
-/// fits) with 10-byte values holds 97 bytes of resident memory per item
-/// against 108 charged (49 beyond a 48-byte block), and with 100-byte values
-/// 198 against 193 charged (65 beyond the block: the CAS counter passes 2^21
-/// during that fill, which moves new blocks from 128- to 144-byte chunks and
-/// leaves freed 128-byte chunks behind; RSS less the empty server's 3.4 MiB,
-/// over the items held; measured with the index and slab that the slot table
-/// replaced). With the slot table, the counting allocator's test reads 78-85
-/// bytes per 10-byte item at five fill levels against 108 charged (84 before,
-/// at one).
+/// So the parts can pass the charge by a few bytes just after a table grows,
+/// and fall under it as the table fills. The counting allocator's test reads
+/// 78–85 bytes per 10-byte item (requested block and structures) at five
+/// fill levels, against 108 charged.
+///
+/// Measured from the outside (2026-12-03, this crate's host; RSS less the
+/// empty server's 3.4 MiB, over the items held): `larder-server -m 64`
+/// filled to 4 x what fits holds 114 bytes of resident memory per item with
+/// 10-byte values against 108 charged, and 192 against 188 with 100-byte
+/// values: 2–5% over, malloc's chunk headers and free lists included (the
+/// index-and-slab layout before the slot table, same day: 125 and 208).
 pub const ITEM_OVERHEAD: u32 = 60;
 
 /// Values this long or longer are kept apart from the item's header, in a

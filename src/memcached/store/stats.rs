@@ -293,7 +293,13 @@ impl Store {
         const MAX_DUMP: usize = 2 << 20;
         let start = out.len();
         let mut shown = 0u64;
+        // The walk still shows the entries tied with the one it stopped at
+        // (see `Cache::visit_slice`); a one-shot dump writes none of them.
+        let mut stopped = false;
         let _ = self.walk_items(DumpCursor::default(), |block, _, deadline| {
+            if stopped {
+                return false;
+            }
             let key = block.key();
             if key.iter().any(|&b| b <= b' ' || b == 0x7f) {
                 return true;
@@ -306,10 +312,12 @@ impl Store {
             // memcached stops at the first line that does not fit.
             if out.len() - start > MAX_DUMP {
                 out.truncate(line_at);
+                stopped = true;
                 return false;
             }
             shown += 1;
-            limit == 0 || shown < limit
+            stopped = limit != 0 && shown >= limit;
+            !stopped
         });
     }
 
