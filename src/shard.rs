@@ -668,7 +668,7 @@ where
     /// many are coming), never past the shard's expected size.
     pub(crate) fn reserve(&mut self, entries: usize) {
         let entries = entries.min(self.table.slot_hint);
-        if entries > self.table.slab.len() * 7 / 8 {
+        if entries > self.table.slab.max_load() {
             let remap = self.table.rehash(entries);
             self.moved(&remap);
         }

@@ -145,13 +145,13 @@ impl<K, V> Entry<K, V> {
     }
 }
 
-/// A slot of the slab.
+/// A slot of the table.
 pub(crate) enum Slot<K, V> {
     Full(Entry<K, V>),
-    /// `queued`: still threaded through a policy queue (dead), else free.
+    /// Free, or dead (still threaded through a policy queue, by `next`): the
+    /// group's tag says which.
     Empty {
         next: u32,
-        queued: bool,
     },
 }
 
@@ -378,6 +378,12 @@ impl<K, V> Slab<K, V> {
         }
     }
 
+    /// The tag of position `idx`: [`FREE`], [`DEAD`] or a full one.
+    #[inline]
+    fn tag(&self, idx: u32) -> u8 {
+        self.ctrl[idx as usize / WIDTH].0[idx as usize % WIDTH]
+    }
+
     #[inline]
     pub(crate) fn is_full(&self, idx: u32) -> bool {
         matches!(self.slots[idx as usize], Slot::Full(_))
@@ -394,7 +400,7 @@ impl<K, V> Slab<K, V> {
 
     /// Entries the table holds at its maximum load.
     #[inline]
-    fn max_load(&self) -> usize {
+    pub(crate) fn max_load(&self) -> usize {
         self.slots.len() * LOAD_NUM / LOAD_DEN
     }
 
@@ -490,18 +496,14 @@ impl<K, V> Slab<K, V> {
     /// queue still threads through the slot (it becomes dead) or not (free).
     pub(crate) fn take(&mut self, idx: u32, queued: bool) -> Entry<K, V> {
         let next = self.slots[idx as usize].next();
-        let slot = std::mem::replace(&mut self.slots[idx as usize], Slot::Empty { next, queued });
+        let slot = std::mem::replace(&mut self.slots[idx as usize], Slot::Empty { next });
         let Slot::Full(e) = slot else {
             unreachable!("slot {idx} was already empty")
         };
         self.live -= 1;
         let g = idx as usize / WIDTH;
-        self.ctrl[g].0[idx as usize % WIDTH] = if queued {
-            self.dead += 1;
-            DEAD
-        } else {
-            FREE
-        };
+        self.dead += u32::from(queued);
+        self.set_tag(idx, if queued { DEAD } else { FREE });
         // Undo the overflow marks this entry left on the groups it passed.
         let mut p = self.home(e.hash.get());
         while p != g {
@@ -517,16 +519,15 @@ impl<K, V> Slab<K, V> {
 
     /// Frees a dead slot that a queue has just unlinked.
     pub(crate) fn reclaim_dead(&mut self, idx: u32) {
-        debug_assert!(matches!(
-            self.slots[idx as usize],
-            Slot::Empty { queued: true, .. }
-        ));
+        debug_assert_eq!(self.tag(idx), DEAD, "slot {idx} is not dead");
         self.dead -= 1;
-        self.slots[idx as usize] = Slot::Empty {
-            next: NIL,
-            queued: false,
-        };
-        self.ctrl[idx as usize / WIDTH].0[idx as usize % WIDTH] = FREE;
+        self.slots[idx as usize] = Slot::Empty { next: NIL };
+        self.set_tag(idx, FREE);
+    }
+
+    #[inline]
+    fn set_tag(&mut self, idx: u32, tag: u8) {
+        self.ctrl[idx as usize / WIDTH].0[idx as usize % WIDTH] = tag;
     }
 
     /// Removes every slot and returns the entries.
@@ -649,7 +650,7 @@ impl<K, V> Slab<K, V> {
         let (mut full, mut dead) = (0u32, 0u32);
         let mut overflow = vec![0usize; self.ctrl.len()];
         for (pos, slot) in self.slots.iter().enumerate() {
-            let tag = self.ctrl[pos / WIDTH].0[pos % WIDTH];
+            let tag = self.tag(pos as u32);
             match slot {
                 Slot::Full(e) => {
                     full += 1;
@@ -662,11 +663,10 @@ impl<K, V> Slab<K, V> {
                     let found = self.find(e.hash.get(), |x| std::ptr::eq(x, e));
                     assert_eq!(found, Some(pos as u32), "{pos} cannot be found");
                 }
-                Slot::Empty { queued: true, .. } => {
-                    dead += 1;
-                    assert_eq!(tag, DEAD, "tag of dead {pos}");
+                Slot::Empty { .. } => {
+                    assert!(tag == DEAD || tag == FREE, "tag of empty {pos}");
+                    dead += u32::from(tag == DEAD);
                 }
-                Slot::Empty { queued: false, .. } => assert_eq!(tag, FREE, "tag of free {pos}"),
             }
         }
         assert_eq!(full, self.live);
@@ -683,10 +683,7 @@ impl<K, V> Slab<K, V> {
 
 fn empty_slots<K, V>(n: usize) -> Vec<Slot<K, V>> {
     let mut v = Vec::with_capacity(n);
-    v.resize_with(n, || Slot::Empty {
-        next: NIL,
-        queued: false,
-    });
+    v.resize_with(n, || Slot::Empty { next: NIL });
     v
 }
 
