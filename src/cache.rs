@@ -1282,9 +1282,10 @@ where
     }
 
     /// The most slots any shard has (full, dead or free): how many slots a
-    /// [`sweep_expired`](Self::sweep_expired) must cover to go round them all.
-    #[cfg(feature = "memcached")]
-    pub(crate) fn slot_count(&self) -> usize {
+    /// [`sweep_expired`](Self::sweep_expired) must cover to go round them all
+    /// (for the store's crawler, and tests).
+    #[doc(hidden)]
+    pub fn slot_count(&self) -> usize {
         self.cells
             .iter()
             .map(|c| c.read().table.slab.len())

@@ -216,14 +216,29 @@ fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
         c.insert_with_ttl(k, k, Duration::from_secs(1));
     }
     hand.advance(Duration::from_secs(2));
-    // No reads of the expired keys, no maintenance call: only other writes.
-    let shards = c.shard_count() as u64;
-    let per_shard_slots = 5_000 / shards + 200;
-    let writes = per_shard_slots * shards * 2 / u64::from(larder::SWEEP_STEP) + 1_000;
+    // No reads of the expired keys, no maintenance call: only other writes,
+    // each sweeping a few slots of its own shard. The keys written (about
+    // 100, the same number in every shard) give every shard its share.
+    let shards = c.shard_count();
+    let per_shard = 100usize.div_ceil(shards);
+    let n = per_shard * shards;
+    let mut in_shard = vec![0usize; shards];
+    let keys: Vec<u64> = (1_000_000u64..)
+        .filter(|k| {
+            let s = c.shard_of(k);
+            in_shard[s] += 1;
+            in_shard[s] <= per_shard
+        })
+        .take(n)
+        .collect();
+    // Enough writes for every shard to sweep each slot of the largest table
+    // twice over.
+    let slots = c.slot_count() as u64;
+    let writes = 2 * slots / u64::from(larder::SWEEP_STEP) * shards as u64 + 1_000;
     for k in 0..writes {
-        c.insert(1_000_000 + k % 100, k);
+        c.insert(keys[k as usize % n], k);
     }
-    assert_eq!(c.len(), 100);
+    assert_eq!(c.len(), n);
     assert_eq!(c.stats().expirations, 5_000);
     c.validate();
 }
