@@ -38,7 +38,7 @@
 //!
 //! Values are returned by clone: store `Arc<T>` or `bytes::Bytes` for large values.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod builder;

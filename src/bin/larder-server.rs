@@ -671,7 +671,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> ExitCode {
-    malloc::one_arena();
+    malloc::tune();
     let options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
         Ok(Command::Serve(options)) => *options,
         Ok(Command::Help) => {
@@ -1093,18 +1093,36 @@ mod tests {
 /// with one (`benches/memory_vs_memcached.py`, BENCHMARKS.md). One arena
 /// keeps the resident set near `-m`; small allocations still come from each
 /// thread's own cache without a lock.
+///
+/// The cache's slot tables are the other large allocations: a shard's table
+/// is replaced by one a quarter larger as it grows, the old one freed. glibc
+/// maps a block of 128 KiB or more on its own, but raises that threshold to
+/// the size of each mapped block it frees, so after the first few growths
+/// the tables come from the heap, and a replaced table leaves a hole that
+/// small items fill only in part. Filled with 10-byte values, the resident
+/// set per item moved between 94 and 114 bytes with the store's size (where
+/// its tables stood in their growth); with the threshold held at 128 KiB it
+/// stays within 89-95 (BENCHMARKS.md, 2026-12-03).
 mod malloc {
-    /// Limits glibc's malloc to one arena, unless `MALLOC_ARENA_MAX` (which
+    /// Limits glibc's malloc to one arena and keeps its mapping threshold at
+    /// 128 KiB, unless `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` (which
     /// glibc reads itself) says otherwise. Call first thing in `main`, before
     /// any thread starts.
     #[allow(unsafe_code)]
-    pub(crate) fn one_arena() {
+    pub(crate) fn tune() {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            // SAFETY: `mallopt` only changes the allocator's own parameters,
-            // under its own lock; it takes plain integers and touches no
-            // memory of ours. No other thread exists yet.
-            let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+        {
+            if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                // SAFETY: `mallopt` only changes the allocator's own
+                // parameters, under its own lock; it takes plain integers and
+                // touches no memory of ours. No other thread exists yet.
+                let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+            }
+            if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+                // SAFETY: as above. Setting the threshold also turns off
+                // glibc's raising of it.
+                let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+            }
         }
     }
 }

@@ -32,7 +32,7 @@
 //! Response::End.write_to(&mut out);
 //! assert_eq!(out, b"END\r\n");
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 /// The memcached release whose behaviour the store reproduces (the
 /// differential tests and memcached's own test suite run against it), and

@@ -1,7 +1,8 @@
 //! What the store keeps per key, and what one item costs in memory.
 //!
 //! An item is one heap block, the cache's key: a small header, the key, and
-//! the value ([`Block`]). The cache's value is one atomic word ([`Meta`]):
+//! the value ([`Block`]), behind a thin pointer (8 bytes in the cache's slot,
+//! where a boxed slice takes 16). The cache's value is one atomic word ([`Meta`]):
 //! the access state (last access, fetched, stale, win token sent), which
 //! reads change under the shard's read lock. The expiry is the cache's own
 //! deadline, and reads go through the cache's visitor, so a hit copies the
@@ -22,32 +23,35 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::output::Sink;
+use super::thin::{self, Held, Thin};
 
 /// The bytes one item costs beyond its block (header, key and value, as the
 /// allocator rounds them; see [`alloc_size`]): the cache's slot for it, its
-/// share of the table's spare room, and the eviction policy's bookkeeping.
+/// share of the table's spare room, the eviction policy's bookkeeping, and
+/// its share of the allocator's free lists.
 ///
-/// Measured on x86-64 with a counting allocator (`tests/memcached_memory.rs`
-/// checks that the charge covers the real cost):
+/// Measured on x86-64 (`tests/memcached_memory.rs` checks with a counting
+/// allocator that the charge covers what the store asks for):
 ///
 /// | part | bytes |
 /// |---|---|
-/// | the slot: block pointer and length 16, state word 8, hash, deadline, policy word, link 16 | 40 |
-/// | the table's spare slots and control bytes: 7–19 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); up to ~37 with 64–128 items per shard, where whole groups of 15 slots round it up | 7–37 |
+/// | the slot: thin block pointer 8, state word 8, hash, deadline, policy word, link 16 | 32 |
+/// | the table's spare slots and control bytes: 6–15 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); up to ~30 with 64–128 items per shard, where whole groups of 15 slots round it up | 6–30 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// So the parts can pass the charge by a few bytes just after a table grows,
-/// and fall under it as the table fills. The counting allocator's test reads
-/// 78–85 bytes per 10-byte item (requested block and structures) at five
-/// fill levels, against 108 charged.
+/// The counting allocator's test reads 69–72 bytes per 10-byte item asked
+/// for (a 29-byte block and the structures) at five fill levels, against 100
+/// charged (a 48-byte malloc chunk and this).
 ///
-/// Measured from the outside (2026-12-03, this crate's host; RSS less the
-/// empty server's 3.4 MiB, over the items held): `larder-server -m 64`
-/// filled to 4 x what fits holds 114 bytes of resident memory per item with
-/// 10-byte values against 108 charged, and 192 against 188 with 100-byte
-/// values: 2–5% over, malloc's chunk headers and free lists included (the
-/// index-and-slab layout before the slot table, same day: 125 and 208).
-pub const ITEM_OVERHEAD: u32 = 60;
+/// The constant is set from the outside measure (2026-12-03, this crate's
+/// host; RSS less the empty server's 3.4 MiB, over the items held):
+/// `larder-server -m 64` filled to 4 x what fits holds 97.5 bytes of
+/// resident memory per item with 10-byte values (a 48-byte chunk, so 49.5
+/// beyond it) and 183 with 100-byte values (a 128-byte chunk, so 55 beyond
+/// it): 52 is their mean, so a store's `bytes` is within 3% of what its
+/// items really hold, over or under. With the slot's 16-byte fat pointer
+/// the same measure read 114 and 192 bytes per item.
+pub const ITEM_OVERHEAD: u32 = 45;
 
 /// Values this long or longer are kept apart from the item's header, in a
 /// buffer replies share instead of copying.
@@ -55,9 +59,14 @@ pub(crate) const LARGE_FROM: usize = 4096;
 
 /// Header bytes before the key: the key's length.
 const KEY_AT: usize = 1;
-/// The most header bytes after the key: client flags, CAS and flush epoch
-/// as LEB128 varints (5, 10 and 5 bytes at most).
-const MAX_FIELDS: usize = 20;
+/// The most header bytes after the key: a byte saying which fields follow,
+/// then client flags, CAS and flush epoch as LEB128 varints (5, 10 and 5
+/// bytes at most).
+const MAX_FIELDS: usize = 21;
+/// In the field byte: client flags follow (they are 0 otherwise).
+const HAS_FLAGS: u8 = 1;
+/// In the field byte: a flush epoch follows (it is 0 otherwise).
+const HAS_EPOCH: u8 = 2;
 
 /// Low 32 bits of the state: second of the last access, counted from the
 /// store's start.
@@ -73,18 +82,18 @@ pub(crate) const TOKEN_SENT: u64 = 1 << 34;
 pub(crate) const MAX_KEY: usize = u8::MAX as usize;
 
 /// One stored item, the cache's key: header, key and value in one
-/// allocation, or, for a large value, the header and key with the value
-/// beside them.
+/// allocation behind a thin pointer (8 bytes in the cache's slot), or, for
+/// a large value, the header and key with the value beside them.
 ///
-/// Layout: `[key length: u8][key][flags][cas][epoch][value]`, the three
-/// fields as LEB128 varints: most items have flags 0 and a CAS far below
-/// 2^64, so the header after the key is usually 4 to 7 bytes, not 16, which
-/// often moves a small item into a smaller malloc size class. A block
-/// compares and hashes as its key, so the cache finds it by a `&[u8]`.
-pub(crate) enum Block {
-    Inline(Box<[u8]>),
-    Large(Box<Large>),
-}
+/// Layout: `[key length: u8][key][fields: u8][flags][cas][epoch][value]`,
+/// the three numbers as LEB128 varints, flags and epoch only when not 0
+/// (the field byte says which are there): most items have flags 0, epoch 0
+/// and a CAS far below 2^64, so the header after the key is usually 4 to 6
+/// bytes, not 16, which often moves a small item into a smaller malloc size
+/// class. The thin pointer's own length prefix (see [`thin`](super::thin))
+/// comes before it. A block compares and hashes as its key, so the cache
+/// finds it by a `&[u8]`.
+pub(crate) struct Block(Thin<Large>);
 
 /// The parts of an item with a large value.
 pub(crate) struct Large {
@@ -101,22 +110,41 @@ pub(crate) struct Head<'a> {
     pub(crate) epoch: u32,
 }
 
+/// A block's header bytes, built on the stack.
+struct HeadBuf {
+    buf: [u8; KEY_AT + MAX_KEY + MAX_FIELDS],
+    len: usize,
+}
+
+impl HeadBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 impl Head<'_> {
-    /// The header bytes, in a buffer with room for `value_len` more.
+    /// The header bytes.
     ///
     /// # Panics
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
-    fn encode(&self, value_len: usize) -> Vec<u8> {
+    fn encode(&self) -> HeadBuf {
         let key_len = u8::try_from(self.key.len()).expect("key checked by the store");
-        let mut fields = [0; MAX_FIELDS];
-        let mut n = put_varint(&mut fields, 0, u64::from(self.flags));
-        n = put_varint(&mut fields, n, self.cas);
-        n = put_varint(&mut fields, n, u64::from(self.epoch));
-        let mut buf = Vec::with_capacity(KEY_AT + self.key.len() + n + value_len);
-        buf.push(key_len);
-        buf.extend_from_slice(self.key);
-        buf.extend_from_slice(&fields[..n]);
-        buf
+        let mut buf = [0; KEY_AT + MAX_KEY + MAX_FIELDS];
+        buf[0] = key_len;
+        let mut at = KEY_AT + self.key.len();
+        buf[KEY_AT..at].copy_from_slice(self.key);
+        let fields_at = at;
+        at += 1;
+        if self.flags != 0 {
+            buf[fields_at] |= HAS_FLAGS;
+            at = put_varint(&mut buf, at, u64::from(self.flags));
+        }
+        at = put_varint(&mut buf, at, self.cas);
+        if self.epoch != 0 {
+            buf[fields_at] |= HAS_EPOCH;
+            at = put_varint(&mut buf, at, u64::from(self.epoch));
+        }
+        HeadBuf { buf, len: at }
     }
 }
 
@@ -127,25 +155,29 @@ impl Block {
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
     pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let head = head.encode();
         if value_len < LARGE_FROM {
-            let mut buf = head.encode(value_len);
-            for part in parts {
-                buf.extend_from_slice(part);
+            let mut all: [&[u8]; 4] = [head.bytes(), &[], &[], &[]];
+            if parts.len() < all.len() {
+                all[1..=parts.len()].copy_from_slice(parts);
+                return Block(Thin::bytes(&all[..=parts.len()]));
             }
-            return Block::Inline(buf.into_boxed_slice());
+            let mut all = vec![head.bytes()];
+            all.extend_from_slice(parts);
+            return Block(Thin::bytes(&all));
         }
         let mut value = Vec::with_capacity(value_len);
         for part in parts {
             value.extend_from_slice(part);
         }
-        Block::large(head, Bytes::from(value))
+        Block::large(head.bytes(), Bytes::from(value))
     }
 
-    fn large(head: Head<'_>, value: Bytes) -> Block {
-        Block::Large(Box::new(Large {
-            head: head.encode(0).into_boxed_slice(),
+    fn large(head: &[u8], value: Bytes) -> Block {
+        Block(Thin::boxed(Box::new(Large {
+            head: head.into(),
             value,
-        }))
+        })))
     }
 
     /// The same item under a new CAS unique and epoch (the value is shared
@@ -157,16 +189,23 @@ impl Block {
             cas,
             epoch,
         };
-        match self {
-            Block::Inline(_) => Block::new(head, &[self.value()]),
-            Block::Large(large) => Block::large(head, large.value.clone()),
+        match self.0.get() {
+            Held::Bytes(_) => Block::new(head, &[self.value()]),
+            Held::Boxed(large) => Block::large(head.encode().bytes(), large.value.clone()),
         }
     }
 
+    /// Whether the value is kept apart, shared with replies.
+    #[cfg(test)]
+    fn is_large(&self) -> bool {
+        matches!(self.0.get(), Held::Boxed(_))
+    }
+
+    /// The header, with the value after it if inline.
     fn head(&self) -> &[u8] {
-        match self {
-            Block::Inline(b) => b,
-            Block::Large(l) => &l.head,
+        match self.0.get() {
+            Held::Bytes(b) => b,
+            Held::Boxed(l) => &l.head,
         }
     }
 
@@ -182,9 +221,17 @@ impl Block {
     /// Flags, CAS, epoch, and where the header ends.
     fn fields(&self) -> (u32, u64, u32, usize) {
         let head = self.head();
-        let (flags, at) = get_varint(head, self.fields_at());
-        let (cas, at) = get_varint(head, at);
-        let (epoch, at) = get_varint(head, at);
+        let at = self.fields_at();
+        let present = head[at];
+        let (mut flags, mut epoch) = (0, 0);
+        let mut at = at + 1;
+        if present & HAS_FLAGS != 0 {
+            (flags, at) = get_varint(head, at);
+        }
+        let (cas, mut at) = get_varint(head, at);
+        if present & HAS_EPOCH != 0 {
+            (epoch, at) = get_varint(head, at);
+        }
         // Both were written from `u32`s.
         (flags as u32, cas, epoch as u32, at)
     }
@@ -206,33 +253,33 @@ impl Block {
 
     /// The value.
     pub(crate) fn value(&self) -> &[u8] {
-        match self {
-            Block::Inline(b) => &b[self.fields().3..],
-            Block::Large(l) => &l.value,
+        match self.0.get() {
+            Held::Bytes(b) => &b[self.fields().3..],
+            Held::Boxed(l) => &l.value,
         }
     }
 
     /// What this block costs on the heap, allocator rounding included.
     pub(crate) fn cost(&self) -> usize {
-        match self {
-            Block::Inline(b) => alloc_size(b.len()),
-            Block::Large(l) => large_cost(l.head.len(), l.value.len()),
+        match self.0.get() {
+            Held::Bytes(b) => alloc_size(thin::bytes_size(b.len())),
+            Held::Boxed(l) => large_cost(l.head.len(), l.value.len()),
         }
     }
 
     /// Writes the value to a reply: shared if large, copied otherwise.
     pub(super) fn write_value<S: Sink>(&self, out: &mut S) {
-        match self {
-            Block::Inline(_) => out.lines().extend_from_slice(self.value()),
-            Block::Large(l) => out.value(&l.value),
+        match self.0.get() {
+            Held::Bytes(_) => out.lines().extend_from_slice(self.value()),
+            Held::Boxed(l) => out.value(&l.value),
         }
     }
 
     /// The value as a `Bytes`: shared if large, copied otherwise.
     pub(crate) fn value_bytes(&self) -> Bytes {
-        match self {
-            Block::Inline(_) => Bytes::copy_from_slice(self.value()),
-            Block::Large(l) => l.value.clone(),
+        match self.0.get() {
+            Held::Bytes(_) => Bytes::copy_from_slice(self.value()),
+            Held::Boxed(l) => l.value.clone(),
         }
     }
 }
@@ -243,7 +290,7 @@ impl Block {
 pub(crate) fn block_cost(key_len: usize, value_len: usize) -> usize {
     let head = KEY_AT + key_len + MAX_FIELDS;
     if value_len < LARGE_FROM {
-        alloc_size(head + value_len)
+        alloc_size(thin::bytes_size(head + value_len))
     } else {
         large_cost(head, value_len)
     }
@@ -259,7 +306,7 @@ fn large_cost(head_len: usize, value_len: usize) -> usize {
 }
 
 /// Writes `v` as a LEB128 varint at `buf[at..]`; returns where it ends.
-fn put_varint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
+pub(super) fn put_varint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
     while v >= 0x80 {
         buf[at] = (v as u8) | 0x80;
         v >>= 7;
@@ -477,7 +524,7 @@ mod tests {
             assert_eq!((b.flags(), b.cas(), b.epoch()), (0xdead_beef, 42, 7));
             assert!(b.cost() >= len);
             assert_eq!(b.value(), &value[..]);
-            assert_eq!(matches!(b, Block::Large(_)), len >= LARGE_FROM);
+            assert_eq!(b.is_large(), len >= LARGE_FROM);
             let c = b.with_cas(9, 8);
             assert_eq!(
                 (c.key(), c.cas(), c.epoch(), c.value()),
@@ -504,10 +551,12 @@ mod tests {
             epoch: 0,
         };
         let b = Block::new(typical, &[&[b'v'; 100]]);
-        let Block::Inline(bytes) = &b else {
+        let Held::Bytes(bytes) = b.0.get() else {
             panic!("small values are inline")
         };
-        assert_eq!(bytes.len(), 1 + 14 + 1 + 5 + 1 + 100);
+        // Key length, key, field byte, CAS, value; the varint length before.
+        assert_eq!(bytes.len(), 1 + 14 + 1 + 5 + 100);
+        assert_eq!(b.cost(), alloc_size(1 + bytes.len()));
         assert!(b.cost() <= block_cost(14, 100));
         assert_eq!(alloc_size(122), 144);
         assert_eq!(alloc_size(120), 128);
@@ -516,6 +565,6 @@ mod tests {
         assert_eq!(alloc_size(163_817), 167_936);
         assert_eq!(alloc_size(163_816), 163_840);
         assert_eq!(alloc_size(135_150), 139_264);
-        assert_eq!(std::mem::size_of::<Block>(), 16);
+        assert_eq!(std::mem::size_of::<Block>(), 8);
     }
 }

@@ -46,7 +46,7 @@
 //!   stored already expired, which larder does not. `get_flushed` counts
 //!   only the rare lookup that meets a flushed item before `flush_all` has
 //!   reclaimed it (reclaiming is eager).
-//! - Memory: each item is one heap block of a 4-21 byte header, key and value
+//! - Memory: each item is one heap block of a 4-24 byte header, key and value
 //!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
 //!   cache (memcached: a 48–56 byte header and slab-class rounding), all
 //!   counted against `memory_limit`. Slab and
@@ -80,6 +80,7 @@ mod session;
 mod snapshot;
 mod stats;
 mod text;
+mod thin;
 mod time;
 
 use std::borrow::Cow;
