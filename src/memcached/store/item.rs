@@ -40,17 +40,22 @@ use super::thin::{self, Held, Thin};
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
 /// The counting allocator's test reads 69–72 bytes per 10-byte item asked
-/// for (a 29-byte block and the structures) at five fill levels, against 100
+/// for (a 29-byte block and the structures) at five fill levels, against 93
 /// charged (a 48-byte malloc chunk and this).
 ///
 /// The constant is set from the outside measure (2026-12-03, this crate's
-/// host; RSS less the empty server's 3.4 MiB, over the items held):
-/// `larder-server -m 64` filled to 4 x what fits holds 97.5 bytes of
-/// resident memory per item with 10-byte values (a 48-byte chunk, so 49.5
-/// beyond it) and 183 with 100-byte values (a 128-byte chunk, so 55 beyond
-/// it): 52 is their mean, so a store's `bytes` is within 3% of what its
-/// items really hold, over or under. With the slot's 16-byte fat pointer
-/// the same measure read 114 and 192 bytes per item.
+/// host): `larder-server -m M` filled to 4 x what fits, for ten sizes `M`
+/// from 56 to 72, RSS less the empty server's, over the items held. Per
+/// item, 88–96 bytes (mean 91.6) with 10-byte values, a 48-byte chunk and
+/// 43.6 beyond it; 169–179 (mean 174) with 100-byte values, a 128-byte
+/// chunk and 46 beyond it. 45 is between the two, so a store's `bytes` is
+/// within 5% of what its items really hold, over or under; the spread is
+/// mostly where the tables stand in their growth. (With the slot's 16-byte
+/// fat pointer the same measure read 114 and 192 bytes per item at one
+/// size.) That is with the server's allocator settings (one arena, a fixed
+/// mapping threshold; see `larder-server`'s `malloc` module): a program
+/// that embeds the store with glibc's defaults can hold up to ~20% more, as
+/// replaced tables leave holes in the heap.
 pub const ITEM_OVERHEAD: u32 = 45;
 
 /// Values this long or longer are kept apart from the item's header, in a
@@ -110,41 +115,42 @@ pub(crate) struct Head<'a> {
     pub(crate) epoch: u32,
 }
 
-/// A block's header bytes, built on the stack.
-struct HeadBuf {
-    buf: [u8; KEY_AT + MAX_KEY + MAX_FIELDS],
+/// The header bytes after the key (field byte, flags, CAS, epoch), built on
+/// the stack.
+struct Fields {
+    buf: [u8; MAX_FIELDS],
     len: usize,
 }
 
-impl HeadBuf {
+impl Fields {
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
 
 impl Head<'_> {
-    /// The header bytes.
+    /// The key's length byte.
     ///
     /// # Panics
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
-    fn encode(&self) -> HeadBuf {
-        let key_len = u8::try_from(self.key.len()).expect("key checked by the store");
-        let mut buf = [0; KEY_AT + MAX_KEY + MAX_FIELDS];
-        buf[0] = key_len;
-        let mut at = KEY_AT + self.key.len();
-        buf[KEY_AT..at].copy_from_slice(self.key);
-        let fields_at = at;
-        at += 1;
+    fn key_len(&self) -> [u8; KEY_AT] {
+        [u8::try_from(self.key.len()).expect("key checked by the store")]
+    }
+
+    /// The header bytes after the key.
+    fn fields(&self) -> Fields {
+        let mut buf = [0; MAX_FIELDS];
+        let mut at = 1;
         if self.flags != 0 {
-            buf[fields_at] |= HAS_FLAGS;
+            buf[0] |= HAS_FLAGS;
             at = put_varint(&mut buf, at, u64::from(self.flags));
         }
         at = put_varint(&mut buf, at, self.cas);
         if self.epoch != 0 {
-            buf[fields_at] |= HAS_EPOCH;
+            buf[0] |= HAS_EPOCH;
             at = put_varint(&mut buf, at, u64::from(self.epoch));
         }
-        HeadBuf { buf, len: at }
+        Fields { buf, len: at }
     }
 }
 
@@ -155,14 +161,15 @@ impl Block {
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
     pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        let head = head.encode();
+        let key_len = head.key_len();
+        let fields = head.fields();
+        let mut all: [&[u8]; 6] = [&key_len, head.key, fields.bytes(), &[], &[], &[]];
         if value_len < LARGE_FROM {
-            let mut all: [&[u8]; 4] = [head.bytes(), &[], &[], &[]];
-            if parts.len() < all.len() {
-                all[1..=parts.len()].copy_from_slice(parts);
-                return Block(Thin::bytes(&all[..=parts.len()]));
+            if parts.len() <= 3 {
+                all[3..3 + parts.len()].copy_from_slice(parts);
+                return Block(Thin::bytes(&all[..3 + parts.len()]));
             }
-            let mut all = vec![head.bytes()];
+            let mut all = all[..3].to_vec();
             all.extend_from_slice(parts);
             return Block(Thin::bytes(&all));
         }
@@ -170,12 +177,13 @@ impl Block {
         for part in parts {
             value.extend_from_slice(part);
         }
-        Block::large(head.bytes(), Bytes::from(value))
+        Block::large(&all[..3], Bytes::from(value))
     }
 
-    fn large(head: &[u8], value: Bytes) -> Block {
+    /// A block with its value apart; `head` is the header's parts.
+    fn large(head: &[&[u8]], value: Bytes) -> Block {
         Block(Thin::boxed(Box::new(Large {
-            head: head.into(),
+            head: head.concat().into_boxed_slice(),
             value,
         })))
     }
@@ -191,7 +199,10 @@ impl Block {
         };
         match self.0.get() {
             Held::Bytes(_) => Block::new(head, &[self.value()]),
-            Held::Boxed(large) => Block::large(head.encode().bytes(), large.value.clone()),
+            Held::Boxed(large) => {
+                let (key_len, fields) = (head.key_len(), head.fields());
+                Block::large(&[&key_len, head.key, fields.bytes()], large.value.clone())
+            }
         }
     }
 
@@ -202,6 +213,7 @@ impl Block {
     }
 
     /// The header, with the value after it if inline.
+    #[inline]
     fn head(&self) -> &[u8] {
         match self.0.get() {
             Held::Bytes(b) => b,
@@ -209,19 +221,17 @@ impl Block {
         }
     }
 
-    fn fields_at(&self) -> usize {
-        KEY_AT + usize::from(self.head()[0])
-    }
-
     /// The key.
+    #[inline]
     pub(crate) fn key(&self) -> &[u8] {
-        &self.head()[KEY_AT..self.fields_at()]
+        let head = self.head();
+        &head[KEY_AT..KEY_AT + usize::from(head[0])]
     }
 
     /// Flags, CAS, epoch, and where the header ends.
     fn fields(&self) -> (u32, u64, u32, usize) {
         let head = self.head();
-        let at = self.fields_at();
+        let at = KEY_AT + usize::from(head[0]);
         let present = head[at];
         let (mut flags, mut epoch) = (0, 0);
         let mut at = at + 1;

@@ -158,6 +158,7 @@ fn put_len(buf: &mut [u8; 3], n: usize) -> usize {
 /// # Safety
 /// `raw` points at a varint written by [`put_len`], all of its bytes
 /// readable.
+#[inline]
 unsafe fn get_len(raw: *const u8) -> (usize, usize) {
     let mut n = 0usize;
     for at in 0..3 {
