@@ -5,8 +5,8 @@
 //! - `mixed`: Zipf 0.99 over 1M keys, capacity 100k (10%); `get`, and `insert` on a
 //!   miss. The hit ratio each cache reached is printed before the timings.
 //!
-//! - `visit_1k`: 1 KB `Arc<[u8]>` values, 100k keys all cached, Zipf 0.99; each
-//!   read sums two bytes of the value: `get` (clones the `Arc`: two atomic
+//! - `visit_1k_4k_keys`, `visit_1k_128k_keys`: 1 KB `Arc<[u8]>` values, 4,096 or
+//!   131,072 keys all cached, Zipf 0.99; each read sums two bytes of the value: `get` (clones the `Arc`: two atomic
 //!   read-modify-writes on a shared count) against `get_with` (reads in place),
 //!   with quick_cache's `get` beside them.
 //!
@@ -138,14 +138,23 @@ fn mixed(c: &mut Criterion) {
     g.finish();
 }
 
+/// Reads of 1 KB `Arc<[u8]>` values that sum two bytes of each: `get` clones
+/// the `Arc` (two atomic read-modify-writes on its count), `get_with` reads in
+/// place. Two key counts: 4,096 keys (4 MB of values, which stay in the
+/// last-level cache) and 131,072 (128 MB, so most reads wait on memory).
 fn visit_1k(c: &mut Criterion) {
-    const N: usize = 1 << 17;
-    let keys = zipf_keys(N, 0.99, SAMPLES, 11);
+    for (label, n) in [("4k_keys", 1usize << 12), ("128k_keys", 1 << 17)] {
+        visit_1k_at(c, label, n);
+    }
+}
+
+fn visit_1k_at(c: &mut Criterion, label: &str, n: usize) {
+    let keys = zipf_keys(n, 0.99, SAMPLES, 11);
     let value = |k: u64| -> std::sync::Arc<[u8]> { vec![k as u8; 1024].into() };
-    let ours: larder::Cache<u64, std::sync::Arc<[u8]>> = larder::Cache::new(N as u64 * 5 / 4);
+    let ours: larder::Cache<u64, std::sync::Arc<[u8]>> = larder::Cache::new(n as u64 * 5 / 4);
     let theirs: quick_cache::sync::Cache<u64, std::sync::Arc<[u8]>> =
-        quick_cache::sync::Cache::new(N * 5 / 4);
-    for rank in 0..N as u64 {
+        quick_cache::sync::Cache::new(n * 5 / 4);
+    for rank in 0..n as u64 {
         ours.insert(key_of(rank), value(rank));
         theirs.insert(key_of(rank), value(rank));
     }
@@ -156,7 +165,7 @@ fn visit_1k(c: &mut Criterion) {
         ("larder_get_with", &|k| ours.get_with(&k, |v| read(v))),
         ("quick_cache_get", &|k| theirs.get(&k).map(|v| read(&v))),
     ];
-    let mut g = c.benchmark_group("visit_1k");
+    let mut g = c.benchmark_group(format!("visit_1k_{label}"));
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20);
