@@ -14,7 +14,10 @@
 //! `--shuffled` stores the keys in a random order instead of by rank (hottest
 //! first), so that no cache gains from holding its hot entries together.
 //!
-//! `cargo run --release --example read_probe [-- [--shuffled] NAME..]`
+//! `--keys N` reads N keys instead of 1,000,000 (a few thousand keep every
+//! cache's entries in the CPU's caches, so the hit path's own work shows).
+//!
+//! `cargo run --release --example read_probe [-- [--shuffled] [--keys N] NAME..]`
 
 #![allow(missing_docs)]
 
@@ -46,12 +49,19 @@ fn run(c: &dyn BenchCache, keys: &[u64], threads: usize, ops: usize) -> f64 {
 }
 
 fn main() {
-    let n = 1_000_000usize;
-    let cap = n as u64 * 5 / 4;
-    let keys = zipf_keys(n, 0.99, 1 << 20, 42);
     let mut which: Vec<String> = std::env::args().skip(1).collect();
     let shuffled = which.iter().any(|w| w == "--shuffled");
     which.retain(|w| w != "--shuffled");
+    let mut n = 1_000_000usize;
+    if let Some(at) = which.iter().position(|w| w == "--keys") {
+        n = which
+            .get(at + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--keys takes a number");
+        which.drain(at..at + 2);
+    }
+    let cap = n as u64 * 5 / 4;
+    let keys = zipf_keys(n, 0.99, 1 << 20, 42);
     let sharded = |shards: usize| -> Box<dyn BenchCache> {
         let cache = larder::Cache::builder()
             .max_entries(cap)
