@@ -5,7 +5,7 @@ Run by hand (not in CI), from the repository root:
 
     cargo build --release --features server --bin larder-server
     python3 benches/memory_vs_memcached.py [--memory-mb 64] [--memcached PATH]
-        [--only 10 100 1000 10000 mixed]
+        [--only 10 100 1000 10000 mixed] [--cas-warm-up SETS]
 
 For each value size (10, 100, 1,000 and 10,000 bytes, and a mixed run of sizes
 drawn from 10 to 10,000 bytes) it starts both servers with the same -m on free
@@ -18,7 +18,10 @@ memcached gives every slab class in use at least one 1 MiB page, so at a
 small -m its small classes hold more than their share of the mixed run's
 items; compare the mixed run at a larger -m too (`--memory-mb 512 --only
 mixed`; the small sizes write millions of items per 100 MB of -m, which
-takes the script minutes). Each server is killed by its PID when its run
+takes the script minutes). larder's item header holds the CAS unique as a varint: a
+fresh server's first 2^21 sets get 3-byte values, a server that has run a
+while 4 or 5 bytes, which can move an item to the next malloc size class
+(`--cas-warm-up 2100000` measures that case). Each server is killed by its PID when its run
 ends. Items are written until the server has evicted for a while: the
 number of items written is 4 x (-m / item size), enough to reach a steady
 state with either server.
@@ -110,7 +113,19 @@ def value_bytes_held(conn, count):
     return total
 
 
-def run(name, argv, sizes, memory_mb, seed):
+def warm_cas(conn, sets):
+    """Overwrites one key `sets` times, so the items that follow get CAS
+    values as large as a server that has run for a while gives them."""
+    one = b"set cas-warm-up 0 0 1 noreply\r\nx\r\n"
+    while sets > 0:
+        n = min(sets, 100_000)
+        conn.sendall(one * n)
+        sets -= n
+    conn.sendall(b"delete cas-warm-up noreply\r\nmn\r\n")
+    read_until(conn, b"MN\r\n")
+
+
+def run(name, argv, sizes, memory_mb, seed, cas_warm_up=0):
     port = free_port()
     proc = subprocess.Popen(
         argv + ["-p", str(port), "-m", str(memory_mb)],
@@ -121,6 +136,7 @@ def run(name, argv, sizes, memory_mb, seed):
         if proc.poll() is not None:
             sys.exit(f"{name} exited: {proc.stderr.read().decode()}")
         conn = connect(port)
+        warm_cas(conn, cas_warm_up)
         mean = sum(sizes) / len(sizes)
         count = int(4 * memory_mb * (1 << 20) / (mean + 14))
         fill(conn, sizes, count, seed)
@@ -145,6 +161,9 @@ def main():
     ap.add_argument("--memory-mb", type=int, default=64)
     ap.add_argument("--memcached", default="memcached")
     ap.add_argument("--larder", default=LARDER)
+    ap.add_argument("--cas-warm-up", type=int, default=0, metavar="SETS",
+                    help="overwrite one key this many times first (2,100,000 passes "
+                         "2^21, where larder's CAS takes a fourth header byte)")
     ap.add_argument("--only", nargs="+", metavar="RUN",
                     help="run only these: 10, 100, 1000, 10000, mixed")
     args = ap.parse_args()
@@ -173,7 +192,8 @@ def main():
           "| value bytes held per byte of -m |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for _, label, sizes in runs:
-        results = [run(name, argv, sizes, args.memory_mb, 1) for name, argv in servers]
+        results = [run(name, argv, sizes, args.memory_mb, 1, args.cas_warm_up)
+                   for name, argv in servers]
         base = results[0]["per_mb"] or 1
         for r in results:
             print(

@@ -39,8 +39,9 @@ fn store(cfg: Cfg) -> (Store, ManualClock) {
     let config = match cfg {
         Cfg::Small => base,
         Cfg::Tiny => StoreConfig {
-            // One item of up to 43 bytes under a one-byte key fits (at most
-            // 125), not two small ones (77 each), nor one of 60 bytes (141).
+            // One item of up to 48 bytes under a one-byte key fits (at most
+            // 125, by the longest header it could have), not two small ones
+            // (77 each), nor one of 60 bytes (141).
             memory_limit: 125,
             max_item_size: 64,
             shards: None,
@@ -1728,7 +1729,7 @@ fn stats_count_gets_hits_and_misses() {
     assert_eq!(stat(&store, "cmd_set"), 1);
     assert_eq!(stat(&store, "curr_items"), 1);
     assert_eq!(stat(&store, "total_items"), 1);
-    // "a" with a one-byte value: a 6-byte block and its length byte (32 as
+    // "a" with a one-byte value: a 5-byte block and its length byte (32 as
     // malloc rounds them) + 45.
     assert_eq!(stat(&store, "bytes"), 77);
     assert_eq!(stat(&store, "limit_maxbytes"), 1 << 20);

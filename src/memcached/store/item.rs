@@ -39,23 +39,23 @@ use super::thin::{self, Held, Thin};
 /// | the table's spare slots and control bytes: 6–15 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); up to ~30 with 64–128 items per shard, where whole groups of 15 slots round it up | 6–30 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// The counting allocator's test reads 69–72 bytes per 10-byte item asked
+/// The counting allocator's test reads 69–74 bytes per 10-byte item asked
 /// for (a 29-byte block and the structures) at five fill levels, against 93
 /// charged (a 48-byte malloc chunk and this).
 ///
 /// The constant is set from the outside measure (2026-12-03, this crate's
-/// host): `larder-server -m M` filled to 4 x what fits, for ten sizes `M`
-/// from 56 to 72, RSS less the empty server's, over the items held. Per
-/// item, 88–96 bytes (mean 91.6) with 10-byte values, a 48-byte chunk and
-/// 43.6 beyond it; 169–179 (mean 174) with 100-byte values, a 128-byte
-/// chunk and 46 beyond it. 45 is between the two, so a store's `bytes` is
-/// within 5% of what its items really hold, over or under; the spread is
-/// mostly where the tables stand in their growth. (With the slot's 16-byte
-/// fat pointer the same measure read 114 and 192 bytes per item at one
-/// size.) That is with the server's allocator settings (one arena, a fixed
-/// mapping threshold; see `larder-server`'s `malloc` module): a program
-/// that embeds the store with glibc's defaults can hold up to ~20% more, as
-/// replaced tables leave holes in the heap.
+/// host): `larder-server -m M` filled to 4 x what fits, at five sizes `M`
+/// from 56 to 72, twice; RSS less the empty server's, over the items held.
+/// Per item, 88.1–95.9 bytes (mean 91.6) with 10-byte values, a 48-byte
+/// chunk and 43.6 beyond it; 169.4–178.8 (mean 174) with 100-byte values, a
+/// 128-byte chunk and 46 beyond it. 45 is between the two: a store's `bytes`
+/// runs from 3% under to 6% over what its items really hold, and within 2%
+/// on average; the spread is mostly where the tables stand in their growth.
+/// (With the slot's 16-byte fat pointer the same measure read 114 and 192
+/// bytes per item at one size.) That is with the server's allocator
+/// settings (one arena, a fixed mapping threshold; see `larder-server`'s
+/// `malloc` module): a program that embeds the store with glibc's defaults
+/// can hold up to ~20% more, as replaced tables leave holes in the heap.
 pub const ITEM_OVERHEAD: u32 = 45;
 
 /// Values this long or longer are kept apart from the item's header, in a
@@ -64,14 +64,18 @@ pub(crate) const LARGE_FROM: usize = 4096;
 
 /// Header bytes before the key: the key's length.
 const KEY_AT: usize = 1;
-/// The most header bytes after the key: a byte saying which fields follow,
-/// then client flags, CAS and flush epoch as LEB128 varints (5, 10 and 5
-/// bytes at most).
+/// The most header bytes after the key: the field byte, then client flags,
+/// CAS and flush epoch as LEB128 varints (5, 10 and 5 bytes at most).
 const MAX_FIELDS: usize = 21;
-/// In the field byte: client flags follow (they are 0 otherwise).
-const HAS_FLAGS: u8 = 1;
-/// In the field byte: a flush epoch follows (it is 0 otherwise).
-const HAS_EPOCH: u8 = 2;
+/// The field byte's low bits: the client flags themselves when below this
+/// (most clients use flags 0 to 4 or so), or this, and the flags follow as a
+/// varint.
+const FLAGS_FOLLOW: u8 = 0b111;
+/// The field byte's high bits (from bit 3): the flush epoch itself when
+/// below this (the count of `flush_all`s the store has seen), or this, and
+/// the epoch follows as a varint.
+const EPOCH_FOLLOWS: u8 = 0b1_1111;
+const EPOCH_SHIFT: u32 = 3;
 
 /// Low 32 bits of the state: second of the last access, counted from the
 /// store's start.
@@ -90,12 +94,12 @@ pub(crate) const MAX_KEY: usize = u8::MAX as usize;
 /// allocation behind a thin pointer (8 bytes in the cache's slot), or, for
 /// a large value, the header and key with the value beside them.
 ///
-/// Layout: `[key length: u8][key][fields: u8][flags][cas][epoch][value]`,
-/// the three numbers as LEB128 varints, flags and epoch only when not 0
-/// (the field byte says which are there): most items have flags 0, epoch 0
-/// and a CAS far below 2^64, so the header after the key is usually 4 to 6
-/// bytes, not 16, which often moves a small item into a smaller malloc size
-/// class. The thin pointer's own length prefix (see [`thin`](super::thin))
+/// Layout: `[key length: u8][key][field byte][flags][cas][epoch][value]`,
+/// the three numbers as LEB128 varints, flags and epoch only when they do
+/// not fit the field byte (3 bits for flags below 7, 5 for epochs below 31):
+/// most items have small flags, a small epoch and a CAS far below 2^64, so
+/// the header after the key is usually 2 to 6 bytes, not 16, which often
+/// moves a small item into a smaller malloc size class. The thin pointer's own length prefix (see [`thin`](super::thin))
 /// comes before it. A block compares and hashes as its key, so the cache
 /// finds it by a `&[u8]`.
 pub(crate) struct Block(Thin<Large>);
@@ -141,15 +145,22 @@ impl Head<'_> {
     fn fields(&self) -> Fields {
         let mut buf = [0; MAX_FIELDS];
         let mut at = 1;
-        if self.flags != 0 {
-            buf[0] |= HAS_FLAGS;
-            at = put_varint(&mut buf, at, u64::from(self.flags));
-        }
+        let flags = match u8::try_from(self.flags) {
+            Ok(small) if small < FLAGS_FOLLOW => small,
+            _ => {
+                at = put_varint(&mut buf, at, u64::from(self.flags));
+                FLAGS_FOLLOW
+            }
+        };
         at = put_varint(&mut buf, at, self.cas);
-        if self.epoch != 0 {
-            buf[0] |= HAS_EPOCH;
-            at = put_varint(&mut buf, at, u64::from(self.epoch));
-        }
+        let epoch = match u8::try_from(self.epoch) {
+            Ok(small) if small < EPOCH_FOLLOWS => small,
+            _ => {
+                at = put_varint(&mut buf, at, u64::from(self.epoch));
+                EPOCH_FOLLOWS
+            }
+        };
+        buf[0] = flags | epoch << EPOCH_SHIFT;
         Fields { buf, len: at }
     }
 }
@@ -232,14 +243,15 @@ impl Block {
     fn fields(&self) -> (u32, u64, u32, usize) {
         let head = self.head();
         let at = KEY_AT + usize::from(head[0]);
-        let present = head[at];
-        let (mut flags, mut epoch) = (0, 0);
+        let field = head[at];
+        let mut flags = u64::from(field & FLAGS_FOLLOW);
+        let mut epoch = u64::from(field >> EPOCH_SHIFT);
         let mut at = at + 1;
-        if present & HAS_FLAGS != 0 {
+        if flags == u64::from(FLAGS_FOLLOW) {
             (flags, at) = get_varint(head, at);
         }
         let (cas, mut at) = get_varint(head, at);
-        if present & HAS_EPOCH != 0 {
+        if epoch == u64::from(EPOCH_FOLLOWS) {
             (epoch, at) = get_varint(head, at);
         }
         // Both were written from `u32`s.
@@ -541,6 +553,73 @@ mod tests {
                 (&b"key"[..], 9, 8, &value[..])
             );
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "ten thousand blocks, slow under Miri")]
+    fn every_field_combination_round_trips_and_costs_what_block_cost_allows() {
+        let keys: Vec<Vec<u8>> = [1, 2, 14, 128, MAX_KEY]
+            .iter()
+            .map(|&n| (0..n).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        let flagss = [0, 1, 6, 7, 127, 128, 0xdead_beef, u32::MAX];
+        let cass = [0, 1, 127, 128, 1 << 21, 1 << 34, u64::MAX];
+        let epochs = [0, 1, 30, 31, 127, 128, u32::MAX];
+        let lens = [0, 1, 100, LARGE_FROM - 1, LARGE_FROM];
+        for key in &keys {
+            for &flags in &flagss {
+                for &cas in &cass {
+                    for &epoch in &epochs {
+                        for &len in &lens {
+                            let value: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
+                            let head = Head {
+                                key,
+                                flags,
+                                cas,
+                                epoch,
+                            };
+                            let parts: Vec<&[u8]> = value.chunks(len / 5 + 1).collect();
+                            let b = Block::new(head, &parts);
+                            assert_eq!(b.key(), &key[..]);
+                            assert_eq!((b.flags(), b.cas(), b.epoch()), (flags, cas, epoch));
+                            assert_eq!(b.value(), &value[..]);
+                            assert_eq!(b.is_large(), len >= LARGE_FROM);
+                            assert!(b.cost() <= block_cost(key.len(), len));
+                            let c = b.with_cas(cas ^ 1, epoch ^ 1);
+                            assert_eq!((c.key(), c.value()), (&key[..], &value[..]));
+                            assert_eq!(
+                                (c.flags(), c.cas(), c.epoch()),
+                                (flags, cas ^ 1, epoch ^ 1)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_flags_and_epochs_cost_no_header_byte() {
+        let block = |flags, epoch| {
+            let head = Head {
+                key: &[b'k'; 14],
+                flags,
+                cas: 1 << 20,
+                epoch,
+            };
+            Block::new(head, &[&[b'v'; 100]])
+        };
+        // Length prefix, key length, key, field byte, a 3-byte CAS, value: a
+        // 120-byte block, the most a 128-byte malloc chunk holds.
+        for (flags, epoch) in [(0, 0), (6, 0), (0, 30), (2, 5)] {
+            assert_eq!(
+                block(flags, epoch).cost(),
+                128,
+                "flags {flags}, epoch {epoch}"
+            );
+        }
+        assert_eq!(block(7, 0).cost(), 144);
+        assert_eq!(block(0, 31).cost(), 144);
     }
 
     #[test]
