@@ -45,17 +45,22 @@ pub(crate) struct Held {
     /// Whether a shard was held already, and moved to `OUTER`, when this one
     /// was entered.
     nested: bool,
+    /// Not `Send`: the guard must drop on the thread whose list it is in.
+    _here: std::marker::PhantomData<*const ()>,
 }
 
 impl Held {
     #[inline]
     pub(crate) fn enter(addr: usize) -> Held {
         let outer = INNER.with(|inner| inner.replace(addr));
-        let nested = outer != 0;
-        if nested {
-            OUTER.with(|held| held.borrow_mut().push(outer));
+        // `try_with`: a cache used while the thread is torn down loses only
+        // the deadlock check for the outer shard, instead of panicking.
+        let nested = outer != 0 && OUTER.try_with(|held| held.borrow_mut().push(outer)).is_ok();
+        Held {
+            addr,
+            nested,
+            _here: std::marker::PhantomData,
         }
-        Held { addr, nested }
     }
 }
 

@@ -671,12 +671,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> ExitCode {
-    malloc::one_arena();
+    malloc::tune();
     let options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
-        Ok(Command::Serve(options)) => {
-            malloc::map_tables_apart(options.max_item_size);
-            *options
-        }
+        Ok(Command::Serve(options)) => *options,
         Ok(Command::Help) => {
             println!("{HELP}\n\n{USAGE}");
             return ExitCode::SUCCESS;
@@ -1104,47 +1101,33 @@ mod tests {
 /// the tables come from the heap, and a replaced table leaves a hole that
 /// small items fill only in part. Filled with 10-byte values, the resident
 /// set per item moved between 94 and 114 bytes with the store's size (where
-/// its tables stood in their growth); with the threshold held fixed it
-/// stayed within 88-96 (BENCHMARKS.md, "Thin item pointers"). The threshold
-/// is held just above the largest item (`-I`), so item values still come
-/// from the heap as before (a mapping per value would cost a system call and
-/// page faults on every large `set`), while the tables that matter, a few
-/// megabytes each in a store of small items, are mapped apart.
+/// its tables stood in their growth); with the threshold held at 128 KiB it
+/// stayed within 88-96 (BENCHMARKS.md, "Thin item pointers"). Held there,
+/// a table of 128 KiB or more is mapped apart whatever the shard count, and
+/// so is an item value of that size: a large `set` pays a mapping and its
+/// page faults instead of reusing heap memory (not measured; large values
+/// are rare in memcached workloads, and their copy and transfer dominate).
 mod malloc {
-    /// glibc's own largest dynamic mapping threshold on 64-bit targets.
-    const MAX_THRESHOLD: usize = 32 << 20;
-
-    /// Limits glibc's malloc to one arena, unless `MALLOC_ARENA_MAX` or
-    /// `GLIBC_TUNABLES` (which glibc reads itself) sets it. Call first thing
-    /// in `main`, before any thread starts.
+    /// Limits glibc's malloc to one arena and holds its mapping threshold at
+    /// 128 KiB, unless `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or
+    /// `GLIBC_TUNABLES` (which glibc reads itself) sets them. Call first
+    /// thing in `main`, before any thread starts.
     #[allow(unsafe_code)]
-    pub(crate) fn one_arena() {
+    pub(crate) fn tune() {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if !set_by_env("MALLOC_ARENA_MAX", "glibc.malloc.arena_max") {
-            // SAFETY: `mallopt` only changes the allocator's own parameters,
-            // under its own lock; it takes plain integers and touches no
-            // memory of ours. No other thread exists yet.
-            let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+        {
+            if !set_by_env("MALLOC_ARENA_MAX", "glibc.malloc.arena_max") {
+                // SAFETY: `mallopt` only changes the allocator's own
+                // parameters, under its own lock; it takes plain integers and
+                // touches no memory of ours. No other thread exists yet.
+                let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+            }
+            if !set_by_env("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold") {
+                // SAFETY: as above. Setting the threshold also turns off
+                // glibc's raising of it.
+                let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
+            }
         }
-    }
-
-    /// Holds glibc's mapping threshold just above the largest item value, at
-    /// least 128 KiB and at most 32 MiB, unless `MALLOC_MMAP_THRESHOLD_` or
-    /// `GLIBC_TUNABLES` sets it.
-    #[allow(unsafe_code)]
-    pub(crate) fn map_tables_apart(max_item_size: usize) {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if !set_by_env("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold") {
-            let threshold = max_item_size
-                .saturating_add(64 << 10)
-                .clamp(128 << 10, MAX_THRESHOLD);
-            let threshold = std::ffi::c_int::try_from(threshold).unwrap_or(std::ffi::c_int::MAX);
-            // SAFETY: as in `one_arena`. Setting the threshold also turns off
-            // glibc's raising of it.
-            let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
-        }
-        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-        let _ = max_item_size;
     }
 
     /// Whether the environment sets a malloc parameter itself, by its own
