@@ -99,9 +99,9 @@ pub(crate) const MAX_KEY: usize = u8::MAX as usize;
 /// not fit the field byte (3 bits for flags below 7, 5 for epochs below 31):
 /// most items have small flags, a small epoch and a CAS far below 2^64, so
 /// the header after the key is usually 2 to 6 bytes, not 16, which often
-/// moves a small item into a smaller malloc size class. The thin pointer's own length prefix (see [`thin`](super::thin))
-/// comes before it. A block compares and hashes as its key, so the cache
-/// finds it by a `&[u8]`.
+/// moves a small item into a smaller malloc size class. The thin pointer's
+/// own length prefix (see [`thin`](super::thin)) comes before it. A block
+/// compares and hashes as its key, so the cache finds it by a `&[u8]`.
 pub(crate) struct Block(Thin<Large>);
 
 /// The parts of an item with a large value.
@@ -119,30 +119,28 @@ pub(crate) struct Head<'a> {
     pub(crate) epoch: u32,
 }
 
-/// The header bytes after the key (field byte, flags, CAS, epoch), built on
-/// the stack.
-struct Fields {
-    buf: [u8; MAX_FIELDS],
-    len: usize,
+/// A block's header, built on the stack: the key's length byte, and the
+/// bytes after the key (field byte, flags, CAS, epoch).
+struct Encoded<'a> {
+    key_len: [u8; KEY_AT],
+    key: &'a [u8],
+    fields: [u8; MAX_FIELDS],
+    fields_len: usize,
 }
 
-impl Fields {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+impl Encoded<'_> {
+    /// The header as the pieces it is written from.
+    fn parts(&self) -> [&[u8]; 3] {
+        [&self.key_len, self.key, &self.fields[..self.fields_len]]
     }
 }
 
-impl Head<'_> {
-    /// The key's length byte.
+impl<'a> Head<'a> {
+    /// The header bytes.
     ///
     /// # Panics
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
-    fn key_len(&self) -> [u8; KEY_AT] {
-        [u8::try_from(self.key.len()).expect("key checked by the store")]
-    }
-
-    /// The header bytes after the key.
-    fn fields(&self) -> Fields {
+    fn encode(&self) -> Encoded<'a> {
         let mut buf = [0; MAX_FIELDS];
         let mut at = 1;
         let flags = match u8::try_from(self.flags) {
@@ -161,7 +159,12 @@ impl Head<'_> {
             }
         };
         buf[0] = flags | epoch << EPOCH_SHIFT;
-        Fields { buf, len: at }
+        Encoded {
+            key_len: [u8::try_from(self.key.len()).expect("key checked by the store")],
+            key: self.key,
+            fields: buf,
+            fields_len: at,
+        }
     }
 }
 
@@ -172,29 +175,17 @@ impl Block {
     /// If the key is longer than [`MAX_KEY`] (the store checks first).
     pub(crate) fn new(head: Head<'_>, parts: &[&[u8]]) -> Block {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        let key_len = head.key_len();
-        let fields = head.fields();
-        let mut all: [&[u8]; 6] = [&key_len, head.key, fields.bytes(), &[], &[], &[]];
+        let head = head.encode();
         if value_len < LARGE_FROM {
-            if parts.len() <= 3 {
-                all[3..3 + parts.len()].copy_from_slice(parts);
-                return Block(Thin::bytes(&all[..3 + parts.len()]));
-            }
-            let mut all = all[..3].to_vec();
-            all.extend_from_slice(parts);
-            return Block(Thin::bytes(&all));
+            return Block(Thin::bytes(&head.parts(), parts));
         }
-        let mut value = Vec::with_capacity(value_len);
-        for part in parts {
-            value.extend_from_slice(part);
-        }
-        Block::large(&all[..3], Bytes::from(value))
+        Block::large(&head, Bytes::from(parts.concat()))
     }
 
-    /// A block with its value apart; `head` is the header's parts.
-    fn large(head: &[&[u8]], value: Bytes) -> Block {
+    /// A block with its value apart.
+    fn large(head: &Encoded<'_>, value: Bytes) -> Block {
         Block(Thin::boxed(Box::new(Large {
-            head: head.concat().into_boxed_slice(),
+            head: head.parts().concat().into_boxed_slice(),
             value,
         })))
     }
@@ -210,10 +201,7 @@ impl Block {
         };
         match self.0.get() {
             Held::Bytes(_) => Block::new(head, &[self.value()]),
-            Held::Boxed(large) => {
-                let (key_len, fields) = (head.key_len(), head.fields());
-                Block::large(&[&key_len, head.key, fields.bytes()], large.value.clone())
-            }
+            Held::Boxed(large) => Block::large(&head.encode(), large.value.clone()),
         }
     }
 

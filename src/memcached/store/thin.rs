@@ -55,16 +55,17 @@ unsafe impl<L: Send> Send for Thin<L> {}
 unsafe impl<L: Sync> Sync for Thin<L> {}
 
 impl<L> Thin<L> {
-    /// A byte block holding the concatenation of `parts`.
+    /// A byte block holding the concatenation of `head`'s parts, then
+    /// `body`'s.
     ///
     /// # Panics
     /// If the parts together are longer than [`MAX_BYTES`] (the store keeps
     /// longer values boxed).
-    pub(crate) fn bytes(parts: &[&[u8]]) -> Thin<L> {
+    pub(crate) fn bytes(head: &[&[u8]], body: &[&[u8]]) -> Thin<L> {
+        let parts = || head.iter().chain(body).copied();
         // Checked: a wrapped sum would pass the limit and size the allocation
         // below what the copies write.
-        let n = parts
-            .iter()
+        let n = parts()
             .try_fold(0usize, |n, p| n.checked_add(p.len()))
             .filter(|&n| n <= MAX_BYTES);
         let Some(n) = n else {
@@ -79,7 +80,7 @@ impl<L> Thin<L> {
             alloc::handle_alloc_error(layout)
         };
         let mut to = 0;
-        for part in std::iter::once(&prefix[..at]).chain(parts.iter().copied()) {
+        for part in std::iter::once(&prefix[..at]).chain(parts()) {
             // SAFETY: the allocation is `at + n` bytes long and the parts add
             // up to that, so every copy stays inside it; a fresh allocation
             // cannot overlap a borrowed slice.
@@ -212,7 +213,7 @@ mod tests {
         for &n in small.iter().chain(big) {
             let data: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
             let (a, b) = data.split_at(n / 3);
-            let t: Thin<Tracked> = Thin::bytes(&[a, &[], b]);
+            let t: Thin<Tracked> = Thin::bytes(&[a, &[]], &[b]);
             match t.get() {
                 Held::Bytes(got) => assert_eq!(got, &data[..], "n = {n}"),
                 Held::Boxed(_) => panic!("a byte block read as boxed"),
@@ -252,12 +253,12 @@ mod tests {
     #[should_panic(expected = "a thin byte block of")]
     fn a_block_past_the_limit_is_refused() {
         let big = vec![0u8; MAX_BYTES + 1];
-        let _: Thin<Tracked> = Thin::bytes(&[&big]);
+        let _: Thin<Tracked> = Thin::bytes(&[], &[&big]);
     }
 
     #[test]
     fn blocks_are_shared_across_threads() {
-        let t: Arc<Thin<Tracked>> = Arc::new(Thin::bytes(&[b"shared"]));
+        let t: Arc<Thin<Tracked>> = Arc::new(Thin::bytes(&[b"shared"], &[]));
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let t = t.clone();
