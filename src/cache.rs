@@ -452,7 +452,7 @@ where
             return None;
         }
         if let (Some((hash, weight)), Some(shadow)) = (garbage.sampled_insert, &self.shadow) {
-            shadow.insert_slow(hash, weight);
+            Shadow::record_insert(shadow, hash, weight);
         }
         let listener = self.listener.as_ref()?;
         let mut panic = None;
@@ -800,7 +800,7 @@ where
         if record {
             if sampled {
                 if let Some(shadow) = &self.shadow {
-                    shadow.on_lookup(h32, hit_weight);
+                    Shadow::record_lookup(shadow, h32, hit_weight);
                 }
             }
             let slot = &self.counts[stat_slot()];

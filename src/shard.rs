@@ -279,7 +279,7 @@ where
     /// entry has not expired, with the time it was checked at. The clock is
     /// read only for an entry with a deadline (0 is returned as the time
     /// otherwise).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find_fresh<Q>(
         &self,
         hash: NonZeroU32,

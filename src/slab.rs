@@ -317,7 +317,7 @@ impl<K, V> Slab<K, V> {
     }
 
     /// [`find`](Self::find), with the entry.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find_entry(
         &self,
         hash: u32,

@@ -39,9 +39,10 @@
 //! starts in the guarded placement ([`START`]) and decides first at the end of the
 //! second period ([`FIRST_DECISION`]).
 //!
-//! Cost: a sampled lookup or insert takes the shadows' mutex (after the shard's lock
-//! is released, for both) and does one lookup or insert in each shadow; an unsampled
-//! one costs a multiply and a compare.
+//! Cost: a sampled lookup or insert is queued in its thread's [`Batch`] (after the
+//! shard's lock is released, for both), and replayed with the batch under the
+//! shadows' mutex as one lookup or insert in each shadow; an unsampled one costs a
+//! multiply and a compare.
 //! Memory: five tables of at most [`SIM_CAPACITY`] units (and the frequency
 //! shadow's sketch), whatever the cache's size.
 
@@ -49,7 +50,7 @@
 
 use crate::policy::table::Table;
 use crate::policy::Placement;
-use crate::sync::{AtomicU32, Mutex};
+use crate::sync::{Arc, AtomicU32, Mutex};
 use crate::Policy;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
@@ -218,7 +219,7 @@ impl Shadow {
         Placement::ALL[self.placement.load(Relaxed) as usize]
     }
 
-    #[inline]
+    #[cfg(test)]
     fn sampled(&self, hash: NonZeroU32) -> bool {
         Shadow::sampled_at(self.bits(), hash)
     }
@@ -238,17 +239,44 @@ impl Shadow {
     /// cache, or a miss (`weight` 0). A shadow that misses where the real cache hit
     /// stores the key as a cache-aside caller would have; where both missed, the
     /// real insert that follows reaches the shadows through [`Shadow::on_insert`].
-    #[inline]
+    /// Applied at once (the buffered path is [`Shadow::record_lookup`]).
+    #[cfg(test)]
     pub(crate) fn on_lookup(&self, hash: NonZeroU32, weight: u32) {
         if self.sampled(hash) {
-            self.lookup_slow(hash, weight);
+            self.replay(&[Event::lookup(hash, weight)]);
         }
     }
 
-    #[cold]
-    fn lookup_slow(&self, hash: NonZeroU32, weight: u32) {
+    /// A sampled lookup (see [`Shadow::on_lookup`]), queued in this thread's
+    /// batch (see [`Batch`]).
+    #[inline]
+    pub(crate) fn record_lookup(this: &Arc<Shadow>, hash: NonZeroU32, weight: u32) {
+        Shadow::record(this, Event::lookup(hash, weight));
+    }
+
+    /// A new key with this hash and weight, already known to be sampled, was
+    /// stored in the real cache (called with no shard lock held): queued in this
+    /// thread's batch behind the lookups before it.
+    #[inline]
+    pub(crate) fn record_insert(this: &Arc<Shadow>, hash: NonZeroU32, weight: u32) {
+        Shadow::record(this, Event::insert(hash, weight));
+    }
+
+    /// Replays `events`, in order, under the shadows' mutex.
+    fn replay(&self, events: &[Event]) {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
+        for event in events {
+            let (hash, weight) = (event.hash(), event.weight());
+            if event.is_insert() {
+                self.insert_locked(sims, hash, weight);
+            } else {
+                self.lookup_locked(sims, hash, weight);
+            }
+        }
+    }
+
+    fn lookup_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
         for (i, placement) in Placement::ALL.into_iter().enumerate() {
             let table = &mut sims.tables[i];
             if let Some(idx) = table.find(hash, &hash.get()) {
@@ -288,19 +316,15 @@ impl Shadow {
     }
 
     /// A new key with this hash and weight was stored in the real cache.
+    /// Applied at once (the buffered path is [`Shadow::record_insert`]).
     #[cfg(test)]
     pub(crate) fn on_insert(&self, hash: NonZeroU32, weight: u32) {
         if self.sampled(hash) {
-            self.insert_slow(hash, weight);
+            self.replay(&[Event::insert(hash, weight)]);
         }
     }
 
-    /// A new key with this hash and weight, already known to be sampled, was stored
-    /// in the real cache (called with no shard lock held).
-    #[cold]
-    pub(crate) fn insert_slow(&self, hash: NonZeroU32, weight: u32) {
-        let mut sims = self.sims.lock();
-        let sims = &mut *sims;
+    fn insert_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
         for (table, placement) in sims.tables.iter_mut().zip(Placement::ALL) {
             if table.find(hash, &hash.get()).is_none() {
                 table.insert_new(hash.get(), (), hash, weight, placement);
@@ -325,12 +349,206 @@ impl Shadow {
     }
 }
 
+/// Events a thread queues before replaying them (see [`Batch`]).
+#[cfg(not(larder_loom))]
+const BATCH: usize = 32;
+
+/// A sampled lookup or insert, packed: the hash in the high half, the weight
+/// (28 bits at most) above the lowest bit, which is set for an insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Event(u64);
+
+impl Event {
+    fn lookup(hash: NonZeroU32, weight: u32) -> Self {
+        debug_assert!(weight <= crate::slab::MAX_WEIGHT);
+        Event(u64::from(hash.get()) << 32 | u64::from(weight) << 1)
+    }
+
+    fn insert(hash: NonZeroU32, weight: u32) -> Self {
+        Event(Event::lookup(hash, weight).0 | 1)
+    }
+
+    fn hash(self) -> NonZeroU32 {
+        NonZeroU32::new((self.0 >> 32) as u32).unwrap_or(NonZeroU32::MIN)
+    }
+
+    fn weight(self) -> u32 {
+        self.0 as u32 >> 1
+    }
+
+    fn is_insert(self) -> bool {
+        self.0 & 1 == 1
+    }
+}
+
+/// The sampled events a thread has queued for one cache's shadows.
+///
+/// Replaying an event takes the shadows' mutex and works through five tables.
+/// When every event took the mutex, a cache small enough to sample every key
+/// (at most [`SIM_CAPACITY`] units) paid that on every read, and its threads
+/// queued on the one mutex: two threads read fewer keys per second than one.
+/// So a thread queues its events and replays them [`BATCH`] at a time, taking
+/// the mutex once per batch. A thread's events keep their order, lookups and
+/// inserts together; the threads' streams interleave a batch at a time. The
+/// shadows all see the same stream, so what they compare stays fair.
+///
+/// A thread keeps one batch, for the cache it last recorded for: recording for
+/// another cache replays the batch first, and so does the thread's exit. The
+/// batch holds its cache's shadows weakly, so a dropped cache's events are
+/// dropped with it.
+#[cfg(not(larder_loom))]
+struct Batch {
+    shadow: std::sync::Weak<Shadow>,
+    events: [Event; BATCH],
+    len: usize,
+}
+
+#[cfg(not(larder_loom))]
+impl Batch {
+    fn is_for(&self, shadow: &Arc<Shadow>) -> bool {
+        std::ptr::eq(self.shadow.as_ptr(), Arc::as_ptr(shadow))
+    }
+}
+
+#[cfg(not(larder_loom))]
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            if let Some(shadow) = self.shadow.upgrade() {
+                shadow.replay(&self.events[..self.len]);
+            }
+        }
+    }
+}
+
+#[cfg(not(larder_loom))]
+thread_local! {
+    static QUEUED: std::cell::RefCell<Option<Batch>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Shadow {
+    /// Queues `event` in this thread's batch, replaying the batch when full.
+    /// Replays at once if the thread has no batch to queue in (its
+    /// thread-locals are being torn down).
+    #[inline]
+    fn record(this: &Arc<Shadow>, event: Event) {
+        #[cfg(not(larder_loom))]
+        {
+            let queued = QUEUED.try_with(|cell| {
+                let Ok(mut slot) = cell.try_borrow_mut() else {
+                    return false;
+                };
+                let batch = match &mut *slot {
+                    Some(batch) if batch.is_for(this) => batch,
+                    other => {
+                        // Replays the other cache's batch (its `Drop`).
+                        drop(other.take());
+                        other.insert(Batch {
+                            shadow: Arc::downgrade(this),
+                            events: [Event(0); BATCH],
+                            len: 0,
+                        })
+                    }
+                };
+                batch.events[batch.len] = event;
+                batch.len += 1;
+                if batch.len == BATCH {
+                    batch.len = 0;
+                    this.replay(&batch.events);
+                }
+                true
+            });
+            if queued == Ok(true) {
+                return;
+            }
+        }
+        this.replay(&[event]);
+    }
+
+    /// Replays this thread's queued events, if they are for these shadows.
+    #[cfg(all(test, not(larder_loom)))]
+    pub(crate) fn flush_thread(this: &Arc<Shadow>) {
+        QUEUED.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_some_and(|batch| batch.is_for(this)) {
+                drop(slot.take());
+            }
+        });
+    }
+}
+
 #[cfg(all(test, not(larder_loom)))]
 mod tests {
     use super::*;
 
     fn hash(i: u32) -> NonZeroU32 {
         NonZeroU32::new(i.wrapping_mul(0x9E37_79B9) | 1).unwrap()
+    }
+
+    fn lookups(shadow: &Shadow) -> u32 {
+        let sims = shadow.sims.lock();
+        sims.lookups + sims.periods * sims.period()
+    }
+
+    #[test]
+    fn events_pack_and_unpack() {
+        for weight in [0, 1, 1000, crate::slab::MAX_WEIGHT] {
+            for h in [1, 2, 0x8000_0000, u32::MAX] {
+                let h = NonZeroU32::new(h).unwrap();
+                let l = Event::lookup(h, weight);
+                let i = Event::insert(h, weight);
+                assert_eq!((l.hash(), l.weight(), l.is_insert()), (h, weight, false));
+                assert_eq!((i.hash(), i.weight(), i.is_insert()), (h, weight, true));
+            }
+        }
+    }
+
+    #[test]
+    fn a_thread_replays_its_events_a_batch_at_a_time_and_in_order() {
+        let shadow = Arc::new(Shadow::new(64));
+        // A miss, the insert that follows it, then a hit: in this order the
+        // shadows hold the key by the time of the hit.
+        let h = hash(7);
+        Shadow::record_lookup(&shadow, h, 0);
+        Shadow::record_insert(&shadow, h, 1);
+        Shadow::record_lookup(&shadow, h, 1);
+        assert_eq!(lookups(&shadow), 0, "queued, not replayed");
+        for i in 3..BATCH as u32 {
+            Shadow::record_lookup(&shadow, hash(1000 + i), 0);
+        }
+        // The batch is full: replayed.
+        assert_eq!(lookups(&shadow), BATCH as u32 - 1);
+        let sims = shadow.sims.lock();
+        assert!(sims.hits.iter().all(|&h| h == 1), "{:?}", sims.hits);
+    }
+
+    #[test]
+    fn another_cache_or_the_thread_exit_replays_a_batch() {
+        let (a, b) = (Arc::new(Shadow::new(64)), Arc::new(Shadow::new(64)));
+        let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+        std::thread::spawn(move || {
+            Shadow::record_lookup(&a2, hash(1), 0);
+            Shadow::record_lookup(&a2, hash(2), 0);
+            // Recording for `b` replays `a`'s batch first.
+            Shadow::record_lookup(&b2, hash(3), 0);
+            assert_eq!(lookups(&a2), 2);
+            assert_eq!(lookups(&b2), 0);
+            // The thread's exit replays `b`'s.
+        })
+        .join()
+        .unwrap();
+        assert_eq!((lookups(&a), lookups(&b)), (2, 1));
+    }
+
+    #[test]
+    fn events_for_dropped_shadows_are_dropped() {
+        let a = Arc::new(Shadow::new(64));
+        Shadow::record_lookup(&a, hash(1), 0);
+        drop(a);
+        let b = Arc::new(Shadow::new(64));
+        Shadow::record_lookup(&b, hash(2), 0);
+        Shadow::flush_thread(&b);
+        assert_eq!(lookups(&b), 1);
     }
 
     #[test]

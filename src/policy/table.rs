@@ -69,7 +69,7 @@ where
     }
 
     /// [`find`](Self::find), with the entry.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find_entry<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<(u32, &Entry<K, V>)>
     where
         K: Borrow<Q>,
