@@ -50,20 +50,7 @@ fn main() {
     let cap = n as u64 / 10;
     let keys = zipf_keys(n, 0.99, 1 << 22, 7);
     let which: Vec<String> = std::env::args().skip(1).collect();
-    let mut contenders: Vec<(&str, Box<dyn BenchCache>)> = vec![
-        ("larder", Box::new(larder(cap, larder::Policy::default()))),
-        (
-            "larder_s3fifo",
-            Box::new(larder(cap, larder::Policy::s3fifo())),
-        ),
-        (
-            "larder_clock",
-            Box::new(larder(cap, larder::Policy::clock())),
-        ),
-        ("larder_lru", Box::new(larder(cap, larder::Policy::lru()))),
-        ("quick_cache", Box::new(quick(cap))),
-    ];
-    contenders.retain(|(name, _)| which.is_empty() || which.iter().any(|w| w == name));
+    let contenders = evicting_contenders(cap, &which);
     for (_, c) in &contenders {
         run(&**c, &keys, 1, keys.len());
     }
@@ -79,13 +66,9 @@ fn main() {
             }
         }
         for (i, (name, _)) in contenders.iter().enumerate() {
-            let v = &mut runs[i];
-            v.sort_by(f64::total_cmp);
+            let (median, min, max) = median_of_five(&mut runs[i]);
             println!(
-                "{threads}t {name:14} median {:5.1} M ops/s (min {:.1}, max {:.1}), hit ratio {:.2}%",
-                v[2],
-                v[0],
-                v[4],
+                "{threads}t {name:14} median {median:5.1} M ops/s (min {min:.1}, max {max:.1}), hit ratio {:.2}%",
                 100.0 * hits[i] as f64 / (5 * ops * threads) as f64
             );
         }

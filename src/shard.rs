@@ -266,6 +266,7 @@ where
     }
 
     /// The slot holding `key`, if any (expired or not).
+    #[cfg(feature = "memcached")]
     #[inline]
     pub(crate) fn find<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<u32>
     where
@@ -311,7 +312,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let idx = self.find(hash, key)?;
+        let idx = self.table.find_noting(hash, key)?;
         if self.is_expired(idx, now) {
             self.remove_slot(idx, RemovalCause::Expired, garbage);
             return None;

@@ -175,3 +175,32 @@ pub fn zipf_keys(n: usize, s: f64, samples: usize, seed: u64) -> Vec<u64> {
 pub fn key_of(rank: u64) -> u64 {
     rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
+
+/// The probes' contenders for workloads that evict: larder with its default
+/// policy, `s3fifo`, `clock` and `lru`, and quick_cache, each of `cap`
+/// entries; only those named in `which` (all if it is empty).
+pub fn evicting_contenders(cap: u64, which: &[String]) -> Vec<(&'static str, Box<dyn BenchCache>)> {
+    let all: Vec<(&'static str, Box<dyn BenchCache>)> = vec![
+        ("larder", Box::new(larder(cap, larder::Policy::default()))),
+        (
+            "larder_s3fifo",
+            Box::new(larder(cap, larder::Policy::s3fifo())),
+        ),
+        (
+            "larder_clock",
+            Box::new(larder(cap, larder::Policy::clock())),
+        ),
+        ("larder_lru", Box::new(larder(cap, larder::Policy::lru()))),
+        ("quick_cache", Box::new(quick(cap))),
+    ];
+    all.into_iter()
+        .filter(|(name, _)| which.is_empty() || which.iter().any(|w| w == name))
+        .collect()
+}
+
+/// The median, min and max of five rounds (sorts `rounds`).
+pub fn median_of_five(rounds: &mut [f64]) -> (f64, f64, f64) {
+    assert_eq!(rounds.len(), 5, "five rounds");
+    rounds.sort_by(f64::total_cmp);
+    (rounds[2], rounds[0], rounds[4])
+}

@@ -68,6 +68,18 @@ where
         self.find_entry(hash, key).map(|(idx, _)| idx)
     }
 
+    /// [`find`](Self::find) for a write: the lookup's probe counts toward a
+    /// rebuild of the table (see [`Slab::find_noting`]).
+    #[inline]
+    pub(crate) fn find_noting<Q>(&mut self, hash: NonZeroU32, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.slab
+            .find_noting(hash.get(), |e| e.hash == hash && e.key.borrow() == key)
+    }
+
     /// [`find`](Self::find), with the entry.
     #[inline(always)]
     pub(crate) fn find_entry<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<(u32, &Entry<K, V>)>
