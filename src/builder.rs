@@ -78,7 +78,9 @@ impl<K, V> CacheBuilder<K, V>
 where
     K: Hash + Eq,
 {
-    /// Bounds the cache to `n` entries (each entry weighs 1).
+    /// Bounds the cache to `n` entries (each entry weighs 1). A bound of 0
+    /// builds a cache that stores nothing (every insert is rejected at once),
+    /// which [`Cache::set_capacity`] cannot make (it keeps a unit per shard).
     pub fn max_entries(mut self, n: u64) -> Self {
         self.max_entries = Some(n);
         self
@@ -122,7 +124,8 @@ where
     /// sixteen per CPU and 64);
     /// reduced until every shard has room for at least 32 units of capacity. When the capacity is
     /// smaller than the count asked for, the count is reduced to the largest power of
-    /// two not above the capacity, so that no shard is left with a capacity of zero.
+    /// two not above the capacity, so that no shard is left with a capacity of zero
+    /// (except in a cache of capacity 0, which has one shard and stores nothing).
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
         self

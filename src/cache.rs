@@ -120,6 +120,7 @@ pub enum Op<V> {
     /// Store this value with this TTL (`None`: never expires).
     PutWithTtl(V, Option<Duration>),
     /// Keep the value, change the TTL (`None`: never expires). No effect if absent.
+    /// A TTL of zero expires the entry at once, as [`Cache::touch`] does.
     SetTtl(Option<Duration>),
     /// Remove the entry.
     Remove,
@@ -190,6 +191,23 @@ impl<K, V> Cell<K, V> {
                 self.lock.read()
             }
         }
+    }
+}
+
+/// Reports and drops the garbage of an operation whose closure panicked under
+/// the shard's lock, as the panic unwinds past it (after the lock's guard).
+/// On the normal path the garbage is taken out first and this does nothing.
+struct Unwinding<'a, K, V> {
+    cache: &'a Cache<K, V>,
+    garbage: Garbage<K, V>,
+}
+
+impl<K, V> Drop for Unwinding<'_, K, V> {
+    fn drop(&mut self) {
+        let garbage = std::mem::replace(&mut self.garbage, Garbage::new());
+        // A listener's panic here is already caught by `finish`; the closure's
+        // panic is the one that goes on unwinding.
+        drop(self.cache.finish(garbage));
     }
 }
 
@@ -315,6 +333,29 @@ pub struct Cache<K, V> {
 }
 
 impl<K, V> Cache<K, V> {
+    /// Reports removed entries to the listener and drops them; no lock is held here.
+    /// A listener that panics does not stop the others: every entry is reported and
+    /// dropped, and the first panic is returned for the caller to resume once its
+    /// operation is complete.
+    #[inline]
+    fn finish(&self, mut garbage: Garbage<K, V>) -> Option<Panic> {
+        if garbage.is_empty() {
+            return None;
+        }
+        if let (Some((hash, weight)), Some(shadow)) = (garbage.sampled_insert, &self.shadow) {
+            Shadow::record_insert(shadow, hash, weight);
+        }
+        let listener = self.listener.as_ref()?;
+        let mut panic = None;
+        for (k, v, cause) in garbage.drain() {
+            let call = std::panic::AssertUnwindSafe(|| listener(&k, &v, cause));
+            if let Err(payload) = std::panic::catch_unwind(call) {
+                panic.get_or_insert(payload);
+            }
+        }
+        panic
+    }
+
     /// A builder; see [`CacheBuilder`].
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder::default()
@@ -440,29 +481,6 @@ where
             Some(w) => w(key, value).max(1),
             None => 1,
         }
-    }
-
-    /// Reports removed entries to the listener and drops them; no lock is held here.
-    /// A listener that panics does not stop the others: every entry is reported and
-    /// dropped, and the first panic is returned for the caller to resume once its
-    /// operation is complete.
-    #[inline]
-    fn finish(&self, mut garbage: Garbage<K, V>) -> Option<Panic> {
-        if garbage.is_empty() {
-            return None;
-        }
-        if let (Some((hash, weight)), Some(shadow)) = (garbage.sampled_insert, &self.shadow) {
-            Shadow::record_insert(shadow, hash, weight);
-        }
-        let listener = self.listener.as_ref()?;
-        let mut panic = None;
-        for (k, v, cause) in garbage.drain() {
-            let call = std::panic::AssertUnwindSafe(|| listener(&k, &v, cause));
-            if let Err(payload) = std::panic::catch_unwind(call) {
-                panic.get_or_insert(payload);
-            }
-        }
-        panic
     }
 
     /// Stores `value` under `key` with the cache's default TTL, replacing any value
@@ -846,7 +864,8 @@ where
     }
 
     /// Sets the TTL of a live entry (`None`: never expires). Returns whether the key
-    /// had a live entry.
+    /// had a live entry. A TTL of zero expires the entry at once (no read sees it
+    /// again, it leaves as [`RemovalCause::Expired`], and `true` is returned).
     ///
     /// **Locking behaviour:** the shard's write lock.
     ///
@@ -1084,12 +1103,19 @@ where
         cell: &Cell<K, V>,
         f: impl FnOnce(&mut Shard<K, V>, &mut Garbage<K, V>) -> R,
     ) -> (R, Option<Panic>) {
-        let mut garbage = Garbage::new();
+        // Declared before the guard, so dropped after it: if `f` panics
+        // (a `retain` or `compute` closure, a weigher, `Eq`), what already
+        // left the shard still reaches the listener, with no lock held.
+        let mut pending = Unwinding {
+            cache: self,
+            garbage: Garbage::new(),
+        };
         let result = {
             let mut shard = cell.write();
             let _held = crate::reentry::Held::enter(cell.addr());
-            f(&mut shard, &mut garbage)
+            f(&mut shard, &mut pending.garbage)
         };
+        let garbage = std::mem::replace(&mut pending.garbage, Garbage::new());
         (result, self.finish(garbage))
     }
 
@@ -1265,19 +1291,46 @@ where
         if capacity < shards as u64 {
             return Err(CapacityError { capacity, shards });
         }
-        let _turn = self.resizing.lock();
-        self.capacity.store(capacity, Relaxed);
+        let turn = self.resizing.lock();
+        // Published before the shards grow and after they shrink, so that
+        // `weight()` never reads above `capacity()`.
+        let shrinking = capacity < self.capacity.load(Relaxed);
+        if !shrinking {
+            self.capacity.store(capacity, Relaxed);
+        }
         if let Some(shadow) = &self.shadow {
             shadow.set_capacity(capacity);
         }
         let now = self.clock.now_ms();
-        let by_entries = self.by_entries;
-        let mut i = 0;
-        self.each_shard(|_, shard, garbage| {
-            let (share, slot_hint) = shard_share(capacity, shards, i, by_entries);
-            i += 1;
-            shard.set_capacity(share, slot_hint, now, garbage);
-        });
+        // Whatever leaves a shard is reported once every shard is resized
+        // and the turn is over, so that a listener may call back in (even to
+        // resize again).
+        let mut evicted = Vec::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            let (share, slot_hint) = shard_share(capacity, shards, i, self.by_entries);
+            let mut garbage = Garbage::new();
+            {
+                let mut shard = cell.write();
+                let _held = crate::reentry::Held::enter(cell.addr());
+                shard.set_capacity(share, slot_hint, now, &mut garbage);
+            }
+            if !garbage.is_empty() {
+                evicted.push(garbage);
+            }
+        }
+        if shrinking {
+            self.capacity.store(capacity, Relaxed);
+        }
+        drop(turn);
+        let mut first = None;
+        for garbage in evicted {
+            if let Some(payload) = self.finish(garbage) {
+                first.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first {
+            std::panic::resume_unwind(payload);
+        }
         Ok(())
     }
 

@@ -587,8 +587,11 @@ where
         self.maybe_compact();
         let idx = self.link(Entry::new(key, value, hash, weight, 0), deadline);
         if let Mode::Shadow(shadow) = &self.mode {
-            // The shadows' mutex is taken after this shard's lock is released
-            // (see `Cache::finish`), never under it.
+            // The event is recorded after this shard's lock is released (see
+            // `Cache::finish`). The shadows' mutex may still be taken under a
+            // shard lock, by another cache's batch replayed from a closure
+            // run under this lock, but nothing else is locked while it is
+            // held, so that cannot deadlock.
             self.sample_bits = shadow.bits();
             if Shadow::sampled_at(self.sample_bits, hash) {
                 garbage.sampled_insert = Some((hash, weight));

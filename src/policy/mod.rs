@@ -106,7 +106,8 @@ impl Policy {
     /// cache holds only on evidence, and makes its first decision after two such
     /// periods. Sampled lookups and inserts are replayed through the five shadows
     /// (each thread queues its own and replays them 32 at a time under the shadows'
-    /// mutex); the others pay a multiply and a compare. In a cache of 1,024 entries
+    /// mutex, so a thread's last few wait for its next ones); the others pay a
+    /// multiply and a compare. In a cache of 1,024 entries
     /// or fewer every key is sampled, so every read also does a lookup in each
     /// shadow: such a cache reads about a quarter as fast as under
     /// [`Policy::clock`] (15 against 57 million reads a second on one thread in
