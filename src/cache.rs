@@ -1273,7 +1273,13 @@ where
     /// shard needs room for one unit); nothing changes.
     ///
     /// **Locking behaviour:** each shard's write lock in turn; concurrent
-    /// calls take turns.
+    /// calls take turns, and the eviction listener runs once every shard is
+    /// done and the turn is over. Do not call it from a closure that runs
+    /// under one of this cache's shard locks (`compute`, `retain`,
+    /// `get_with`): the call panics when it reaches that shard, leaving the
+    /// shards before it resized (their evictions are reported) and, when
+    /// shrinking, `capacity()` at the old value; and if another thread is
+    /// resizing at the time, the two wait for each other for ever.
     ///
     /// ```
     /// let cache = larder::Cache::builder().max_entries(100).shards(2).build()?;
@@ -1291,6 +1297,15 @@ where
         if capacity < shards as u64 {
             return Err(CapacityError { capacity, shards });
         }
+        // Whatever leaves a shard is reported once every shard is resized
+        // and the turn is over, so that a listener may call back in (even to
+        // resize again). Declared before the turn, so dropped after it: if a
+        // shard's lock panics part-way (this thread holds it, see "Locking
+        // behaviour"), what the shards before it evicted is still reported.
+        let mut evicted = Unwinding {
+            cache: self,
+            garbage: Garbage::new(),
+        };
         let turn = self.resizing.lock();
         // Published before the shards grow and after they shrink, so that
         // `weight()` never reads above `capacity()`.
@@ -1302,33 +1317,18 @@ where
             shadow.set_capacity(capacity);
         }
         let now = self.clock.now_ms();
-        // Whatever leaves a shard is reported once every shard is resized
-        // and the turn is over, so that a listener may call back in (even to
-        // resize again).
-        let mut evicted = Vec::new();
         for (i, cell) in self.cells.iter().enumerate() {
             let (share, slot_hint) = shard_share(capacity, shards, i, self.by_entries);
-            let mut garbage = Garbage::new();
-            {
-                let mut shard = cell.write();
-                let _held = crate::reentry::Held::enter(cell.addr());
-                shard.set_capacity(share, slot_hint, now, &mut garbage);
-            }
-            if !garbage.is_empty() {
-                evicted.push(garbage);
-            }
+            let mut shard = cell.write();
+            let _held = crate::reentry::Held::enter(cell.addr());
+            shard.set_capacity(share, slot_hint, now, &mut evicted.garbage);
         }
         if shrinking {
             self.capacity.store(capacity, Relaxed);
         }
         drop(turn);
-        let mut first = None;
-        for garbage in evicted {
-            if let Some(payload) = self.finish(garbage) {
-                first.get_or_insert(payload);
-            }
-        }
-        if let Some(payload) = first {
+        let garbage = std::mem::replace(&mut evicted.garbage, Garbage::new());
+        if let Some(payload) = self.finish(garbage) {
             std::panic::resume_unwind(payload);
         }
         Ok(())

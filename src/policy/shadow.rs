@@ -285,7 +285,7 @@ impl Shadow {
     fn lookup_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
         for (i, placement) in Placement::ALL.into_iter().enumerate() {
             let table = &mut sims.tables[i];
-            if let Some(idx) = table.find(hash, &hash.get()) {
+            if let Some(idx) = table.find_noting(hash, &hash.get()) {
                 table.touch_locked(idx);
                 sims.hits[i] += 1;
             } else if weight > 0 {
@@ -332,7 +332,7 @@ impl Shadow {
 
     fn insert_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
         for (table, placement) in sims.tables.iter_mut().zip(Placement::ALL) {
-            if table.find(hash, &hash.get()).is_none() {
+            if table.find_noting(hash, &hash.get()).is_none() {
                 table.insert_new(hash.get(), (), hash, weight, placement);
             }
         }

@@ -59,6 +59,7 @@ where
     }
 
     /// The slot holding `key`, if any.
+    #[cfg(any(test, feature = "memcached"))]
     #[inline]
     pub(crate) fn find<Q>(&self, hash: NonZeroU32, key: &Q) -> Option<u32>
     where
