@@ -152,19 +152,34 @@ BIG_NUMBER_BUG = ("INCREMENT/DECREMENT of a number from 2^63: 1.6.18 looks for a
                   "non-numeric (status 6)")
 
 
+def big_reply(r):
+    """Whether a successful reply shows a counter value of 2^63 or more: an
+    INCREMENT/DECREMENT's 8-byte result, or a GET's decimal value."""
+    if r[1] != 0:
+        return False
+    if r[0] in (INCR, DECR, INCRQ, DECRQ) and len(r[4]) == 8:
+        return struct.unpack(">Q", r[4])[0] >= 2**63
+    return r[4].isdigit() and len(r[4]) <= 20 and int(r[4]) >= 2**63
+
+
 def big_number_bug(spec, mc_got, larder_got, history):
     """memcached 1.6.18's safe_strtoull scans a number of 2^63 or more for a
     minus sign with strchr() over item data that is not NUL-terminated, so
     stale bytes after the value can make it "non-numeric" (see
     differential.py). Recognised when memcached answers status 6 where larder
     succeeded, for a key that held such a number: one was stored since the
-    last resync, or larder's result shows the old value was one."""
+    last resync, larder's result shows the old value was one, or an earlier
+    reply for the key since the last resync showed one (a quiet
+    DECREMENTQ that succeeds has no reply to read it from)."""
     op, key, extras = spec[0], spec[1], spec[2]
     if op not in (INCR, DECR, INCRQ, DECRQ) or len(extras) != 20:
         return False
     if not any(r[1] == 6 for r in mc_got) or any(r[1] != 0 for r in larder_got):
         return False
     stored = any(h[0][1] == key and str(2**64 - 1).encode() in h[0][3] for h in history)
+    stored = stored or any(
+        h[0][1] == key and any(big_reply(r) for r in h[2]) for h in history[:-1]
+    )
     delta = struct.unpack(">Q", extras[:8])[0]
     for r in larder_got:
         if len(r[4]) == 8:
