@@ -114,11 +114,9 @@ fn main() {
             }
         }
         for (i, (name, _)) in contenders.iter().enumerate() {
-            let v = &mut runs[i];
-            v.sort_by(f64::total_cmp);
+            let (median, min, max) = median_of_five(&mut runs[i]);
             println!(
-                "{threads}t {name:24} median {:.1} M gets/s (min {:.1}, max {:.1})",
-                v[2], v[0], v[4]
+                "{threads}t {name:24} median {median:.1} M gets/s (min {min:.1}, max {max:.1})"
             );
         }
     }
