@@ -9,7 +9,8 @@ use crate::memoize::{Flights, LoadCounters};
 use crate::policy::shadow::Shadow;
 use crate::policy::{Placement, Policy, PolicyKind};
 use crate::shard::{short_hash, Garbage, Mode, Shard};
-use crate::sync::{AtomicBool, AtomicU64, Mutex, RwLock};
+use crate::slotted::{ReadGuard, SlottedRwLock, WriteGuard};
+use crate::sync::{AtomicBool, AtomicU64, Mutex};
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::Hash;
@@ -156,7 +157,7 @@ impl<K: Borrow<Q>, Q: ?Sized> Probe<'_, K, Q> {
 /// One shard, on cache lines of its own.
 #[repr(align(128))]
 struct Cell<K, V> {
-    lock: RwLock<Shard<K, V>>,
+    lock: SlottedRwLock<Shard<K, V>>,
     /// Loads in flight for this shard's keys; see [`crate::memoize`].
     flights: Flights<K, V>,
 }
@@ -171,7 +172,7 @@ impl<K, V> Cell<K, V> {
     /// The write lock; a thread that would wait for a lock it holds itself panics
     /// (see [`crate::reentry`]).
     #[inline]
-    fn write(&self) -> crate::sync::RwLockWriteGuard<'_, Shard<K, V>> {
+    fn write(&self) -> WriteGuard<'_, Shard<K, V>> {
         match self.lock.try_write() {
             Some(guard) => guard,
             None => {
@@ -183,7 +184,7 @@ impl<K, V> Cell<K, V> {
 
     /// The read lock, with the same check.
     #[inline]
-    fn read(&self) -> crate::sync::RwLockReadGuard<'_, Shard<K, V>> {
+    fn read(&self) -> ReadGuard<'_, Shard<K, V>> {
         match self.lock.try_read() {
             Some(guard) => guard,
             None => {
@@ -227,18 +228,7 @@ struct StatSlot {
 
 #[inline]
 fn stat_slot() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-    }
-    SLOT.with(|s| {
-        let mut slot = s.get();
-        if slot == usize::MAX {
-            slot = NEXT.fetch_add(1, Relaxed) % STAT_SLOTS;
-            s.set(slot);
-        }
-        slot
-    })
+    crate::slotted::thread_index() % STAT_SLOTS
 }
 
 /// A concurrent, bounded cache with per-entry TTL.
@@ -259,6 +249,11 @@ fn stat_slot() -> usize {
 /// holds two shard locks at once; [`len`](Self::len), [`stats`](Self::stats),
 /// [`clear`](Self::clear), [`retain`](Self::retain) and
 /// [`run_pending_tasks`](Self::run_pending_tasks) lock the shards one after another.
+/// A shard's lock has one reader slot per CPU (up to 8; one under `Policy::lru`):
+/// a reader locks only its thread's slot, so readers on different CPUs never write
+/// the same cache line, and a writer locks every slot. Reads thus scale across
+/// cores, and a write costs one uncontended lock per slot more than a plain
+/// reader-writer lock would.
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and
@@ -417,18 +412,15 @@ where
             Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
             None => Mode::Fixed(Placement::Narrow),
         };
+        let slots = crate::slotted::read_slots(policy.exclusive_hits());
         let cells = (0..shards)
             .map(|i| {
                 let (share, slot_hint) = shard_share(capacity, shards, i, by_entries);
                 Cell {
-                    lock: RwLock::new(Shard::new(
-                        &policy,
-                        share,
-                        slot_hint,
-                        now,
-                        mode.clone(),
-                        shards,
-                    )),
+                    lock: SlottedRwLock::new(
+                        Shard::new(&policy, share, slot_hint, now, mode.clone(), shards),
+                        slots,
+                    ),
                     flights: Flights::new(),
                 }
             })

@@ -49,6 +49,7 @@ mod policy;
 mod reentry;
 mod shard;
 mod slab;
+mod slotted;
 pub mod snapshot;
 mod sync;
 

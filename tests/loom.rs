@@ -136,6 +136,38 @@ fn get_evict_drops_each_value_once() {
     }
 }
 
+/// Two readers on different slots of the shard's lock (loom numbers the
+/// threads 0, 1, 2; the lock has two slots under loom) against a writer that
+/// replaces the value: each reader sees the old value or the new one, whole,
+/// and loom's cell checks that no read overlaps the write.
+#[test]
+fn readers_on_two_slots_vs_a_replace() {
+    loom::model(|| {
+        let cache: Arc<Cache<u32, (u32, u32)>> = Arc::new(
+            Cache::builder()
+                .max_entries(2)
+                .shards(1)
+                .policy(Policy::clock())
+                .build()
+                .unwrap(),
+        );
+        cache.insert(1, (1, 1));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let c = cache.clone();
+                thread::spawn(move || c.get(&1))
+            })
+            .collect();
+        cache.insert(1, (2, 2));
+        for r in readers {
+            let seen = r.join().unwrap();
+            assert!(matches!(seen, Some((1, 1)) | Some((2, 2))), "{seen:?}");
+        }
+        assert_eq!(cache.get(&1), Some((2, 2)));
+        cache.validate();
+    });
+}
+
 #[test]
 fn concurrent_inserts_never_exceed_the_bound() {
     loom::model(|| {

@@ -1,5 +1,6 @@
-//! A thin owning pointer for an item's block: the only unsafe code in the
-//! library (the server binary's `mallopt` call aside).
+//! A thin owning pointer for an item's block: one of the library's two
+//! modules with unsafe code (the other is the shards' lock,
+//! `src/slotted.rs`; the server binary's `mallopt` call aside).
 //!
 //! The store keeps one block per item in the cache's slot. A `Box<[u8]>` is
 //! a pointer and a length, 16 bytes; an enum of it and a second box needs
