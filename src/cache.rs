@@ -9,7 +9,7 @@ use crate::memoize::{Flights, LoadCounters};
 use crate::policy::shadow::Shadow;
 use crate::policy::{Placement, Policy, PolicyKind};
 use crate::shard::{short_hash, Garbage, Mode, Shard};
-use crate::slotted::{ReadGuard, SlottedRwLock, WriteGuard};
+use crate::slotted::{Here, ReadGuard, SlottedRwLock, WriteGuard};
 use crate::sync::{AtomicBool, AtomicU64, Mutex};
 use std::borrow::Borrow;
 use std::fmt;
@@ -185,11 +185,17 @@ impl<K, V> Cell<K, V> {
     /// The read lock, with the same check.
     #[inline]
     fn read(&self) -> ReadGuard<'_, Shard<K, V>> {
-        match self.lock.try_read() {
+        self.read_as(crate::slotted::here())
+    }
+
+    /// [`read`](Self::read) for a caller that has its thread's slot at hand.
+    #[inline]
+    fn read_as(&self, me: Here) -> ReadGuard<'_, Shard<K, V>> {
+        match self.lock.try_read_as(me) {
             Some(guard) => guard,
             None => {
                 crate::reentry::check(self.addr());
-                self.lock.read()
+                self.lock.read_as(me)
             }
         }
     }
@@ -226,11 +232,6 @@ struct StatSlot {
     misses: AtomicU64,
 }
 
-#[inline]
-fn stat_slot() -> usize {
-    crate::slotted::thread_index() % STAT_SLOTS
-}
-
 /// A concurrent, bounded cache with per-entry TTL.
 ///
 /// # Sharding and the bound
@@ -249,11 +250,11 @@ fn stat_slot() -> usize {
 /// holds two shard locks at once; [`len`](Self::len), [`stats`](Self::stats),
 /// [`clear`](Self::clear), [`retain`](Self::retain) and
 /// [`run_pending_tasks`](Self::run_pending_tasks) lock the shards one after another.
-/// A shard's lock has one reader slot per CPU (up to 8; one under `Policy::lru`):
-/// a reader locks only its thread's slot, so readers on different CPUs never write
-/// the same cache line, and a writer locks every slot. Reads thus scale across
-/// cores, and a write costs one uncontended lock per slot more than a plain
-/// reader-writer lock would.
+/// A shard's lock has one reader slot per CPU (up to 8): a reader locks only its
+/// thread's slot, so readers on different CPUs never write the same cache line,
+/// and a writer locks every slot. Reads thus scale across cores, and a write
+/// (and a hit under `Policy::lru`) costs one uncontended lock per slot where a
+/// plain reader-writer lock takes one.
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and
@@ -412,15 +413,18 @@ where
             Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
             None => Mode::Fixed(Placement::Narrow),
         };
-        let slots = crate::slotted::read_slots(policy.exclusive_hits());
         let cells = (0..shards)
             .map(|i| {
                 let (share, slot_hint) = shard_share(capacity, shards, i, by_entries);
                 Cell {
-                    lock: SlottedRwLock::new(
-                        Shard::new(&policy, share, slot_hint, now, mode.clone(), shards),
-                        slots,
-                    ),
+                    lock: SlottedRwLock::new(Shard::new(
+                        &policy,
+                        share,
+                        slot_hint,
+                        now,
+                        mode.clone(),
+                        shards,
+                    )),
                     flights: Flights::new(),
                 }
             })
@@ -779,6 +783,9 @@ where
     {
         let cell = self.cell(hash);
         let h32 = short_hash(hash);
+        // Which of the shard lock's reader slots and of the hit counters this
+        // thread uses.
+        let me = crate::slotted::here();
         // Whether the adaptive policy's shadows sample this key (read from the shard,
         // which is in cache anyway), and the weight of the entry found (0 on a miss).
         let sampled;
@@ -795,7 +802,7 @@ where
                 map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
             })
         } else {
-            let shard = cell.read();
+            let shard = cell.read_as(me);
             sampled = record && shard.samples(h32);
             shard
                 .find_fresh(h32, key, &self.clock)
@@ -813,7 +820,7 @@ where
                     Shadow::record_lookup(shadow, h32, hit_weight);
                 }
             }
-            let slot = &self.counts[stat_slot()];
+            let slot = &self.counts[me.index % STAT_SLOTS];
             let counter = if found.is_some() {
                 &slot.hits
             } else {
