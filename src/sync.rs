@@ -3,14 +3,16 @@
 //! Everything else in the crate imports locks and atomics from here, so the loom
 //! model checker can swap in its own versions under `--cfg larder_loom` (the same
 //! arrangement as tokio's `src/loom`). The normal build uses `parking_lot` locks and
-//! `std` atomics; both shims expose the same small surface: `read`, `write`,
-//! `try_read` and `try_write` returning guards directly (no poisoning), `Mutex::lock`
-//! likewise, and a `Condvar` whose `wait` takes the guard by value and hands it back
-//! (loom's shape; parking_lot's `wait(&mut guard)` is wrapped to match).
+//! `std` atomics; both shims expose the same small surface: `Mutex::lock` returning
+//! its guard directly (no poisoning), and a `Condvar` whose `wait` takes the guard by
+//! value and hands it back (loom's shape; parking_lot's `wait(&mut guard)` is wrapped
+//! to match). The shards' reader-writer lock is [`crate::slotted`], built on
+//! parking_lot's raw lock, or under loom on the `RwLock` shim below (`read`,
+//! `write`, `try_read`, `try_write`, guards returned directly).
 
 #[cfg(not(larder_loom))]
 mod imp {
-    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+    pub(crate) use parking_lot::{Mutex, MutexGuard};
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, ThreadId};
