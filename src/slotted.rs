@@ -34,6 +34,8 @@
 #[cfg(larder_loom)]
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::fmt;
+#[cfg(not(larder_loom))]
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 /// The most slots a lock has: a write takes them all, so more slots make
@@ -283,6 +285,7 @@ impl<T> SlottedRwLock<T> {
             // shared references may alias.
             data: unsafe { &*self.data.get() },
             slot,
+            _here: PhantomData,
         }
     }
 
@@ -304,6 +307,7 @@ impl<T> SlottedRwLock<T> {
             // reference to the data exists until then.
             data: unsafe { &mut *self.data.get() },
             lock: self,
+            _here: PhantomData,
         }
     }
 
@@ -334,6 +338,10 @@ pub(crate) struct ReadGuard<'a, T> {
     data: &'a T,
     #[cfg(not(larder_loom))]
     slot: &'a Slot,
+    /// Not `Send`: a slot is unlocked on the thread that locked it, as
+    /// parking_lot's own guards require (`GuardNoSend`).
+    #[cfg(not(larder_loom))]
+    _here: PhantomData<*const ()>,
     #[cfg(larder_loom)]
     data: loom::cell::ConstPtr<T>,
     #[cfg(larder_loom)]
@@ -370,6 +378,9 @@ pub(crate) struct WriteGuard<'a, T> {
     data: &'a mut T,
     #[cfg(not(larder_loom))]
     lock: &'a SlottedRwLock<T>,
+    /// Not `Send`, as [`ReadGuard`].
+    #[cfg(not(larder_loom))]
+    _here: PhantomData<*const ()>,
     #[cfg(larder_loom)]
     data: loom::cell::MutPtr<T>,
     #[cfg(larder_loom)]
