@@ -308,7 +308,7 @@ struct StatSlot {
 /// ```
 pub struct Cache<K, V> {
     cells: Box<[Cell<K, V>]>,
-    counts: Box<[StatSlot]>,
+    counts: Box<[StatSlot; STAT_SLOTS]>,
     mask: usize,
     hasher: ahash::RandomState,
     pub(crate) clock: Clock,
@@ -429,12 +429,10 @@ where
                 }
             })
             .collect();
-        let counts = (0..STAT_SLOTS)
-            .map(|_| StatSlot {
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-            })
-            .collect();
+        let counts = Box::new(std::array::from_fn(|_| StatSlot {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }));
         #[cfg(larder_loom)]
         let hash_seed = hash_seed.or(Some(1));
         let hasher = match hash_seed {
@@ -808,8 +806,7 @@ where
                 .find_fresh(h32, key, &self.clock)
                 .map(|(idx, e, now)| {
                     if record {
-                        e.bump(shard.table.max_freq);
-                        hit_weight = e.weight();
+                        hit_weight = e.bump(shard.table.max_freq);
                     }
                     map(&e.key, &e.value, &|| shard.ttl_of(idx, now))
                 })

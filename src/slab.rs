@@ -120,12 +120,14 @@ impl<K, V> Entry<K, V> {
     /// Records a hit: saturating increment of the access counter up to `max`.
     /// Called under the read lock; stores only when the value changes so a hot entry
     /// does not bounce its cache line between readers.
+    /// Returns the entry's weight, read by the same load.
     #[inline]
-    pub(crate) fn bump(&self, max: u32) {
+    pub(crate) fn bump(&self, max: u32) -> u32 {
         let m = self.meta.load(Relaxed);
         if (m & FREQ_MASK) >> FREQ_SHIFT < max {
             self.meta.store(m + (1 << FREQ_SHIFT), Relaxed);
         }
+        m & WEIGHT_MASK
     }
 
     #[inline]
