@@ -276,13 +276,10 @@ impl<T> SlottedRwLock<T> {
     #[inline]
     fn reading<'a>(&'a self, slot: &'a Slot) -> ReadGuard<'a, T> {
         ReadGuard {
-            // SAFETY: `slot` is one of this lock's slots, locked shared by the
-            // caller, and the guard unlocks it only when dropped. A `&mut T`
-            // exists only in a `WriteGuard`, which holds every slot locked
-            // exclusively, so none can exist while `slot` is locked shared;
-            // shared references may alias.
-            data: unsafe { &*self.data.get() },
+            // SAFETY: a pointer into `self`, so not null.
+            data: unsafe { std::ptr::NonNull::new_unchecked(self.data.get()) },
             slot,
+            _not_send: std::marker::PhantomData,
         }
     }
 
@@ -298,12 +295,8 @@ impl<T> SlottedRwLock<T> {
     #[cfg(not(larder_loom))]
     fn writing(&self) -> WriteGuard<'_, T> {
         WriteGuard {
-            // SAFETY: the caller locked every slot exclusively, and the guard
-            // unlocks them only when dropped. Readers need a slot locked
-            // shared and writers all of them exclusively, so no other
-            // reference to the data exists until then.
-            data: unsafe { &mut *self.data.get() },
             lock: self,
+            _not_send: std::marker::PhantomData,
         }
     }
 
@@ -327,18 +320,40 @@ impl<T> fmt::Debug for SlottedRwLock<T> {
     }
 }
 
+/// parking_lot's marker for its guards: `!Send` (unless its `send_guard`
+/// feature is on), as a raw lock must be unlocked on the thread that locked
+/// it (its lock elision and deadlock detection keep per-thread state).
+#[cfg(not(larder_loom))]
+type NotSend = std::marker::PhantomData<
+    <parking_lot::RawRwLock as parking_lot::lock_api::RawRwLock>::GuardMarker,
+>;
+
 /// Shared access through one slot. Declared data first: under loom the
 /// access it records must end before the slot's lock is let go.
+///
+/// The data is a pointer, not a `&'a T`, as in std's guards: a guard passed
+/// by value to a function that drops it lets the lock go while the function
+/// still runs, and a reference field would claim the data unchanged until
+/// the function returns (Miri reports the writer that gets in as undefined
+/// behaviour).
 pub(crate) struct ReadGuard<'a, T> {
     #[cfg(not(larder_loom))]
-    data: &'a T,
+    data: std::ptr::NonNull<T>,
     #[cfg(not(larder_loom))]
     slot: &'a Slot,
+    #[cfg(not(larder_loom))]
+    _not_send: NotSend,
     #[cfg(larder_loom)]
     data: loom::cell::ConstPtr<T>,
     #[cfg(larder_loom)]
     _held: RwLockReadGuard<'a, ()>,
 }
+
+// SAFETY: sharing a `ReadGuard` across threads shares only `&T` (and the
+// slot, which is `Sync`), as sharing a `&T` does; the pointer field is what
+// would otherwise make it `!Sync`. Dropping stays on the locking thread.
+#[cfg(not(larder_loom))]
+unsafe impl<T: Sync> Sync for ReadGuard<'_, T> {}
 
 #[cfg(not(larder_loom))]
 impl<T> Drop for ReadGuard<'_, T> {
@@ -355,7 +370,11 @@ impl<T> Deref for ReadGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: the guard holds its slot locked shared until it drops, and
+        // a `&mut T` is made only under a `WriteGuard`, which holds every
+        // slot exclusively, so none exists while this `&T` lives (it borrows
+        // the guard); shared references may alias.
+        return unsafe { self.data.as_ref() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::reading`; loom checks it.
         unsafe {
@@ -364,12 +383,14 @@ impl<T> Deref for ReadGuard<'_, T> {
     }
 }
 
-/// Exclusive access, holding every slot (data first, as in [`ReadGuard`]).
+/// Exclusive access, holding every slot (data first, as in [`ReadGuard`];
+/// the normal form reaches the data through the lock, for the reason given
+/// there).
 pub(crate) struct WriteGuard<'a, T> {
     #[cfg(not(larder_loom))]
-    data: &'a mut T,
-    #[cfg(not(larder_loom))]
     lock: &'a SlottedRwLock<T>,
+    #[cfg(not(larder_loom))]
+    _not_send: NotSend,
     #[cfg(larder_loom)]
     data: loom::cell::MutPtr<T>,
     #[cfg(larder_loom)]
@@ -392,7 +413,10 @@ impl<T> Deref for WriteGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: the guard holds every slot locked exclusively until it
+        // drops, so no reader or other writer reaches the data meanwhile;
+        // this `&T` borrows the guard, so no `&mut T` from it coexists.
+        return unsafe { &*self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
@@ -405,7 +429,9 @@ impl<T> DerefMut for WriteGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: as in `deref`; this `&mut T` borrows the guard mutably, so
+        // it is the only reference to the data while it lives.
+        return unsafe { &mut *self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
@@ -493,6 +519,82 @@ mod tests {
             assert!(r.join().expect("reader panicked") <= writes);
         }
         assert_eq!(*lock.read(), (writes, writes));
+    }
+
+    /// `IsSend::<T>::VALUE`: whether `T` is `Send` (an inherent constant,
+    /// which exists only for `Send` types, wins over the trait's `false`).
+    struct IsSend<T: ?Sized>(std::marker::PhantomData<T>);
+    trait NotSend {
+        const VALUE: bool = false;
+    }
+    impl<T: ?Sized> NotSend for IsSend<T> {}
+    #[allow(dead_code)]
+    impl<T: ?Sized + Send> IsSend<T> {
+        const VALUE: bool = true;
+    }
+
+    #[test]
+    fn guards_stay_on_the_thread_that_locked() {
+        // parking_lot's raw lock must be unlocked by the thread that locked
+        // it (its own guards are `!Send`: lock elision and deadlock
+        // detection keep per-thread state), and loom's and std's guards are
+        // `!Send` too, so the crate must not be able to send one of ours.
+        assert!(IsSend::<u32>::VALUE, "the probe sees Send types");
+        assert!(
+            !IsSend::<ReadGuard<'static, u32>>::VALUE,
+            "ReadGuard is Send"
+        );
+        assert!(
+            !IsSend::<WriteGuard<'static, u32>>::VALUE,
+            "WriteGuard is Send"
+        );
+    }
+
+    /// Drops `guard` inside this call, then waits until `written` is set
+    /// while `guard`, an argument, is still in scope.
+    #[inline(never)]
+    fn drop_then_wait<G>(guard: G, unlocked: &AtomicBool, written: &AtomicBool) {
+        drop(guard);
+        unlocked.store(true, SeqCst);
+        while !written.load(SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_guard_may_be_dropped_inside_a_call_it_was_passed_to() {
+        // A guard passed by value and dropped inside the callee has let go of
+        // the lock while the callee still runs. A `&T`/`&mut T` field in the
+        // guard would claim the data stays unchanged (or unaliased) for the
+        // whole call (`noalias`; a protector under Miri), which the writer
+        // that gets in breaks; std's guards hold a pointer for this reason.
+        // Miri reports the violation; a plain run only exercises the path.
+        for exclusive in [false, true] {
+            let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
+            let unlocked = Arc::new(AtomicBool::new(false));
+            let written = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (lock, unlocked, written) = (
+                    Arc::clone(&lock),
+                    Arc::clone(&unlocked),
+                    Arc::clone(&written),
+                );
+                std::thread::spawn(move || {
+                    while !unlocked.load(SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    *lock.write() += 1;
+                    written.store(true, SeqCst);
+                })
+            };
+            if exclusive {
+                drop_then_wait(lock.write(), &unlocked, &written);
+            } else {
+                drop_then_wait(lock.read(), &unlocked, &written);
+            }
+            writer.join().unwrap();
+            assert_eq!(*lock.read(), 1);
+        }
     }
 
     #[test]
