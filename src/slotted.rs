@@ -47,21 +47,36 @@ pub(crate) const MAX_SLOTS: usize = 8;
 pub(crate) fn slot_count() -> usize {
     #[cfg(not(larder_loom))]
     {
-        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        match COUNT.load(Relaxed) {
-            0 => {
-                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let n = cpus.next_power_of_two().min(MAX_SLOTS);
-                COUNT.store(n, Relaxed);
-                n
-            }
-            n => n,
-        }
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        settle(&COUNT, || {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cpus.next_power_of_two().min(MAX_SLOTS)
+        })
     }
     // Two under the model checker, so that its runs cover the slot protocol.
     #[cfg(larder_loom)]
     2
+}
+
+/// The count in `count`, set from `compute` by the first caller to store
+/// one; every caller returns that count. Callers may count differently
+/// (`available_parallelism` follows the calling thread's CPU affinity and
+/// the cgroup quota of the moment), and a thread that kept a count of its
+/// own could read through a slot that locks made with the kept count never
+/// use, beside their writers.
+#[cfg(not(larder_loom))]
+fn settle(count: &std::sync::atomic::AtomicUsize, compute: impl FnOnce() -> usize) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    match count.load(Relaxed) {
+        0 => {
+            let n = compute();
+            match count.compare_exchange(0, n, Relaxed, Relaxed) {
+                Ok(_) => n,
+                Err(kept) => kept,
+            }
+        }
+        n => n,
+    }
 }
 
 /// Who the calling thread is to the locks and the hit counters.
@@ -595,6 +610,26 @@ mod tests {
             writer.join().unwrap();
             assert_eq!(*lock.read(), 1);
         }
+    }
+
+    #[test]
+    fn threads_that_count_at_once_agree_on_the_count() {
+        // `available_parallelism` is per thread (its CPU affinity, and the
+        // cgroup quota of the moment), so two threads that count at once can
+        // count differently. The one whose count is not kept must still use
+        // the kept one: a thread that took slot 1 of 2 reads unguarded
+        // through locks made with one slot, which writers never lock.
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let count = AtomicUsize::new(0);
+        let mut theirs = 0;
+        let mine = settle(&count, || {
+            // Another thread counts 1 and stores it while this one counts.
+            theirs = settle(&count, || 1);
+            2
+        });
+        assert_eq!(mine, theirs, "two threads use different slot counts");
+        assert_eq!(count.load(Relaxed), mine);
+        assert_eq!(settle(&count, || 4), mine);
     }
 
     #[test]
