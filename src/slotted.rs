@@ -12,7 +12,8 @@
 //!
 //! [`SlottedRwLock`] keeps one plain lock per *slot*, each on cache lines of
 //! its own, and a thread always reads through the same slot (picked
-//! round-robin when the thread first reads, [`here`]). A reader
+//! round-robin when the thread first uses a cache, [`here`]; threads one
+//! slot count apart in that order share a slot). A reader
 //! takes its slot's lock for reading; a writer takes every slot's lock for
 //! writing, in slot order, so it excludes all readers and every other writer
 //! (two writers meet at slot 0, and no thread holds more than one slot's read
@@ -21,12 +22,17 @@
 //! count follows the CPU count ([`slot_count`]). Exact LRU, whose hits take
 //! the write lock, pays that on every hit.
 //!
-//! The data sits in an `UnsafeCell` beside the slots, so handing out `&T`
-//! under one slot's read lock and `&mut T` under all slots' write locks is
-//! the one thing this module does unsafely; the slot locks themselves are
-//! ordinary guards. Under `--cfg larder_loom` the slots are loom's locks and
-//! the cell is loom's, which checks every access against those rules
-//! (`tests/loom.rs` runs the caches' models with two slots).
+//! The data sits in an `UnsafeCell` beside the slots, and the slots are
+//! parking_lot's raw locks, so this module does two things unsafely: it
+//! hands out `&T` under one slot's read lock and `&mut T` under all slots'
+//! write locks, and its guards unlock the slots they hold when dropped (on
+//! the thread that locked them: the guards are `!Send`, as parking_lot's).
+//! Under `--cfg larder_loom` the slots are loom's locks, held by loom's
+//! guards, and the cell is loom's, which checks every access against those
+//! rules (`tests/loom.rs` runs the caches' models with two slots). loom's
+//! lock lets a reader in while a writer waits, where parking_lot's does
+//! not, so the models do not reach the states in which a reader waits
+//! behind a writer that waits for it (the re-entrancy check's case).
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
@@ -554,15 +560,18 @@ mod tests {
         // it (its own guards are `!Send`: lock elision and deadlock
         // detection keep per-thread state), and loom's and std's guards are
         // `!Send` too, so the crate must not be able to send one of ours.
-        assert!(IsSend::<u32>::VALUE, "the probe sees Send types");
-        assert!(
-            !IsSend::<ReadGuard<'static, u32>>::VALUE,
-            "ReadGuard is Send"
-        );
-        assert!(
-            !IsSend::<WriteGuard<'static, u32>>::VALUE,
-            "WriteGuard is Send"
-        );
+        // Checked at compile time: a guard that turns `Send` fails the build.
+        const {
+            assert!(IsSend::<u32>::VALUE, "the probe sees Send types");
+            assert!(
+                !IsSend::<ReadGuard<'static, u32>>::VALUE,
+                "ReadGuard is Send"
+            );
+            assert!(
+                !IsSend::<WriteGuard<'static, u32>>::VALUE,
+                "WriteGuard is Send"
+            );
+        }
     }
 
     /// Drops `guard` inside this call, then waits until `written` is set
