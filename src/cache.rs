@@ -250,9 +250,11 @@ struct StatSlot {
 /// holds two shard locks at once; [`len`](Self::len), [`stats`](Self::stats),
 /// [`clear`](Self::clear), [`retain`](Self::retain) and
 /// [`run_pending_tasks`](Self::run_pending_tasks) lock the shards one after another.
-/// A shard's lock has one reader slot per CPU (up to 8): a reader locks only its
-/// thread's slot, so readers on different CPUs never write the same cache line,
-/// and a writer locks every slot. Reads thus scale across cores, and a write
+/// A shard's lock has one reader slot per CPU (rounded up to a power of two, up
+/// to 8), and each thread reads through one slot, given round-robin in the order
+/// threads first use a cache: a reader locks only its thread's slot, so readers
+/// whose threads have different slots never write the same cache line (threads a
+/// slot count apart in that order share one), and a writer locks every slot. Reads thus scale across cores, and a write
 /// (and a hit under `Policy::lru`) costs one uncontended lock per slot where a
 /// plain reader-writer lock takes one.
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,

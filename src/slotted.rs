@@ -12,7 +12,8 @@
 //!
 //! [`SlottedRwLock`] keeps one plain lock per *slot*, each on cache lines of
 //! its own, and a thread always reads through the same slot (picked
-//! round-robin when the thread first reads, [`here`]). A reader
+//! round-robin when the thread first uses a cache, [`here`]; threads one
+//! slot count apart in that order share a slot). A reader
 //! takes its slot's lock for reading; a writer takes every slot's lock for
 //! writing, in slot order, so it excludes all readers and every other writer
 //! (two writers meet at slot 0, and no thread holds more than one slot's read
@@ -21,12 +22,17 @@
 //! count follows the CPU count ([`slot_count`]). Exact LRU, whose hits take
 //! the write lock, pays that on every hit.
 //!
-//! The data sits in an `UnsafeCell` beside the slots, so handing out `&T`
-//! under one slot's read lock and `&mut T` under all slots' write locks is
-//! the one thing this module does unsafely; the slot locks themselves are
-//! ordinary guards. Under `--cfg larder_loom` the slots are loom's locks and
-//! the cell is loom's, which checks every access against those rules
-//! (`tests/loom.rs` runs the caches' models with two slots).
+//! The data sits in an `UnsafeCell` beside the slots, and the slots are
+//! parking_lot's raw locks, so this module does two things unsafely: it
+//! hands out `&T` under one slot's read lock and `&mut T` under all slots'
+//! write locks, and its guards unlock the slots they hold when dropped (on
+//! the thread that locked them: the guards are `!Send`, as parking_lot's).
+//! Under `--cfg larder_loom` the slots are loom's locks, held by loom's
+//! guards, and the cell is loom's, which checks every access against those
+//! rules (`tests/loom.rs` runs the caches' models with two slots). loom's
+//! lock lets a reader in while a writer waits, where parking_lot's does
+//! not, so the models do not reach the states in which a reader waits
+//! behind a writer that waits for it (the re-entrancy check's case).
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
@@ -34,8 +40,6 @@
 #[cfg(larder_loom)]
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::fmt;
-#[cfg(not(larder_loom))]
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 /// The most slots a lock has: a write takes them all, so more slots make
@@ -49,21 +53,36 @@ pub(crate) const MAX_SLOTS: usize = 8;
 pub(crate) fn slot_count() -> usize {
     #[cfg(not(larder_loom))]
     {
-        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        match COUNT.load(Relaxed) {
-            0 => {
-                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let n = cpus.next_power_of_two().min(MAX_SLOTS);
-                COUNT.store(n, Relaxed);
-                n
-            }
-            n => n,
-        }
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        settle(&COUNT, || {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cpus.next_power_of_two().min(MAX_SLOTS)
+        })
     }
     // Two under the model checker, so that its runs cover the slot protocol.
     #[cfg(larder_loom)]
     2
+}
+
+/// The count in `count`, set from `compute` by the first caller to store
+/// one; every caller returns that count. Callers may count differently
+/// (`available_parallelism` follows the calling thread's CPU affinity and
+/// the cgroup quota of the moment), and a thread that kept a count of its
+/// own could read through a slot that locks made with the kept count never
+/// use, beside their writers.
+#[cfg(not(larder_loom))]
+fn settle(count: &std::sync::atomic::AtomicUsize, compute: impl FnOnce() -> usize) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    match count.load(Relaxed) {
+        0 => {
+            let n = compute();
+            match count.compare_exchange(0, n, Relaxed, Relaxed) {
+                Ok(_) => n,
+                Err(kept) => kept,
+            }
+        }
+        n => n,
+    }
 }
 
 /// Who the calling thread is to the locks and the hit counters.
@@ -278,14 +297,10 @@ impl<T> SlottedRwLock<T> {
     #[inline]
     fn reading<'a>(&'a self, slot: &'a Slot) -> ReadGuard<'a, T> {
         ReadGuard {
-            // SAFETY: `slot` is one of this lock's slots, locked shared by the
-            // caller, and the guard unlocks it only when dropped. A `&mut T`
-            // exists only in a `WriteGuard`, which holds every slot locked
-            // exclusively, so none can exist while `slot` is locked shared;
-            // shared references may alias.
-            data: unsafe { &*self.data.get() },
+            // SAFETY: a pointer into `self`, so not null.
+            data: unsafe { std::ptr::NonNull::new_unchecked(self.data.get()) },
             slot,
-            _here: PhantomData,
+            _not_send: std::marker::PhantomData,
         }
     }
 
@@ -301,13 +316,8 @@ impl<T> SlottedRwLock<T> {
     #[cfg(not(larder_loom))]
     fn writing(&self) -> WriteGuard<'_, T> {
         WriteGuard {
-            // SAFETY: the caller locked every slot exclusively, and the guard
-            // unlocks them only when dropped. Readers need a slot locked
-            // shared and writers all of them exclusively, so no other
-            // reference to the data exists until then.
-            data: unsafe { &mut *self.data.get() },
             lock: self,
-            _here: PhantomData,
+            _not_send: std::marker::PhantomData,
         }
     }
 
@@ -331,22 +341,40 @@ impl<T> fmt::Debug for SlottedRwLock<T> {
     }
 }
 
+/// parking_lot's marker for its guards: `!Send` (unless its `send_guard`
+/// feature is on), as a raw lock must be unlocked on the thread that locked
+/// it (its lock elision and deadlock detection keep per-thread state).
+#[cfg(not(larder_loom))]
+type NotSend = std::marker::PhantomData<
+    <parking_lot::RawRwLock as parking_lot::lock_api::RawRwLock>::GuardMarker,
+>;
+
 /// Shared access through one slot. Declared data first: under loom the
 /// access it records must end before the slot's lock is let go.
+///
+/// The data is a pointer, not a `&'a T`, as in std's guards: a guard passed
+/// by value to a function that drops it lets the lock go while the function
+/// still runs, and a reference field would claim the data unchanged until
+/// the function returns (Miri reports the writer that gets in as undefined
+/// behaviour).
 pub(crate) struct ReadGuard<'a, T> {
     #[cfg(not(larder_loom))]
-    data: &'a T,
+    data: std::ptr::NonNull<T>,
     #[cfg(not(larder_loom))]
     slot: &'a Slot,
-    /// Not `Send`: a slot is unlocked on the thread that locked it, as
-    /// parking_lot's own guards require (`GuardNoSend`).
     #[cfg(not(larder_loom))]
-    _here: PhantomData<*const ()>,
+    _not_send: NotSend,
     #[cfg(larder_loom)]
     data: loom::cell::ConstPtr<T>,
     #[cfg(larder_loom)]
     _held: RwLockReadGuard<'a, ()>,
 }
+
+// SAFETY: sharing a `ReadGuard` across threads shares only `&T` (and the
+// slot, which is `Sync`), as sharing a `&T` does; the pointer field is what
+// would otherwise make it `!Sync`. Dropping stays on the locking thread.
+#[cfg(not(larder_loom))]
+unsafe impl<T: Sync> Sync for ReadGuard<'_, T> {}
 
 #[cfg(not(larder_loom))]
 impl<T> Drop for ReadGuard<'_, T> {
@@ -363,7 +391,11 @@ impl<T> Deref for ReadGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: the guard holds its slot locked shared until it drops, and
+        // a `&mut T` is made only under a `WriteGuard`, which holds every
+        // slot exclusively, so none exists while this `&T` lives (it borrows
+        // the guard); shared references may alias.
+        return unsafe { self.data.as_ref() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::reading`; loom checks it.
         unsafe {
@@ -372,15 +404,14 @@ impl<T> Deref for ReadGuard<'_, T> {
     }
 }
 
-/// Exclusive access, holding every slot (data first, as in [`ReadGuard`]).
+/// Exclusive access, holding every slot (data first, as in [`ReadGuard`];
+/// the normal form reaches the data through the lock, for the reason given
+/// there).
 pub(crate) struct WriteGuard<'a, T> {
     #[cfg(not(larder_loom))]
-    data: &'a mut T,
-    #[cfg(not(larder_loom))]
     lock: &'a SlottedRwLock<T>,
-    /// Not `Send`, as [`ReadGuard`].
     #[cfg(not(larder_loom))]
-    _here: PhantomData<*const ()>,
+    _not_send: NotSend,
     #[cfg(larder_loom)]
     data: loom::cell::MutPtr<T>,
     #[cfg(larder_loom)]
@@ -403,7 +434,10 @@ impl<T> Deref for WriteGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: the guard holds every slot locked exclusively until it
+        // drops, so no reader or other writer reaches the data meanwhile;
+        // this `&T` borrows the guard, so no `&mut T` from it coexists.
+        return unsafe { &*self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
@@ -416,7 +450,9 @@ impl<T> DerefMut for WriteGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         #[cfg(not(larder_loom))]
-        return self.data;
+        // SAFETY: as in `deref`; this `&mut T` borrows the guard mutably, so
+        // it is the only reference to the data while it lives.
+        return unsafe { &mut *self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
@@ -504,6 +540,105 @@ mod tests {
             assert!(r.join().expect("reader panicked") <= writes);
         }
         assert_eq!(*lock.read(), (writes, writes));
+    }
+
+    /// `IsSend::<T>::VALUE`: whether `T` is `Send` (an inherent constant,
+    /// which exists only for `Send` types, wins over the trait's `false`).
+    struct IsSend<T: ?Sized>(std::marker::PhantomData<T>);
+    trait NotSend {
+        const VALUE: bool = false;
+    }
+    impl<T: ?Sized> NotSend for IsSend<T> {}
+    #[allow(dead_code)]
+    impl<T: ?Sized + Send> IsSend<T> {
+        const VALUE: bool = true;
+    }
+
+    #[test]
+    fn guards_stay_on_the_thread_that_locked() {
+        // parking_lot's raw lock must be unlocked by the thread that locked
+        // it (its own guards are `!Send`: lock elision and deadlock
+        // detection keep per-thread state), and loom's and std's guards are
+        // `!Send` too, so the crate must not be able to send one of ours.
+        // Checked at compile time: a guard that turns `Send` fails the build.
+        const {
+            assert!(IsSend::<u32>::VALUE, "the probe sees Send types");
+            assert!(
+                !IsSend::<ReadGuard<'static, u32>>::VALUE,
+                "ReadGuard is Send"
+            );
+            assert!(
+                !IsSend::<WriteGuard<'static, u32>>::VALUE,
+                "WriteGuard is Send"
+            );
+        }
+    }
+
+    /// Drops `guard` inside this call, then waits until `written` is set
+    /// while `guard`, an argument, is still in scope.
+    #[inline(never)]
+    fn drop_then_wait<G>(guard: G, unlocked: &AtomicBool, written: &AtomicBool) {
+        drop(guard);
+        unlocked.store(true, SeqCst);
+        while !written.load(SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_guard_may_be_dropped_inside_a_call_it_was_passed_to() {
+        // A guard passed by value and dropped inside the callee has let go of
+        // the lock while the callee still runs. A `&T`/`&mut T` field in the
+        // guard would claim the data stays unchanged (or unaliased) for the
+        // whole call (`noalias`; a protector under Miri), which the writer
+        // that gets in breaks; std's guards hold a pointer for this reason.
+        // Miri reports the violation; a plain run only exercises the path.
+        for exclusive in [false, true] {
+            let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
+            let unlocked = Arc::new(AtomicBool::new(false));
+            let written = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (lock, unlocked, written) = (
+                    Arc::clone(&lock),
+                    Arc::clone(&unlocked),
+                    Arc::clone(&written),
+                );
+                std::thread::spawn(move || {
+                    while !unlocked.load(SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    *lock.write() += 1;
+                    written.store(true, SeqCst);
+                })
+            };
+            if exclusive {
+                drop_then_wait(lock.write(), &unlocked, &written);
+            } else {
+                drop_then_wait(lock.read(), &unlocked, &written);
+            }
+            writer.join().unwrap();
+            assert_eq!(*lock.read(), 1);
+        }
+    }
+
+    #[test]
+    fn threads_that_count_at_once_agree_on_the_count() {
+        // `available_parallelism` is per thread (its CPU affinity, and the
+        // cgroup quota of the moment), so two threads that count at once can
+        // count differently. The one whose count is not kept must still use
+        // the kept one: a thread that took slot 1 of 2 reads unguarded
+        // through locks made with one slot, which writers never lock.
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let count = AtomicUsize::new(0);
+        let mut theirs = 0;
+        let mine = settle(&count, || {
+            // Another thread counts 1 and stores it while this one counts.
+            theirs = settle(&count, || 1);
+            2
+        });
+        assert_eq!(mine, theirs, "two threads use different slot counts");
+        assert_eq!(count.load(Relaxed), mine);
+        assert_eq!(settle(&count, || 4), mine);
     }
 
     #[test]

@@ -364,6 +364,54 @@ fn compute_calling_into_its_own_shard_panics() {
     }
 }
 
+/// A visitor that reads its own shard again while a writer waits for the
+/// visitor's slot of the shard's lock: the writer (which has taken the slots
+/// before it) blocks the second read, which waits for the visitor itself.
+/// The read panics instead of deadlocking, for every reader slot.
+#[test]
+fn a_visitor_reading_its_shard_while_a_writer_waits_panics() {
+    use std::sync::atomic::AtomicBool;
+    // Enough threads to give the visitor each reader slot in turn.
+    for _ in 0..8 {
+        let c: Arc<Cache<u64, u64>> =
+            Arc::new(Cache::builder().max_entries(10).shards(1).build().unwrap());
+        c.insert(1, 1);
+        let reading = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (c, reading) = (c.clone(), reading.clone());
+            std::thread::spawn(move || {
+                while !reading.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                c.insert(2, 2);
+            })
+        };
+        let visitor = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    c.get_with(&1, |_| {
+                        reading.store(true, SeqCst);
+                        // `Debug` shows a shard this thread cannot read at once.
+                        while !format!("{c:?}").contains("<locked>") {
+                            std::thread::yield_now();
+                        }
+                        c.get(&1)
+                    })
+                }))
+            })
+        };
+        let err = visitor
+            .join()
+            .unwrap()
+            .expect_err("the second read must panic");
+        assert!(message(&*err).contains("re-entrant"), "{}", message(&*err));
+        writer.join().unwrap();
+        assert_eq!((c.get(&1), c.get(&2)), (Some(1), Some(2)));
+        c.validate();
+    }
+}
+
 #[test]
 fn a_weigher_calling_into_the_cache_from_compute_panics() {
     let slot: Arc<OnceLock<Arc<Cache<u64, u64>>>> = Arc::default();
