@@ -254,9 +254,9 @@ struct StatSlot {
 /// to 8), and each thread reads through one slot, given round-robin in the order
 /// threads first use a cache: a reader locks only its thread's slot, so readers
 /// whose threads have different slots never write the same cache line (threads a
-/// slot count apart in that order share one), and a writer locks every slot. Reads thus scale across cores, and a write
-/// (and a hit under `Policy::lru`) costs one uncontended lock per slot where a
-/// plain reader-writer lock takes one.
+/// slot count apart in that order share one), and a writer locks every slot.
+/// Reads thus scale across cores, and a write (and a hit under `Policy::lru`)
+/// costs one uncontended lock per slot where a plain reader-writer lock takes one.
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and

@@ -861,6 +861,16 @@ mod tests {
         slab.find(h.get(), |e| e.key == k)
     }
 
+    /// The bit of `Ctrl::candidates`'s mask for position `i` (what
+    /// [`position`] decodes back to `i`).
+    fn candidate_bit(i: usize) -> u32 {
+        if i < 8 {
+            8 * i as u32
+        } else {
+            8 * (i as u32 - 8) + 1
+        }
+    }
+
     #[test]
     fn control_word_is_sixteen_bytes_and_candidates_never_miss_a_tag() {
         assert_eq!(std::mem::size_of::<Ctrl>(), 16);
@@ -874,8 +884,8 @@ mod tests {
             let m = c.candidates(tag);
             for (i, &t) in tags.iter().enumerate() {
                 if t == tag {
-                    let bit = if i < 8 { 8 * i } else { 8 * (i - 8) + 1 };
-                    assert_eq!(position(bit as u32), i);
+                    let bit = candidate_bit(i);
+                    assert_eq!(position(bit), i);
                     assert!(m & (1 << bit) != 0, "tag {tag:#x} slot {i}");
                 }
             }
@@ -1112,15 +1122,7 @@ mod tests {
     #[test]
     fn candidates_have_no_false_negatives_over_all_tags() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let allowed: u64 = (0..WIDTH)
-            .map(|i| {
-                if i < 8 {
-                    1u64 << (8 * i)
-                } else {
-                    1u64 << (8 * (i - 8) + 1)
-                }
-            })
-            .fold(0, |a, b| a | b);
+        let allowed: u64 = (0..WIDTH).fold(0, |a, i| a | 1 << candidate_bit(i));
         for tag in 0..=255u8 {
             let near = [
                 0,
@@ -1160,7 +1162,7 @@ mod tests {
                 }
                 for i in 0..WIDTH {
                     if c.0[i] == tag {
-                        let bit = if i < 8 { 8 * i } else { 8 * (i - 8) + 1 };
+                        let bit = candidate_bit(i);
                         assert!(
                             m & (1 << bit) != 0,
                             "missed tag {tag:#x} at {i} in {:?}",
@@ -1187,7 +1189,7 @@ mod tests {
                 }
                 let m = c.candidates(tag);
                 for i in 0..WIDTH {
-                    let bit = if i < 8 { 8 * i } else { 8 * (i - 8) + 1 };
+                    let bit = candidate_bit(i);
                     if c.0[i] == tag {
                         assert!(m & (1 << bit) != 0, "tag {tag:#x} at {i} in {:?}", c.0);
                     }

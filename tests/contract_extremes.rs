@@ -32,6 +32,21 @@ fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
+/// `retain` whose closure drops every entry it visits and panics ("keep
+/// panics") on the `nth` visit, caught.
+fn retain_panicking_at(cache: &Cache<u64, u64>, nth: usize) -> std::thread::Result<()> {
+    let mut seen = 0;
+    quiet(|| {
+        cache.retain(|_, _| {
+            seen += 1;
+            if seen == nth {
+                panic!("keep panics");
+            }
+            false
+        })
+    })
+}
+
 // ---- Panics under the lock, and resizing ---------------------------------------
 
 /// `retain`'s closure panics: the entries it already removed from that shard
@@ -43,15 +58,8 @@ fn retain_that_panics_reports_what_it_removed() {
     for i in 0..8 {
         cache.insert(i, i);
     }
-    let mut seen = 0;
-    let r = quiet(|| {
-        cache.retain(|_, _| {
-            seen += 1;
-            // Drop every entry; panic on the last one visited.
-            assert!(seen < 8, "keep panics");
-            false
-        })
-    });
+    // Drop every entry; panic on the last one visited.
+    let r = retain_panicking_at(&cache, 8);
     assert!(r.is_err());
     let removed = 8 - cache.len();
     assert_eq!(removed, 7);
@@ -405,17 +413,7 @@ fn listener_that_panics_while_a_closure_panic_unwinds() {
     for i in 0..10 {
         cache.insert(i, i);
     }
-    let mut seen = 0;
-    let r = quiet(|| {
-        cache.retain(|_, _| {
-            seen += 1;
-            if seen == 6 {
-                panic!("keep panics");
-            }
-            false
-        })
-    });
-    let payload = r.unwrap_err();
+    let payload = retain_panicking_at(&cache, 6).unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"keep panics"));
     assert_eq!(cache.len(), 5);
     assert_eq!(
