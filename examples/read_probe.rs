@@ -11,6 +11,10 @@
 //! first, read 5-13% slower than `larder_clock`, built second; built last, the
 //! same default cache was as fast as clock or faster.
 //!
+//! `frozen_hashmap` and `frozen_hashmap_rmw` are not caches: one `HashMap`
+//! read with no lock, and the same with a read lock's two atomic
+//! instructions per get, the floor of any design that locks to read.
+//!
 //! `--shuffled` stores the keys in a random order instead of by rank (hottest
 //! first), so that no cache gains from holding its hot entries together.
 //!
@@ -25,7 +29,64 @@
 mod common;
 
 use common::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
+
+/// One `HashMap`, filled, then frozen on the first `get` and read with no
+/// lock at all: the ceiling for a hit with no shared write and no
+/// serializing instruction. With `rmw`, each `get` also does what an
+/// uncontended read lock does: an atomic increment before the lookup and a
+/// decrement after it, on a line of the thread's own. The difference
+/// between the two is the cost of the read lock's two locked instructions
+/// alone (no line is shared), which on x86 are full barriers: the next
+/// lookup's loads cannot start before the previous one's have finished.
+struct Frozen {
+    filling: Mutex<HashMap<u64, u64, ahash::RandomState>>,
+    frozen: OnceLock<HashMap<u64, u64, ahash::RandomState>>,
+    rmw: bool,
+}
+
+#[repr(align(128))]
+struct Own(AtomicU64);
+
+thread_local! {
+    static OWN: Own = const { Own(AtomicU64::new(0)) };
+}
+
+impl Frozen {
+    fn new(rmw: bool) -> Self {
+        Frozen {
+            filling: Mutex::new(HashMap::default()),
+            frozen: OnceLock::new(),
+            rmw,
+        }
+    }
+}
+
+impl BenchCache for Frozen {
+    #[inline]
+    fn get(&self, k: u64) -> Option<u64> {
+        let map = self
+            .frozen
+            .get_or_init(|| std::mem::take(&mut *self.filling.lock().unwrap()));
+        if self.rmw {
+            OWN.with(|own| {
+                own.0.fetch_add(1, SeqCst);
+                let v = map.get(&k).copied();
+                own.0.fetch_sub(1, SeqCst);
+                v
+            })
+        } else {
+            map.get(&k).copied()
+        }
+    }
+    fn insert(&self, k: u64, v: u64) {
+        assert!(self.frozen.get().is_none(), "the map is frozen");
+        self.filling.lock().unwrap().insert(k, v);
+    }
+}
 
 /// Million gets per second of `threads` threads each doing `ops` gets.
 fn run(c: &dyn BenchCache, keys: &[u64], threads: usize, ops: usize) -> f64 {
@@ -85,6 +146,8 @@ fn main() {
         ("larder_64_shards", sharded(64)),
         ("quick_cache", Box::new(quick(cap))),
         ("striped_rwlock_hashmap", Box::new(Striped::new(64))),
+        ("frozen_hashmap", Box::new(Frozen::new(false))),
+        ("frozen_hashmap_rmw", Box::new(Frozen::new(true))),
         (
             "larder_built_last",
             Box::new(larder(cap, larder::Policy::default())),
