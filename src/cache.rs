@@ -232,6 +232,41 @@ struct StatSlot {
     misses: AtomicU64,
 }
 
+/// The cache's hit and miss counters (see [`STAT_SLOTS`]), shared with the
+/// adaptive policy's shadows, which weigh their samples by how many lookups
+/// the whole cache served (see `Shadow::decide`).
+pub(crate) struct Lookups([StatSlot; STAT_SLOTS]);
+
+impl Lookups {
+    pub(crate) fn new() -> Self {
+        Lookups(std::array::from_fn(|_| StatSlot {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }))
+    }
+
+    /// Counts a hit or a miss in the slot of the thread numbered `index`.
+    #[inline]
+    pub(crate) fn count(&self, index: usize, hit: bool) {
+        let slot = &self.0[index % STAT_SLOTS];
+        let counter = if hit { &slot.hits } else { &slot.misses };
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Hits and misses so far.
+    pub(crate) fn split(&self) -> (u64, u64) {
+        self.0.iter().fold((0, 0), |(h, m), slot| {
+            (h + slot.hits.load(Relaxed), m + slot.misses.load(Relaxed))
+        })
+    }
+
+    /// Lookups so far, hits and misses.
+    pub(crate) fn total(&self) -> u64 {
+        let (hits, misses) = self.split();
+        hits.wrapping_add(misses)
+    }
+}
+
 /// A concurrent, bounded cache with per-entry TTL.
 ///
 /// # Sharding and the bound
@@ -310,7 +345,7 @@ struct StatSlot {
 /// ```
 pub struct Cache<K, V> {
     cells: Box<[Cell<K, V>]>,
-    counts: Box<[StatSlot; STAT_SLOTS]>,
+    counts: crate::sync::Arc<Lookups>,
     mask: usize,
     hasher: ahash::RandomState,
     pub(crate) clock: Clock,
@@ -409,8 +444,10 @@ where
         hash_seed: Option<u64>,
     ) -> Self {
         let now = clock.now_ms();
-        let shadow = (policy.kind == PolicyKind::Adaptive)
-            .then(|| crate::sync::Arc::new(Shadow::new(capacity)));
+        let counts = crate::sync::Arc::new(Lookups::new());
+        let shadow = (policy.kind == PolicyKind::Adaptive).then(|| {
+            crate::sync::Arc::new(Shadow::new(capacity, crate::sync::Arc::clone(&counts)))
+        });
         let mode = match &shadow {
             Some(shadow) => Mode::Shadow(crate::sync::Arc::clone(shadow)),
             None => Mode::Fixed(Placement::Narrow),
@@ -431,10 +468,6 @@ where
                 }
             })
             .collect();
-        let counts = Box::new(std::array::from_fn(|_| StatSlot {
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }));
         #[cfg(larder_loom)]
         let hash_seed = hash_seed.or(Some(1));
         let hasher = match hash_seed {
@@ -819,13 +852,7 @@ where
                     Shadow::record_lookup(shadow, h32, hit_weight);
                 }
             }
-            let slot = &self.counts[me.index % STAT_SLOTS];
-            let counter = if found.is_some() {
-                &slot.hits
-            } else {
-                &slot.misses
-            };
-            counter.store(counter.load(Relaxed) + 1, Relaxed);
+            self.counts.count(me.index, found.is_some());
         }
         found
     }
@@ -1368,10 +1395,7 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
-        for slot in self.counts.iter() {
-            s.hits += slot.hits.load(Relaxed);
-            s.misses += slot.misses.load(Relaxed);
-        }
+        (s.hits, s.misses) = self.counts.split();
         for cell in self.cells.iter() {
             let c = cell.read().counters;
             s.inserts += c.inserts;
@@ -1591,6 +1615,7 @@ impl<K, V> fmt::Debug for Cache<K, V> {
             .field("capacity", &self.capacity.load(Relaxed))
             .field("policy", &self.policy)
             .field("time_to_live_ms", &self.ttl_ms)
+            .field("adaptive", &self.shadow)
             .field("shards", &Shards(&self.cells))
             .finish()
     }
