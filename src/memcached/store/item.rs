@@ -26,7 +26,7 @@ use super::output::Sink;
 use super::thin::{self, Held, Thin};
 
 /// The bytes one item costs beyond its block (header, key and value, as the
-/// allocator rounds them; see [`alloc_size`]): the cache's slot for it, its
+/// allocator rounds them: glibc's size word, in 16-byte steps): the cache's slot for it, its
 /// share of the table's spare room, the eviction policy's bookkeeping, and
 /// its share of the allocator's free lists.
 ///
