@@ -223,7 +223,8 @@ impl<K, V> Drop for Unwinding<'_, K, V> {
 /// store. An atomic read-modify-write would act as a full fence on every lookup and
 /// cost a fifth of the hit path; a plain store costs nothing. The counts are exact as
 /// long as no two threads that share a slot (one in [`STAT_SLOTS`] apart in creation
-/// order) count at the same instant; otherwise an increment can be lost.
+/// order) count at the same instant; otherwise increments can be lost (a thread
+/// paused between its load and its store overwrites what the other counted since).
 const STAT_SLOTS: usize = 64;
 
 #[repr(align(128))]
@@ -853,12 +854,14 @@ where
                 })
         };
         if record {
+            // Counted before the shadows see it, so that a period the
+            // lookup ends counts it (see `Shadow::decide`).
+            self.counts.count(me.index, found.is_some());
             if sampled {
                 if let Some(shadow) = &self.shadow {
                     Shadow::record_lookup(shadow, h32, hit_weight);
                 }
             }
-            self.counts.count(me.index, found.is_some());
         }
         found
     }

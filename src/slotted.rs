@@ -13,7 +13,8 @@
 //! [`SlottedRwLock`] keeps one plain lock per *slot*, each on cache lines of
 //! its own, and a thread always reads through the same slot (picked
 //! round-robin when the thread first uses a cache, [`here`]; threads one
-//! slot count apart in that order share a slot). A reader
+//! slot count apart in that order share a slot, and a lock made with fewer
+//! slots takes the thread's slot modulo its own count). A reader
 //! takes its slot's lock for reading; a writer takes every slot's lock for
 //! writing, in slot order, so it excludes all readers and every other writer
 //! (two writers meet at slot 0, and no thread holds more than one slot's read
@@ -31,7 +32,8 @@
 //! the thread that locked them: the guards are `!Send`, as parking_lot's).
 //! Under `--cfg larder_loom` the slots are loom's locks, held by loom's
 //! guards, and the cell is loom's, which checks every access against those
-//! rules (`tests/loom.rs` runs the caches' models with two slots). loom's
+//! rules (`tests/loom.rs` runs the caches' models with two slots, and the
+//! exact-LRU ones with one). loom's
 //! lock lets a reader in while a writer waits, where parking_lot's does
 //! not, so the models do not reach the states in which a reader waits
 //! behind a writer that waits for it (the re-entrancy check's case).
@@ -48,10 +50,16 @@ use std::ops::{Deref, DerefMut};
 /// writes dearer while the readers they separate run on at most as many CPUs.
 pub(crate) const MAX_SLOTS: usize = 8;
 
-/// How many slots every lock has: one per CPU, as a power of two, at most
-/// [`MAX_SLOTS`]. One count for the whole process, so that a thread's slot
-/// is known before it looks at a lock (a count read from each lock cost the
-/// in-cache hit path 8%: 56 against 61 M gets/s).
+// A reader's slot is its thread's slot masked by the lock's count, and by
+// `MAX_SLOTS - 1` to show the index in bounds: both must be powers of two.
+const _: () = assert!(MAX_SLOTS.is_power_of_two());
+
+/// How many slots a lock has unless asked for fewer: one per CPU, as a power
+/// of two, at most [`MAX_SLOTS`]. One count for the whole process, so that a
+/// thread's slot is known before it looks at a lock (a count read from each
+/// lock and a modulo by it cost the in-cache hit path 8%: 56 against 61 M
+/// gets/s; a mask by the lock's own count, which is all a read does now, cost
+/// nothing measurable).
 pub(crate) fn slot_count() -> usize {
     #[cfg(not(larder_loom))]
     {
@@ -69,9 +77,9 @@ pub(crate) fn slot_count() -> usize {
 /// The count in `count`, set from `compute` by the first caller to store
 /// one; every caller returns that count. Callers may count differently
 /// (`available_parallelism` follows the calling thread's CPU affinity and
-/// the cgroup quota of the moment), and a thread that kept a count of its
-/// own could read through a slot that locks made with the kept count never
-/// use, beside their writers.
+/// the cgroup quota of the moment), and threads that kept counts of their
+/// own would spread unevenly over the slots. (Soundness does not rest on it
+/// any more: a reader masks its slot by the lock's own count.)
 #[cfg(not(larder_loom))]
 fn settle(count: &std::sync::atomic::AtomicUsize, compute: impl FnOnce() -> usize) -> usize {
     use std::sync::atomic::Ordering::Relaxed;
@@ -93,7 +101,8 @@ pub(crate) struct Here {
     /// The thread's number: a round-robin count of the threads that asked,
     /// so that the first threads to use a cache spread over its hit counters.
     pub(crate) index: usize,
-    /// The slot it reads through: `index` modulo [`slot_count`].
+    /// Its slot: `index` modulo [`slot_count`]; a lock with fewer slots
+    /// takes it modulo its own count.
     slot: usize,
 }
 
@@ -501,6 +510,35 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_shuts_out_every_threads_slot_whatever_the_lock_size() {
+        // Every thread slot, in locks of every size, reads through a slot a
+        // writer locks (a one-slot lock's readers all share slot 0).
+        for asked in [1, 2, 4, 8] {
+            let lock = SlottedRwLock::with_slots(0u32, asked);
+            for s in 0..MAX_SLOTS {
+                let me = Here { index: s, slot: s };
+                let at = lock.slot(me) as *const Slot;
+                assert!(
+                    lock.used().iter().any(|slot| std::ptr::eq(slot, at)),
+                    "{asked} slots: thread slot {s} reads through a slot no writer locks"
+                );
+                let w = lock.write();
+                assert!(
+                    lock.try_read_as(me).is_none(),
+                    "{asked} slots: slot {s} read beside a writer"
+                );
+                drop(w);
+                let r = lock.read_as(me);
+                assert!(
+                    lock.try_write().is_none(),
+                    "{asked} slots: a writer beside slot {s}'s reader"
+                );
+                drop(r);
+            }
+        }
+    }
+
+    #[test]
     fn a_writer_excludes_readers_of_every_slot_and_other_writers() {
         let lock = SlottedRwLock::with_slots(5u32, 4);
         {
@@ -649,8 +687,7 @@ mod tests {
         // `available_parallelism` is per thread (its CPU affinity, and the
         // cgroup quota of the moment), so two threads that count at once can
         // count differently. The one whose count is not kept must still use
-        // the kept one: a thread that took slot 1 of 2 reads unguarded
-        // through locks made with one slot, which writers never lock.
+        // the kept one, or threads would spread unevenly over the slots.
         use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         let count = AtomicUsize::new(0);
         let mut theirs = 0;

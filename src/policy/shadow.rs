@@ -128,7 +128,6 @@ pub(crate) struct Shadow {
     /// Sampling: a key is replayed when the top `bits` bits of its mixed hash are 0.
     bits: AtomicU32,
     /// Events a thread queues before replaying them: see [`batch_len`].
-    #[cfg_attr(larder_loom, allow(dead_code))]
     batch: AtomicU32,
     sims: Mutex<Sims>,
 }
@@ -141,9 +140,9 @@ struct Sims {
     lookups: u32,
     /// Hits per shadow and lookups, each period's counts added to 7/8 of the previous.
     scores: [u32; SHADOWS],
-    /// The real cache's lookups over the sampling rate (what the sample
-    /// would hold with no key heavier than its share), added up as the
-    /// scores are.
+    /// Lookups, added up as the scores are: each period's the smaller of
+    /// the sample's and the real cache's over the sampling rate (see
+    /// [`Shadow::decide`]).
     weighed: u32,
     /// The real cache's lookup count when the period began.
     seen_at: u64,
@@ -204,7 +203,6 @@ fn mix(hash: NonZeroU32) -> u32 {
 }
 
 impl Shadow {
-    /// Shadows for a cache of `capacity` weight units.
     /// Shadows for a cache of `capacity` weight units that counts its
     /// lookups in `seen`.
     pub(crate) fn new(capacity: u64, seen: Arc<Lookups>) -> Self {
@@ -214,7 +212,7 @@ impl Shadow {
             placement: AtomicU32::new(START.index() as u32),
             seen,
             bits: AtomicU32::new(bits),
-            batch: AtomicU32::new(batch_len(capacity, bits)),
+            batch: AtomicU32::new(batch_len(0)),
             sims: Mutex::new(sims),
         }
     }
@@ -229,7 +227,6 @@ impl Shadow {
         let bits = sampling_bits(capacity).saturating_sub(learned);
         *sims = Sims::new(capacity, bits, self.seen.total());
         self.bits.store(bits, Relaxed);
-        self.batch.store(batch_len(capacity, bits), Relaxed);
     }
 
     /// Where new entries should go.
@@ -300,6 +297,12 @@ impl Shadow {
                 self.lookup_locked(sims, hash, weight);
             }
         }
+        // The next batches' length follows what the shadows now hold (they
+        // fill, or start over after a resize or a resampling).
+        let batch = batch_len(sims.tables[PROBATION].len());
+        if self.batch.load(Relaxed) != batch {
+            self.batch.store(batch, Relaxed);
+        }
     }
 
     fn lookup_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
@@ -339,6 +342,10 @@ impl Shadow {
         // share (it missed the hot keys, the usual case under skew), its own
         // count stays the measure, as before: what its shadows differ on is
         // all it has seen.
+        // The counters are plain stores per thread slot, and threads that
+        // share a slot can lose each other's increments, so the total may
+        // even step back: the wrapped difference is then huge and the
+        // minimum below takes the sample's count for that period.
         let seen = self.seen.total();
         let real = seen.wrapping_sub(sims.seen_at) >> sims.bits;
         sims.seen_at = seen;
@@ -382,7 +389,6 @@ impl Shadow {
             let bits = sims.bits - 1;
             *sims = Sims::new(sims.capacity, bits, self.seen.total());
             self.bits.store(bits, Relaxed);
-            self.batch.store(batch_len(sims.capacity, bits), Relaxed);
         }
     }
 
@@ -396,29 +402,31 @@ impl Shadow {
 #[cfg(not(larder_loom))]
 const BATCH: usize = 32;
 
-/// A batch is at most this fraction (1/`REORDER`) of the shadows' capacity.
-const REORDER: u64 = 32;
+/// A batch is at most this fraction (1/`REORDER`) of the entries the
+/// shadows hold.
+const REORDER: usize = 32;
 
-/// Events a thread queues before replaying them, for shadows of `capacity`
-/// units sampled at `bits`: [`BATCH`], or fewer when the shadows are small.
+/// Events a thread queues before replaying them, for shadows that hold
+/// `held` entries: a [`REORDER`]th of them, at least 1 and at most [`BATCH`].
 ///
 /// Batches reorder the shadows' stream: with two threads, each thread's
-/// events arrive a batch at a time, so two requests the real cache saw
-/// side by side can reach the shadows a batch apart. Measured against the
-/// shadows' size that is nothing at 1,024 units, but a cache of 100 entries
-/// (every key sampled, shadows of 100) saw its reuse distances moved by a
-/// third of itself: with two threads, cs at 100 and web07 at 1,000 read
-/// 1.4 points under one thread (`hit_ratio --threads 2 --window 8`), and 0.5
-/// or less with events replayed one by one. So a batch holds at most
-/// 1/[`REORDER`] of what the shadows hold.
-fn batch_len(capacity: u64, bits: u32) -> u32 {
-    let scaled = (capacity >> bits).max(1);
+/// events arrive a batch at a time, so two requests the real cache saw side
+/// by side can reach the shadows a batch apart. In shadows of 1,024 entries
+/// a batch of 32 is 3% of them, but a cache of 100 entries (every key
+/// sampled, shadows of 100) saw its reuse distances moved by a third: with
+/// two threads, cs at 100 read 1.3 points under one thread (`hit_ratio
+/// --threads 2 --window 8`), and 0.5 or less with events replayed one by
+/// one. Counted in entries, not weight units, so that shadows of heavy
+/// entries (which hold few) get short batches too; shadows that are still
+/// filling, or start over, replay their events one at a time until they
+/// hold enough.
+fn batch_len(held: usize) -> u32 {
     #[cfg(not(larder_loom))]
-    let most = BATCH as u64;
+    let most = BATCH;
     #[cfg(larder_loom)]
     let most = 1;
     // In 1..=32: the cast cannot truncate.
-    (scaled / REORDER).clamp(1, most) as u32
+    (held / REORDER).clamp(1, most) as u32
 }
 
 /// A sampled lookup or insert, packed: the hash in the high half, the weight
@@ -456,8 +464,8 @@ impl Event {
 /// (at most [`SIM_CAPACITY`] units) paid that on every read, and its threads
 /// queued on the one mutex: two threads read fewer keys per second than one.
 /// So a thread queues its events and replays them [`BATCH`] at a time (fewer
-/// for shadows under 1,024 units: see [`batch_len`]), taking the mutex once
-/// per batch. A thread's events keep their order, lookups and
+/// while the shadows hold under 1,024 entries: see [`batch_len`]), taking the
+/// mutex once per batch. A thread's events keep their order, lookups and
 /// inserts together; the threads' streams interleave a batch at a time. The
 /// shadows all see the same stream, so what they compare stays fair.
 ///
@@ -582,6 +590,7 @@ mod tests {
     #[test]
     fn a_thread_replays_its_events_a_batch_at_a_time_and_in_order() {
         let shadow = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
+        fill(&shadow, 1024);
         // A miss, the insert that follows it, then a hit: in this order the
         // shadows hold the key by the time of the hit.
         let h = hash(7);
@@ -598,21 +607,47 @@ mod tests {
         assert!(sims.hits.iter().all(|&h| h == 1), "{:?}", sims.hits);
     }
 
+    /// Fills `shadow` (every key sampled) with `n` keys, so that its
+    /// threads' batches grow to `n / REORDER` events.
+    fn fill(shadow: &Shadow, n: u32) {
+        for i in 0..n {
+            shadow.on_insert(hash(u32::MAX - i), 1);
+        }
+        assert_eq!(shadow.batch.load(Relaxed), batch_len(n as usize));
+    }
+
     #[test]
-    fn small_shadows_replay_in_smaller_batches() {
-        assert_eq!(batch_len(1024, 0), BATCH as u32);
-        assert_eq!(batch_len(1 << 20, 10), BATCH as u32);
-        assert_eq!(batch_len(u64::MAX, 0), BATCH as u32);
-        assert_eq!(batch_len(100, 0), 3);
-        assert_eq!(batch_len(16, 0), 1);
-        // A cache of 100 samples every key into shadows of 100: a batch of
-        // 3 events is a thirty-second of them.
+    fn batches_are_a_thirty_second_of_what_the_shadows_hold() {
+        assert_eq!(batch_len(0), 1);
+        assert_eq!(batch_len(100), 3);
+        assert_eq!(batch_len(1024), BATCH as u32);
+        assert_eq!(batch_len(usize::MAX), BATCH as u32);
+        // A cache of 100 samples every key into shadows of 100: once they
+        // are full, a batch is 3 events.
         let shadow = Arc::new(Shadow::new(100, Arc::new(Lookups::new())));
+        assert_eq!(shadow.batch.load(Relaxed), 1, "empty shadows");
+        fill(&shadow, 100);
+        let before = lookups(&shadow);
         Shadow::record_lookup(&shadow, hash(1), 0);
         Shadow::record_lookup(&shadow, hash(2), 0);
-        assert_eq!(lookups(&shadow), 0, "queued, not replayed");
+        assert_eq!(lookups(&shadow), before, "queued, not replayed");
         Shadow::record_lookup(&shadow, hash(3), 0);
-        assert_eq!(lookups(&shadow), 3);
+        assert_eq!(lookups(&shadow), before + 3);
+    }
+
+    #[test]
+    fn heavy_entries_make_short_batches() {
+        // 1 MiB of 1,000-unit entries: the shadows end up sampling densely
+        // enough to hold about 128 entries, and batches follow the entries
+        // held, not the units.
+        let shadow = Shadow::new(1 << 20, Arc::new(Lookups::new()));
+        for i in 0..200_000 {
+            shadow.on_insert(hash(i), 1000);
+        }
+        let held = shadow.sims.lock().tables[PROBATION].len();
+        let batch = shadow.batch.load(Relaxed);
+        assert_eq!(batch, batch_len(held), "{held} entries held");
+        assert!(batch <= 4, "a batch of {batch} for {held} entries");
     }
 
     #[test]
@@ -621,6 +656,8 @@ mod tests {
             Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))),
             Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))),
         );
+        fill(&a, 1024);
+        fill(&b, 1024);
         let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
         std::thread::spawn(move || {
             Shadow::record_lookup(&a2, hash(1), 0);
@@ -639,6 +676,7 @@ mod tests {
     #[test]
     fn events_for_dropped_shadows_are_dropped() {
         let a = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
+        fill(&a, 1024);
         Shadow::record_lookup(&a, hash(1), 0);
         drop(a);
         let b = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
@@ -654,6 +692,7 @@ mod tests {
     fn events_queued_before_a_resize_stay_out_of_the_new_simulations() {
         let shadow = Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))); // every key sampled
         shadow.set_capacity(1024);
+        fill(&shadow, 1024);
         let unsampled: Vec<_> = (1..)
             .map(hash)
             .filter(|&h| !Shadow::sampled_at(sampling_bits(1 << 20), h))
@@ -779,8 +818,21 @@ mod tests {
                 .chain(std::iter::repeat_n(hot, 4))
         });
         replay(&shadow, keys);
-        let periods = shadow.sims.lock().periods;
-        assert!(periods > 50, "{periods} periods");
+        let sims = shadow.sims.lock();
+        assert!(sims.periods > 50, "{} periods", sims.periods);
+        // The margin counted the whole stream's lookups over the sampling
+        // rate: per step 6 lookups, of which 4 + 2/16 sampled, so a period
+        // of `period()` sampled lookups holds period() * 6 / 4.125 in all,
+        // and 1/16 of that is the period's share; `weighed` settles at
+        // DECAY periods' worth (the sampled count would give 10 times it).
+        let share = f64::from(sims.period()) * 6.0 / 4.125 / 16.0;
+        let settled = f64::from(DECAY) * share;
+        let weighed = f64::from(sims.weighed);
+        assert!(
+            (weighed - settled).abs() < settled / 4.0,
+            "weighed {weighed}, expected about {settled}"
+        );
+        drop(sims);
         let p = shadow.placement();
         assert!(matches!(p, Placement::Recency | Placement::Wide), "{p:?}");
     }
