@@ -168,6 +168,37 @@ fn readers_on_two_slots_vs_a_replace() {
     });
 }
 
+/// An exact LRU's shards have one reader slot: readers on threads whose own
+/// slots differ (`peek` reads under the read lock even there) share it, and
+/// a writer that locks that one slot still excludes them all.
+#[test]
+fn exact_lru_peeks_from_two_threads_vs_a_replace() {
+    loom::model(|| {
+        let cache: Arc<Cache<u32, (u32, u32)>> = Arc::new(
+            Cache::builder()
+                .max_entries(2)
+                .shards(1)
+                .policy(Policy::lru())
+                .build()
+                .unwrap(),
+        );
+        cache.insert(1, (1, 1));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let c = cache.clone();
+                thread::spawn(move || c.peek(&1))
+            })
+            .collect();
+        cache.insert(1, (2, 2));
+        for r in readers {
+            let seen = r.join().unwrap();
+            assert!(matches!(seen, Some((1, 1)) | Some((2, 2))), "{seen:?}");
+        }
+        assert_eq!(cache.peek(&1), Some((2, 2)));
+        cache.validate();
+    });
+}
+
 #[test]
 fn concurrent_inserts_never_exceed_the_bound() {
     loom::model(|| {
