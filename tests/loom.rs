@@ -142,30 +142,7 @@ fn get_evict_drops_each_value_once() {
 /// and loom's cell checks that no read overlaps the write.
 #[test]
 fn readers_on_two_slots_vs_a_replace() {
-    loom::model(|| {
-        let cache: Arc<Cache<u32, (u32, u32)>> = Arc::new(
-            Cache::builder()
-                .max_entries(2)
-                .shards(1)
-                .policy(Policy::clock())
-                .build()
-                .unwrap(),
-        );
-        cache.insert(1, (1, 1));
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let c = cache.clone();
-                thread::spawn(move || c.get(&1))
-            })
-            .collect();
-        cache.insert(1, (2, 2));
-        for r in readers {
-            let seen = r.join().unwrap();
-            assert!(matches!(seen, Some((1, 1)) | Some((2, 2))), "{seen:?}");
-        }
-        assert_eq!(cache.get(&1), Some((2, 2)));
-        cache.validate();
-    });
+    readers_vs_a_replace(Policy::clock(), |c, k| c.get(k));
 }
 
 /// An exact LRU's shards have one reader slot: readers on threads whose own
@@ -173,12 +150,20 @@ fn readers_on_two_slots_vs_a_replace() {
 /// a writer that locks that one slot still excludes them all.
 #[test]
 fn exact_lru_peeks_from_two_threads_vs_a_replace() {
-    loom::model(|| {
-        let cache: Arc<Cache<u32, (u32, u32)>> = Arc::new(
+    readers_vs_a_replace(Policy::lru(), |c, k| c.peek(k));
+}
+
+type Pairs = Cache<u32, (u32, u32)>;
+
+/// Two reader threads read key 1 with `read` while the main thread replaces
+/// its value: each sees the old value or the new one, whole.
+fn readers_vs_a_replace(policy: Policy, read: fn(&Pairs, &u32) -> Option<(u32, u32)>) {
+    loom::model(move || {
+        let cache: Arc<Pairs> = Arc::new(
             Cache::builder()
                 .max_entries(2)
                 .shards(1)
-                .policy(Policy::lru())
+                .policy(policy.clone())
                 .build()
                 .unwrap(),
         );
@@ -186,7 +171,7 @@ fn exact_lru_peeks_from_two_threads_vs_a_replace() {
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let c = cache.clone();
-                thread::spawn(move || c.peek(&1))
+                thread::spawn(move || read(&c, &1))
             })
             .collect();
         cache.insert(1, (2, 2));
@@ -194,7 +179,7 @@ fn exact_lru_peeks_from_two_threads_vs_a_replace() {
             let seen = r.join().unwrap();
             assert!(matches!(seen, Some((1, 1)) | Some((2, 2))), "{seen:?}");
         }
-        assert_eq!(cache.peek(&1), Some((2, 2)));
+        assert_eq!(read(&cache, &1), Some((2, 2)));
         cache.validate();
     });
 }

@@ -565,6 +565,11 @@ impl Shadow {
 mod tests {
     use super::*;
 
+    /// Shadows for a cache of `capacity` units, with counters of their own.
+    fn shadow(capacity: u64) -> Shadow {
+        Shadow::new(capacity, Arc::new(Lookups::new()))
+    }
+
     fn hash(i: u32) -> NonZeroU32 {
         NonZeroU32::new(i.wrapping_mul(0x9E37_79B9) | 1).unwrap()
     }
@@ -589,7 +594,7 @@ mod tests {
 
     #[test]
     fn a_thread_replays_its_events_a_batch_at_a_time_and_in_order() {
-        let shadow = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
+        let shadow = Arc::new(shadow(1024));
         fill(&shadow, 1024);
         // A miss, the insert that follows it, then a hit: in this order the
         // shadows hold the key by the time of the hit.
@@ -624,7 +629,7 @@ mod tests {
         assert_eq!(batch_len(usize::MAX), BATCH as u32);
         // A cache of 100 samples every key into shadows of 100: once they
         // are full, a batch is 3 events.
-        let shadow = Arc::new(Shadow::new(100, Arc::new(Lookups::new())));
+        let shadow = Arc::new(shadow(100));
         assert_eq!(shadow.batch.load(Relaxed), 1, "empty shadows");
         fill(&shadow, 100);
         let before = lookups(&shadow);
@@ -640,7 +645,7 @@ mod tests {
         // 1 MiB of 1,000-unit entries: the shadows end up sampling densely
         // enough to hold about 128 entries, and batches follow the entries
         // held, not the units.
-        let shadow = Shadow::new(1 << 20, Arc::new(Lookups::new()));
+        let shadow = shadow(1 << 20);
         for i in 0..200_000 {
             shadow.on_insert(hash(i), 1000);
         }
@@ -652,10 +657,7 @@ mod tests {
 
     #[test]
     fn another_cache_or_the_thread_exit_replays_a_batch() {
-        let (a, b) = (
-            Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))),
-            Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))),
-        );
+        let (a, b) = (Arc::new(shadow(1024)), Arc::new(shadow(1024)));
         fill(&a, 1024);
         fill(&b, 1024);
         let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
@@ -675,11 +677,11 @@ mod tests {
 
     #[test]
     fn events_for_dropped_shadows_are_dropped() {
-        let a = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
+        let a = Arc::new(shadow(1024));
         fill(&a, 1024);
         Shadow::record_lookup(&a, hash(1), 0);
         drop(a);
-        let b = Arc::new(Shadow::new(1024, Arc::new(Lookups::new())));
+        let b = Arc::new(shadow(1024));
         Shadow::record_lookup(&b, hash(2), 0);
         Shadow::flush_thread(&b);
         assert_eq!(lookups(&b), 1);
@@ -690,7 +692,7 @@ mod tests {
     /// bring keys outside the new sample into them.
     #[test]
     fn events_queued_before_a_resize_stay_out_of_the_new_simulations() {
-        let shadow = Arc::new(Shadow::new(1024, Arc::new(Lookups::new()))); // every key sampled
+        let shadow = Arc::new(shadow(1024)); // every key sampled
         shadow.set_capacity(1024);
         fill(&shadow, 1024);
         let unsampled: Vec<_> = (1..)
@@ -712,37 +714,17 @@ mod tests {
 
     #[test]
     fn sampling_scales_with_the_capacity() {
-        assert_eq!(
-            Shadow::new(1024, Arc::new(Lookups::new()))
-                .bits
-                .load(Relaxed),
-            0
-        );
-        assert_eq!(
-            Shadow::new(1025, Arc::new(Lookups::new()))
-                .bits
-                .load(Relaxed),
-            1
-        );
-        assert_eq!(
-            Shadow::new(1 << 20, Arc::new(Lookups::new()))
-                .bits
-                .load(Relaxed),
-            10
-        );
-        assert_eq!(
-            Shadow::new(u64::MAX, Arc::new(Lookups::new()))
-                .bits
-                .load(Relaxed),
-            24
-        );
+        assert_eq!(shadow(1024).bits.load(Relaxed), 0);
+        assert_eq!(shadow(1025).bits.load(Relaxed), 1);
+        assert_eq!(shadow(1 << 20).bits.load(Relaxed), 10);
+        assert_eq!(shadow(u64::MAX).bits.load(Relaxed), 24);
     }
 
     #[test]
     fn heavy_entries_make_sampling_denser() {
         // 1 MiB of weight sampled down to 1,024 units holds one 1,000-unit entry:
         // the shadow must sample more keys until it holds enough to judge by.
-        let shadow = Shadow::new(1 << 20, Arc::new(Lookups::new()));
+        let shadow = shadow(1 << 20);
         for i in 0..200_000 {
             shadow.on_insert(hash(i), 1000);
         }
@@ -773,7 +755,7 @@ mod tests {
         // the recency shadow hits every second lookup and the probation-first ones
         // (whose probation holds 4 entries) never. Recency leads by the end of the
         // first period but takes over only at the end of the second.
-        let shadow = Shadow::new(64, Arc::new(Lookups::new()));
+        let shadow = shadow(64);
         let mut keys = (0..u32::MAX).flat_map(|i| [i, i.wrapping_sub(10)]);
         let mut step = |shadow: &Shadow| {
             let h = hash(keys.next().unwrap());
@@ -809,7 +791,7 @@ mod tests {
         // in every shadow alike; counted in sampled lookups, the margin it
         // swells is larger than the recency shadow's lead and the cache kept
         // its start placement.
-        let shadow = Shadow::new(1 << 14, Arc::new(Lookups::new()));
+        let shadow = shadow(1 << 14);
         assert_eq!(shadow.bits(), 4);
         let hot = (1..).find(|&k| shadow.sampled(hash(k))).unwrap();
         let keys = (2_000..52_000u32).flat_map(|i| {
@@ -839,7 +821,7 @@ mod tests {
 
     #[test]
     fn a_loop_keeps_probation_and_a_recency_workload_switches() {
-        let shadow = Shadow::new(256, Arc::new(Lookups::new()));
+        let shadow = shadow(256);
         assert_eq!(shadow.placement(), START);
         // A loop over 300 keys in 256 entries: CLOCK never hits, probation keeps
         // most of the loop.
