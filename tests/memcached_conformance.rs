@@ -39,10 +39,11 @@ fn store(cfg: Cfg) -> (Store, ManualClock) {
     let config = match cfg {
         Cfg::Small => base,
         Cfg::Tiny => StoreConfig {
-            // One item of up to 48 bytes under a one-byte key fits (at most
-            // 125, by the longest header it could have), not two small ones
-            // (77 each), nor one of 60 bytes (141).
-            memory_limit: 125,
+            // One item of up to 39 bytes under a one-byte key fits (at most
+            // 104, by the longest header it could have: a 64-byte arena slot
+            // and 39), not two small ones (56 each: a 16-byte slot), nor
+            // one of 60 bytes (128).
+            memory_limit: 110,
             max_item_size: 64,
             shards: None,
             ..base
@@ -867,12 +868,12 @@ const ERRORS_AND_MISC: &[Case] = &[
     case("stats items when empty", &[(b"stats items\r\n", b"END\r\n")]),
     case(
         "stats items reports every item in class 1",
-        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 77\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:crawler_reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
+        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 56\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:crawler_reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
     ),
     case("stats slabs when empty", &[(b"stats slabs\r\n", b"STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n")]),
     case(
         "stats slabs describes the store as one class of one-item pages",
-        &[SET_K, GET_K_HELLO, (b"stats slabs\r\n", b"STAT 1:chunk_size 32\r\nSTAT 1:chunks_per_page 1\r\nSTAT 1:total_pages 1\r\nSTAT 1:total_chunks 1\r\nSTAT 1:used_chunks 1\r\nSTAT 1:free_chunks 0\r\nSTAT 1:free_chunks_end 0\r\nSTAT 1:mem_requested 77\r\nSTAT 1:get_hits 1\r\nSTAT 1:cmd_set 1\r\nSTAT 1:delete_hits 0\r\nSTAT 1:incr_hits 0\r\nSTAT 1:decr_hits 0\r\nSTAT 1:cas_hits 0\r\nSTAT 1:cas_badval 0\r\nSTAT 1:touch_hits 0\r\nSTAT active_slabs 1\r\nSTAT total_malloced 77\r\nEND\r\n")],
+        &[SET_K, GET_K_HELLO, (b"stats slabs\r\n", b"STAT 1:chunk_size 32\r\nSTAT 1:chunks_per_page 1\r\nSTAT 1:total_pages 1\r\nSTAT 1:total_chunks 1\r\nSTAT 1:used_chunks 1\r\nSTAT 1:free_chunks 0\r\nSTAT 1:free_chunks_end 0\r\nSTAT 1:mem_requested 56\r\nSTAT 1:get_hits 1\r\nSTAT 1:cmd_set 1\r\nSTAT 1:delete_hits 0\r\nSTAT 1:incr_hits 0\r\nSTAT 1:decr_hits 0\r\nSTAT 1:cas_hits 0\r\nSTAT 1:cas_badval 0\r\nSTAT 1:touch_hits 0\r\nSTAT active_slabs 1\r\nSTAT total_malloced 56\r\nEND\r\n")],
     ),
     case(
         "stats settings",
@@ -928,8 +929,8 @@ const ERRORS_AND_MISC: &[Case] = &[
         name: "an item that fits is stored",
         cfg: Cfg::Tiny,
         steps: &[
-            (b"set k 0 0 43\r\n0123456789012345678901234567890123456789012\r\n", b"STORED\r\n"),
-            (b"get k\r\n", b"VALUE k 0 43\r\n0123456789012345678901234567890123456789012\r\nEND\r\n"),
+            (b"set k 0 0 39\r\n012345678901234567890123456789012345678\r\n", b"STORED\r\n"),
+            (b"get k\r\n", b"VALUE k 0 39\r\n012345678901234567890123456789012345678\r\nEND\r\n"),
         ],
     },
     Case {
@@ -1512,7 +1513,7 @@ const META: &[Case] = &[
             (b"ms k 1 T30\r\nx\r\n", b"HD\r\n"),
             (
                 b"me k\r\n",
-                b"ME k exp=30 la=0 cas=1 fetch=no cls=1 size=77\r\n",
+                b"ME k exp=30 la=0 cas=1 fetch=no cls=1 size=56\r\n",
             ),
         ],
     ),
@@ -1524,7 +1525,7 @@ const META: &[Case] = &[
             (b"@advance 3", b""),
             (
                 b"me k\r\n",
-                b"ME k exp=-1 la=3 cas=1 fetch=yes cls=1 size=77\r\n",
+                b"ME k exp=-1 la=3 cas=1 fetch=yes cls=1 size=56\r\n",
             ),
         ],
     ),
@@ -1535,7 +1536,7 @@ const META: &[Case] = &[
             (b"ms Zm9v 1 b\r\nx\r\n", b"HD\r\n"),
             (
                 b"me Zm9v b\r\n",
-                b"ME Zm9v exp=-1 la=0 cas=1 fetch=no cls=1 size=77\r\n",
+                b"ME Zm9v exp=-1 la=0 cas=1 fetch=no cls=1 size=56\r\n",
             ),
         ],
     ),
@@ -1729,9 +1730,9 @@ fn stats_count_gets_hits_and_misses() {
     assert_eq!(stat(&store, "cmd_set"), 1);
     assert_eq!(stat(&store, "curr_items"), 1);
     assert_eq!(stat(&store, "total_items"), 1);
-    // "a" with a one-byte value: a 5-byte block and its length byte (32 as
-    // malloc rounds them) + 45.
-    assert_eq!(stat(&store, "bytes"), 77);
+    // "a" with a one-byte value: a 5-byte block and its length byte, in a
+    // 16-byte arena slot (17 with its share of the page), + 39.
+    assert_eq!(stat(&store, "bytes"), 56);
     assert_eq!(stat(&store, "limit_maxbytes"), 1 << 20);
 }
 

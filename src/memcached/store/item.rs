@@ -1,19 +1,21 @@
 //! What the store keeps per key, and what one item costs in memory.
 //!
-//! An item is one heap block, the cache's key: a small header, the key, and
-//! the value ([`Block`]), behind a thin pointer (8 bytes in the cache's slot,
-//! where a boxed slice takes 16). The cache's value is one atomic word ([`Meta`]):
-//! the access state (last access, fetched, stale, win token sent), which
-//! reads change under the shard's read lock. The expiry is the cache's own
-//! deadline, and reads go through the cache's visitor, so a hit copies the
-//! value straight from the block into the reply, under the read lock.
+//! An item is one block, the cache's key: a small header, the key, and the
+//! value ([`Block`]), in a slot of the store's arena, named by a 4-byte
+//! handle (see [`thin`](super::thin)). The cache's value is one 4-byte
+//! atomic word ([`Meta`]): the access state (last access, fetched, stale, win
+//! token sent), which reads change under the shard's read lock. With both
+//! 4 bytes the cache's slot for an item is 24 bytes, with no padding. The
+//! expiry is the cache's own deadline, and reads go through the cache's
+//! visitor, so a hit copies the value straight from the block into the
+//! reply, under the read lock.
 //!
 //! A value of [`LARGE_FROM`] bytes or more lives in a [`Bytes`] of its own
 //! instead, so a reply can share it with the cache rather than copy it (one
 //! reference-count increment), and a connection that drains slowly holds a
 //! reference, not a copy.
 
-use crate::sync::AtomicU64;
+use crate::sync::AtomicU32;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -25,38 +27,38 @@ use bytes::Bytes;
 use super::output::Sink;
 use super::thin::{self, Held, Thin};
 
-/// The bytes one item costs beyond its block (header, key and value, as the
-/// allocator rounds them: glibc's size word, in 16-byte steps): the cache's slot for it, its
-/// share of the table's spare room, the eviction policy's bookkeeping, and
-/// its share of the allocator's free lists.
-///
-/// Measured on x86-64 (`tests/memcached_memory.rs` checks with a counting
-/// allocator that the charge covers what the store asks for):
+/// The bytes one item costs beyond its block (header, key and value, in its
+/// arena slot with its share of the slot's page): the cache's slot for it,
+/// its share of the table's spare room, and the eviction policy's
+/// bookkeeping.
 ///
 /// | part | bytes |
 /// |---|---|
-/// | the slot: thin block pointer 8, state word 8, hash, deadline, policy word, link 16 | 32 |
-/// | the table's spare slots and control bytes: 6–15 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); up to ~30 with 64–128 items per shard, where whole groups of 15 slots round it up | 6–30 |
+/// | the slot: block handle 4, state word 4, hash 4, deadline 4, policy word 4, link 4 | 24 |
+/// | the table's spare slots and control bytes: 5–12 with thousands of items per shard (at most 87.5% full, 70% just after growing by a quarter); more with 64–128 items per shard, where whole groups of 15 slots round it up | 5–12 |
 /// | policy state (ghost fingerprints, queue vectors), averaged | ~4 |
 ///
-/// The counting allocator's test reads 69–74 bytes per 10-byte item asked
-/// for (a 29-byte block and the structures) at five fill levels, against 93
-/// charged (a 48-byte malloc chunk and this).
+/// Measured on x86-64, 2026-12-03:
+/// - from the outside: `larder-server -m M` filled to 4 x what fits, at `M`
+///   = 56, 60, 64, 68 and 72; RSS less the empty server's, over the items
+///   held, less the block's slot. 31.9–37.2 bytes (mean 34.9) with 10-byte
+///   values, 35.4–41.1 (mean 37.7) with 100-byte values; the spread is
+///   where the tables stand in their growth.
+/// - with a counting allocator (`tests/memcached_memory.rs`, which checks
+///   that a full store asks for no more than its limit): 30–34 bytes with
+///   10-byte values, 38.4 with 100-byte values at an 8 MiB limit.
 ///
-/// The constant is set from the outside measure (2026-12-03, this crate's
-/// host): `larder-server -m M` filled to 4 x what fits, at five sizes `M`
-/// from 56 to 72, twice; RSS less the empty server's, over the items held.
-/// Per item, 88.1–95.9 bytes (mean 91.6) with 10-byte values, a 48-byte
-/// chunk and 43.6 beyond it; 169.4–178.8 (mean 174) with 100-byte values, a
-/// 128-byte chunk and 46 beyond it. 45 is between the two: a store's `bytes`
-/// runs from 3% under to 6% over what its items really hold, and within 2%
-/// on average; the spread is mostly where the tables stand in their growth.
-/// (With the slot's 16-byte fat pointer the same measure read 114 and 192
-/// bytes per item at one size.) That is with the server's allocator
-/// settings (one arena, a fixed mapping threshold; see `larder-server`'s
-/// `malloc` module): a program that embeds the store with glibc's defaults
-/// can hold up to ~20% more, as replaced tables leave holes in the heap.
-pub const ITEM_OVERHEAD: u32 = 45;
+/// 39 covers the allocator's count at every point the test takes. Against
+/// the outside measure it is 1.3 bytes over the mean at 100-byte values and
+/// 4.1 over at 10-byte ones: a store's `bytes` runs from 1% under to 11%
+/// over what its items really hold, and 1% (100 B) to 6% (10 B) over on
+/// average. (With the 8-byte block pointers and 8-byte state
+/// word before, it was 45, on top of glibc's 16-byte rounding and 8-byte
+/// chunk header.) That is with the server's allocator settings (one arena, a
+/// fixed mapping threshold; see `larder-server`'s `malloc` module): a
+/// program that embeds the store with glibc's defaults can hold more, as
+/// replaced tables leave holes in the heap.
+pub const ITEM_OVERHEAD: u32 = 39;
 
 /// Values this long or longer are kept apart from the item's header, in a
 /// buffer replies share instead of copying.
@@ -77,30 +79,30 @@ const FLAGS_FOLLOW: u8 = 0b111;
 const EPOCH_FOLLOWS: u8 = 0b1_1111;
 const EPOCH_SHIFT: u32 = 3;
 
-/// Low 32 bits of the state: second of the last access, counted from the
-/// store's start.
-const ACCESS_MASK: u64 = u32::MAX as u64;
+/// Low 29 bits of the state: second of the last access, counted from the
+/// store's start (17 years' worth; later seconds read as the last one).
+const ACCESS_MASK: u32 = (1 << 29) - 1;
 /// Fetched since it was stored.
-pub(crate) const FETCHED: u64 = 1 << 32;
+pub(crate) const FETCHED: u32 = 1 << 29;
 /// Marked stale by `md … I` (or stored stale by `ms … I`).
-pub(crate) const STALE: u64 = 1 << 33;
+pub(crate) const STALE: u32 = 1 << 30;
 /// A win token (`W`) was handed out for this item.
-pub(crate) const TOKEN_SENT: u64 = 1 << 34;
+pub(crate) const TOKEN_SENT: u32 = 1 << 31;
 
 /// The longest key a block can hold.
 pub(crate) const MAX_KEY: usize = u8::MAX as usize;
 
-/// One stored item, the cache's key: header, key and value in one
-/// allocation behind a thin pointer (8 bytes in the cache's slot), or, for
-/// a large value, the header and key with the value beside them.
+/// One stored item, the cache's key: header, key and value in one arena
+/// slot behind a 4-byte handle, or, for a large value, the header and key
+/// with the value beside them.
 ///
 /// Layout: `[key length: u8][key][field byte][flags][cas][epoch][value]`,
 /// the three numbers as LEB128 varints, flags and epoch only when they do
 /// not fit the field byte (3 bits for flags below 7, 5 for epochs below 31):
 /// most items have small flags, a small epoch and a CAS far below 2^64, so
 /// the header after the key is usually 2 to 6 bytes, not 16, which often
-/// moves a small item into a smaller malloc size class. The thin pointer's
-/// own length prefix (see [`thin`](super::thin)) comes before it. A block
+/// moves a small item into a smaller size class. The block's own length
+/// prefix (see [`thin`](super::thin)) comes before it. A block
 /// compares and hashes as its key, so the cache finds it by a `&[u8]`.
 pub(crate) struct Block(Thin<Large>);
 
@@ -272,7 +274,7 @@ impl Block {
     /// What this block costs on the heap, allocator rounding included.
     pub(crate) fn cost(&self) -> usize {
         match self.0.get() {
-            Held::Bytes(b) => alloc_size(thin::bytes_size(b.len())),
+            Held::Bytes(_) => self.0.cost(),
             Held::Boxed(l) => large_cost(l.head.len(), l.value.len()),
         }
     }
@@ -294,22 +296,23 @@ impl Block {
     }
 }
 
-/// The most a block of this key and value length can cost on the heap,
-/// allocator rounding included, whatever its fields (for checks made before
+/// The most a block of this key and value length can cost, whatever its
+/// fields (for checks made before
 /// the block exists; the weigher charges each block as built, [`Block::cost`]).
 pub(crate) fn block_cost(key_len: usize, value_len: usize) -> usize {
     let head = KEY_AT + key_len + MAX_FIELDS;
     if value_len < LARGE_FROM {
-        alloc_size(thin::bytes_size(head + value_len))
+        thin::bytes_cost(head + value_len)
     } else {
         large_cost(head, value_len)
     }
 }
 
-/// The box, the header, the value, and the value's shared-owner record (made
-/// by its first shared reply).
+/// The box's arena slot, the box, the header, the value, and the value's
+/// shared-owner record (made by its first shared reply).
 fn large_cost(head_len: usize, value_len: usize) -> usize {
-    alloc_size(std::mem::size_of::<Large>())
+    thin::boxed_slot_cost()
+        + alloc_size(std::mem::size_of::<Large>())
         + alloc_size(head_len)
         + alloc_size(value_len)
         + alloc_size(3 * std::mem::size_of::<usize>())
@@ -392,20 +395,26 @@ impl fmt::Debug for Block {
 /// The cache's value for an item: its access state, which reads change
 /// without the shard's write lock.
 #[derive(Debug)]
-pub(crate) struct Meta(AtomicU64);
+pub(crate) struct Meta(AtomicU32);
 
 impl Meta {
-    pub(crate) fn new(state: u64) -> Meta {
-        Meta(AtomicU64::new(state))
+    pub(crate) fn new(state: u32) -> Meta {
+        Meta(AtomicU32::new(state))
     }
 
-    pub(crate) fn state(&self) -> u64 {
+    /// The state word of an item accessed at second `now` (of the store's
+    /// uptime), with no flags.
+    pub(crate) fn fresh(now: u32) -> u32 {
+        now.min(ACCESS_MASK)
+    }
+
+    pub(crate) fn state(&self) -> u32 {
         self.0.load(Acquire)
     }
 
     /// Flag bits that a successor of this item inherits when it replaces it
     /// in place (stale value kept stale).
-    pub(crate) fn sticky_bits(&self) -> u64 {
+    pub(crate) fn sticky_bits(&self) -> u32 {
         self.state() & (STALE | TOKEN_SENT)
     }
 
@@ -415,9 +424,9 @@ impl Meta {
     /// the access time is harmless, while a blind store could erase a win
     /// token set by another reader. Nothing is written when nothing changes,
     /// so a hot item's line stays shared between readers.
-    pub(crate) fn record_fetch(&self, now: u32) -> u64 {
+    pub(crate) fn record_fetch(&self, now: u32) -> u32 {
         let old = self.state();
-        let new = (old & !ACCESS_MASK) | FETCHED | u64::from(now);
+        let new = (old & !ACCESS_MASK) | FETCHED | Meta::fresh(now);
         if new != old {
             let _ = self.0.compare_exchange(old, new, AcqRel, Relaxed);
         }
@@ -430,8 +439,8 @@ impl Meta {
     }
 
     /// The second of the last access, from a state word.
-    pub(crate) fn last_access(state: u64) -> u32 {
-        (state & ACCESS_MASK) as u32
+    pub(crate) fn last_access(state: u32) -> u32 {
+        state & ACCESS_MASK
     }
 }
 
@@ -598,16 +607,17 @@ mod tests {
             Block::new(head, &[&[b'v'; 100]])
         };
         // Length prefix, key length, key, field byte, a 3-byte CAS, value: a
-        // 120-byte block, the most a 128-byte malloc chunk holds.
+        // 120-byte block, in a 120-byte slot (its share of the arena page,
+        // 121 bytes), where a flags or epoch byte more takes a 128-byte one.
         for (flags, epoch) in [(0, 0), (6, 0), (0, 30), (2, 5)] {
             assert_eq!(
                 block(flags, epoch).cost(),
-                128,
+                121,
                 "flags {flags}, epoch {epoch}"
             );
         }
-        assert_eq!(block(7, 0).cost(), 144);
-        assert_eq!(block(0, 31).cost(), 144);
+        assert_eq!(block(7, 0).cost(), 129);
+        assert_eq!(block(0, 31).cost(), 129);
     }
 
     #[test]
@@ -620,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn an_inline_block_is_one_allocation_of_its_charged_size() {
+    fn an_inline_block_is_one_arena_slot_of_its_charged_size() {
         let typical = Head {
             key: &[b'k'; 14],
             flags: 0,
@@ -633,7 +643,8 @@ mod tests {
         };
         // Key length, key, field byte, CAS, value; the varint length before.
         assert_eq!(bytes.len(), 1 + 14 + 1 + 5 + 100);
-        assert_eq!(b.cost(), alloc_size(1 + bytes.len()));
+        // A 128-byte slot: 255 to a 32 KiB page, after its header.
+        assert_eq!(b.cost(), 129);
         assert!(b.cost() <= block_cost(14, 100));
         assert_eq!(alloc_size(122), 144);
         assert_eq!(alloc_size(120), 128);
@@ -642,6 +653,9 @@ mod tests {
         assert_eq!(alloc_size(163_817), 167_936);
         assert_eq!(alloc_size(163_816), 163_840);
         assert_eq!(alloc_size(135_150), 139_264);
-        assert_eq!(std::mem::size_of::<Block>(), 8);
+        assert_eq!(std::mem::size_of::<Block>(), 4);
+        // The cache's slot for an item: handle, state word, hash, deadline,
+        // policy word, link, with no padding.
+        assert_eq!(std::mem::size_of::<crate::slab::Slot<Block, Meta>>(), 24);
     }
 }

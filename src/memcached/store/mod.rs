@@ -11,8 +11,9 @@
 //!   `cas`, `incr`/`decr`, `touch`, `gat`, and the meta commands that change
 //!   an item) runs under its shard's write lock (the cache's `compute`), so it
 //!   is atomic with respect to every other command on the same key.
-//! - An item's weight is what it costs on the heap: its block (header, key and
-//!   value, as the allocator rounds it) plus [`ITEM_OVERHEAD`]; the store refuses an
+//! - An item's weight is what it costs in memory: its block (header, key and
+//!   value, in the arena slot it takes, or on the heap as the allocator
+//!   rounds it for long ones) plus [`ITEM_OVERHEAD`]; the store refuses an
 //!   item heavier than a shard's share of the memory limit before the cache
 //!   sees it, so nothing reported as stored is dropped on the way in.
 //! - CAS uniques come from one counter: unique and increasing (unless a
@@ -46,8 +47,10 @@
 //!   stored already expired, which larder does not. `get_flushed` counts
 //!   only the rare lookup that meets a flushed item before `flush_all` has
 //!   reclaimed it (reclaiming is eager).
-//! - Memory: each item is one heap block of a 4-24 byte header, key and value
-//!   (rounded as the allocator rounds it), plus [`ITEM_OVERHEAD`] bytes in the
+//! - Memory: each item is one block of a 4-24 byte header, key and value, in
+//!   a slot of the store's arena (size classes 8 or 16 bytes apart, with no
+//!   header of their own) up to 1 KiB, on the heap beyond, plus
+//!   [`ITEM_OVERHEAD`] bytes in the
 //!   cache (memcached: a 48–56 byte header and slab-class rounding), all
 //!   counted against `memory_limit`. Slab and
 //!   item statistics describe one pseudo slab class, `1`; `stats cachedump
@@ -669,8 +672,8 @@ impl Store {
     }
 
     /// The state word of an item stored now: accessed now, not fetched.
-    fn fresh_state(&self, now_ms: u64) -> u64 {
-        u64::from(self.time.uptime_secs(now_ms))
+    fn fresh_state(&self, now_ms: u64) -> u32 {
+        Meta::fresh(self.time.uptime_secs(now_ms))
     }
 
     /// Whether an item of these lengths can be stored at all.
@@ -808,7 +811,7 @@ impl Store {
     }
 
     /// Stores `block` with `expiry`, unconditionally.
-    fn put(expiry: Expiry, block: Block, state: u64) -> KeyedOp<Block, Meta> {
+    fn put(expiry: Expiry, block: Block, state: u32) -> KeyedOp<Block, Meta> {
         match expiry {
             Expiry::Expired => KeyedOp::Remove,
             e => KeyedOp::PutWithTtl(Some(block), Meta::new(state), e.ttl()),
@@ -816,7 +819,7 @@ impl Store {
     }
 
     /// Stores `block` keeping the old entry's expiry.
-    fn replace(block: Block, state: u64) -> KeyedOp<Block, Meta> {
+    fn replace(block: Block, state: u32) -> KeyedOp<Block, Meta> {
         KeyedOp::Put(Some(block), Meta::new(state))
     }
 

@@ -816,7 +816,7 @@ impl Store {
     }
 
     /// Stores `block` outright (a `set`): recorded like any change.
-    pub(super) fn put_recorded(&self, expiry: Expiry, block: Block, state: u64, now_ms: u64) {
+    pub(super) fn put_recorded(&self, expiry: Expiry, block: Block, state: u32, now_ms: u64) {
         // The key outlives the block moved into the closure (keys are at
         // most 255 bytes: no allocation).
         let mut copy = [0u8; 256];

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::item::{self, Block, Head, Meta};
-use super::{Store, ITEM_OVERHEAD};
+use super::{thin, Store, ITEM_OVERHEAD};
 use crate::snapshot::{Codec, DecodeError, LoadReport, SaveReport, SnapshotError, SnapshotOptions};
 use crate::sync::{AtomicU64, Mutex};
 
@@ -37,7 +37,10 @@ const META_VERSION: u8 = 2;
 const ITEM_HEAD: usize = 4 + 8 + 1;
 /// The state bits a snapshot keeps (stale, fetched, win token sent), shifted
 /// down into one byte.
-const KEPT_STATE: u64 = item::FETCHED | item::STALE | item::TOKEN_SENT;
+const KEPT_STATE: u32 = item::FETCHED | item::STALE | item::TOKEN_SENT;
+/// Where those bits sit in the state word, above the access second: the
+/// byte keeps fetched in bit 0, stale in bit 1, token sent in bit 2.
+const MARKS_SHIFT: u32 = item::FETCHED.trailing_zeros();
 /// A mark of its own in that byte: the item was flushed (invalidated by a
 /// `flush_all` but not yet reclaimed) when it was saved; it is restored
 /// invalid, never live.
@@ -127,7 +130,7 @@ impl Codec<Block, Meta> for ItemCodec<'_> {
     fn encode_value(&self, block: &Block, meta: &Meta, out: &mut Vec<u8>) {
         out.extend_from_slice(&block.flags().to_le_bytes());
         out.extend_from_slice(&block.cas().to_le_bytes());
-        let mut marks = ((meta.state() & KEPT_STATE) >> 32) as u8;
+        let mut marks = ((meta.state() & KEPT_STATE) >> MARKS_SHIFT) as u8;
         if !self.store.is_live(block) {
             marks |= FLUSHED;
         }
@@ -152,7 +155,7 @@ impl Codec<Block, Meta> for ItemCodec<'_> {
         let flags = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         w.copy_from_slice(&head[4..12]);
         let cas = u64::from_le_bytes(w);
-        let marks = (u64::from(head[12]) << 32) & KEPT_STATE;
+        let marks = (u32::from(head[12]) << MARKS_SHIFT) & KEPT_STATE;
         if cas < super::GENERATED_CAS_LIMIT {
             self.highest.fetch_max(cas, Relaxed);
         }
@@ -257,7 +260,7 @@ impl Store {
     pub fn restore(&self, input: impl Read) -> Result<LoadReport, SnapshotError> {
         let codec = self.codec();
         // The lightest item: a one-byte key, an empty value, small fields.
-        let lightest = u64::from(ITEM_OVERHEAD) + item::alloc_size(8) as u64;
+        let lightest = u64::from(ITEM_OVERHEAD) + thin::smallest_cost() as u64;
         let options = SnapshotOptions::new()
             .unix_now_ms(codec.unix_now)
             .max_entries(self.memory_limit() / lightest);

@@ -396,13 +396,14 @@ impl Store {
         w.number("items:1:outofmemory", counter(Counter::StoreNoMemory));
     }
 
-    /// `stats slabs`: the one class, `1`, describes the store itself. Each
-    /// item is its own allocation, so a "chunk" is an item and a "page"
-    /// holds one chunk; `chunk_size` is the largest item the class takes
-    /// (the item size limit); nothing is ever allocated and left free.
+    /// `stats slabs`: the one class, `1`, describes the store itself. A
+    /// "chunk" is an item and a "page" holds one chunk; `chunk_size` is the
+    /// largest item the class takes (the item size limit). The arena's
+    /// free slots (left by items of a size no longer stored) are not
+    /// reported.
     /// `total_malloced` is what the store's accounting charges against the
-    /// memory limit: every item's heap block as the allocator rounds it
-    /// plus its fixed overhead ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the
+    /// memory limit: every item's block as it is stored (its arena slot, or
+    /// its heap block as the allocator rounds it) plus its fixed overhead ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the
     /// same figure as `bytes`; the connection buffers are not in it.
     fn slab_stats(&self, w: &mut StatWriter<'_>) {
         let items = self.cache.len() as u64;

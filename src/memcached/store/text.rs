@@ -407,7 +407,7 @@ impl Store {
     /// fit the old length (padded with spaces), and the item keeps its
     /// state (fetched, stale, win token); a longer number is a new item, with
     /// a fresh state.
-    pub(super) fn counter_state(&self, old: &ItemRef<'_>, value: &[u8], now: u64) -> u64 {
+    pub(super) fn counter_state(&self, old: &ItemRef<'_>, value: &[u8], now: u64) -> u32 {
         if value.len() == old.block.value().len() {
             old.meta.state()
         } else {

@@ -1,45 +1,385 @@
-//! A thin owning pointer for an item's block: one of the library's two
-//! modules with unsafe code (the other is the shards' lock,
-//! `src/slotted.rs`; the server binary's `mallopt` call aside).
+//! A four-byte owning handle for an item's block, and the arena the blocks
+//! live in: one of the library's two modules with unsafe code (the other is
+//! the shards' lock, `src/slotted.rs`; the server binary's `mallopt` call
+//! aside).
 //!
-//! The store keeps one block per item in the cache's slot. A `Box<[u8]>` is
-//! a pointer and a length, 16 bytes; an enum of it and a second box needs
-//! no more, but no less either. [`Thin`] is 8 bytes: one pointer, either to
-//! a byte block that starts with its own length (a LEB128 varint, one byte
-//! below 128 bytes and two below 16 KiB), or, tagged in its lowest bit, to a
-//! boxed `L`. Eight bytes less per slot is eight bytes less per item, and a
-//! little more with the table's spare slots (`tests/memcached_memory.rs`
-//! and `BENCHMARKS.md` have the figures).
+//! # Why a handle, and why an arena
+//! The store keeps one block per item as the cache's key, and a 4-byte state
+//! word as its value. With an 8-byte pointer for the key the cache's slot is
+//! 28 bytes, which its 8-byte alignment pads to 32; with a 4-byte handle it
+//! is 24, with no padding. At the table's 70-87.5% fill that is 9-11 bytes
+//! less per item, on items of ~100-200 bytes.
 //!
-//! The invariants every `unsafe` block below relies on:
-//! 1. `ptr` is never null and comes from one of the two constructors, which
-//!    never change afterwards; nothing writes through it once built.
-//! 2. Bit 0 of its address is 1 exactly when it points (one byte past) a
-//!    live `L` from `Box::into_raw`; `L` is aligned to at least 2.
-//! 3. Otherwise it points at an allocation of [`BYTES_ALIGN`], of exactly
-//!    `varint_len(n) + n` bytes, all initialised: the varint `n`, then the
-//!    `n` bytes of the block.
-//! 4. The pointer is owned: dropped once, by `Drop`.
+//! A handle names an 8-byte *unit* of the arena: the top 20 bits a page
+//! (32 KiB, so 32 GiB in all), the low 12 the unit within it. Pages are cut
+//! into the slots of one size class each, classes 8 bytes apart up to 512
+//! bytes and 16 apart up to [`DIRECT_MAX`]. A slot has no header of its own,
+//! where glibc's malloc puts an 8-byte size word before every chunk and
+//! rounds to 16: a 120-byte block costs 120 bytes and a tenth of a percent
+//! of its page, not 128, and a 121-byte one 128, not 144.
+//!
+//! Larger byte blocks, and boxed values (the store's large items), live on
+//! the heap as before, and their 8-byte pointer sits in a slot of the
+//! arena's two pointer classes: 8 bytes more per item, under 1% of items
+//! that large. So do byte blocks made once most page numbers are in use, so
+//! the arena can never run out of handles before memory.
+//!
+//! # The arena's structures
+//! - `PAGES`, a table from page number to the page's address, its low bits
+//!   tagged with what the page's slots hold (bytes, a pointer to bytes, a
+//!   pointer to a boxed value). A read resolves a handle with one load from
+//!   it, lock-free: the handle reached the reader through the shard's lock,
+//!   after the page was published.
+//! - Per class, a mutex over the list of its pages with a free slot. Every
+//!   allocation and free takes the class's lock (memcached takes one lock
+//!   for all its classes); nothing on the read path does.
+//! - Per page, a 32-byte header: its class, the slots in use, the head of
+//!   its free list (threaded through the free slots' first four bytes) and
+//!   how far it has been carved.
+//!
+//! A page whose last slot is freed goes back to the heap unless it is its
+//! class's only page with room (so one item coming and going does not
+//! allocate and free a page each time). Slots freed in a class stay with it
+//! until their page empties: like memcached's slab classes, a store whose
+//! item sizes shift keeps the old sizes' free slots, where glibc's malloc
+//! could merge neighbouring free chunks.
+//!
+//! # Invariants every `unsafe` block below relies on
+//! 1. A handle is live from `alloc` to `free`, owned by exactly one
+//!    [`Thin`], and its page stays allocated while any handle in it is
+//!    live (a page is freed only when its `used` count reaches zero).
+//! 2. `PAGES[p]` is null or the address of a live page allocated with
+//!    [`page_layout`], tagged with its kind; it changes only under the
+//!    page's class lock, and only while no handle in the page is live.
+//! 3. A page's header fields other than `class` change only under its
+//!    class's lock; `class` is set before the page is published and never
+//!    changes.
+//! 4. A live slot of the bytes kind holds a varint `n` and `n` initialised
+//!    bytes, written before the handle is returned and never after. A live
+//!    slot of a pointer kind holds a pointer, written the same way, to a
+//!    heap block of `varint + n` bytes (at [`HEAP_ALIGN`]) or a `Box<L>` of
+//!    the `Thin<L>` that owns the handle.
+//! 5. A free slot's first four bytes are its free list's next unit (0 for
+//!    none), read and written only under the class's lock.
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{self, Layout};
 use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::num::NonZeroU32;
+use std::ptr;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::item::put_varint;
+use parking_lot::Mutex;
 
-/// The alignment byte blocks are allocated at, so that their addresses are
-/// even and bit 0 can tag the boxed kind.
-const BYTES_ALIGN: usize = 2;
+use super::item::{alloc_size, put_varint};
+
+/// The arena's allocation unit, and the alignment of every slot.
+const UNIT: usize = 8;
+/// Bits of a handle that name a unit within a page.
+const UNIT_BITS: u32 = 12;
+/// Units per page.
+const PAGE_UNITS: u32 = 1 << UNIT_BITS;
+/// Bytes per page (32 KiB).
+const PAGE: usize = UNIT << UNIT_BITS;
+/// The most pages: every handle is a `u32`.
+const MAX_PAGES: usize = 1 << (32 - UNIT_BITS);
+/// Units of a page's header; no slot starts at unit 0, so no handle is 0.
+const HEAD_UNITS: u32 = 4;
+const _: () = assert!(std::mem::size_of::<PageHead>() <= HEAD_UNITS as usize * UNIT);
+
+/// The largest byte block (length varint included) kept in a slot of its
+/// own size; longer ones live on the heap behind a pointer slot. Above this
+/// glibc's rounding costs at most 2% of a block, and the pointer under 1%.
+pub(crate) const DIRECT_MAX: usize = 1024;
 
 /// The longest byte block: its length takes at most 3 varint bytes.
 pub(crate) const MAX_BYTES: usize = (1 << 21) - 1;
 
-/// An owned byte block or boxed `L`, behind one pointer.
+/// The alignment of the heap blocks behind pointer slots.
+const HEAP_ALIGN: usize = 1;
+
+/// What a page's slots hold, tagged in the low bits of its `PAGES` entry.
+const BYTES: usize = 0;
+const HEAP_BYTES: usize = 1;
+const BOXED: usize = 2;
+const KIND_MASK: usize = 0b11;
+
+/// The class of heap-block pointers, and of boxed-value pointers.
+const HEAP_CLASS: usize = 0;
+const BOXED_CLASS: usize = 1;
+/// The first class of byte blocks (16 bytes).
+const FIRST_BYTES: usize = 2;
+/// Classes 8 bytes apart up to this size, 16 apart beyond it.
+const FINE_UP_TO: usize = 512;
+/// Every class: the two pointer classes, then the byte classes.
+const CLASSES: usize = FIRST_BYTES + (FINE_UP_TO / 8 - 1) + (DIRECT_MAX - FINE_UP_TO) / 16;
+
+/// A page's list position when it has no free slot.
+const NOT_OPEN: u32 = u32::MAX;
+
+/// The page table (see the module docs). Zeroed, so it costs no memory until
+/// pages are used, from page 0 up.
+static PAGES: [AtomicPtr<u8>; MAX_PAGES] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_PAGES];
+
+/// The arena every [`Thin`] lives in.
+static ARENA: Arena = Arena {
+    pages: &PAGES,
+    open: [const { Mutex::new(Vec::new()) }; CLASSES],
+    ids: Mutex::new(Ids {
+        next: 0,
+        free: Vec::new(),
+    }),
+    in_use: AtomicU32::new(0),
+};
+
+/// Pages cut into slots (one static instance; tests make small ones).
+struct Arena {
+    /// Page number to tagged page address.
+    pages: &'static [AtomicPtr<u8>],
+    /// Per class, its pages with a free slot.
+    open: [Mutex<Vec<u32>>; CLASSES],
+    /// Page numbers: the next never used, and those given back.
+    ids: Mutex<Ids>,
+    /// Pages in use (read without the lock, for the direct-or-heap choice).
+    in_use: AtomicU32,
+}
+
+struct Ids {
+    next: u32,
+    free: Vec<u32>,
+}
+
+/// The start of every page. Atomics only so that nothing here is a data
+/// race by construction; every field but `class` changes under the class's
+/// lock (invariant 3).
+#[repr(C)]
+struct PageHead {
+    class: AtomicU32,
+    /// Slots handed out and not freed.
+    used: AtomicU32,
+    /// The first free slot's unit (0: none).
+    free: AtomicU32,
+    /// The first unit never handed out.
+    carved: AtomicU32,
+    /// Where the page is in its class's open list (`NOT_OPEN`: not there).
+    open_at: AtomicU32,
+}
+
+/// A page's layout. Aligned to 16, what malloc gives anyway: a larger
+/// alignment sends glibc to `memalign`, which asks for more than a page and
+/// so cannot reuse the exact hole a freed page leaves.
+fn page_layout() -> Layout {
+    Layout::from_size_align(PAGE, 16).expect("a 32 KiB page")
+}
+
+/// The size of a class's slots, in bytes.
+const fn class_size(class: usize) -> usize {
+    if class < FIRST_BYTES {
+        8
+    } else if class < FIRST_BYTES + FINE_UP_TO / 8 - 1 {
+        (class - FIRST_BYTES + 2) * 8
+    } else {
+        FINE_UP_TO + (class - (FIRST_BYTES + FINE_UP_TO / 8 - 1) + 1) * 16
+    }
+}
+
+/// The class of a byte block of `size` bytes (at most [`DIRECT_MAX`]).
+fn class_of(size: usize) -> usize {
+    debug_assert!(size <= DIRECT_MAX);
+    if size <= FINE_UP_TO {
+        FIRST_BYTES + size.max(16).div_ceil(8) - 2
+    } else {
+        FIRST_BYTES + FINE_UP_TO / 8 - 1 + (size - FINE_UP_TO).div_ceil(16) - 1
+    }
+}
+
+/// Slots per page of a class.
+const fn per_page(class: usize) -> u32 {
+    (PAGE_UNITS - HEAD_UNITS) / (class_size(class) / UNIT) as u32
+}
+
+/// What one slot of a class costs: its page's bytes over its slots, so the
+/// page's header and the tail too short for a slot are paid for.
+fn slot_cost(class: usize) -> usize {
+    PAGE.div_ceil(per_page(class) as usize)
+}
+
+/// The page's header.
+///
+/// # Safety
+/// `base` is a live page (invariant 2).
+unsafe fn head<'a>(base: *mut u8) -> &'a PageHead {
+    // SAFETY: a live page starts with its initialised header, 16-aligned.
+    unsafe { &*base.cast::<PageHead>() }
+}
+
+/// A slot's address.
+#[inline]
+fn slot_at(base: *mut u8, unit: u32) -> *mut u8 {
+    base.wrapping_add(unit as usize * UNIT)
+}
+
+/// A handle's page number and unit.
+#[inline]
+fn split(handle: NonZeroU32) -> (usize, u32) {
+    (
+        (handle.get() >> UNIT_BITS) as usize,
+        handle.get() & (PAGE_UNITS - 1),
+    )
+}
+
+impl Arena {
+    /// The page's address and kind.
+    #[inline]
+    fn page(&self, id: usize) -> (*mut u8, usize) {
+        let tagged = self.pages[id].load(Acquire);
+        (
+            tagged.map_addr(|a| a & !KIND_MASK),
+            tagged.addr() & KIND_MASK,
+        )
+    }
+
+    /// A live handle's slot address and its page's kind.
+    #[inline]
+    fn slot(&self, handle: NonZeroU32) -> (*mut u8, usize) {
+        let (id, unit) = split(handle);
+        let (base, kind) = self.page(id);
+        (slot_at(base, unit), kind)
+    }
+
+    /// Whether byte blocks should still get slots of their own size.
+    fn direct(&self) -> bool {
+        self.in_use.load(Relaxed) < (self.pages.len() as u32 / 8) * 7
+    }
+
+    /// Takes a slot of `class`; returns its handle and address.
+    fn alloc_slot(&self, class: usize) -> (NonZeroU32, *mut u8) {
+        let units = (class_size(class) / UNIT) as u32;
+        let mut open = self.open[class].lock();
+        let id = match open.last() {
+            Some(&id) => id,
+            None => self.new_page(class, &mut open),
+        };
+        let (base, _) = self.page(id as usize);
+        // SAFETY: pages in an open list are live (invariant 2).
+        let h = unsafe { head(base) };
+        let unit = match h.free.load(Relaxed) {
+            0 => {
+                let unit = h.carved.load(Relaxed);
+                h.carved.store(unit + units, Relaxed);
+                unit
+            }
+            unit => {
+                // SAFETY: invariant 5: a free slot of this live page, under
+                // its class's lock; slots are 8-aligned.
+                let next = unsafe { slot_at(base, unit).cast::<u32>().read() };
+                h.free.store(next, Relaxed);
+                unit
+            }
+        };
+        h.used.fetch_add(1, Relaxed);
+        if h.free.load(Relaxed) == 0 && h.carved.load(Relaxed) + units > PAGE_UNITS {
+            // Full: out of the open list (it is the last entry).
+            open.pop();
+            h.open_at.store(NOT_OPEN, Relaxed);
+        }
+        let handle = (id << UNIT_BITS) | unit;
+        (
+            NonZeroU32::new(handle).expect("no slot at unit 0"),
+            slot_at(base, unit),
+        )
+    }
+
+    /// Allocates and publishes a page of `class`, opened at the end of
+    /// `open`.
+    fn new_page(&self, class: usize, open: &mut Vec<u32>) -> u32 {
+        let id = {
+            let mut ids = self.ids.lock();
+            match ids.free.pop() {
+                Some(id) => id,
+                None if (ids.next as usize) < self.pages.len() => {
+                    ids.next += 1;
+                    ids.next - 1
+                }
+                // Every page number in use: byte blocks went to the heap
+                // long before (`direct`), so this takes 4 billion pointer
+                // slots.
+                None => alloc::handle_alloc_error(page_layout()),
+            }
+        };
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { alloc::alloc(page_layout()) };
+        if base.is_null() {
+            alloc::handle_alloc_error(page_layout());
+        }
+        let fields = [class as u32, 0, 0, HEAD_UNITS, open.len() as u32];
+        // SAFETY: a fresh allocation of 32 KiB, 16-aligned; the header is
+        // five `u32`s (`repr(C)`), written before anyone else can see the
+        // page.
+        unsafe { base.cast::<[u32; 5]>().write(fields) };
+        let kind = match class {
+            HEAP_CLASS => HEAP_BYTES,
+            BOXED_CLASS => BOXED,
+            _ => BYTES,
+        };
+        self.pages[id as usize].store(base.map_addr(|a| a | kind), Release);
+        self.in_use.fetch_add(1, Relaxed);
+        open.push(id);
+        id
+    }
+
+    /// Gives a slot back; frees its page when that leaves it empty and its
+    /// class has another page with room.
+    ///
+    /// # Safety
+    /// `handle` is live, from this arena, and owned by the caller, who never
+    /// uses it again.
+    unsafe fn free_slot(&self, handle: NonZeroU32) {
+        let (id, unit) = split(handle);
+        let (base, _) = self.page(id);
+        // SAFETY: invariant 1: the page of a live handle is live.
+        let h = unsafe { head(base) };
+        let class = h.class.load(Relaxed) as usize;
+        let mut open = self.open[class].lock();
+        // SAFETY: invariant 5: the slot is the caller's and becomes free
+        // here, under its class's lock; 8-aligned.
+        unsafe {
+            slot_at(base, unit)
+                .cast::<u32>()
+                .write(h.free.load(Relaxed))
+        };
+        h.free.store(unit, Relaxed);
+        let used = h.used.load(Relaxed) - 1;
+        h.used.store(used, Relaxed);
+        if h.open_at.load(Relaxed) == NOT_OPEN {
+            h.open_at.store(open.len() as u32, Relaxed);
+            open.push(id as u32);
+        }
+        if used == 0 && open.len() > 1 {
+            let at = h.open_at.load(Relaxed) as usize;
+            open.swap_remove(at);
+            if let Some(&moved) = open.get(at) {
+                let (other, _) = self.page(moved as usize);
+                // SAFETY: pages in an open list are live.
+                unsafe { head(other) }.open_at.store(at as u32, Relaxed);
+            }
+            self.pages[id].store(ptr::null_mut(), Release);
+            // SAFETY: invariant 2: no handle in the page is live (`used` is
+            // 0), and it was allocated with this layout.
+            unsafe { alloc::dealloc(base, page_layout()) };
+            self.in_use.fetch_sub(1, Relaxed);
+            self.ids.lock().free.push(id as u32);
+        }
+    }
+}
+
+/// An owned byte block or boxed `L`, behind a four-byte handle.
 pub(crate) struct Thin<L> {
-    ptr: NonNull<u8>,
+    handle: NonZeroU32,
     _owns: PhantomData<Box<L>>,
 }
 
@@ -50,7 +390,8 @@ pub(crate) enum Held<'a, L> {
 }
 
 // SAFETY: a `Thin` owns its bytes (plain data) or its `L` as a `Box<L>` does,
-// and hands out only shared references to them.
+// and hands out only shared references to them; the arena it allocates from
+// is behind locks and atomics.
 unsafe impl<L: Send> Send for Thin<L> {}
 // SAFETY: as above; `&Thin` gives only `&[u8]` and `&L`.
 unsafe impl<L: Sync> Sync for Thin<L> {}
@@ -64,7 +405,7 @@ impl<L> Thin<L> {
     /// longer values boxed).
     pub(crate) fn bytes(head: &[&[u8]], body: &[&[u8]]) -> Thin<L> {
         let parts = || head.iter().chain(body).copied();
-        // Checked: a wrapped sum would pass the limit and size the allocation
+        // Checked: a wrapped sum would pass the limit and size the block
         // below what the copies write.
         let n = parts()
             .try_fold(0usize, |n, p| n.checked_add(p.len()))
@@ -74,87 +415,126 @@ impl<L> Thin<L> {
         };
         let mut prefix = [0u8; 3];
         let at = put_len(&mut prefix, n);
-        let layout = bytes_layout(at + n);
-        // SAFETY: the layout's size is at least 1 (the varint).
-        let raw = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        let mut to = 0;
-        for part in std::iter::once(&prefix[..at]).chain(parts()) {
-            // SAFETY: the allocation is `at + n` bytes long and the parts add
-            // up to that, so every copy stays inside it; a fresh allocation
-            // cannot overlap a borrowed slice.
-            unsafe {
-                std::ptr::copy_nonoverlapping(part.as_ptr(), raw.add(to), part.len());
+        let (handle, to) = if at + n <= DIRECT_MAX && ARENA.direct() {
+            ARENA.alloc_slot(class_of(at + n))
+        } else {
+            let layout = heap_layout(at + n);
+            // SAFETY: the layout's size is at least 1 (the varint).
+            let raw = unsafe { alloc::alloc(layout) };
+            if raw.is_null() {
+                alloc::handle_alloc_error(layout);
             }
-            to += part.len();
+            let (handle, slot) = ARENA.alloc_slot(HEAP_CLASS);
+            // SAFETY: a fresh 8-byte, 8-aligned slot of the pointer class.
+            unsafe { slot.cast::<*mut u8>().write(raw) };
+            (handle, raw)
+        };
+        let mut written = 0;
+        for part in std::iter::once(&prefix[..at]).chain(parts()) {
+            // SAFETY: the slot or heap block holds at least `at + n` bytes
+            // and the parts add up to that, so every copy stays inside it;
+            // fresh memory cannot overlap a borrowed slice.
+            unsafe {
+                ptr::copy_nonoverlapping(part.as_ptr(), to.add(written), part.len());
+            }
+            written += part.len();
         }
-        debug_assert_eq!(to, at + n);
+        debug_assert_eq!(written, at + n);
         Thin {
-            ptr,
+            handle,
             _owns: PhantomData,
         }
     }
 
-    /// A boxed `L`, tagged.
+    /// A boxed `L`.
     pub(crate) fn boxed(b: Box<L>) -> Thin<L> {
-        const { assert!(std::mem::align_of::<L>() >= 2, "bit 0 must be free") };
-        let raw = Box::into_raw(b).cast::<u8>();
-        // One past the start of a live allocation of at least 2 bytes, and
-        // `wrapping_add` keeps the provenance.
-        let tagged = raw.wrapping_add(1);
+        let raw = Box::into_raw(b);
+        let (handle, slot) = ARENA.alloc_slot(BOXED_CLASS);
+        // SAFETY: a fresh 8-byte, 8-aligned slot of the pointer class.
+        unsafe { slot.cast::<*mut L>().write(raw) };
         Thin {
-            ptr: NonNull::new(tagged).expect("a box is not at address usize::MAX"),
+            handle,
             _owns: PhantomData,
         }
-    }
-
-    fn is_boxed(&self) -> bool {
-        self.ptr.as_ptr().addr() & 1 == 1
     }
 
     /// What it holds.
     #[inline]
     pub(crate) fn get(&self) -> Held<'_, L> {
-        let raw = self.ptr.as_ptr();
-        if self.is_boxed() {
-            // SAFETY: invariant 2: untagged, this is the `Box<L>`'s pointer,
-            // live while `self` is, and never written through.
-            return Held::Boxed(unsafe { &*raw.wrapping_sub(1).cast::<L>() });
-        }
-        // SAFETY: invariant 3: the varint is initialised and at most 3 bytes,
-        // and the `n` bytes after it are inside the allocation, initialised,
-        // and never written once built.
+        let (slot, kind) = ARENA.slot(self.handle);
+        // SAFETY: invariants 1 and 4: the slot is live while `self` is, and
+        // holds what its page's kind says, initialised and never written
+        // again; a pointer slot's pointer is to a live heap block or box.
         unsafe {
-            let (n, at) = get_len(raw);
-            Held::Bytes(std::slice::from_raw_parts(raw.add(at), n))
+            match kind {
+                BOXED => Held::Boxed(&*slot.cast::<*const L>().read()),
+                HEAP_BYTES => Held::Bytes(read_bytes(slot.cast::<*const u8>().read())),
+                _ => Held::Bytes(read_bytes(slot)),
+            }
+        }
+    }
+
+    /// What the block costs: its slot, as a share of its page, and the heap
+    /// block behind a pointer slot (as glibc rounds it; a boxed value's own
+    /// allocations are the caller's to count).
+    pub(crate) fn cost(&self) -> usize {
+        let (slot, kind) = ARENA.slot(self.handle);
+        match kind {
+            BYTES => {
+                // SAFETY: invariant 4: a live byte slot.
+                let len = unsafe { get_len(slot) };
+                slot_cost(class_of(len.0 + len.1))
+            }
+            HEAP_BYTES => {
+                // SAFETY: invariant 4: a live pointer slot to a live heap
+                // block that starts with its length.
+                let len = unsafe { get_len(slot.cast::<*const u8>().read()) };
+                slot_cost(HEAP_CLASS) + alloc_size(len.0 + len.1)
+            }
+            _ => slot_cost(BOXED_CLASS),
         }
     }
 }
 
 impl<L> Drop for Thin<L> {
     fn drop(&mut self) {
-        let raw = self.ptr.as_ptr();
-        if self.is_boxed() {
-            // SAFETY: invariants 2 and 4: the pointer came from
-            // `Box::into_raw` and is dropped here only.
-            drop(unsafe { Box::from_raw(raw.wrapping_sub(1).cast::<L>()) });
-            return;
-        }
-        // SAFETY: invariant 3: the varint is readable, and it gives back the
-        // size the block was allocated with, at the same alignment; invariant
-        // 4: freed once.
+        let (slot, kind) = ARENA.slot(self.handle);
+        // SAFETY: invariants 1 and 4: the slot is live and owned by `self`,
+        // dropped here once; a pointer slot's pointer came from
+        // `Box::into_raw` (boxed) or from `alloc` with `heap_layout` of the
+        // length it starts with.
         unsafe {
-            let (n, at) = get_len(raw);
-            alloc::dealloc(raw, bytes_layout(at + n));
+            match kind {
+                BOXED => drop(Box::from_raw(slot.cast::<*mut L>().read())),
+                HEAP_BYTES => {
+                    let raw = slot.cast::<*mut u8>().read();
+                    let (n, at) = get_len(raw);
+                    alloc::dealloc(raw, heap_layout(at + n));
+                }
+                _ => {}
+            }
+            ARENA.free_slot(self.handle);
         }
     }
 }
 
-/// The layout of a byte block of `size` bytes, varint included.
-fn bytes_layout(size: usize) -> Layout {
-    Layout::from_size_align(size, BYTES_ALIGN).expect("at most MAX_BYTES + 3")
+/// The `n` bytes after the varint at `raw`.
+///
+/// # Safety
+/// `raw` points at a varint `n` written by [`put_len`] and `n` initialised
+/// bytes after it, none written while the slice lives.
+#[inline]
+unsafe fn read_bytes<'a>(raw: *const u8) -> &'a [u8] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (n, at) = get_len(raw);
+        std::slice::from_raw_parts(raw.add(at), n)
+    }
+}
+
+/// The layout of a heap byte block of `size` bytes, varint included.
+fn heap_layout(size: usize) -> Layout {
+    Layout::from_size_align(size, HEAP_ALIGN).expect("at most MAX_BYTES + 3")
 }
 
 /// Writes `n` (at most [`MAX_BYTES`]) as a LEB128 varint; returns its length.
@@ -182,10 +562,33 @@ unsafe fn get_len(raw: *const u8) -> (usize, usize) {
     unreachable!("a thin block's length takes at most 3 bytes")
 }
 
-/// The bytes a byte block of `n` bytes asks the allocator for.
-pub(crate) fn bytes_size(n: usize) -> usize {
+/// What a byte block of `n` bytes costs if made now (see [`Thin::cost`]):
+/// for checks made before it exists.
+///
+/// Between this call and the block's making, the arena may pass the point
+/// where byte blocks go to the heap; a block of at most [`DIRECT_MAX`] bytes
+/// then costs up to 25 bytes more than said here. The store's checks that
+/// use this (does an item fit a shard at all) cannot be turned by that: the
+/// arena gets there only with 16 GiB of slots in use, and a shard of such a
+/// store has room for a great many blocks of 1 KiB.
+pub(crate) fn bytes_cost(n: usize) -> usize {
     let mut prefix = [0u8; 3];
-    put_len(&mut prefix, n) + n
+    let size = put_len(&mut prefix, n) + n;
+    if size <= DIRECT_MAX && ARENA.direct() {
+        slot_cost(class_of(size))
+    } else {
+        slot_cost(HEAP_CLASS) + alloc_size(size)
+    }
+}
+
+/// What the smallest block costs (a slot of the smallest class).
+pub(crate) fn smallest_cost() -> usize {
+    slot_cost(FIRST_BYTES)
+}
+
+/// What a boxed value's slot costs (see [`Thin::cost`]).
+pub(crate) fn boxed_slot_cost() -> usize {
+    slot_cost(BOXED_CLASS)
 }
 
 #[cfg(test)]
@@ -202,34 +605,62 @@ mod tests {
         }
     }
 
+    fn read(t: &Thin<Tracked>) -> &[u8] {
+        match t.get() {
+            Held::Bytes(got) => got,
+            Held::Boxed(_) => panic!("a byte block read as boxed"),
+        }
+    }
+
     #[test]
-    fn byte_blocks_of_every_varint_length_read_back() {
+    fn byte_blocks_of_every_varint_length_and_place_read_back() {
         // Miri interprets every byte copied: the largest blocks only natively.
         let big: &[usize] = if cfg!(miri) {
             &[]
         } else {
             &[70_000, MAX_BYTES]
         };
-        let small = [0, 1, 2, 127, 128, 129, 16_383, 16_384];
+        let small = [
+            0, 1, 2, 15, 16, 127, 128, 129, 510, 1021, 1022, 16_383, 16_384,
+        ];
         for &n in small.iter().chain(big) {
             let data: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
             let (a, b) = data.split_at(n / 3);
             let t: Thin<Tracked> = Thin::bytes(&[a, &[]], &[b]);
-            match t.get() {
-                Held::Bytes(got) => assert_eq!(got, &data[..], "n = {n}"),
-                Held::Boxed(_) => panic!("a byte block read as boxed"),
-            }
-            assert_eq!(
-                bytes_size(n),
-                n + if n < 128 {
-                    1
-                } else if n < 16_384 {
-                    2
-                } else {
-                    3
-                }
-            );
+            assert_eq!(read(&t), &data[..], "n = {n}");
+            let size = n + if n < 128 {
+                1
+            } else if n < 16_384 {
+                2
+            } else {
+                3
+            };
+            let expected = if size <= DIRECT_MAX {
+                slot_cost(class_of(size))
+            } else {
+                slot_cost(HEAP_CLASS) + alloc_size(size)
+            };
+            assert_eq!(t.cost(), expected, "n = {n}");
+            assert_eq!(t.cost(), bytes_cost(n));
         }
+    }
+
+    #[test]
+    fn classes_cover_every_size_with_the_least_slot_that_fits() {
+        assert_eq!(class_size(class_of(1)), 16);
+        assert_eq!(class_size(CLASSES - 1), DIRECT_MAX);
+        let mut last = 8;
+        for class in FIRST_BYTES..CLASSES {
+            let size = class_size(class);
+            assert!(size > last && size % UNIT == 0, "class {class}");
+            assert_eq!(class_of(size), class);
+            assert_eq!(class_of(last + 1), class, "class {class}");
+            last = size;
+        }
+        // A 120-byte block (a 100-byte value, 14-byte key) pays its own
+        // bytes and its share of the page: 272 slots of a 32 KiB page.
+        assert_eq!(slot_cost(class_of(120)), 121);
+        assert_eq!(slot_cost(class_of(121)), 129);
     }
 
     #[test]
@@ -237,6 +668,8 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let t = Thin::boxed(Box::new(Tracked(drops.clone(), 0xbeef)));
         assert!(matches!(t.get(), Held::Boxed(Tracked(_, 0xbeef))));
+        // An 8-byte slot, 4,092 to a page: 9 bytes with its share.
+        assert_eq!(t.cost(), 9);
         let moved = vec![t];
         assert_eq!(drops.load(Relaxed), 0);
         drop(moved);
@@ -244,9 +677,10 @@ mod tests {
     }
 
     #[test]
-    fn it_is_one_pointer_with_a_niche() {
-        assert_eq!(std::mem::size_of::<Thin<Tracked>>(), 8);
-        assert_eq!(std::mem::size_of::<Option<Thin<Tracked>>>(), 8);
+    fn it_is_four_bytes_with_a_niche() {
+        assert_eq!(std::mem::size_of::<Thin<Tracked>>(), 4);
+        assert_eq!(std::mem::align_of::<Thin<Tracked>>(), 4);
+        assert_eq!(std::mem::size_of::<Option<Thin<Tracked>>>(), 4);
     }
 
     #[test]
@@ -257,15 +691,125 @@ mod tests {
         let _: Thin<Tracked> = Thin::bytes(&[], &[&big]);
     }
 
+    /// An arena of its own, so other tests' blocks do not move its counts.
+    fn small_arena(pages: usize) -> Arena {
+        let table: Vec<AtomicPtr<u8>> = (0..pages)
+            .map(|_| AtomicPtr::new(ptr::null_mut()))
+            .collect();
+        Arena {
+            pages: Box::leak(table.into_boxed_slice()),
+            open: [const { Mutex::new(Vec::new()) }; CLASSES],
+            ids: Mutex::new(Ids {
+                next: 0,
+                free: Vec::new(),
+            }),
+            in_use: AtomicU32::new(0),
+        }
+    }
+
+    /// A test arena gives back the pages its classes kept, and its table.
+    impl Drop for Arena {
+        fn drop(&mut self) {
+            for (id, entry) in self.pages.iter().enumerate() {
+                let (base, _) = self.page(id);
+                if !base.is_null() {
+                    // SAFETY: each test frees every slot it takes before its
+                    // arena drops, so no handle in the page is live; the page
+                    // was allocated with this layout.
+                    unsafe { alloc::dealloc(base, page_layout()) };
+                    entry.store(ptr::null_mut(), Relaxed);
+                }
+            }
+            let table: *const [AtomicPtr<u8>] = self.pages;
+            // SAFETY: only `small_arena`'s arenas drop (the static one never
+            // does), and their tables come from `Box::leak`, used no more.
+            drop(unsafe { Box::from_raw(table.cast_mut()) });
+        }
+    }
+
     #[test]
-    fn blocks_are_shared_across_threads() {
+    fn freed_slots_are_reused_and_empty_pages_go_back() {
+        let arena = small_arena(8);
+        let class = class_of(1000);
+        let per = per_page(class) as usize;
+        let open = || arena.open[class].lock().len();
+        let in_use = || arena.in_use.load(Relaxed);
+        let mut slots: Vec<_> = (0..per * 3 + 1)
+            .map(|_| arena.alloc_slot(class).0)
+            .collect();
+        // Three full pages, and one with a slot used: the only open one.
+        assert_eq!((in_use(), open()), (4, 1));
+        let units: Vec<u32> = slots.iter().map(|&h| split(h).1).collect();
+        assert!(units.iter().all(|u| (HEAD_UNITS..PAGE_UNITS).contains(u)));
+        // Emptying the first page frees it: another page has room.
+        for h in slots.drain(..per) {
+            // SAFETY: a live handle of this arena, never used again.
+            unsafe { arena.free_slot(h) };
+        }
+        assert_eq!((in_use(), open()), (3, 1), "the emptied page went back");
+        // A slot freed in a full page opens it, and is the next one taken.
+        let freed = slots.remove(per / 2);
+        // SAFETY: as above.
+        unsafe { arena.free_slot(freed) };
+        assert_eq!(open(), 2);
+        let again = arena.alloc_slot(class).0;
+        assert_eq!(again, freed, "the freed slot is taken first");
+        assert_eq!(open(), 1, "and its page is full again");
+        // The freed page's number is used again before a new one.
+        let more: Vec<_> = (0..per).map(|_| arena.alloc_slot(class).0).collect();
+        assert_eq!(in_use(), 4);
+        assert!(more.iter().all(|&h| split(h).0 < 4), "page numbers reused");
+        for h in slots.into_iter().chain(more).chain([again]) {
+            // SAFETY: as above.
+            unsafe { arena.free_slot(h) };
+        }
+        assert_eq!(
+            (in_use(), open()),
+            (1, 1),
+            "the class keeps one page with room"
+        );
+    }
+
+    #[test]
+    fn an_arena_short_of_page_numbers_stops_giving_byte_blocks_slots() {
+        let arena = small_arena(8);
+        // One page per class: six of eight page numbers leave room.
+        let mut held: Vec<_> = (0..6)
+            .map(|i| arena.alloc_slot(FIRST_BYTES + i).0)
+            .collect();
+        assert!(arena.direct());
+        // The seventh reaches seven eighths.
+        held.push(arena.alloc_slot(FIRST_BYTES + 6).0);
+        assert!(!arena.direct());
+        for h in held {
+            // SAFETY: a live handle of this arena, never used again.
+            unsafe { arena.free_slot(h) };
+        }
+        // Each class keeps its one page.
+        assert!(!arena.direct());
+    }
+
+    #[test]
+    fn blocks_are_made_read_and_freed_across_threads() {
         let t: Arc<Thin<Tracked>> = Arc::new(Thin::bytes(&[b"shared"], &[]));
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
+        let n = if cfg!(miri) { 20 } else { 2_000 };
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
                 let t = t.clone();
-                std::thread::spawn(move || matches!(t.get(), Held::Bytes(b"shared")))
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..n {
+                        let body = [w as u8, i as u8, (i >> 8) as u8];
+                        mine.push(Thin::<Tracked>::bytes(&[b"k"], &[&body]));
+                        if i % 3 == 0 {
+                            mine.swap_remove(i % mine.len());
+                        }
+                    }
+                    let all_intact = mine.iter().all(|b| read(b).len() == 4);
+                    all_intact && matches!(t.get(), Held::Bytes(b"shared"))
+                })
             })
             .collect();
-        assert!(readers.into_iter().all(|r| r.join().unwrap()));
+        assert!(workers.into_iter().all(|r| r.join().unwrap()));
     }
 }
