@@ -21,8 +21,10 @@
 //! Larger byte blocks, and boxed values (the store's large items), live on
 //! the heap as before, and their 8-byte pointer sits in a slot of the
 //! arena's two pointer classes: 8 bytes more per item, under 1% of items
-//! that large. So do byte blocks made once most page numbers are in use, so
-//! the arena can never run out of handles before memory.
+//! that large. So do byte blocks made once half the page numbers are in
+//! use (16 GiB of slots), so that the other half can name 2 billion more
+//! items in pointer slots: handles run out only past that, where an
+//! allocation fails as an out-of-memory does.
 //!
 //! # The arena's structures
 //! - `PAGES`, a table from page number to the page's address, its low bits
@@ -251,9 +253,10 @@ impl Arena {
         (slot_at(base, unit), kind)
     }
 
-    /// Whether byte blocks should still get slots of their own size.
+    /// Whether byte blocks should still get slots of their own size: until
+    /// half the page numbers are in use.
     fn direct(&self) -> bool {
-        self.in_use.load(Relaxed) < (self.pages.len() as u32 / 8) * 7
+        self.in_use.load(Relaxed) < self.pages.len() as u32 / 2
     }
 
     /// Takes a slot of `class`; returns its handle and address.
@@ -305,9 +308,9 @@ impl Arena {
                     ids.next += 1;
                     ids.next - 1
                 }
-                // Every page number in use: byte blocks went to the heap
-                // long before (`direct`), so this takes 4 billion pointer
-                // slots.
+                // Every page number in use: byte blocks went to the heap at
+                // half (`direct`), so this takes 2 billion pointer slots
+                // more, 300 GB and up of items.
                 None => alloc::handle_alloc_error(page_layout()),
             }
         };
@@ -773,13 +776,13 @@ mod tests {
     #[test]
     fn an_arena_short_of_page_numbers_stops_giving_byte_blocks_slots() {
         let arena = small_arena(8);
-        // One page per class: six of eight page numbers leave room.
-        let mut held: Vec<_> = (0..6)
+        // One page per class: three of eight page numbers leave room.
+        let mut held: Vec<_> = (0..3)
             .map(|i| arena.alloc_slot(FIRST_BYTES + i).0)
             .collect();
         assert!(arena.direct());
-        // The seventh reaches seven eighths.
-        held.push(arena.alloc_slot(FIRST_BYTES + 6).0);
+        // The fourth reaches half.
+        held.push(arena.alloc_slot(FIRST_BYTES + 3).0);
         assert!(!arena.direct());
         for h in held {
             // SAFETY: a live handle of this arena, never used again.
