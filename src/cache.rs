@@ -286,15 +286,15 @@ impl Lookups {
 /// holds two shard locks at once; [`len`](Self::len), [`stats`](Self::stats),
 /// [`clear`](Self::clear), [`retain`](Self::retain) and
 /// [`run_pending_tasks`](Self::run_pending_tasks) lock the shards one after another.
-/// A shard's lock has one reader slot per CPU (rounded up to a power of two, up
-/// to 8), and each thread reads through one slot, given round-robin in the order
-/// threads first use a cache: a reader locks only its thread's slot, so readers
-/// whose threads have different slots never write the same cache line (threads a
-/// slot count apart in that order share one), and a writer locks every slot.
-/// Reads thus scale across cores, and a write costs one uncontended lock per slot
-/// where a plain reader-writer lock takes one (measured with 8 slots, the count on
-/// machines of 8 CPUs or more: inserts 30% slower than with 2). Under
-/// `Policy::lru`, whose hits write, a shard's lock has one slot.
+/// A shard's lock counts its readers in one slot per CPU (rounded up to a power of
+/// two, up to 8), and each thread reads through one slot, given round-robin in the
+/// order threads first use a cache: a reader writes only its thread's slot, so
+/// readers whose threads have different slots never write the same cache line
+/// (threads a slot count apart in that order share one), and a writer sets a flag
+/// and waits for every slot's readers to leave. Reads thus scale across cores, and
+/// a write costs about what a plain reader-writer lock's does, whatever the slot
+/// count. Under `Policy::lru`, whose hits write, a shard's lock is a plain
+/// reader-writer lock.
 /// Values are returned by clone; no reference into a shard escapes a lock. Evicted,
 /// expired and replaced values are dropped, and the eviction listener runs, after the
 /// lock is released. The closures given to [`compute`](Self::compute) and

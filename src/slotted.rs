@@ -10,41 +10,58 @@
 //! striped `RwLock<HashMap>` no faster than one, while the same map with a
 //! reader lock per thread ran 115 M gets/s.
 //!
-//! [`SlottedRwLock`] keeps one plain lock per *slot*, each on cache lines of
+//! [`SlottedRwLock`] counts its readers in *slots*, each on cache lines of
 //! its own, and a thread always reads through the same slot (picked
 //! round-robin when the thread first uses a cache, [`here`]; threads one
 //! slot count apart in that order share a slot, and a lock made with fewer
-//! slots takes the thread's slot modulo its own count). A reader
-//! takes its slot's lock for reading; a writer takes every slot's lock for
-//! writing, in slot order, so it excludes all readers and every other writer
-//! (two writers meet at slot 0, and no thread holds more than one slot's read
-//! lock, so there is no lock-order cycle). Reads are as cheap as before and
-//! stop sharing lines; writes cost one lock per slot, which is why the slot
-//! count follows the CPU count ([`slot_count`]). A lock for data that nearly
-//! every access writes can have fewer slots, down to one
-//! ([`SlottedRwLock::with_slots`]): an exact LRU's shards have one, since its
-//! hits take the write lock and would pay every slot on every hit.
+//! slots takes the thread's slot modulo its own count).
 //!
-//! The data sits in an `UnsafeCell` beside the slots, and the slots are
-//! parking_lot's raw locks, so this module does two things unsafely: it
-//! hands out `&T` under one slot's read lock and `&mut T` under all slots'
-//! write locks, and its guards unlock the slots they hold when dropped (on
-//! the thread that locked them: the guards are `!Send`, as parking_lot's).
-//! Under `--cfg larder_loom` the slots are loom's locks, held by loom's
-//! guards, and the cell is loom's, which checks every access against those
-//! rules (`tests/loom.rs` runs the caches' models with two slots, and the
-//! exact-LRU ones with one). loom's
-//! lock lets a reader in while a writer waits, where parking_lot's does
-//! not, so the models do not reach the states in which a reader waits
-//! behind a writer that waits for it (the re-entrancy check's case).
+//! - A reader adds one to its slot's count, then looks at the writers'
+//!   flag: clear, it reads; set, it takes its count back and waits on the
+//!   writers' gate (a parking_lot lock), shared, for the writer to finish.
+//! - A writer takes the gate exclusively (which orders writers), sets the
+//!   flag, then waits until every slot's count is zero: it spins briefly,
+//!   then parks until a leaving reader, which sees the flag, wakes it.
+//!
+//! Both halves are sequentially consistent (an add and a load, a store and
+//! loads), so of a reader and a writer that meet, at least one sees the
+//! other: the reader backs off or the writer waits. Reads cost an add and
+//! a subtract on the thread's own line, as a slot's lock did; a write costs
+//! the gate, one flag store and a load per slot. Until session 11 each slot
+//! was a reader-writer lock that every write took exclusively, one locked
+//! instruction per slot each way: with 8 slots (any machine of 8 or more
+//! CPUs) inserts ran at 5.7 M ops/s where 2 slots ran 8.4; now 8.6 either
+//! way (`examples/insert_probe.rs`, slot count forced; BENCHMARKS.md).
+//!
+//! The slot count still follows the CPU count ([`slot_count`]): slots
+//! separate readers on different CPUs, and a writer loads every slot's
+//! line. A lock for data that nearly every access writes can have one slot
+//! ([`SlottedRwLock::with_slots`]): its readers then take the gate shared
+//! and count nothing, a plain reader-writer lock (an exact LRU's shards,
+//! whose hits take the write lock).
+//!
+//! The data sits in an `UnsafeCell` beside the slots, so this module does
+//! two things unsafely: it hands out `&T` to counted readers and `&mut T`
+//! to the writer that drained them, and its guards let go of what they hold
+//! when dropped (on the thread that took it: the guards are `!Send`, as
+//! parking_lot's). Under `--cfg larder_loom` the gate is loom's lock, the
+//! counts and flag loom's atomics, and the cell is loom's, which checks
+//! every access (`tests/loom.rs` runs the caches' models with two slots,
+//! and the exact-LRU ones with one). loom models sequentially consistent
+//! accesses as acquire-release only, so there the two halves each end with
+//! a sequentially consistent fence, which loom does model (`model_fence`);
+//! without it, or without the writer's wait, the models fail. A writer
+//! under loom yields instead of parking.
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
+use crate::sync::{AtomicBool, AtomicUsize};
 #[cfg(larder_loom)]
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering::SeqCst;
 
 /// The most slots a lock has: a write takes them all, so more slots make
 /// writes dearer while the readers they separate run on at most as many CPUs.
@@ -147,17 +164,42 @@ pub(crate) fn here() -> Here {
     }
 }
 
-/// One slot's lock, on cache lines of its own. parking_lot's raw lock in
-/// the normal build, so that a writer's guard is a pointer that unlocks every
-/// slot when dropped (an array of the slots' own guards made exact-LRU hits,
-/// which write, 30% slower: 7.1 against 10.4 M ops/s); loom's lock and its guards under the
-/// model checker, which has no raw locks. The protocol is the same: readers
-/// lock their slot shared, writers every slot exclusively, in slot order.
+/// Nothing in the normal build. The protocol's two halves (a reader adds
+/// itself, then reads the writer's flag; a writer sets the flag, then reads
+/// the counts) rest on sequentially consistent operations, which loom
+/// models as acquire-release only; under loom a sequentially consistent
+/// fence between the two halves, which it does model, gives the same
+/// guarantee.
+#[inline(always)]
+fn model_fence() {
+    #[cfg(larder_loom)]
+    loom::sync::atomic::fence(SeqCst);
+}
+
+/// One slot's count of the readers in it, on cache lines of its own.
 #[repr(align(128))]
-struct Slot(
-    #[cfg(not(larder_loom))] parking_lot::RawRwLock,
-    #[cfg(larder_loom)] RwLock<()>,
-);
+struct Slot(AtomicUsize);
+
+/// What writers change: the lock they take, and the flag that turns readers
+/// away. With the slot count (read by every reader) on one line, apart from
+/// the slots'.
+#[repr(align(128))]
+struct Gate {
+    /// Writers hold it exclusively; a reader that meets a writer waits on it
+    /// shared. With one slot, every reader takes it shared instead of
+    /// counting (a plain reader-writer lock).
+    #[cfg(not(larder_loom))]
+    lock: parking_lot::RawRwLock,
+    #[cfg(larder_loom)]
+    lock: RwLock<()>,
+    /// Set by a writer, under `lock`, before it waits for the counts to
+    /// drain; cleared before it lets `lock` go.
+    writing: AtomicBool,
+    /// The slots in use, a power of two: a reader takes its thread's slot
+    /// modulo this, a writer waits for them all. [`slot_count`], or 1 for
+    /// data that every access writes (see [`with_slots`](SlottedRwLock::with_slots)).
+    used: usize,
+}
 
 #[cfg(not(larder_loom))]
 use parking_lot::lock_api::RawRwLock as _;
@@ -167,16 +209,18 @@ type Data<T> = std::cell::UnsafeCell<T>;
 #[cfg(larder_loom)]
 type Data<T> = loom::cell::UnsafeCell<T>;
 
+/// Spins a writer makes on a slot whose readers have not left, before it
+/// parks until one leaves.
+#[cfg(not(larder_loom))]
+const SPINS: u32 = 64;
+
 /// A reader-writer lock whose readers spread over per-CPU slots (see the
 /// module docs). No poisoning, as parking_lot's.
 pub(crate) struct SlottedRwLock<T> {
     /// Inline, so that a read finds its slot without a pointer to follow or a
-    /// bounds check; the first `used` are in use.
+    /// bounds check; the first `gate.used` are in use.
     slots: [Slot; MAX_SLOTS],
-    /// The slots in use, a power of two: a reader takes its thread's slot
-    /// modulo this, a writer locks them all. [`slot_count`], or 1 for data
-    /// that every access writes (see [`with_slots`](Self::with_slots)).
-    used: usize,
+    gate: Gate,
     data: Data<T>,
 }
 
@@ -198,16 +242,18 @@ impl<T> SlottedRwLock<T> {
     /// A lock with `slots` reader slots, rounded up to a power of two and
     /// at most [`MAX_SLOTS`]. One slot makes it a plain reader-writer lock:
     /// for data that nearly every access writes (an exact LRU's, whose hits
-    /// reorder it), where more slots only add to each write one lock per
-    /// slot (with 8 slots, exact-LRU hits ran at less than half the speed
-    /// they have with 1 or 2).
+    /// reorder it), where counting readers apart only adds to each write.
     pub(crate) fn with_slots(value: T, slots: usize) -> Self {
         SlottedRwLock {
-            #[cfg(not(larder_loom))]
-            slots: std::array::from_fn(|_| Slot(parking_lot::RawRwLock::INIT)),
-            #[cfg(larder_loom)]
-            slots: std::array::from_fn(|_| Slot(RwLock::new(()))),
-            used: slots.clamp(1, MAX_SLOTS).next_power_of_two(),
+            slots: std::array::from_fn(|_| Slot(AtomicUsize::new(0))),
+            gate: Gate {
+                #[cfg(not(larder_loom))]
+                lock: parking_lot::RawRwLock::INIT,
+                #[cfg(larder_loom)]
+                lock: RwLock::new(()),
+                writing: AtomicBool::new(false),
+                used: slots.clamp(1, MAX_SLOTS).next_power_of_two(),
+            },
             data: Data::new(value),
         }
     }
@@ -215,22 +261,28 @@ impl<T> SlottedRwLock<T> {
     /// How many slots are in use.
     #[cfg(all(test, not(larder_loom)))]
     pub(crate) fn slots_in_use(&self) -> usize {
-        self.used
+        self.gate.used
     }
 
     /// The slots in use.
     fn used(&self) -> &[Slot] {
-        &self.slots[..self.used]
+        &self.slots[..self.gate.used]
+    }
+
+    /// Whether readers count themselves in slots (else they take the gate).
+    #[inline]
+    fn counted(&self) -> bool {
+        self.gate.used > 1
     }
 
     /// The calling thread's slot: its own modulo the slots in use, which
-    /// every writer locks.
+    /// every writer waits for.
     #[inline]
     fn slot(&self, here: Here) -> &Slot {
         // `used` is a power of two no larger than `MAX_SLOTS`, so the index
         // is below `used`; the second mask is a no-op that shows the
         // compiler it is in bounds.
-        &self.slots[here.slot & (self.used - 1) & (MAX_SLOTS - 1)]
+        &self.slots[here.slot & (self.gate.used - 1) & (MAX_SLOTS - 1)]
     }
 
     /// Read access: this thread's slot, shared.
@@ -239,8 +291,7 @@ impl<T> SlottedRwLock<T> {
         self.read_as(here())
     }
 
-    /// Read access, or `None` if a writer holds or waits for this thread's
-    /// slot.
+    /// Read access, or `None` if a writer holds or waits for the lock.
     #[inline]
     pub(crate) fn try_read(&self) -> Option<ReadGuard<'_, T>> {
         self.try_read_as(here())
@@ -248,79 +299,198 @@ impl<T> SlottedRwLock<T> {
 
     /// [`try_read`](Self::try_read) for the thread `here` (the caller's own
     /// [`here`]).
+    ///
+    /// A counted reader adds itself to its slot, then looks for a writer;
+    /// a writer sets its flag, then looks at the counts. Both steps are
+    /// sequentially consistent, so at least one of the two sees the other:
+    /// the reader leaves again, or the writer waits for it.
     #[inline]
     pub(crate) fn try_read_as(&self, here: Here) -> Option<ReadGuard<'_, T>> {
+        if !self.counted() {
+            #[cfg(not(larder_loom))]
+            return self.gate.lock.try_lock_shared().then(|| self.reading(None));
+            #[cfg(larder_loom)]
+            return self
+                .gate
+                .lock
+                .try_read()
+                .map(|held| self.reading(None, Some(held)));
+        }
         let slot = self.slot(here);
-        #[cfg(not(larder_loom))]
-        return slot.0.try_lock_shared().then(|| self.reading(slot));
-        #[cfg(larder_loom)]
-        return slot.0.try_read().map(|held| self.reading(held));
+        slot.0.fetch_add(1, SeqCst);
+        model_fence();
+        if !self.gate.writing.load(SeqCst) {
+            #[cfg(not(larder_loom))]
+            return Some(self.reading(Some(slot)));
+            #[cfg(larder_loom)]
+            return Some(self.reading(Some(slot), None));
+        }
+        self.leave(slot);
+        None
     }
 
     /// Read access for the thread `here` (the caller's own [`here`]).
     #[inline]
     pub(crate) fn read_as(&self, here: Here) -> ReadGuard<'_, T> {
-        let slot = self.slot(here);
-        #[cfg(not(larder_loom))]
-        {
-            slot.0.lock_shared();
-            self.reading(slot)
+        if let Some(guard) = self.try_read_as(here) {
+            return guard;
         }
-        #[cfg(larder_loom)]
-        self.reading(slot.0.read())
+        self.read_slow(here)
     }
 
-    /// Write access: every slot, exclusively, in slot order.
+    /// A read that met a writer: waits on the gate, shared, which the writer
+    /// holds, and counts itself in while holding it, when no writer can be
+    /// in (a writer sets its flag only with the gate held exclusively).
+    #[cold]
+    fn read_slow(&self, here: Here) -> ReadGuard<'_, T> {
+        #[cfg(not(larder_loom))]
+        {
+            self.gate.lock.lock_shared();
+            if !self.counted() {
+                return self.reading(None);
+            }
+            let slot = self.slot(here);
+            slot.0.fetch_add(1, SeqCst);
+            // SAFETY: locked shared just above, by this thread.
+            unsafe { self.gate.lock.unlock_shared() };
+            self.reading(Some(slot))
+        }
+        #[cfg(larder_loom)]
+        {
+            let held = self.gate.lock.read();
+            if !self.counted() {
+                return self.reading(None, Some(held));
+            }
+            let slot = self.slot(here);
+            slot.0.fetch_add(1, SeqCst);
+            drop(held);
+            self.reading(Some(slot), None)
+        }
+    }
+
+    /// A counted reader leaves its slot, and wakes a writer that may be
+    /// waiting for it.
+    #[inline]
+    fn leave(&self, slot: &Slot) {
+        slot.0.fetch_sub(1, SeqCst);
+        model_fence();
+        if self.gate.writing.load(SeqCst) {
+            self.wake_writer();
+        }
+    }
+
+    /// Write access: the gate exclusively, then, for a counted lock, the
+    /// flag, and a wait until every slot's readers have left.
     pub(crate) fn write(&self) -> WriteGuard<'_, T> {
         #[cfg(not(larder_loom))]
         {
-            for slot in self.used() {
-                slot.0.lock_exclusive();
+            self.gate.lock.lock_exclusive();
+            if self.counted() {
+                self.gate.writing.store(true, SeqCst);
+                for slot in self.used() {
+                    self.drain(slot);
+                }
             }
             self.writing()
         }
         #[cfg(larder_loom)]
         {
-            let mut held: [Option<RwLockWriteGuard<'_, ()>>; MAX_SLOTS] = Default::default();
-            for (slot, h) in self.used().iter().zip(&mut held) {
-                *h = Some(slot.0.write());
+            let held = self.gate.lock.write();
+            if self.counted() {
+                self.gate.writing.store(true, SeqCst);
+                model_fence();
+                for slot in self.used() {
+                    while slot.0.load(SeqCst) != 0 {
+                        loom::thread::yield_now();
+                    }
+                }
             }
             self.writing(held)
         }
     }
 
-    /// [`write`](Self::write), or `None` if any slot is held (what it took
-    /// so far is let go).
+    /// [`write`](Self::write), or `None` if another writer holds the gate or
+    /// a reader is in (the flag is then cleared again).
     pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
         #[cfg(not(larder_loom))]
-        {
-            for (i, slot) in self.used().iter().enumerate() {
-                if !slot.0.try_lock_exclusive() {
-                    for taken in &self.used()[..i] {
-                        // SAFETY: this loop took `taken` exclusively just now
-                        // and nothing else let it go.
-                        unsafe { taken.0.unlock_exclusive() };
-                    }
-                    return None;
-                }
-            }
-            Some(self.writing())
-        }
+        let held = self.gate.lock.try_lock_exclusive();
         #[cfg(larder_loom)]
-        {
-            let mut held: [Option<RwLockWriteGuard<'_, ()>>; MAX_SLOTS] = Default::default();
-            for (slot, h) in self.used().iter().zip(&mut held) {
-                *h = Some(slot.0.try_write()?);
+        let held = self.gate.lock.try_write()?;
+        #[cfg(not(larder_loom))]
+        if !held {
+            return None;
+        }
+        if self.counted() {
+            self.gate.writing.store(true, SeqCst);
+            model_fence();
+            if self.used().iter().any(|slot| slot.0.load(SeqCst) != 0) {
+                self.gate.writing.store(false, SeqCst);
+                #[cfg(not(larder_loom))]
+                // SAFETY: this call took the gate exclusively just above.
+                unsafe {
+                    self.gate.lock.unlock_exclusive()
+                };
+                return None;
             }
-            Some(self.writing(held))
+        }
+        #[cfg(not(larder_loom))]
+        return Some(self.writing());
+        #[cfg(larder_loom)]
+        return Some(self.writing(held));
+    }
+
+    /// Waits until `slot` has no reader: spins a little (a read holds its
+    /// slot for a lookup and a clone), then parks until a reader that
+    /// leaves wakes it (a read may run a caller's closure).
+    #[cfg(not(larder_loom))]
+    fn drain(&self, slot: &Slot) {
+        let mut spins = 0;
+        while slot.0.load(SeqCst) != 0 {
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            // SAFETY: the key is this lock's flag, an address no other
+            // parking_lot user parks on; the callbacks neither panic nor
+            // call into parking_lot. The check runs under the key's queue
+            // lock, which a leaving reader's wake takes too, after its count
+            // went down and it saw the flag: a reader that leaves after the
+            // check finds this thread parked, one that left before it fails
+            // the check, so no wake is lost.
+            unsafe {
+                parking_lot_core::park(
+                    self.park_key(),
+                    || slot.0.load(SeqCst) != 0,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    None,
+                );
+            }
         }
     }
 
-    /// The guard of a read through `slot`, which the caller has locked
-    /// shared.
+    /// Wakes the writer parked in [`drain`](Self::drain), if any.
+    #[cold]
+    fn wake_writer(&self) {
+        #[cfg(not(larder_loom))]
+        // SAFETY: the key is this lock's own (see `drain`).
+        unsafe {
+            parking_lot_core::unpark_all(self.park_key(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+        }
+    }
+
+    #[cfg(not(larder_loom))]
+    fn park_key(&self) -> usize {
+        std::ptr::addr_of!(self.gate.writing) as usize
+    }
+
+    /// The guard of a read, through `slot` (counted in) or the gate (held
+    /// shared).
     #[cfg(not(larder_loom))]
     #[inline]
-    fn reading<'a>(&'a self, slot: &'a Slot) -> ReadGuard<'a, T> {
+    fn reading<'a>(&'a self, slot: Option<&'a Slot>) -> ReadGuard<'a, T> {
         ReadGuard {
             lock: self,
             slot,
@@ -329,14 +499,21 @@ impl<T> SlottedRwLock<T> {
     }
 
     #[cfg(larder_loom)]
-    fn reading<'a>(&'a self, held: RwLockReadGuard<'a, ()>) -> ReadGuard<'a, T> {
+    fn reading<'a>(
+        &'a self,
+        slot: Option<&'a Slot>,
+        held: Option<RwLockReadGuard<'a, ()>>,
+    ) -> ReadGuard<'a, T> {
         ReadGuard {
-            data: self.data.get(),
+            data: Some(self.data.get()),
+            lock: self,
+            slot,
             _held: held,
         }
     }
 
-    /// The guard of a write, which the caller has locked every slot for.
+    /// The guard of a write, which the caller has taken the gate (and
+    /// drained the slots) for.
     #[cfg(not(larder_loom))]
     fn writing(&self) -> WriteGuard<'_, T> {
         WriteGuard {
@@ -346,12 +523,10 @@ impl<T> SlottedRwLock<T> {
     }
 
     #[cfg(larder_loom)]
-    fn writing<'a>(
-        &'a self,
-        held: [Option<RwLockWriteGuard<'a, ()>>; MAX_SLOTS],
-    ) -> WriteGuard<'a, T> {
+    fn writing<'a>(&'a self, held: RwLockWriteGuard<'a, ()>) -> WriteGuard<'a, T> {
         WriteGuard {
-            data: self.data.get_mut(),
+            data: Some(self.data.get_mut()),
+            lock: self,
             _held: held,
         }
     }
@@ -373,8 +548,9 @@ type NotSend = std::marker::PhantomData<
     <parking_lot::RawRwLock as parking_lot::lock_api::RawRwLock>::GuardMarker,
 >;
 
-/// Shared access through one slot. Declared data first: under loom the
-/// access it records must end before the slot's lock is let go.
+/// Shared access, counted in a slot or holding the gate shared. Declared
+/// data first: under loom the access it records must end before the lock is
+/// let go.
 ///
 /// The normal form reaches the data through the lock, never by a `&'a T`
 /// field: a guard passed by value to a function that drops it lets the lock
@@ -383,25 +559,34 @@ type NotSend = std::marker::PhantomData<
 /// gets in as undefined behaviour). std's guards hold a pointer for the same
 /// reason.
 pub(crate) struct ReadGuard<'a, T> {
-    #[cfg(not(larder_loom))]
+    #[cfg(larder_loom)]
+    /// The access loom tracks; ended first when the guard drops.
+    data: Option<loom::cell::ConstPtr<T>>,
     lock: &'a SlottedRwLock<T>,
-    #[cfg(not(larder_loom))]
-    slot: &'a Slot,
+    /// The slot counted in; `None`: the gate is held shared.
+    slot: Option<&'a Slot>,
     #[cfg(not(larder_loom))]
     _not_send: NotSend,
     #[cfg(larder_loom)]
-    data: loom::cell::ConstPtr<T>,
-    #[cfg(larder_loom)]
-    _held: RwLockReadGuard<'a, ()>,
+    _held: Option<RwLockReadGuard<'a, ()>>,
 }
 
-#[cfg(not(larder_loom))]
 impl<T> Drop for ReadGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the guard was made (`SlottedRwLock::reading`) with `slot`
-        // locked shared for it, and this is its only unlock.
-        unsafe { self.slot.0.unlock_shared() };
+        // Under loom, the recorded read ends before the lock is let go.
+        #[cfg(larder_loom)]
+        drop(self.data.take());
+        match self.slot {
+            Some(slot) => self.lock.leave(slot),
+            #[cfg(not(larder_loom))]
+            // SAFETY: the guard was made (`SlottedRwLock::reading`) with the
+            // gate locked shared for it, and this is its only unlock.
+            None => unsafe { self.lock.gate.lock.unlock_shared() },
+            // loom's guard, `_held`, lets go of the gate.
+            #[cfg(larder_loom)]
+            None => {}
+        }
     }
 }
 
@@ -410,40 +595,50 @@ impl<T> Deref for ReadGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        // SAFETY: the guard holds its slot locked shared until it drops, and
-        // a `&mut T` is made only under a `WriteGuard`, which holds every
-        // slot exclusively, so none exists while this `&T` lives (it borrows
-        // the guard); shared references may alias.
+        // SAFETY: the guard is counted in its slot (or holds the gate
+        // shared) until it drops, and a `&mut T` is made only under a
+        // `WriteGuard`, whose writer holds the gate and waited for every
+        // slot to drain after setting its flag, which turns counted readers
+        // away (see `try_read_as`): none exists while this `&T` lives (it
+        // borrows the guard); shared references may alias.
         return unsafe { &*self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::reading`; loom checks it.
         unsafe {
-            self.data.deref()
+            self.data.as_ref().expect("until dropped").deref()
         }
     }
 }
 
-/// Exclusive access, holding every slot (data first, and through the lock,
-/// as in [`ReadGuard`]).
+/// Exclusive access, holding the gate with every slot drained (data first,
+/// and through the lock, as in [`ReadGuard`]).
 pub(crate) struct WriteGuard<'a, T> {
-    #[cfg(not(larder_loom))]
+    #[cfg(larder_loom)]
+    /// The access loom tracks; ended first when the guard drops.
+    data: Option<loom::cell::MutPtr<T>>,
     lock: &'a SlottedRwLock<T>,
     #[cfg(not(larder_loom))]
     _not_send: NotSend,
     #[cfg(larder_loom)]
-    data: loom::cell::MutPtr<T>,
-    #[cfg(larder_loom)]
-    _held: [Option<RwLockWriteGuard<'a, ()>>; MAX_SLOTS],
+    _held: RwLockWriteGuard<'a, ()>,
 }
 
-#[cfg(not(larder_loom))]
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
-        for slot in self.lock.used().iter().rev() {
-            // SAFETY: the guard was made (`SlottedRwLock::writing`) with every
-            // slot locked exclusively for it, and this is their only unlock.
-            unsafe { slot.0.unlock_exclusive() };
+        // Under loom, the recorded write ends before the lock is let go.
+        #[cfg(larder_loom)]
+        drop(self.data.take());
+        let lock = self.lock;
+        if lock.counted() {
+            lock.gate.writing.store(false, SeqCst);
         }
+        #[cfg(not(larder_loom))]
+        // SAFETY: the guard was made (`SlottedRwLock::writing`) with the gate
+        // locked exclusively for it, and this is its only unlock.
+        unsafe {
+            lock.gate.lock.unlock_exclusive()
+        };
+        // Under loom, `_held` lets go of the gate after this.
     }
 }
 
@@ -452,14 +647,15 @@ impl<T> Deref for WriteGuard<'_, T> {
     #[inline]
     fn deref(&self) -> &T {
         #[cfg(not(larder_loom))]
-        // SAFETY: the guard holds every slot locked exclusively until it
-        // drops, so no reader or other writer reaches the data meanwhile;
-        // this `&T` borrows the guard, so no `&mut T` from it coexists.
+        // SAFETY: the guard holds the gate exclusively, with every slot
+        // drained and readers turned away, until it drops, so no reader or
+        // other writer reaches the data meanwhile; this `&T` borrows the
+        // guard, so no `&mut T` from it coexists.
         return unsafe { &*self.lock.data.get() };
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
-            self.data.deref()
+            self.data.as_ref().expect("until dropped").deref()
         }
     }
 }
@@ -474,7 +670,7 @@ impl<T> DerefMut for WriteGuard<'_, T> {
         #[cfg(larder_loom)]
         // SAFETY: as in `SlottedRwLock::writing`; loom checks it.
         unsafe {
-            self.data.deref()
+            self.data.as_ref().expect("until dropped").deref()
         }
     }
 }
@@ -540,29 +736,73 @@ mod tests {
 
     #[test]
     fn a_writer_excludes_readers_of_every_slot_and_other_writers() {
-        let lock = SlottedRwLock::with_slots(5u32, 4);
-        {
-            let mut w = lock.write();
-            *w += 1;
-            // Every slot is held: no read through any slot, no second writer.
-            for slot in lock.used() {
-                assert!(!slot.0.try_lock_shared());
+        for slots in [4, 1] {
+            let lock = SlottedRwLock::with_slots(5u32, slots);
+            let threads = |lock: &SlottedRwLock<u32>| -> Vec<bool> {
+                (0..MAX_SLOTS)
+                    .map(|s| lock.try_read_as(Here { index: s, slot: s }).is_some())
+                    .collect()
+            };
+            {
+                let mut w = lock.write();
+                *w += 1;
+                // No read through any slot, no second writer.
+                assert!(threads(&lock).iter().all(|&read| !read), "{slots}");
+                assert!(lock.try_write().is_none());
             }
-            assert!(lock.try_read().is_none());
-            assert!(lock.try_write().is_none());
+            assert_eq!(*lock.read(), 6);
+            let r = lock.read();
+            assert!(lock.try_write().is_none(), "a reader blocks writers");
+            // A failed try_write cleared its flag and let the gate go: every
+            // slot still reads, and the counts are back where they were.
+            assert!(threads(&lock).iter().all(|&read| read), "{slots}");
+            if slots > 1 {
+                let counts: usize = lock.used().iter().map(|s| s.0.load(SeqCst)).sum();
+                assert_eq!(counts, 1, "only `r` is counted in");
+            }
+            drop(r);
+            assert!(lock.try_write().is_some());
+            assert!(!lock.gate.writing.load(SeqCst));
         }
-        assert_eq!(*lock.read(), 6);
+    }
+
+    #[test]
+    fn a_writer_parked_behind_a_reader_is_woken_when_it_leaves() {
+        // The reader holds its slot past the writer's spins, so the writer
+        // parks; the reader's leaving must wake it.
+        let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
         let r = lock.read();
-        assert!(lock.try_write().is_none(), "a reader blocks writers");
-        // A failed try_write let go of the slots it had taken: other slots
-        // still read.
-        for slot in lock.used() {
-            assert!(slot.0.try_lock_shared());
-            // SAFETY: locked shared just above.
-            unsafe { slot.0.unlock_shared() };
+        let writer = {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || *lock.write() += 1)
+        };
+        // Wait until the writer has set its flag (it then waits for `r`).
+        while !lock.gate.writing.load(SeqCst) {
+            std::thread::yield_now();
         }
+        assert!(
+            lock.try_read().is_none(),
+            "a waiting writer turns readers away"
+        );
         drop(r);
-        assert!(lock.try_write().is_some());
+        writer.join().unwrap();
+        assert_eq!(*lock.read(), 1);
+    }
+
+    #[test]
+    fn a_reader_that_meets_a_writer_waits_and_then_reads() {
+        let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
+        let w = lock.write();
+        let reader = {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || *lock.read())
+        };
+        // The reader cannot get in while `w` lives.
+        std::thread::yield_now();
+        let mut w = w;
+        *w = 7;
+        drop(w);
+        assert_eq!(reader.join().unwrap(), 7);
     }
 
     #[test]
