@@ -39,7 +39,7 @@ fn store(cfg: Cfg) -> (Store, ManualClock) {
     let config = match cfg {
         Cfg::Small => base,
         Cfg::Tiny => StoreConfig {
-            // One item of up to 39 bytes under a one-byte key fits (at most
+            // One item of up to 40 bytes under a one-byte key fits (at most
             // 104, by the longest header it could have: a 64-byte arena slot
             // and 39), not two small ones (56 each: a 16-byte slot), nor
             // one of 60 bytes (128).
@@ -1868,4 +1868,46 @@ fn keys_longer_than_an_item_can_hold_are_refused_without_a_panic() {
     );
     assert_eq!(out, b"SERVER_ERROR out of memory storing object\r\n");
     assert_eq!(store.len(), 0);
+}
+
+/// An item the store says it stored is there to read: around 1,000 bytes a
+/// block is near the arena's largest slot (1,024 bytes), where a block with
+/// a short header costs more than the longest header's estimate said (the
+/// longest goes to the heap, which is cheaper), so a store of one shard
+/// sized for the estimate answered `STORED` and dropped the item.
+#[test]
+fn a_value_near_the_largest_arena_slot_is_stored_or_refused_never_lost() {
+    for value_len in 990..1030usize {
+        for memory_limit in [1_060u64, 1_088, 1_100] {
+            let store = Store::new(StoreConfig {
+                memory_limit,
+                max_item_size: 2048,
+                shards: Some(1),
+                ..StoreConfig::default()
+            })
+            .expect("valid config");
+            let value = vec![b'v'; value_len];
+            let mut set = format!("set k 0 0 {value_len}\r\n").into_bytes();
+            set.extend_from_slice(&value);
+            set.extend_from_slice(b"\r\n");
+            let reply = send(&store, &set);
+            let got = send(&store, b"get k\r\n");
+            if reply == b"STORED\r\n" {
+                let mut expected = format!("VALUE k 0 {value_len}\r\n").into_bytes();
+                expected.extend_from_slice(&value);
+                expected.extend_from_slice(b"\r\nEND\r\n");
+                assert_eq!(
+                    got, expected,
+                    "{value_len} bytes at {memory_limit}: stored, then lost"
+                );
+            } else {
+                assert!(
+                    reply.starts_with(b"SERVER_ERROR"),
+                    "{value_len} bytes at {memory_limit}: {}",
+                    String::from_utf8_lossy(&reply)
+                );
+                assert_eq!(got, b"END\r\n");
+            }
+        }
+    }
 }

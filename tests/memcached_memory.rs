@@ -2,9 +2,11 @@
 //! allocator checks that `ITEM_OVERHEAD` covers an item's true cost.
 //!
 //! The allocator sees requested sizes, not the allocator's own headers and
-//! rounding; the store charges each item's block as malloc rounds it (which
-//! covers those) plus `ITEM_OVERHEAD`. It does see the unused capacity of the
-//! slot vectors, which a resident-set measure would not.
+//! rounding; the store charges each item's block as it is stored (its slot
+//! in the store's arena, whose 32 KiB pages the allocator sees whole, or a
+//! heap block as malloc rounds it) plus `ITEM_OVERHEAD`. It does see the
+//! unused capacity of the slot vectors, which a resident-set measure would
+//! not.
 #![cfg(feature = "memcached")]
 
 use std::sync::{Mutex, PoisonError};

@@ -861,16 +861,16 @@ impl Store {
     }
 }
 
-/// What an item is charged against the memory limit: its block as the
-/// allocator rounds it, plus the fixed overhead in the cache.
+/// What an item is charged against the memory limit: its block as stored
+/// ([`Block::cost`]), plus the fixed overhead in the cache.
 fn block_weight(block: &Block) -> u32 {
     u32::try_from(block.cost())
         .unwrap_or(u32::MAX)
         .saturating_add(ITEM_OVERHEAD)
 }
 
-/// The most an item of these lengths can weigh: its block as the allocator
-/// rounds it, with the longest header, plus the fixed overhead in the cache.
+/// The most an item of these lengths can weigh: the most its block can cost
+/// ([`item::block_cost`]), plus the fixed overhead in the cache.
 fn weight(key_len: usize, value_len: usize) -> u32 {
     u32::try_from(item::block_cost(key_len, value_len))
         .unwrap_or(u32::MAX)
