@@ -63,8 +63,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::SeqCst;
 
-/// The most slots a lock has: a write takes them all, so more slots make
-/// writes dearer while the readers they separate run on at most as many CPUs.
+/// The most slots a lock has: a write loads every slot's count (a line a
+/// reader on another CPU last wrote), so more slots make writes dearer
+/// while the readers they separate run on at most as many CPUs.
 pub(crate) const MAX_SLOTS: usize = 8;
 
 // A reader's slot is its thread's slot masked by the lock's count, and by
@@ -193,12 +194,16 @@ struct Gate {
     #[cfg(larder_loom)]
     lock: RwLock<()>,
     /// Set by a writer, under `lock`, before it waits for the counts to
-    /// drain; cleared before it lets `lock` go.
+    /// drain; cleared before it lets `lock` go. A `try_write` that finds a
+    /// reader in sets it and clears it again at once.
     writing: AtomicBool,
     /// The slots in use, a power of two: a reader takes its thread's slot
     /// modulo this, a writer waits for them all. [`slot_count`], or 1 for
     /// data that every access writes (see [`with_slots`](SlottedRwLock::with_slots)).
     used: usize,
+    /// Times a writer parked (tests only).
+    #[cfg(all(test, not(larder_loom)))]
+    parks: std::sync::atomic::AtomicUsize,
 }
 
 #[cfg(not(larder_loom))]
@@ -253,6 +258,8 @@ impl<T> SlottedRwLock<T> {
                 lock: RwLock::new(()),
                 writing: AtomicBool::new(false),
                 used: slots.clamp(1, MAX_SLOTS).next_power_of_two(),
+                #[cfg(all(test, not(larder_loom)))]
+                parks: std::sync::atomic::AtomicUsize::new(0),
             },
             data: Data::new(value),
         }
@@ -291,7 +298,8 @@ impl<T> SlottedRwLock<T> {
         self.read_as(here())
     }
 
-    /// Read access, or `None` if a writer holds or waits for the lock.
+    /// Read access, or `None` if a writer holds or waits for the lock (or a
+    /// `try_write` is looking at the counts at that moment).
     #[inline]
     pub(crate) fn try_read(&self) -> Option<ReadGuard<'_, T>> {
         self.try_read_as(here())
@@ -368,13 +376,14 @@ impl<T> SlottedRwLock<T> {
         }
     }
 
-    /// A counted reader leaves its slot, and wakes a writer that may be
-    /// waiting for it.
+    /// A counted reader leaves its slot; the last to leave wakes a writer
+    /// that may be waiting for the slot to drain (it sees the flag of any
+    /// writer whose wait saw its count, by the argument in `drain`).
     #[inline]
     fn leave(&self, slot: &Slot) {
-        slot.0.fetch_sub(1, SeqCst);
+        let last = slot.0.fetch_sub(1, SeqCst) == 1;
         model_fence();
-        if self.gate.writing.load(SeqCst) {
+        if last && self.gate.writing.load(SeqCst) {
             self.wake_writer();
         }
     }
@@ -451,6 +460,8 @@ impl<T> SlottedRwLock<T> {
                 std::hint::spin_loop();
                 continue;
             }
+            #[cfg(test)]
+            self.gate.parks.fetch_add(1, SeqCst);
             // SAFETY: the key is this lock's flag, an address no other
             // parking_lot user parks on; the callbacks neither panic nor
             // call into parking_lot. The check runs under the key's queue
@@ -708,7 +719,7 @@ mod tests {
     #[test]
     fn a_writer_shuts_out_every_threads_slot_whatever_the_lock_size() {
         // Every thread slot, in locks of every size, reads through a slot a
-        // writer locks (a one-slot lock's readers all share slot 0).
+        // writer waits for (a one-slot lock's readers all take the gate).
         for asked in [1, 2, 4, 8] {
             let lock = SlottedRwLock::with_slots(0u32, asked);
             for s in 0..MAX_SLOTS {
@@ -776,10 +787,12 @@ mod tests {
             let lock = Arc::clone(&lock);
             std::thread::spawn(move || *lock.write() += 1)
         };
-        // Wait until the writer has set its flag (it then waits for `r`).
-        while !lock.gate.writing.load(SeqCst) {
+        // Wait until the writer has parked (it spins first, then parks
+        // until `r` leaves: it cannot get in before).
+        while lock.gate.parks.load(SeqCst) == 0 {
             std::thread::yield_now();
         }
+        assert!(lock.gate.writing.load(SeqCst));
         assert!(
             lock.try_read().is_none(),
             "a waiting writer turns readers away"
@@ -787,6 +800,67 @@ mod tests {
         drop(r);
         writer.join().unwrap();
         assert_eq!(*lock.read(), 1);
+    }
+
+    #[test]
+    fn readers_that_hold_their_slot_a_while_never_strand_a_parked_writer() {
+        // Readers hold their slots for varying spins, so writers spin out and
+        // park often; a lost wake-up would hang this test (no timing is
+        // asserted). Writers mix `try_write` and `write`.
+        let (reads, writes) = if cfg!(miri) {
+            (50, 20)
+        } else {
+            (20_000, 2_000)
+        };
+        for slots in [2, 8] {
+            let lock = Arc::new(SlottedRwLock::with_slots((0u64, 0u64), slots));
+            let readers: Vec<_> = (0..4usize)
+                .map(|t| {
+                    let lock = Arc::clone(&lock);
+                    std::thread::spawn(move || {
+                        let me = Here { index: t, slot: t };
+                        let mut x = t as u64 + 1;
+                        for _ in 0..reads {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let g = lock.read_as(me);
+                            assert_eq!(g.0, g.1, "a read overlapped a write");
+                            for _ in 0..(x % 256) {
+                                std::hint::spin_loop();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let writers: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let lock = Arc::clone(&lock);
+                    std::thread::spawn(move || {
+                        let mut done = 0;
+                        for n in 0..writes {
+                            let guard = if (n + t) % 3 == 0 {
+                                lock.try_write()
+                            } else {
+                                Some(lock.write())
+                            };
+                            if let Some(mut w) = guard {
+                                w.0 += 1;
+                                w.1 += 1;
+                                done += 1;
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for r in readers {
+                r.join().expect("reader panicked");
+            }
+            let done: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+            assert_eq!(*lock.read(), (done, done));
+            assert!(done >= 2 * (writes - writes / 3 - 1), "{done}");
+        }
     }
 
     #[test]
@@ -948,5 +1022,58 @@ mod tests {
         let there = std::thread::spawn(here).join().unwrap();
         assert_ne!(me.index, there.index, "threads are numbered in turn");
         assert_eq!(there.slot, there.index % slot_count());
+    }
+}
+
+/// The lock alone under loom (the caches' models in `tests/loom.rs` reach
+/// it only through a cache, which tries `try_write` before `write`).
+#[cfg(all(test, larder_loom))]
+mod loom_lock {
+    use super::*;
+    use crate::sync::Arc;
+
+    /// Spawns a thread that writes (adds one) and one that reads.
+    fn a_writer_and_a_reader(
+        lock: &Arc<SlottedRwLock<u32>>,
+    ) -> (loom::thread::JoinHandle<()>, loom::thread::JoinHandle<u32>) {
+        let writer = {
+            let lock = Arc::clone(lock);
+            loom::thread::spawn(move || *lock.write() += 1)
+        };
+        let reader = {
+            let lock = Arc::clone(lock);
+            loom::thread::spawn(move || *lock.read_as(here()))
+        };
+        (writer, reader)
+    }
+
+    /// Two writers and a counted reader: a writer's guard must clear the
+    /// flag before it lets the gate go, or the second writer's flag is
+    /// cleared under it and the reader gets in during its write.
+    #[test]
+    fn two_writers_and_a_reader() {
+        loom::model(|| {
+            let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
+            let (writer, reader) = a_writer_and_a_reader(&lock);
+            *lock.write() += 1;
+            writer.join().unwrap();
+            assert!(reader.join().unwrap() <= 2);
+            assert_eq!(*lock.read_as(here()), 2);
+        });
+    }
+
+    /// A `try_write` that backs off from a reader, beside a reader and a
+    /// blocking writer.
+    #[test]
+    fn a_try_write_beside_a_reader_and_a_writer() {
+        loom::model(|| {
+            let lock = Arc::new(SlottedRwLock::with_slots(0u32, 2));
+            let (writer, reader) = a_writer_and_a_reader(&lock);
+            let tried = lock.try_write().map(|mut w| *w += 1).is_some();
+            writer.join().unwrap();
+            let total = 1 + u32::from(tried);
+            assert!(reader.join().unwrap() <= total);
+            assert_eq!(*lock.read_as(here()), total);
+        });
     }
 }
