@@ -216,7 +216,6 @@ type Data<T> = loom::cell::UnsafeCell<T>;
 
 /// Spins a writer makes on a slot whose readers have not left, before it
 /// parks until one leaves.
-#[cfg(not(larder_loom))]
 const SPINS: u32 = 64;
 
 /// A reader-writer lock whose readers spread over per-CPU slots (see the
@@ -392,30 +391,27 @@ impl<T> SlottedRwLock<T> {
     /// flag, and a wait until every slot's readers have left.
     pub(crate) fn write(&self) -> WriteGuard<'_, T> {
         #[cfg(not(larder_loom))]
-        {
-            self.gate.lock.lock_exclusive();
-            if self.counted() {
-                self.gate.writing.store(true, SeqCst);
-                for slot in self.used() {
-                    self.drain(slot);
-                }
-            }
-            self.writing()
-        }
+        self.gate.lock.lock_exclusive();
         #[cfg(larder_loom)]
-        {
-            let held = self.gate.lock.write();
-            if self.counted() {
-                self.gate.writing.store(true, SeqCst);
-                model_fence();
-                for slot in self.used() {
-                    while slot.0.load(SeqCst) != 0 {
-                        loom::thread::yield_now();
-                    }
-                }
+        let held = self.gate.lock.write();
+        if self.counted() {
+            self.raise_flag();
+            for slot in self.used() {
+                self.drain(slot);
             }
-            self.writing(held)
         }
+        #[cfg(not(larder_loom))]
+        return self.writing();
+        #[cfg(larder_loom)]
+        return self.writing(held);
+    }
+
+    /// A writer holding the gate turns new readers away; the fence is
+    /// loom's stand-in for the store's sequential consistency.
+    #[inline]
+    fn raise_flag(&self) {
+        self.gate.writing.store(true, SeqCst);
+        model_fence();
     }
 
     /// [`write`](Self::write), or `None` if another writer holds the gate or
@@ -430,8 +426,7 @@ impl<T> SlottedRwLock<T> {
             return None;
         }
         if self.counted() {
-            self.gate.writing.store(true, SeqCst);
-            model_fence();
+            self.raise_flag();
             if self.used().iter().any(|slot| slot.0.load(SeqCst) != 0) {
                 self.gate.writing.store(false, SeqCst);
                 #[cfg(not(larder_loom))]
@@ -450,35 +445,47 @@ impl<T> SlottedRwLock<T> {
 
     /// Waits until `slot` has no reader: spins a little (a read holds its
     /// slot for a lookup and a clone), then parks until a reader that
-    /// leaves wakes it (a read may run a caller's closure).
-    #[cfg(not(larder_loom))]
+    /// leaves wakes it (a read may run a caller's closure). Under loom it
+    /// yields instead (parking is not modelled).
     fn drain(&self, slot: &Slot) {
         let mut spins = 0;
         while slot.0.load(SeqCst) != 0 {
-            if spins < SPINS {
+            if cfg!(larder_loom) || spins < SPINS {
                 spins += 1;
+                #[cfg(larder_loom)]
+                loom::thread::yield_now();
+                #[cfg(not(larder_loom))]
                 std::hint::spin_loop();
-                continue;
+            } else {
+                self.park_until_drained(slot);
             }
-            #[cfg(test)]
-            self.gate.parks.fetch_add(1, SeqCst);
-            // SAFETY: the key is this lock's flag, an address no other
-            // parking_lot user parks on; the callbacks neither panic nor
-            // call into parking_lot. The check runs under the key's queue
-            // lock, which a leaving reader's wake takes too, after its count
-            // went down and it saw the flag: a reader that leaves after the
-            // check finds this thread parked, one that left before it fails
-            // the check, so no wake is lost.
-            unsafe {
-                parking_lot_core::park(
-                    self.park_key(),
-                    || slot.0.load(SeqCst) != 0,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
-                    None,
-                );
-            }
+        }
+    }
+
+    /// Parks until a leaving reader wakes this writer, unless `slot` has
+    /// drained by the time the check runs.
+    #[cfg_attr(larder_loom, allow(unused_variables, clippy::unused_self))]
+    fn park_until_drained(&self, slot: &Slot) {
+        #[cfg(test)]
+        #[cfg(not(larder_loom))]
+        self.gate.parks.fetch_add(1, SeqCst);
+        #[cfg(not(larder_loom))]
+        // SAFETY: the key is this lock's flag, an address no other
+        // parking_lot user parks on; the callbacks neither panic nor call
+        // into parking_lot. The check runs under the key's queue lock, which
+        // a leaving reader's wake takes too, after its count went down and
+        // it saw the flag: a reader that leaves after the check finds this
+        // thread parked, one that left before it fails the check, so no wake
+        // is lost.
+        unsafe {
+            parking_lot_core::park(
+                self.park_key(),
+                || slot.0.load(SeqCst) != 0,
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                None,
+            );
         }
     }
 

@@ -1871,10 +1871,11 @@ fn keys_longer_than_an_item_can_hold_are_refused_without_a_panic() {
 }
 
 /// An item the store says it stored is there to read: around 1,000 bytes a
-/// block is near the arena's largest slot (1,024 bytes), where a block with
-/// a short header costs more than the longest header's estimate said (the
-/// longest goes to the heap, which is cheaper), so a store of one shard
-/// sized for the estimate answered `STORED` and dropped the item.
+/// block is near the arena's largest slot (1,024 bytes). When blocks took
+/// that slot whatever it cost, a block with a short header cost more than
+/// the store's estimate at the longest header (whose block went to the
+/// cheaper heap), so a store of one shard sized for the estimate answered
+/// `STORED` and dropped the item.
 #[test]
 fn a_value_near_the_largest_arena_slot_is_stored_or_refused_never_lost() {
     for value_len in 990..1030usize {

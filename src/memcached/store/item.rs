@@ -69,8 +69,6 @@ const KEY_AT: usize = 1;
 /// The most header bytes after the key: the field byte, then client flags,
 /// CAS and flush epoch as LEB128 varints (5, 10 and 5 bytes at most).
 const MAX_FIELDS: usize = 21;
-/// The fewest: the field byte and a one-byte CAS.
-const MIN_FIELDS: usize = 2;
 /// The field byte's low bits: the client flags themselves when below this
 /// (most clients use flags 0 to 4 or so), or this, and the flags follow as a
 /// varint.
@@ -301,16 +299,12 @@ impl Block {
 
 /// The most a block of this key and value length can cost, whatever its
 /// fields (for checks made before the block exists; the weigher charges
-/// each block as built, [`Block::cost`]).
-///
-/// Not simply the cost at the longest header: a block a few bytes over the
-/// arena's largest class goes to the heap and costs less than one in that
-/// class, so a short header can cost more than the longest.
+/// each block as built, [`Block::cost`]): its cost at the longest header,
+/// as a block's cost never falls as it grows (see [`thin::bytes_cost`]).
 pub(crate) fn block_cost(key_len: usize, value_len: usize) -> usize {
     let head = KEY_AT + key_len + MAX_FIELDS;
     if value_len < LARGE_FROM {
-        let shortest = KEY_AT + key_len + MIN_FIELDS;
-        thin::bytes_cost_most(shortest + value_len, head + value_len)
+        thin::bytes_cost(head + value_len)
     } else {
         large_cost(head, value_len)
     }
@@ -571,7 +565,7 @@ mod tests {
         let cass = [0, 1, 127, 128, 1 << 21, 1 << 34, u64::MAX];
         let epochs = [0, 1, 30, 31, 127, 128, u32::MAX];
         // Around 1,000 bytes a block is near the arena's largest class,
-        // where the shortest header can cost more than the longest.
+        // where a slot can cost more than a heap block.
         let lens = [0, 1, 100, 995, 1003, 1007, 1010, LARGE_FROM - 1, LARGE_FROM];
         for key in &keys {
             for &flags in &flagss {
