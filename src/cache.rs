@@ -793,6 +793,32 @@ where
         true
     }
 
+    /// Replaces the key stored for `key` with the one `f` makes from it,
+    /// expired or not, and returns the old key (dropped by the caller, after
+    /// the lock). For the store's page mover, which swaps a key for an equal
+    /// copy in another place: the entry keeps its value, weight, deadline,
+    /// hash and place in the policy, and nothing is counted or reported.
+    /// `f` returning `None` leaves the entry as it is.
+    ///
+    /// The new key must equal the old one and hash as it does.
+    ///
+    /// **Locking behaviour:** the shard's write lock, with no upkeep.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn swap_key<Q>(&self, key: &Q, f: impl FnOnce(&K) -> Option<K>) -> Option<K>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.locked(self.cell(hash), |shard, _| {
+            let idx = shard.find(short_hash(hash), key)?;
+            let e = shard.table.slab.entry_mut(idx);
+            let new = f(&e.key)?;
+            debug_assert!(new.borrow() == key, "swap_key: the new key differs");
+            Some(std::mem::replace(&mut e.key, new))
+        })
+    }
+
     /// The shared read path: finds a live entry and maps it under the lock.
     #[inline]
     fn lookup<Q, R>(

@@ -810,9 +810,15 @@ where
     }
 
     /// Compacts the policy queues when dead slots have piled up (amortised O(1): a
-    /// pass costs O(live + dead) and runs only after `live / 4` removals).
+    /// pass costs O(live + dead) and runs only after `live / 4` removals), and
+    /// rebuilds the table smaller when removals have left it mostly empty
+    /// (amortised the same way; see [`Slab::should_shrink`](crate::slab::Slab::should_shrink)).
+    /// Called before an insert links its entry.
     fn maybe_compact(&mut self) {
         self.table.maybe_compact();
+        if let Some(remap) = self.table.maybe_shrink() {
+            self.moved(&remap);
+        }
     }
 
     /// Removes everything, returning the entries.

@@ -319,6 +319,11 @@ pub(crate) struct Slab<K, V> {
     patience: u32,
     /// Rebuilds so far (for tests).
     pub(crate) rebuilds: usize,
+    /// Entries taken out since the last rebuild: a table that holds few
+    /// entries shrinks only after this many removals (see
+    /// [`should_shrink`](Self::should_shrink)), so a table made large on
+    /// purpose (a restore's reservation) is left alone.
+    removed: usize,
 }
 
 impl<K, V> Slab<K, V> {
@@ -337,6 +342,7 @@ impl<K, V> Slab<K, V> {
             probe_count: 0,
             patience: 0,
             rebuilds: 0,
+            removed: 0,
         }
     }
 
@@ -539,6 +545,31 @@ impl<K, V> Slab<K, V> {
         self.slots.len() * LOAD_NUM / LOAD_DEN
     }
 
+    /// Whether the table should be rebuilt smaller: it holds under a quarter
+    /// of what its maximum load allows, and got there by removals (at least
+    /// half its maximum load of them since the last rebuild). A weight-bound
+    /// cache whose entries grew (a memcached store whose items went from
+    /// 100 to 300 bytes) holds fewer of them for the same weight, and each
+    /// spare slot is memory its weight bound does not count.
+    ///
+    /// The rebuild leaves room for a quarter more than the live entries
+    /// ([`shrunk_size`](Self::shrunk_size)): the table is then as full as
+    /// right after a growth step (70%), which is what `ITEM_OVERHEAD`-style
+    /// per-entry charges assume. Another shrink needs three quarters of the
+    /// entries gone and half a table's worth of removals, so each rebuild's
+    /// cost (every entry moved once) is paid for by the removals before it,
+    /// and growth after it is ordinary growth.
+    #[inline]
+    pub(crate) fn should_shrink(&self) -> bool {
+        let max = self.max_load();
+        self.slots.len() > 4 * WIDTH && (self.live as usize) * 4 < max && self.removed >= max / 2
+    }
+
+    /// The entries a shrinking rebuild makes room for.
+    pub(crate) fn shrunk_size(&self) -> usize {
+        (self.live as usize + self.live as usize / 4).max(8)
+    }
+
     /// The size a rebuild to store one more entry should have room for.
     ///
     /// The same size when that leaves room: after displacement, or after dead
@@ -588,6 +619,7 @@ impl<K, V> Slab<K, V> {
         self.live = 0;
         self.dead = 0;
         self.displaced = 0;
+        self.removed = 0;
         self.rebuilds += 1;
         let mut map = vec![NIL; old.len()];
         let mut old_next = Vec::with_capacity(old.len());
@@ -649,6 +681,7 @@ impl<K, V> Slab<K, V> {
             unreachable!("slot {idx} was already empty")
         };
         self.live -= 1;
+        self.removed += 1;
         let g = idx as usize / WIDTH;
         self.dead += u32::from(queued);
         self.set_tag(idx, if queued { DEAD } else { FREE });

@@ -704,6 +704,69 @@ fn churn_on_a_full_cache_keeps_memory_bounded() {
 }
 
 #[test]
+fn a_cache_whose_entries_grow_heavier_gives_back_its_spare_slots() {
+    // Bounded by weight: 20,000 light entries, then all but 1,000 of them
+    // removed, then entries twenty times heavier up to the same weight.
+    // The table sized for 20,000 would stay, unseen by the weight bound; it
+    // is rebuilt for what is held (all policies, as a memcached store's
+    // table is when its items go from 100 to 2,000 bytes).
+    for policy in policies() {
+        let c: Cache<u64, u64> = Cache::builder()
+            .max_weight(20_000)
+            .weigher(|_, v| if *v < 1_000_000 { 1 } else { 20 })
+            .shards(1)
+            .policy(policy.clone())
+            .build()
+            .unwrap();
+        for k in 0..20_000 {
+            c.insert(k, k);
+        }
+        assert_eq!(c.len(), 20_000);
+        let full = c.heap_bytes();
+        for k in 1_000..20_000 {
+            c.remove(&k);
+        }
+        for k in 0..900 {
+            c.insert(2_000_000 + k, 2_000_000 + k);
+        }
+        assert!(c.len() <= 1_900);
+        assert!(
+            c.heap_bytes() * 4 < full,
+            "{policy:?}: {} of {full} bytes for {} entries",
+            c.heap_bytes(),
+            c.len()
+        );
+        for k in 0..1_000 {
+            assert_eq!(c.get(&k), Some(k), "{policy:?}");
+        }
+        c.validate();
+    }
+}
+
+#[test]
+fn a_table_made_large_on_purpose_is_not_shrunk_by_inserts() {
+    // Bounded by entries: filling toward the bound never shrinks the table
+    // (no removals have happened), so entries move only as it grows.
+    let c: Cache<u64, u64> = Cache::builder()
+        .max_entries(100_000)
+        .shards(1)
+        .build()
+        .unwrap();
+    for k in 0..10 {
+        c.insert(k, k);
+    }
+    let rebuilds = c.table_rebuilds();
+    let mut last = c.heap_bytes();
+    for k in 10..50_000 {
+        c.insert(k, k);
+        let now = c.heap_bytes();
+        assert!(now >= last, "the table shrank while filling at {k}");
+        last = now;
+    }
+    assert!(c.table_rebuilds() > rebuilds);
+}
+
+#[test]
 fn removed_keys_do_not_grow_memory_without_bound() {
     // Insert/remove churn that never fills the cache must recycle slots.
     let c: Cache<u64, u64> = Cache::builder()

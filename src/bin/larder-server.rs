@@ -73,10 +73,12 @@ same command line:
                            root); as root with another user it is refused, since
                            larder-server does not switch users: start it as USER
   -o OPT[,OPT..]           memcached's tuning options are accepted and have no
-                           effect (hashpower=N, slab_reassign, ...), but
-                           idle_timeout=N sets --idle-timeout N (0: never), and
+                           effect (hashpower=N, lru_segmented, ...), but
+                           idle_timeout=N sets --idle-timeout N (0: never),
                            no_lru_crawler (or no_modern) stops the background
-                           sweep of expired items until 'lru_crawler enable';
+                           sweep of expired items until 'lru_crawler enable',
+                           and slab_automove=0 (or no_slab_reassign) stops the
+                           page mover until 'slabs automove 1';
                            extstore (ext_*), TLS (ssl_*), proxy (proxy_*) and
                            unknown options are refused
   -F                       refuse flush_all (CLIENT_ERROR flush_all not allowed)
@@ -128,6 +130,7 @@ struct Options {
     flush_enabled: bool,
     protocols: Protocols,
     lru_crawler: bool,
+    page_mover: bool,
     dump_enabled: bool,
     /// Seconds added to the wall clock the store believes in (hidden, for
     /// tests of expiry across a restart; not in the help).
@@ -161,6 +164,7 @@ impl Default for Options {
             flush_enabled: true,
             protocols: Protocols::Auto,
             lru_crawler: true,
+            page_mover: true,
             dump_enabled: true,
             time_offset_secs: 0,
         }
@@ -353,6 +357,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                         // The LRU crawler is the background expiry sweep.
                         "modern" | "lru_crawler" => options.lru_crawler = true,
                         "no_modern" | "no_lru_crawler" => options.lru_crawler = false,
+                        // The arena's page mover is memcached's slab automove.
+                        "slab_reassign" | "slab_automove=1" | "slab_automove=2" => {
+                            options.page_mover = true
+                        }
+                        "no_slab_reassign" | "slab_automove=0" => options.page_mover = false,
                         _ => {}
                     }
                     if let Some(secs) = extended_option(option)? {
@@ -742,6 +751,7 @@ fn main() -> ExitCode {
             flush_enabled: options.flush_enabled,
             protocols: options.protocols,
             lru_crawler: options.lru_crawler,
+            page_mover: options.page_mover,
             dump_enabled: options.dump_enabled,
             version: VERSION.into(),
             ..StoreConfig::default()

@@ -50,6 +50,6 @@ pub use codec::{
     SetMode, Status, StoreCommand, Tokens, TokensIter, TooLarge,
 };
 pub use store::{
-    Item, Outcome, Output, Progress, Protocols, Restored, ServerStats, Session, SnapshotStatus,
-    StatWriter, Store, StoreConfig, StoreError, ITEM_OVERHEAD, MAX_ITEM_SIZE,
+    Item, Outcome, Output, PageMoves, Progress, Protocols, Restored, ServerStats, Session,
+    SnapshotStatus, StatWriter, Store, StoreConfig, StoreError, ITEM_OVERHEAD, MAX_ITEM_SIZE,
 };

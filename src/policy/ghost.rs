@@ -52,6 +52,19 @@ impl Ghost {
         }
     }
 
+    /// Sizes the set down to what [`fit`](Self::fit) would make for `live`
+    /// entries from nothing, when that is smaller: for a table that has just
+    /// been rebuilt smaller (see `Slab::should_shrink`), whose set was sized
+    /// for the many more entries it held before. The fingerprints are lost,
+    /// as on growth.
+    pub(crate) fn refit(&mut self, live: usize, hint: usize) {
+        let mut fresh = Ghost::new();
+        fresh.fit(live, hint);
+        if fresh.cells.len() < self.cells.len() {
+            *self = fresh;
+        }
+    }
+
     /// The first cell of the hash's set of `WAYS` cells, and its fingerprint.
     #[inline]
     fn locate(&self, hash: u32) -> (usize, u16) {

@@ -378,6 +378,17 @@ impl PolicyState {
         }
     }
 
+    /// The table was rebuilt smaller, for `live` entries: the structures
+    /// sized by how many entries the table held shrink with it.
+    pub(crate) fn on_shrink(&mut self, live: usize) {
+        if let PolicyState::S3Fifo(s) = self {
+            s.ghost.refit(live, s.entries_hint);
+            if s.frequency {
+                s.sketch.refit(live, s.entries_hint);
+            }
+        }
+    }
+
     /// A new entry was stored in `idx`.
     pub(crate) fn on_insert<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         match self {

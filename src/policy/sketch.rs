@@ -92,6 +92,17 @@ impl Sketch {
         }
     }
 
+    /// Sizes the sketch down to what [`fit`](Self::fit) would make for
+    /// `live` entries from nothing, when that is smaller (see
+    /// `Ghost::refit`). The counts are lost, as on growth.
+    pub(crate) fn refit(&mut self, live: usize, hint: usize) {
+        let mut fresh = Sketch::new();
+        fresh.fit(live, hint);
+        if fresh.entries < self.entries {
+            *self = fresh;
+        }
+    }
+
     /// The counter of `hash` in `row`: (word index, shift).
     #[inline]
     fn cell(&self, hash: u32, row: usize) -> (usize, u32) {

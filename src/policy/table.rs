@@ -183,6 +183,19 @@ where
         }
     }
 
+    /// Rebuilds the table smaller when removals have left it mostly empty
+    /// (see [`Slab::should_shrink`]); the caller applies the returned
+    /// [`Remap`] to any positions it holds.
+    pub(crate) fn maybe_shrink(&mut self) -> Option<Remap> {
+        if !self.slab.should_shrink() {
+            return None;
+        }
+        let size = self.slab.shrunk_size();
+        let remap = self.rehash(size);
+        self.policy.on_shrink(self.slab.live as usize);
+        Some(remap)
+    }
+
     /// Stores a key known to be absent, placed by `placement`, evicting as needed
     /// (the evicted entries are dropped). For tables without time or listeners:
     /// the shadows and the policies' tests. Returns false if `weight` can never fit.

@@ -500,6 +500,7 @@ impl Server {
         if let Some(every) = shared.expiry_sweep() {
             tokio::spawn(sweep_expired(Arc::clone(&store), every, stop_rx.clone()));
         }
+        tokio::spawn(move_pages(Arc::clone(&store), stop_rx.clone()));
         if let Some(primary) = replication.replica_of {
             let config = repl::LinkConfig {
                 primary,
@@ -659,6 +660,33 @@ async fn sweep_expired(store: Arc<Store>, every: Duration, mut stop: watch::Rece
             _ = tick.tick() => {
                 if store.crawler_enabled() {
                     store.reclaim_expired(SWEEP_SLOTS);
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often the page mover looks for sparse arena pages.
+const MOVER_TICK: Duration = Duration::from_millis(100);
+/// Most pages it empties per tick: 512 KiB, so memory left behind by a shift
+/// in item sizes goes back at up to 5 MiB/s, while a tick copies at most
+/// 16 pages' items (32,736 of the smallest).
+const MOVER_PAGES: usize = 16;
+
+/// Runs the store's page mover (memcached's slab automove) while
+/// `slabs automove` has it on, until the server stops. The moves copy
+/// items under shard locks, so they run on the blocking pool, not on a
+/// worker that serves connections.
+async fn move_pages(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + MOVER_TICK, MOVER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if store.page_mover_enabled() {
+                    let store = Arc::clone(&store);
+                    let _ = tokio::task::spawn_blocking(move || store.move_pages(MOVER_PAGES)).await;
                 }
             }
             _ = stop.changed() => return,

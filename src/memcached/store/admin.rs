@@ -78,6 +78,12 @@ impl Store {
             AdminCommand::LruCrawlerEnable(true) if self.crawler_enabled() => {
                 Response::Line("ERROR failed to start lru crawler thread")
             }
+            // Modes 1 and 2 alike run the page mover; 0 stops it.
+            AdminCommand::SlabsAutomove { mode } => {
+                self.page_mover
+                    .store(*mode != 0, std::sync::atomic::Ordering::Relaxed);
+                Response::Ok
+            }
             AdminCommand::LruCrawlerEnable(on) => {
                 self.crawler
                     .store(*on, std::sync::atomic::Ordering::Relaxed);

@@ -43,9 +43,13 @@ pub(crate) enum Counter {
     /// Expired items reclaimed by a sweep (background, or `lru_crawler
     /// crawl`), memcached's `crawler_reclaimed`.
     CrawlerReclaimed,
+    /// Arena pages the page mover gave back (memcached's `slabs_moved`).
+    SlabsMoved,
+    /// Items the page mover moved (memcached's `slab_reassign_rescues`).
+    SlabRescues,
 }
 
-const COUNTERS: usize = Counter::CrawlerReclaimed as usize + 1;
+const COUNTERS: usize = Counter::SlabRescues as usize + 1;
 /// One more slot after the named counters: client writes that changed what
 /// the store holds, for `changes_since_snapshot`. `stats reset` leaves it.
 const CHANGES: usize = COUNTERS;

@@ -170,6 +170,13 @@ impl<'a> Head<'a> {
     }
 }
 
+/// The key of the item whose block holds `bytes` (as the page mover copies
+/// them out of the arena); `None` if they are too short to be one.
+pub(crate) fn key_in(bytes: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(*bytes.first()?);
+    bytes.get(KEY_AT..KEY_AT + len)
+}
+
 impl Block {
     /// A block whose value is the concatenation of `parts`.
     ///
@@ -205,6 +212,17 @@ impl Block {
             Held::Bytes(_) => Block::new(head, &[self.value()]),
             Held::Boxed(large) => Block::large(&head.encode(), large.value.clone()),
         }
+    }
+
+    /// Its arena handle, by which the page mover knows it.
+    pub(crate) fn handle(&self) -> std::num::NonZeroU32 {
+        self.0.handle()
+    }
+
+    /// The same block in another slot of its size class, for the page
+    /// mover (`None` for a block the mover does not move).
+    pub(crate) fn relocated(&self) -> Option<Block> {
+        self.0.relocated().map(Block)
     }
 
     /// Whether the value is kept apart, shared with replies.

@@ -166,6 +166,11 @@ pub struct StoreConfig {
     /// start (memcached's LRU crawler; see [`Store::crawler_enabled`]).
     /// Default `true`, as in memcached.
     pub lru_crawler: bool,
+    /// Whether the arena's page mover is to run in the background from the
+    /// start (memcached's `slab_automove`; see [`Store::move_pages`]). The
+    /// store only keeps the setting, which `slabs automove` changes; a
+    /// server runs the mover while it is on. Default `true`.
+    pub page_mover: bool,
     /// What `version` answers. Default
     /// [`MEMCACHED_VERSION`](crate::memcached::MEMCACHED_VERSION); `stats`
     /// also reports larder's own as `larder_version`.
@@ -222,6 +227,7 @@ impl Default for StoreConfig {
             protocols: Protocols::Auto,
             dump_enabled: true,
             lru_crawler: true,
+            page_mover: true,
             version: Cow::Borrowed(super::MEMCACHED_VERSION),
             limits: Limits::default(),
             server_stats: None,
@@ -309,6 +315,18 @@ pub enum Outcome {
     },
 }
 
+/// What one [`Store::move_pages`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageMoves {
+    /// Pages emptied of items to move.
+    pub pages_tried: u64,
+    /// Pages that went back to the heap.
+    pub pages_freed: u64,
+    /// Items moved to another slot.
+    pub items_moved: u64,
+}
+
 /// A memcached item store over a larder [`Cache`](crate::Cache).
 ///
 /// Build one with [`Store::new`], share it (`Arc<Store>`) between
@@ -354,6 +372,7 @@ pub struct Store {
     flush_enabled: bool,
     protocols: Protocols,
     crawler: AtomicBool,
+    page_mover: AtomicBool,
     dump_enabled: bool,
     /// Held by `set_memory_limit`, so that the cache's capacity and the
     /// store's limits move together.
@@ -476,6 +495,7 @@ impl Store {
             flush_enabled: config.flush_enabled,
             protocols: config.protocols,
             crawler: AtomicBool::new(config.lru_crawler),
+            page_mover: AtomicBool::new(config.page_mover),
             dump_enabled: config.dump_enabled,
             resizing: crate::sync::Mutex::new(()),
             version: config.version,
@@ -739,6 +759,85 @@ impl Store {
         self.counters.add(Counter::CrawlerReclaimed, reclaimed);
     }
 
+    /// Moves items out of sparse pages of the item arena so that the pages
+    /// go back to the heap; at most `max_pages` pages are tried. Returns
+    /// what was done. A server calls it from a timer while
+    /// [`page_mover_enabled`](Self::page_mover_enabled).
+    ///
+    /// Why: the arena keeps items of one size class per 32 KiB page, and a
+    /// page goes back only when its last item goes. When the sizes stored
+    /// shift (100-byte items deleted, 300-byte ones stored), the old size's
+    /// pages stay, each holding a few items, and the process holds more
+    /// than `bytes` says. The mover is memcached's slab page mover for
+    /// this. A page is moved only when the rest of its class has free slots
+    /// for all of its items, which is when the class's free slots add up
+    /// to a page or more; so a move never makes a new page, and a class in
+    /// steady use (a few free slots between evictions and stores) is left
+    /// alone. Each item is copied to a free slot of its class and takes its
+    /// new place under its shard's write lock, one item at a time: readers
+    /// see the same item before and after, its CAS, flags, expiry and
+    /// place in the eviction order unchanged, and nothing is counted but
+    /// `slabs_moved` (pages given back) and `slab_reassign_rescues` (items
+    /// moved).
+    ///
+    /// The arena is the process's: a page may hold items of another
+    /// [`Store`] in the same process. Those are left where they are, the
+    /// page goes back to its class, and it is not tried again until one
+    /// of its items goes.
+    ///
+    /// **Locking behaviour:** each size class's lock in turn, then for each
+    /// item moved, its shard's write lock.
+    ///
+    /// ```
+    /// use larder::memcached::{Store, StoreConfig};
+    ///
+    /// let store = Store::new(StoreConfig::default())?;
+    /// let moved = store.move_pages(8);
+    /// assert!(moved.pages_freed <= 8);
+    /// # Ok::<(), larder::memcached::StoreError>(())
+    /// ```
+    pub fn move_pages(&self, max_pages: usize) -> PageMoves {
+        let mut done = PageMoves::default();
+        for _ in 0..max_pages {
+            let Some(drain) = thin::start_drain() else {
+                break;
+            };
+            for (handle, bytes) in drain.blocks() {
+                let Some(key) = item::key_in(bytes) else {
+                    continue;
+                };
+                let old = self.cache.swap_key(key, |cur: &Block| {
+                    (cur.handle() == handle).then(|| cur.relocated()).flatten()
+                });
+                if old.is_some() {
+                    done.items_moved += 1;
+                }
+                // The old block goes here, after the shard's lock.
+                drop(old);
+            }
+            done.pages_tried += 1;
+            if drain.finish() {
+                done.pages_freed += 1;
+            }
+        }
+        self.counters.add(Counter::SlabsMoved, done.pages_freed);
+        self.counters.add(Counter::SlabRescues, done.items_moved);
+        done
+    }
+
+    /// Whether the page mover is to run in the background
+    /// ([`StoreConfig::page_mover`], `slabs automove 0|1|2`).
+    pub fn page_mover_enabled(&self) -> bool {
+        self.page_mover.load(Relaxed)
+    }
+
+    /// Bytes the process's item arena holds in pages (32 KiB each), free
+    /// slots included; items too large for it live on the heap and are not
+    /// in this figure. `stats` reports it as `arena_bytes`.
+    pub fn arena_bytes(&self) -> u64 {
+        thin::arena_bytes()
+    }
+
     /// Whether expired items are to be reclaimed in the background: the
     /// state of memcached's LRU crawler (`lru_crawler enable|disable`,
     /// `-o lru_crawler|no_lru_crawler`), which larder's background sweep
@@ -881,6 +980,121 @@ fn weight(key_len: usize, value_len: usize) -> u32 {
 mod tests {
     use super::*;
     use std::sync::atomic::Ordering::AcqRel;
+
+    /// A value for `key`'s `version` that tells on itself: it names both,
+    /// and its length depends on the key, so a reader can check that what it
+    /// got is a whole value written for that key.
+    fn versioned(key: usize, version: usize) -> Vec<u8> {
+        let mut v = format!("{key}:{version}:").into_bytes();
+        v.resize(40 + key % 50, b'a' + (key % 26) as u8);
+        v
+    }
+
+    fn ask(store: &Store, session: &mut Session, request: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = store.process(session, request, &mut out);
+        out
+    }
+
+    fn set_versioned(store: &Store, session: &mut Session, key: usize, version: usize) {
+        let value = versioned(key, version);
+        let mut request = format!("set k{key} 0 0 {}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        assert_eq!(ask(store, session, &request), b"STORED\r\n");
+    }
+
+    /// The page mover runs while other threads read, overwrite and delete
+    /// the items it moves: every read finds a whole value written for its
+    /// key (or nothing, after a delete), and the mover moves items.
+    #[test]
+    #[cfg_attr(miri, ignore = "thousands of items")]
+    fn items_read_whole_while_the_page_mover_moves_them() {
+        const KEYS: usize = 20_000;
+        let store = Arc::new(Store::new(StoreConfig::default()).unwrap());
+        let mut session = Session::new();
+        for key in 0..KEYS {
+            set_versioned(&store, &mut session, key, 0);
+        }
+        // Nine in ten go, so the survivors' pages are sparse.
+        for key in (0..KEYS).filter(|k| k % 10 != 0) {
+            let _ = ask(
+                &store,
+                &mut session,
+                format!("delete k{key}\r\n").as_bytes(),
+            );
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let check = |key: usize, reply: &[u8]| {
+            if reply == b"END\r\n" {
+                return;
+            }
+            let text = String::from_utf8_lossy(reply);
+            let body = text.split("\r\n").nth(1).expect("a data line");
+            let mut fields = body.splitn(3, ':');
+            assert_eq!(fields.next(), Some(key.to_string().as_str()), "{text}");
+            let version: usize = fields.next().unwrap().parse().unwrap();
+            assert_eq!(body.as_bytes(), versioned(key, version), "{text}");
+        };
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let mut session = Session::new();
+                    let mut round = 0;
+                    while !done.load(Acquire) {
+                        round += 1;
+                        for key in (w..KEYS).step_by(20) {
+                            let reply =
+                                ask(&store, &mut session, format!("get k{key}\r\n").as_bytes());
+                            check(key, &reply);
+                            match (key / 20 + round) % 7 {
+                                0 => set_versioned(&store, &mut session, key, round),
+                                1 => drop(ask(
+                                    &store,
+                                    &mut session,
+                                    format!("delete k{key}\r\n").as_bytes(),
+                                )),
+                                _ => {}
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Rounds of fillers stored and mostly deleted again, so the mover
+        // keeps finding sparse pages, the workers' items among them.
+        for round in 0..5 {
+            for i in 0..KEYS {
+                set_versioned(&store, &mut session, KEYS * (round + 1) + i, 0);
+            }
+            for i in (0..KEYS).filter(|i| i % 10 != 0) {
+                let key = KEYS * (round + 1) + i;
+                let _ = ask(
+                    &store,
+                    &mut session,
+                    format!("delete k{key}\r\n").as_bytes(),
+                );
+            }
+            // The workers' deletes may keep making sparse pages: a bound.
+            for _ in 0..1_000 {
+                if store.move_pages(2).pages_tried == 0 {
+                    break;
+                }
+            }
+        }
+        done.store(true, Release);
+        for w in workers {
+            w.join().unwrap();
+        }
+        let moved = store.counters.get(Counter::SlabRescues);
+        assert!(moved > 1_000, "the mover moved {moved}");
+        for key in 0..KEYS {
+            let reply = ask(&store, &mut session, format!("get k{key}\r\n").as_bytes());
+            check(key, &reply);
+        }
+        store.cache.validate();
+    }
 
     /// The window a concurrent `flush_all` can open: a command found `old`
     /// live, then the epoch moved before it built the new item. The new item

@@ -246,11 +246,17 @@ impl Store {
             "crawler_reclaimed",
             self.counters.get(Counter::CrawlerReclaimed),
         );
+        w.number("slabs_moved", self.counters.get(Counter::SlabsMoved));
+        w.number(
+            "slab_reassign_rescues",
+            self.counters.get(Counter::SlabRescues),
+        );
         // Evictions never skip an item for being in use (a reader holds no
         // reference into the store), so this count of memcached's is 0 by
         // construction, not by omission.
         w.number("lrutail_reflocked", 0);
         w.number("bytes", self.cache.weight());
+        w.number("arena_bytes", self.arena_bytes());
         w.number("curr_items", self.cache.len() as u64);
         w.number("total_items", self.counters.get(Counter::TotalItems));
         let snap = self.snapshot_status();
@@ -355,8 +361,8 @@ impl Store {
         );
         w.text("lru_maintainer_thread", "no");
         w.text("lru_segmented", "no");
-        w.text("slab_reassign", "no");
-        w.number("slab_automove", 0);
+        w.text("slab_reassign", "yes");
+        w.number("slab_automove", u64::from(self.page_mover_enabled()));
         w.text("temp_lru", "no");
         w.text("track_sizes", "no");
         w.text("hash_algorithm", "ahash");

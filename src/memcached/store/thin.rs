@@ -129,6 +129,9 @@ const CLASSES: usize = FIRST_BYTES + (FINE_UP_TO / 8 - 1) + (DIRECT_MAX - FINE_U
 
 /// A page's list position when it has no free slot.
 const NOT_OPEN: u32 = u32::MAX;
+/// A page's list position while the page mover empties it: out of the open
+/// list, so no slot of it is handed out.
+const DRAINING: u32 = u32::MAX - 1;
 
 /// The page table (see the module docs). Zeroed, so it costs no memory until
 /// pages are used, from page 0 up.
@@ -137,7 +140,7 @@ static PAGES: [AtomicPtr<u8>; MAX_PAGES] = [const { AtomicPtr::new(ptr::null_mut
 /// The arena every [`Thin`] lives in.
 static ARENA: Arena = Arena {
     pages: &PAGES,
-    open: [const { Mutex::new(Vec::new()) }; CLASSES],
+    open: [const { Mutex::new(Open::new()) }; CLASSES],
     ids: Mutex::new(Ids {
         next: 0,
         free: Vec::new(),
@@ -150,7 +153,7 @@ struct Arena {
     /// Page number to tagged page address.
     pages: &'static [AtomicPtr<u8>],
     /// Per class, its pages with a free slot.
-    open: [Mutex<Vec<u32>>; CLASSES],
+    open: [Mutex<Open>; CLASSES],
     /// Page numbers: the next never used, and those given back.
     ids: Mutex<Ids>,
     /// Pages in use (read without the lock, for the direct-or-heap choice).
@@ -161,6 +164,31 @@ struct Ids {
     next: u32,
     free: Vec<u32>,
 }
+
+/// A class's pages with a free slot, and what the page mover needs to know
+/// of them without visiting each.
+struct Open {
+    pages: Vec<u32>,
+    /// Free slots in `pages` (carved or not).
+    free: usize,
+    /// Where in `pages` the page mover looks next.
+    cursor: usize,
+}
+
+impl Open {
+    const fn new() -> Open {
+        Open {
+            pages: Vec::new(),
+            free: 0,
+            cursor: 0,
+        }
+    }
+}
+
+/// Pages the page mover looks at to pick one of a class, from where it
+/// left off: the sparsest of a window, so that picking costs the same in a
+/// class of any size.
+const MOVER_WINDOW: usize = 64;
 
 /// The start of every page. Atomics only so that nothing here is a data
 /// race by construction; every field but `class` changes under the class's
@@ -174,8 +202,13 @@ struct PageHead {
     free: AtomicU32,
     /// The first unit never handed out.
     carved: AtomicU32,
-    /// Where the page is in its class's open list (`NOT_OPEN`: not there).
+    /// Where the page is in its class's open list (`NOT_OPEN`: not there;
+    /// `DRAINING`: its items are being moved out).
     open_at: AtomicU32,
+    /// Set when a move left items in the page that the mover could not
+    /// re-home (they belong to another store); cleared when a slot of the
+    /// page is freed, so the page is tried again only once it has changed.
+    stuck: AtomicU32,
 }
 
 /// A page's layout. Aligned to 16, what malloc gives anyway: a larger
@@ -277,11 +310,13 @@ impl Arena {
         (slot_cost(class) <= heap_cost(size)).then_some(class)
     }
 
-    /// Takes a slot of `class`; returns its handle and address.
-    fn alloc_slot(&self, class: usize) -> (NonZeroU32, *mut u8) {
+    /// Takes a slot of `class` and has `fill` write it, under the class's
+    /// lock (so the page mover, which reads live slots under that lock,
+    /// never meets one half written); returns its handle.
+    fn alloc_slot(&self, class: usize, fill: impl FnOnce(*mut u8)) -> NonZeroU32 {
         let units = (class_size(class) / UNIT) as u32;
         let mut open = self.open[class].lock();
-        let id = match open.last() {
+        let id = match open.pages.last() {
             Some(&id) => id,
             None => self.new_page(class, &mut open),
         };
@@ -303,21 +338,20 @@ impl Arena {
             }
         };
         h.used.fetch_add(1, Relaxed);
+        open.free -= 1;
         if h.free.load(Relaxed) == 0 && h.carved.load(Relaxed) + units > PAGE_UNITS {
             // Full: out of the open list (it is the last entry).
-            open.pop();
+            open.pages.pop();
             h.open_at.store(NOT_OPEN, Relaxed);
         }
-        let handle = (id << UNIT_BITS) | unit;
-        (
-            NonZeroU32::new(handle).expect("no slot at unit 0"),
-            slot_at(base, unit),
-        )
+        fill(slot_at(base, unit));
+        drop(open);
+        NonZeroU32::new((id << UNIT_BITS) | unit).expect("no slot at unit 0")
     }
 
     /// Allocates and publishes a page of `class`, opened at the end of
     /// `open`.
-    fn new_page(&self, class: usize, open: &mut Vec<u32>) -> u32 {
+    fn new_page(&self, class: usize, open: &mut Open) -> u32 {
         let id = {
             let mut ids = self.ids.lock();
             match ids.free.pop() {
@@ -342,7 +376,8 @@ impl Arena {
             used: AtomicU32::new(0),
             free: AtomicU32::new(0),
             carved: AtomicU32::new(HEAD_UNITS),
-            open_at: AtomicU32::new(open.len() as u32),
+            open_at: AtomicU32::new(open.pages.len() as u32),
+            stuck: AtomicU32::new(0),
         };
         // SAFETY: a fresh allocation of 32 KiB, 16-aligned, with room for the
         // header (asserted at compile time), written before anyone else can
@@ -355,7 +390,8 @@ impl Arena {
         };
         self.pages[id as usize].store(base.map_addr(|a| a | kind), Release);
         self.in_use.fetch_add(1, Relaxed);
-        open.push(id);
+        open.pages.push(id);
+        open.free += per_page(class) as usize;
         id
     }
 
@@ -380,28 +416,229 @@ impl Arena {
                 .write(h.free.load(Relaxed))
         };
         h.free.store(unit, Relaxed);
+        h.stuck.store(0, Relaxed);
         let used = h.used.load(Relaxed) - 1;
         h.used.store(used, Relaxed);
-        if h.open_at.load(Relaxed) == NOT_OPEN {
-            h.open_at.store(open.len() as u32, Relaxed);
-            open.push(id as u32);
-        }
-        if used == 0 && open.len() > 1 {
-            let at = h.open_at.load(Relaxed) as usize;
-            open.swap_remove(at);
-            if let Some(&moved) = open.get(at) {
-                let (other, _) = self.page(moved as usize);
-                // SAFETY: pages in an open list are live.
-                unsafe { head(other) }.open_at.store(at as u32, Relaxed);
+        match h.open_at.load(Relaxed) {
+            // The mover holds a count of its own while it empties the page
+            // and gives the page back itself (`finish_drain`); its slots are
+            // counted free when it comes back to the list.
+            DRAINING => return,
+            NOT_OPEN => {
+                h.open_at.store(open.pages.len() as u32, Relaxed);
+                open.pages.push(id as u32);
             }
-            self.pages[id].store(ptr::null_mut(), Release);
+            _ => {}
+        }
+        open.free += 1;
+        if used == 0 && open.pages.len() > 1 {
+            let at = h.open_at.load(Relaxed) as usize;
+            self.unlist(&mut open, at, class);
             // SAFETY: invariant 2: no handle in the page is live (`used` is
-            // 0), and it was allocated with this layout.
-            unsafe { alloc::dealloc(base, page_layout()) };
-            self.in_use.fetch_sub(1, Relaxed);
-            self.ids.lock().free.push(id as u32);
+            // 0), and the page is out of its class's list.
+            unsafe { self.release_page(id, base) };
         }
     }
+
+    /// Takes the page at `at` out of its class's open list `open`, with
+    /// its free slots.
+    fn unlist(&self, open: &mut Open, at: usize, class: usize) {
+        let (base, _) = self.page(open.pages[at] as usize);
+        // SAFETY: pages in an open list are live.
+        let used = unsafe { head(base) }.used.load(Relaxed) as usize;
+        open.free -= per_page(class) as usize - used;
+        open.pages.swap_remove(at);
+        if let Some(&moved) = open.pages.get(at) {
+            let (other, _) = self.page(moved as usize);
+            // SAFETY: pages in an open list are live.
+            unsafe { head(other) }.open_at.store(at as u32, Relaxed);
+        }
+    }
+
+    /// Gives page `id` back to the heap and its number to the free list.
+    ///
+    /// # Safety
+    /// The caller holds the page's class lock, no handle in the page is
+    /// live, and the page is in no open list.
+    unsafe fn release_page(&self, id: usize, base: *mut u8) {
+        self.pages[id].store(ptr::null_mut(), Release);
+        // SAFETY: the caller's contract (invariant 2); the page was
+        // allocated with this layout.
+        unsafe { alloc::dealloc(base, page_layout()) };
+        self.in_use.fetch_sub(1, Relaxed);
+        self.ids.lock().free.push(id as u32);
+    }
+
+    /// Pages in use, and so the bytes the arena holds (`PAGE` each).
+    fn pages_in_use(&self) -> u32 {
+        self.in_use.load(Relaxed)
+    }
+
+    /// The page mover's first step: picks the page whose items are the
+    /// best to move out, takes it out of its class's list so that no slot
+    /// of it is handed out, and copies out its live items.
+    ///
+    /// A page is moved only when the other pages of its class with room
+    /// have free slots for all of its items: exactly when its class's free
+    /// slots add up to a page or more (the free slots of the other pages,
+    /// `free - (per_page - used)`, are at least `used`). So a move never
+    /// needs a new page, and each one that empties its page leaves the
+    /// class a page's worth of free slots fewer: moves stop. Of such
+    /// classes, the one with the most bytes in free slots; of its pages,
+    /// the one with the fewest items among [`MOVER_WINDOW`] looked at from
+    /// where the last pick left off. Byte classes only: a pointer class's
+    /// slot is 8 bytes, and its heap block may be freed before its slot
+    /// is.
+    ///
+    /// The page keeps one count of its own until the drain ends
+    /// ([`Drain::finish`], or its drop), so it stays allocated however its
+    /// slots go.
+    fn start_drain(&self) -> Option<Drain<'_>> {
+        // The class with the most bytes in free slots, of those with a
+        // page's worth (each class's figures read under its lock in turn;
+        // they move on meanwhile, so the choice is checked again below).
+        let mut best: Option<(usize, usize)> = None;
+        for class in FIRST_BYTES..CLASSES {
+            let open = self.open[class].lock();
+            let bytes = open.free * class_size(class);
+            if open.pages.len() >= 2
+                && open.free >= per_page(class) as usize
+                && best.is_none_or(|(_, b)| bytes > b)
+            {
+                best = Some((class, bytes));
+            }
+        }
+        let (class, _) = best?;
+        let per = per_page(class) as usize;
+        let units = (class_size(class) / UNIT) as u32;
+        let mut open = self.open[class].lock();
+        if open.free < per || open.pages.len() < 2 {
+            return None;
+        }
+        // The sparsest page not stuck, of a window from where the last
+        // pick left off.
+        let n = open.pages.len();
+        let start = open.cursor % n;
+        let mut pick: Option<(usize, u32)> = None;
+        for at in (start..n).chain(0..start).take(MOVER_WINDOW) {
+            let (base, _) = self.page(open.pages[at] as usize);
+            // SAFETY: pages in an open list are live.
+            let h = unsafe { head(base) };
+            let used = h.used.load(Relaxed);
+            if h.stuck.load(Relaxed) == 0 && pick.is_none_or(|(_, u)| used < u) {
+                pick = Some((at, used));
+            }
+        }
+        open.cursor = start + MOVER_WINDOW;
+        let (at, _) = pick?;
+        let id = open.pages[at];
+        self.unlist(&mut open, at, class);
+        let (base, _) = self.page(id as usize);
+        // SAFETY: the page was in the open list, so it is live; it stays
+        // live while it holds the mover's count.
+        let h = unsafe { head(base) };
+        h.open_at.store(DRAINING, Relaxed);
+        h.used.fetch_add(1, Relaxed);
+        // The free slots, from the free list (invariant 5, under the lock).
+        let mut is_free = [0u64; (PAGE_UNITS / 64) as usize];
+        let mut unit = h.free.load(Relaxed);
+        while unit != 0 {
+            is_free[unit as usize / 64] |= 1 << (unit % 64);
+            // SAFETY: invariant 5: a free slot of this live page.
+            unit = unsafe { slot_at(base, unit).cast::<u32>().read() };
+        }
+        let mut drain = Drain {
+            arena: self,
+            id: id as usize,
+            class,
+            data: Vec::new(),
+            blocks: Vec::new(),
+            finished: false,
+        };
+        let carved = h.carved.load(Relaxed);
+        for unit in (HEAD_UNITS..carved).step_by(units as usize) {
+            if is_free[unit as usize / 64] & (1 << (unit % 64)) != 0 {
+                continue;
+            }
+            // SAFETY: invariant 4: a carved slot not in the free list is
+            // live and holds its varint and bytes, all written under this
+            // lock before the slot was handed out (`alloc_slot`), never
+            // after; no slot of this page is freed while the lock is held.
+            let bytes = unsafe { read_bytes(slot_at(base, unit)) };
+            let start = drain.data.len();
+            drain.data.extend_from_slice(bytes);
+            let handle = NonZeroU32::new((id << UNIT_BITS) | unit).expect("no slot at unit 0");
+            drain.blocks.push((handle, start..drain.data.len()));
+        }
+        Some(drain)
+    }
+
+    /// The page mover's last step: lets go of the page's own count, and
+    /// gives the page back if that empties it (true), or returns it to its
+    /// class's list, marked stuck, if some items could not be moved.
+    fn finish_drain(&self, id: usize, class: usize) -> bool {
+        let mut open = self.open[class].lock();
+        let (base, _) = self.page(id);
+        // SAFETY: the mover's count kept the page live.
+        let h = unsafe { head(base) };
+        let used = h.used.load(Relaxed) - 1;
+        h.used.store(used, Relaxed);
+        if used == 0 {
+            // SAFETY: no handle in it is live, it is out of the open list
+            // (`DRAINING`), and the class's lock is held.
+            unsafe { self.release_page(id, base) };
+            return true;
+        }
+        h.open_at.store(open.pages.len() as u32, Relaxed);
+        h.stuck.store(1, Relaxed);
+        open.pages.push(id as u32);
+        open.free += per_page(class) as usize - used as usize;
+        false
+    }
+}
+
+/// A page being emptied by the page mover: its live items' bytes, copied
+/// out when it was picked.
+/// It ends with [`finish`](Drain::finish), or when dropped.
+pub(crate) struct Drain<'a> {
+    arena: &'a Arena,
+    id: usize,
+    class: usize,
+    data: Vec<u8>,
+    blocks: Vec<(NonZeroU32, std::ops::Range<usize>)>,
+    finished: bool,
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.arena.finish_drain(self.id, self.class);
+        }
+    }
+}
+
+impl Drain<'_> {
+    /// Ends the move: whether the page went back to the heap (every item
+    /// in it moved or gone), else it is back in its class's list.
+    pub(crate) fn finish(mut self) -> bool {
+        self.finished = true;
+        self.arena.finish_drain(self.id, self.class)
+    }
+
+    /// Each live item's handle and bytes, as they were when it was picked.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = (NonZeroU32, &[u8])> + '_ {
+        self.blocks.iter().map(|(h, r)| (*h, &self.data[r.clone()]))
+    }
+}
+
+/// Picks a page of the process's arena to empty (see `Arena::start_drain`).
+pub(crate) fn start_drain() -> Option<Drain<'static>> {
+    ARENA.start_drain()
+}
+
+/// The bytes the process's arena holds in pages.
+pub(crate) fn arena_bytes() -> u64 {
+    u64::from(ARENA.pages_in_use()) * PAGE as u64
 }
 
 /// An owned byte block or boxed `L`, behind a four-byte handle.
@@ -439,8 +676,21 @@ impl<L> Thin<L> {
         };
         let mut prefix = [0u8; 3];
         let at = put_len(&mut prefix, n);
-        let (handle, to) = if let Some(class) = ARENA.direct_class(at + n) {
-            ARENA.alloc_slot(class)
+        let write = |to: *mut u8| {
+            let mut written = 0;
+            for part in std::iter::once(&prefix[..at]).chain(parts()) {
+                // SAFETY: the slot or heap block holds at least `at + n`
+                // bytes and the parts add up to that, so every copy stays
+                // inside it; fresh memory cannot overlap a borrowed slice.
+                unsafe {
+                    ptr::copy_nonoverlapping(part.as_ptr(), to.add(written), part.len());
+                }
+                written += part.len();
+            }
+            debug_assert_eq!(written, at + n);
+        };
+        let handle = if let Some(class) = ARENA.direct_class(at + n) {
+            ARENA.alloc_slot(class, write)
         } else {
             let layout = heap_layout(at + n);
             // SAFETY: the layout's size is at least 1 (the varint).
@@ -448,22 +698,12 @@ impl<L> Thin<L> {
             if raw.is_null() {
                 alloc::handle_alloc_error(layout);
             }
-            let (handle, slot) = ARENA.alloc_slot(HEAP_CLASS);
+            write(raw);
             // SAFETY: a fresh 8-byte, 8-aligned slot of the pointer class.
-            unsafe { slot.cast::<*mut u8>().write(raw) };
-            (handle, raw)
+            ARENA.alloc_slot(HEAP_CLASS, |slot| unsafe {
+                slot.cast::<*mut u8>().write(raw)
+            })
         };
-        let mut written = 0;
-        for part in std::iter::once(&prefix[..at]).chain(parts()) {
-            // SAFETY: the slot or heap block holds at least `at + n` bytes
-            // and the parts add up to that, so every copy stays inside it;
-            // fresh memory cannot overlap a borrowed slice.
-            unsafe {
-                ptr::copy_nonoverlapping(part.as_ptr(), to.add(written), part.len());
-            }
-            written += part.len();
-        }
-        debug_assert_eq!(written, at + n);
         Thin {
             handle,
             _owns: PhantomData,
@@ -473,13 +713,41 @@ impl<L> Thin<L> {
     /// A boxed `L`.
     pub(crate) fn boxed(b: Box<L>) -> Thin<L> {
         let raw = Box::into_raw(b);
-        let (handle, slot) = ARENA.alloc_slot(BOXED_CLASS);
         // SAFETY: a fresh 8-byte, 8-aligned slot of the pointer class.
-        unsafe { slot.cast::<*mut L>().write(raw) };
+        let handle = ARENA.alloc_slot(BOXED_CLASS, |slot| unsafe {
+            slot.cast::<*mut L>().write(raw)
+        });
         Thin {
             handle,
             _owns: PhantomData,
         }
+    }
+
+    /// Its handle: the same for as long as it lives.
+    pub(crate) fn handle(&self) -> NonZeroU32 {
+        self.handle
+    }
+
+    /// A copy of a byte block in another slot of its class, for the page
+    /// mover: the same bytes at the same cost. `None` for a block behind a
+    /// pointer slot (those pages are not moved).
+    pub(crate) fn relocated(&self) -> Option<Thin<L>> {
+        let (slot, kind) = ARENA.slot(self.handle);
+        if kind != BYTES {
+            return None;
+        }
+        // SAFETY: invariant 4: a live byte slot, owned by `self`.
+        let (n, at) = unsafe { get_len(slot) };
+        let handle = ARENA.alloc_slot(class_of(at + n), |to| {
+            // SAFETY: both slots are of the same class, so `to` holds the
+            // `at + n` bytes read from `slot`, which is live (`self`) and
+            // another slot than the fresh `to`.
+            unsafe { ptr::copy_nonoverlapping(slot, to, at + n) }
+        });
+        Some(Thin {
+            handle,
+            _owns: PhantomData,
+        })
     }
 
     /// What it holds.
@@ -729,6 +997,23 @@ mod tests {
     }
 
     #[test]
+    fn a_relocated_block_reads_the_same_from_another_slot() {
+        let t: Thin<Tracked> = Thin::bytes(&[b"key", b"head"], &[b"the value"]);
+        let copy = t.relocated().expect("a byte block in a slot");
+        assert_ne!(copy.handle(), t.handle());
+        assert_eq!(read(&copy), b"keyheadthe value");
+        assert_eq!(copy.cost(), t.cost());
+        drop(t);
+        assert_eq!(read(&copy), b"keyheadthe value");
+        // Boxed values and heap blocks stay where they are.
+        let drops = Arc::new(AtomicUsize::new(0));
+        let boxed = Thin::boxed(Box::new(Tracked(drops.clone(), 1)));
+        assert!(boxed.relocated().is_none());
+        let long: Thin<Tracked> = Thin::bytes(&[], &[&[7u8; 2_000]]);
+        assert!(long.relocated().is_none());
+    }
+
+    #[test]
     fn it_is_four_bytes_with_a_niche() {
         assert_eq!(std::mem::size_of::<Thin<Tracked>>(), 4);
         assert_eq!(std::mem::align_of::<Thin<Tracked>>(), 4);
@@ -750,7 +1035,7 @@ mod tests {
             .collect();
         Arena {
             pages: Box::leak(table.into_boxed_slice()),
-            open: [const { Mutex::new(Vec::new()) }; CLASSES],
+            open: [const { Mutex::new(Open::new()) }; CLASSES],
             ids: Mutex::new(Ids {
                 next: 0,
                 free: Vec::new(),
@@ -784,10 +1069,10 @@ mod tests {
         let arena = small_arena(8);
         let class = class_of(1000);
         let per = per_page(class) as usize;
-        let open = || arena.open[class].lock().len();
+        let open = || arena.open[class].lock().pages.len();
         let in_use = || arena.in_use.load(Relaxed);
         let mut slots: Vec<_> = (0..per * 3 + 1)
-            .map(|_| arena.alloc_slot(class).0)
+            .map(|_| arena.alloc_slot(class, |_| {}))
             .collect();
         // Three full pages, and one with a slot used: the only open one.
         assert_eq!((in_use(), open()), (4, 1));
@@ -799,16 +1084,18 @@ mod tests {
             unsafe { arena.free_slot(h) };
         }
         assert_eq!((in_use(), open()), (3, 1), "the emptied page went back");
+        check_free(&arena, class);
         // A slot freed in a full page opens it, and is the next one taken.
         let freed = slots.remove(per / 2);
         // SAFETY: as above.
         unsafe { arena.free_slot(freed) };
         assert_eq!(open(), 2);
-        let again = arena.alloc_slot(class).0;
+        let again = arena.alloc_slot(class, |_| {});
         assert_eq!(again, freed, "the freed slot is taken first");
         assert_eq!(open(), 1, "and its page is full again");
+        check_free(&arena, class);
         // The freed page's number is used again before a new one.
-        let more: Vec<_> = (0..per).map(|_| arena.alloc_slot(class).0).collect();
+        let more: Vec<_> = (0..per).map(|_| arena.alloc_slot(class, |_| {})).collect();
         assert_eq!(in_use(), 4);
         assert!(more.iter().all(|&h| split(h).0 < 4), "page numbers reused");
         for h in slots.into_iter().chain(more).chain([again]) {
@@ -822,16 +1109,133 @@ mod tests {
         );
     }
 
+    /// Checks a class's count of free slots against its pages.
+    fn check_free(arena: &Arena, class: usize) {
+        let open = arena.open[class].lock();
+        let counted: usize = open
+            .pages
+            .iter()
+            .map(|&id| {
+                let (base, _) = arena.page(id as usize);
+                // SAFETY: pages in an open list are live.
+                per_page(class) as usize - unsafe { head(base) }.used.load(Relaxed) as usize
+            })
+            .sum();
+        assert_eq!(open.free, counted, "class {class}'s free slots");
+    }
+
+    /// A byte block of a class under 128 bytes (one varint byte) in
+    /// `arena`, every byte `tag`, written under the lock as `Thin::bytes`
+    /// writes.
+    fn block_in(arena: &Arena, class: usize, tag: u8) -> NonZeroU32 {
+        let n = class_size(class) - 1;
+        assert!(n < 128);
+        arena.alloc_slot(class, |to| {
+            // SAFETY: a fresh slot of `n + 1` bytes.
+            unsafe {
+                to.write(n as u8);
+                ptr::write_bytes(to.add(1), tag, n);
+            }
+        })
+    }
+
+    #[test]
+    fn the_page_mover_empties_the_sparsest_page_into_the_others() {
+        let arena = small_arena(8);
+        let class = class_of(64);
+        let per = per_page(class) as usize;
+        let page_of = |h: NonZeroU32| split(h).0;
+        // Four pages; 90% of the first three's slots freed, so the class
+        // has more than a page of free slots, and still does after one move.
+        let mut live: Vec<(NonZeroU32, u8)> = (0..4 * per)
+            .map(|i| (block_in(&arena, class, i as u8), i as u8))
+            .collect();
+        let mut kept = Vec::new();
+        for (i, (h, tag)) in live.drain(..).enumerate() {
+            if i < 3 * per && i % 10 != 0 {
+                // SAFETY: a live handle of this arena, never used again.
+                unsafe { arena.free_slot(h) };
+            } else {
+                kept.push((h, tag));
+            }
+        }
+        // The page with the fewest items is picked (one of the first three).
+        let counts: Vec<usize> = (0..4)
+            .map(|p| kept.iter().filter(|(h, _)| page_of(*h) == p).count())
+            .collect();
+        check_free(&arena, class);
+        let drain = arena.start_drain().expect("more than a page free");
+        check_free(&arena, class);
+        let sparsest = (0..4).min_by_key(|&p| counts[p]).unwrap();
+        assert_eq!(drain.id, sparsest);
+        // It lists exactly the page's items, with their bytes.
+        let listed: Vec<(NonZeroU32, Vec<u8>)> =
+            drain.blocks().map(|(h, b)| (h, b.to_vec())).collect();
+        assert_eq!(listed.len(), counts[sparsest]);
+        for (h, bytes) in &listed {
+            let tag = kept.iter().find(|(k, _)| k == h).expect("a live item").1;
+            assert_eq!(bytes.len(), class_size(class) - 1);
+            assert!(bytes.iter().all(|&b| b == tag));
+        }
+        // Nothing new lands in it while it drains.
+        let extra = block_in(&arena, class, 0xee);
+        assert_ne!(page_of(extra), drain.id);
+        // Each item moved: a copy elsewhere, then the old slot freed.
+        for (h, bytes) in &listed {
+            let copy = block_in(&arena, class, bytes[0]);
+            assert_ne!(page_of(copy), drain.id);
+            kept.retain(|(k, _)| k != h);
+            kept.push((copy, bytes[0]));
+            // SAFETY: as above.
+            unsafe { arena.free_slot(*h) };
+        }
+        let pages = arena.in_use.load(Relaxed);
+        assert!(drain.finish(), "the emptied page goes back");
+        check_free(&arena, class);
+        assert_eq!(arena.in_use.load(Relaxed), pages - 1);
+        // A drain that cannot move everything (an item another store holds)
+        // puts its page back, stuck, and the mover leaves it alone until a
+        // slot of it is freed.
+        {
+            let drain = arena.start_drain().expect("still more than a page free");
+            let page = drain.id;
+            let (stay, _) = drain.blocks().next().expect("items to move");
+            for (h, bytes) in drain.blocks().skip(1) {
+                let copy = block_in(&arena, class, bytes[0]);
+                kept.retain(|(k, _)| *k != h);
+                kept.push((copy, bytes[0]));
+                // SAFETY: as above.
+                unsafe { arena.free_slot(h) };
+            }
+            assert!(!drain.finish(), "one item stayed");
+            check_free(&arena, class);
+            assert!(arena.start_drain().is_none_or(|d| {
+                let other = d.id != page;
+                d.finish();
+                other
+            }));
+            // SAFETY: as above.
+            unsafe { arena.free_slot(stay) };
+            kept.retain(|(k, _)| *k != stay);
+        }
+        for (h, _) in kept.into_iter().chain([(extra, 0)]) {
+            // SAFETY: as above.
+            unsafe { arena.free_slot(h) };
+        }
+        assert_eq!(arena.in_use.load(Relaxed), 1, "the class keeps one page");
+        check_free(&arena, class);
+    }
+
     #[test]
     fn an_arena_short_of_page_numbers_stops_giving_byte_blocks_slots() {
         let arena = small_arena(8);
         // One page per class: three of eight page numbers leave room.
         let mut held: Vec<_> = (0..3)
-            .map(|i| arena.alloc_slot(FIRST_BYTES + i).0)
+            .map(|i| arena.alloc_slot(FIRST_BYTES + i, |_| {}))
             .collect();
         assert!(arena.direct());
         // The fourth reaches half.
-        held.push(arena.alloc_slot(FIRST_BYTES + 3).0);
+        held.push(arena.alloc_slot(FIRST_BYTES + 3, |_| {}));
         assert!(!arena.direct());
         for h in held {
             // SAFETY: a live handle of this arena, never used again.
