@@ -13,7 +13,9 @@
 #   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
-#   5. memory-bound suite (tests/server_suite/memory_bound.py)
+#   5. memory-bound suite (tests/server_suite/memory_bound.py), and the
+#      size-shift suite (tests/server_suite/size_shift.py): the page mover
+#      gives the old sizes' pages back
 #   6. connection-buffer budget suite (tests/server_suite/conn_budget.py)
 #   7. monitoring suite (tests/server_suite/monitoring.py): the exporter's
 #      stats commands, the --metrics-listen scrape parsed by prometheus_client,
@@ -309,6 +311,13 @@ timeout 600 python3 tests/server_suite/memory_bound.py --port "$PORT" --pid "$PI
     | tee "$WORK/memory.out"
 code=${PIPESTATUS[0]}
 record memory-bound "$code" "$(grep -E '^memory-bound: wrote' "$WORK/memory.out" | tail -1 | sed 's/^memory-bound: //')"
+
+say "size-shift suite"
+start size-shift -m 64
+timeout 600 python3 tests/server_suite/size_shift.py --port "$PORT" --pid "$PID" 2>&1 \
+    | tee "$WORK/shift.out"
+code=${PIPESTATUS[0]}
+record size-shift "$code" "$(grep -E '^size-shift: [0-9]+ 100 B' "$WORK/shift.out" | tail -1 | sed 's/^size-shift: //')"
 
 say "connection-buffer budget suite"
 start budget -m 64 -c 1200 --conn-buffer-budget 64

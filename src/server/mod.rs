@@ -669,10 +669,14 @@ async fn sweep_expired(store: Arc<Store>, every: Duration, mut stop: watch::Rece
 
 /// How often the page mover looks for sparse arena pages.
 const MOVER_TICK: Duration = Duration::from_millis(100);
-/// Most pages it empties per tick: 512 KiB, so memory left behind by a shift
-/// in item sizes goes back at up to 5 MiB/s, while a tick copies at most
-/// 16 pages' items (32,736 of the smallest).
+/// Pages it tries at a time, between looks at the clock.
 const MOVER_PAGES: usize = 16;
+/// The most time it takes per tick: a tenth of one core at most, spent only
+/// while some size class holds a page's worth of free slots. A sparse page
+/// costs about its items' copies (a few microseconds for a page a tenth
+/// full), so this gives back hundreds of MiB a second after a shift in
+/// item sizes, faster than clients can fill the new sizes' pages.
+const MOVER_BUDGET: Duration = Duration::from_millis(10);
 
 /// Runs the store's page mover (memcached's slab automove) while
 /// `slabs automove` has it on, until the server stops. The moves copy
@@ -686,7 +690,13 @@ async fn move_pages(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 if store.page_mover_enabled() {
                     let store = Arc::clone(&store);
-                    let _ = tokio::task::spawn_blocking(move || store.move_pages(MOVER_PAGES)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let start = std::time::Instant::now();
+                        while store.move_pages(MOVER_PAGES).pages_tried == MOVER_PAGES as u64
+                            && start.elapsed() < MOVER_BUDGET
+                        {}
+                    })
+                    .await;
                 }
             }
             _ = stop.changed() => return,

@@ -405,8 +405,7 @@ impl Store {
     /// `stats slabs`: the one class, `1`, describes the store itself. A
     /// "chunk" is an item and a "page" holds one chunk; `chunk_size` is the
     /// largest item the class takes (the item size limit). The arena's
-    /// free slots (left by items of a size no longer stored) are not
-    /// reported.
+    /// pages, free slots included, are `arena_bytes` in `stats`.
     /// `total_malloced` is what the store's accounting charges against the
     /// memory limit: every item's block as it is stored (its arena slot, or
     /// its heap block as the allocator rounds it) plus its fixed overhead ([`ITEM_OVERHEAD`](super::ITEM_OVERHEAD)), the

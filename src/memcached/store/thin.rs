@@ -44,14 +44,18 @@
 //! class's only page with room (so one item coming and going does not
 //! allocate and free a page each time), and each class in use keeps that
 //! one page (at most 97 x 32 KiB, 3 MiB, for the whole process). Slots
-//! freed in a class stay with it until their page empties: like memcached's
-//! slab classes without its page mover, a store whose item sizes shift
-//! keeps the old sizes' free slots until their last items are evicted,
-//! where glibc's malloc could merge neighbouring free chunks. A review
-//! measured the worst case: an 8 MiB store filled with 100-byte items, 90%
-//! of them deleted at random (no page empties), then filled with 300-byte
-//! items held 12.4 MiB of pages with `bytes` at 8 MiB. The store's `bytes`
-//! counts live items only.
+//! freed in a class stay with it until their page empties, as in
+//! memcached's slab classes: a store whose item sizes shift would keep the
+//! old sizes' pages, each holding a few survivors (a review measured an
+//! 8 MiB store filled with 100-byte items, 90% of them deleted at random,
+//! then filled with 300-byte ones: 12.4 MiB of pages with `bytes` at
+//! 8 MiB). So, like memcached, the arena has a page mover
+//! ([`Arena::start_drain`], driven by `Store::move_pages`): a class whose
+//! pages with room hold a page's worth of free slots has its sparsest page
+//! taken out of its list, each live item copied to a free slot of the same
+//! class and swapped in by the store under its shard's write lock, and the
+//! page freed once its last slot goes. The store's `bytes` counts live
+//! items only; `arena_bytes` reports the pages.
 //!
 //! # Invariants every `unsafe` block below relies on
 //! 1. A handle is live from `alloc` to `free`, owned by exactly one
@@ -70,6 +74,9 @@
 //!    the `Thin<L>` that owns the handle.
 //! 5. A free slot's first four bytes are its free list's next unit (0 for
 //!    none), read and written only under the class's lock.
+//! 6. A page being drained (`open_at == DRAINING`) is in no open list, so
+//!    none of its slots is handed out, and holds one `used` count of the
+//!    mover's own until the drain ends, so it stays allocated.
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
@@ -535,7 +542,7 @@ impl Arena {
         self.unlist(&mut open, at, class);
         let (base, _) = self.page(id as usize);
         // SAFETY: the page was in the open list, so it is live; it stays
-        // live while it holds the mover's count.
+        // live while it holds the mover's count (invariant 6).
         let h = unsafe { head(base) };
         h.open_at.store(DRAINING, Relaxed);
         h.used.fetch_add(1, Relaxed);
@@ -579,7 +586,7 @@ impl Arena {
     fn finish_drain(&self, id: usize, class: usize) -> bool {
         let mut open = self.open[class].lock();
         let (base, _) = self.page(id);
-        // SAFETY: the mover's count kept the page live.
+        // SAFETY: the mover's count kept the page live (invariant 6).
         let h = unsafe { head(base) };
         let used = h.used.load(Relaxed) - 1;
         h.used.store(used, Relaxed);
