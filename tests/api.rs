@@ -705,36 +705,48 @@ fn churn_on_a_full_cache_keeps_memory_bounded() {
 
 #[test]
 fn a_cache_whose_entries_grow_heavier_gives_back_its_spare_slots() {
-    // Bounded by weight: 20,000 light entries, then all but 1,000 of them
-    // removed, then entries twenty times heavier up to the same weight.
-    // The table sized for 20,000 would stay, unseen by the weight bound; it
-    // is rebuilt for what is held (all policies, as a memcached store's
-    // table is when its items go from 100 to 2,000 bytes).
-    for policy in policies() {
-        let c: Cache<u64, u64> = Cache::builder()
-            .max_weight(20_000)
+    // Bounded by weight: 100,000 light entries, then all but 1,000 of them
+    // removed, then entries twenty times heavier. The table sized for
+    // 100,000 would stay, unseen by the weight bound; it is rebuilt for what
+    // is held (all policies, as a memcached store's table is when its items
+    // go from 100 to 2,000 bytes).
+    let cache = |policy: &Policy| -> Cache<u64, u64> {
+        Cache::builder()
+            .max_weight(100_000)
             .weigher(|_, v| if *v < 1_000_000 { 1 } else { 20 })
             .shards(1)
             .policy(policy.clone())
             .build()
-            .unwrap();
-        for k in 0..20_000 {
+            .unwrap()
+    };
+    for policy in policies() {
+        let c = cache(&policy);
+        for k in 0..100_000 {
             c.insert(k, k);
         }
-        assert_eq!(c.len(), 20_000);
+        assert_eq!(c.len(), 100_000);
         let full = c.heap_bytes();
-        for k in 1_000..20_000 {
+        for k in 1_000..100_000 {
             c.remove(&k);
         }
         for k in 0..900 {
             c.insert(2_000_000 + k, 2_000_000 + k);
         }
-        assert!(c.len() <= 1_900);
+        assert_eq!(c.len(), 1_900);
+        // Within twice what a cache built for these entries holds (each
+        // policy's own structures included: LRU's back links, the ghosts;
+        // the adaptive policy's shadows, a sample of the keys, see no
+        // removals and keep theirs until evictions replace them).
+        let fresh = cache(&policy);
+        for k in (0..1_000).chain(2_000_000..2_000_900) {
+            fresh.insert(k, k);
+        }
         assert!(
-            c.heap_bytes() * 4 < full,
-            "{policy:?}: {} of {full} bytes for {} entries",
+            c.heap_bytes() < 2 * fresh.heap_bytes(),
+            "{policy:?}: {} bytes for {} entries, {} fresh (full: {full})",
             c.heap_bytes(),
-            c.len()
+            c.len(),
+            fresh.heap_bytes()
         );
         for k in 0..1_000 {
             assert_eq!(c.get(&k), Some(k), "{policy:?}");

@@ -223,3 +223,53 @@ fn a_store_whose_item_sizes_shift_gives_the_old_sizes_pages_back() {
     );
     assert!(stats.contains(&format!("STAT slab_reassign_rescues {moved}\r\n")));
 }
+
+/// Two stores in one process share the arena, so their items share pages.
+/// Each store's mover moves only its own items: a page holding both is
+/// emptied by the two movers together, the second finishing what the
+/// first could not.
+#[test]
+fn two_stores_movers_together_empty_the_pages_they_share() {
+    let _alone = MEASURING.lock().unwrap_or_else(PoisonError::into_inner);
+    let config = || StoreConfig {
+        memory_limit: 64 << 20,
+        ..StoreConfig::default()
+    };
+    let (x, y) = (Store::new(config()).unwrap(), Store::new(config()).unwrap());
+    let (mut sx, mut sy) = (Session::new(), Session::new());
+    let n = 20_000;
+    let set = |store: &Store, session: &mut Session, i: usize| {
+        let mut request = format!("set shared:{i:06} 0 0 100\r\n").into_bytes();
+        request.extend_from_slice(&[b'a' + (i % 26) as u8; 100]);
+        request.extend_from_slice(b"\r\n");
+        assert_eq!(ask(store, session, &request), b"STORED\r\n");
+    };
+    // Interleaved, so that every page holds items of both.
+    for i in 0..n {
+        set(&x, &mut sx, i);
+        set(&y, &mut sy, i);
+    }
+    for i in (0..n).filter(|i| i % 10 != 0) {
+        let delete = format!("delete shared:{i:06}\r\n");
+        assert_eq!(ask(&x, &mut sx, delete.as_bytes()), b"DELETED\r\n");
+        assert_eq!(ask(&y, &mut sy, delete.as_bytes()), b"DELETED\r\n");
+    }
+    let before = x.arena_bytes();
+    let settle = |store: &Store| while store.move_pages(64).pages_tried > 0 {};
+    settle(&x);
+    settle(&y);
+    settle(&x);
+    let after = x.arena_bytes();
+    eprintln!("two stores: {before} -> {after} bytes of arena pages");
+    assert!(after * 3 < before, "{before} -> {after}");
+    for i in (0..n).step_by(10) {
+        for (store, session) in [(&x, &mut sx), (&y, &mut sy)] {
+            let reply = ask(store, session, format!("get shared:{i:06}\r\n").as_bytes());
+            let value = [b'a' + (i % 26) as u8; 100];
+            assert!(
+                reply.windows(100).any(|w| w == value),
+                "shared:{i:06}: {reply:?}"
+            );
+        }
+    }
+}

@@ -77,8 +77,9 @@ impl Lru {
         let mut cur = self.head;
         self.head = NIL;
         self.tail = NIL;
-        self.prev.clear();
-        self.prev.resize(slab.len(), NIL);
+        // A new vector, not a cleared one: a table rebuilt smaller gives the
+        // old one's room back.
+        self.prev = vec![NIL; slab.len()];
         while cur != NIL {
             let to = remap.new_of(cur);
             if to != NIL {

@@ -373,6 +373,8 @@ pub struct Store {
     protocols: Protocols,
     crawler: AtomicBool,
     page_mover: AtomicBool,
+    /// This store's id for the arena's page mover.
+    mover: std::num::NonZeroU32,
     dump_enabled: bool,
     /// Held by `set_memory_limit`, so that the cache's capacity and the
     /// store's limits move together.
@@ -496,6 +498,7 @@ impl Store {
             protocols: config.protocols,
             crawler: AtomicBool::new(config.lru_crawler),
             page_mover: AtomicBool::new(config.page_mover),
+            mover: thin::new_mover(),
             dump_enabled: config.dump_enabled,
             resizing: crate::sync::Mutex::new(()),
             version: config.version,
@@ -781,9 +784,10 @@ impl Store {
     /// moved).
     ///
     /// The arena is the process's: a page may hold items of another
-    /// [`Store`] in the same process. Those are left where they are, the
-    /// page goes back to its class, and it is not tried again until one
-    /// of its items goes.
+    /// [`Store`] in the same process. Those are left where they are, and
+    /// the page goes back to its class; this store's mover does not try it
+    /// again until one of its items goes, but the other store's mover may
+    /// (and moves its own items out).
     ///
     /// **Locking behaviour:** each size class's lock in turn, then for each
     /// item moved, its shard's write lock.
@@ -799,7 +803,7 @@ impl Store {
     pub fn move_pages(&self, max_pages: usize) -> PageMoves {
         let mut done = PageMoves::default();
         for _ in 0..max_pages {
-            let Some(drain) = thin::start_drain() else {
+            let Some(drain) = thin::start_drain(self.mover) else {
                 break;
             };
             for (handle, bytes) in drain.blocks() {

@@ -212,9 +212,10 @@ struct PageHead {
     /// Where the page is in its class's open list (`NOT_OPEN`: not there;
     /// `DRAINING`: its items are being moved out).
     open_at: AtomicU32,
-    /// Set when a move left items in the page that the mover could not
-    /// re-home (they belong to another store); cleared when a slot of the
-    /// page is freed, so the page is tried again only once it has changed.
+    /// The mover (a store's id, never 0) whose move left items in the page
+    /// that it could not re-home (another store's, or a block not yet in
+    /// the table); 0 for none. That mover skips the page until a slot of it
+    /// is freed, which clears this; other stores' movers do not.
     stuck: AtomicU32,
 }
 
@@ -488,42 +489,48 @@ impl Arena {
     /// A page is moved only when the other pages of its class with room
     /// have free slots for all of its items: exactly when its class's free
     /// slots add up to a page or more (the free slots of the other pages,
-    /// `free - (per_page - used)`, are at least `used`). So a move never
-    /// needs a new page, and each one that empties its page leaves the
-    /// class a page's worth of free slots fewer: moves stop. Of such
-    /// classes, the one with the most bytes in free slots; of its pages,
-    /// the one with the fewest items among [`MOVER_WINDOW`] looked at from
-    /// where the last pick left off. Byte classes only: a pointer class's
-    /// slot is 8 bytes, and its heap block may be freed before its slot
-    /// is.
+    /// `free - (per_page - used)`, are at least `used`). So a move needs no
+    /// new page (unless concurrent stores take the free slots first), and
+    /// each one that empties its page leaves the class a page's worth of
+    /// free slots fewer: moves stop. Of such
+    /// classes, the one with the most bytes in free slots that has a page
+    /// `mover` is not stuck on; of its pages, the one with the fewest items
+    /// among [`MOVER_WINDOW`] looked at from where the last pick left off.
+    /// Byte classes only: a pointer class's slot is 8 bytes, and its heap
+    /// block may be freed before its slot is.
     ///
     /// The page keeps one count of its own until the drain ends
     /// ([`Drain::finish`], or its drop), so it stays allocated however its
     /// slots go.
-    fn start_drain(&self) -> Option<Drain<'_>> {
-        // The class with the most bytes in free slots, of those with a
-        // page's worth (each class's figures read under its lock in turn;
-        // they move on meanwhile, so the choice is checked again below).
-        let mut best: Option<(usize, usize)> = None;
-        for class in FIRST_BYTES..CLASSES {
-            let open = self.open[class].lock();
-            let bytes = open.free * class_size(class);
-            if open.pages.len() >= 2
-                && open.free >= per_page(class) as usize
-                && best.is_none_or(|(_, b)| bytes > b)
-            {
-                best = Some((class, bytes));
-            }
-        }
-        let (class, _) = best?;
+    fn start_drain(&self, mover: NonZeroU32) -> Option<Drain<'_>> {
+        // The classes with a page's worth of free slots, most free bytes
+        // first (each class's figures read under its lock in turn; they move
+        // on meanwhile, so each is checked again below).
+        let mut classes: Vec<(usize, usize)> = (FIRST_BYTES..CLASSES)
+            .filter_map(|class| {
+                let open = self.open[class].lock();
+                let qualifies = open.pages.len() >= 2 && open.free >= per_page(class) as usize;
+                qualifies.then_some((open.free * class_size(class), class))
+            })
+            .collect();
+        classes.sort_unstable_by(|a, b| b.cmp(a));
+        // The first with a page this mover has not given up on.
+        classes
+            .into_iter()
+            .find_map(|(_, class)| self.drain_in(class, mover))
+    }
+
+    /// [`start_drain`](Self::start_drain) in `class`: `None` if it no longer
+    /// qualifies, or its window holds only pages `mover` is stuck on.
+    fn drain_in(&self, class: usize, mover: NonZeroU32) -> Option<Drain<'_>> {
         let per = per_page(class) as usize;
         let units = (class_size(class) / UNIT) as u32;
         let mut open = self.open[class].lock();
         if open.free < per || open.pages.len() < 2 {
             return None;
         }
-        // The sparsest page not stuck, of a window from where the last
-        // pick left off.
+        // The sparsest page not stuck for this mover, of a window from
+        // where the last pick left off.
         let n = open.pages.len();
         let start = open.cursor % n;
         let mut pick: Option<(usize, u32)> = None;
@@ -532,7 +539,7 @@ impl Arena {
             // SAFETY: pages in an open list are live.
             let h = unsafe { head(base) };
             let used = h.used.load(Relaxed);
-            if h.stuck.load(Relaxed) == 0 && pick.is_none_or(|(_, u)| used < u) {
+            if h.stuck.load(Relaxed) != mover.get() && pick.is_none_or(|(_, u)| used < u) {
                 pick = Some((at, used));
             }
         }
@@ -556,6 +563,7 @@ impl Arena {
         }
         let mut drain = Drain {
             arena: self,
+            mover,
             id: id as usize,
             class,
             data: Vec::new(),
@@ -583,7 +591,7 @@ impl Arena {
     /// The page mover's last step: lets go of the page's own count, and
     /// gives the page back if that empties it (true), or returns it to its
     /// class's list, marked stuck, if some items could not be moved.
-    fn finish_drain(&self, id: usize, class: usize) -> bool {
+    fn finish_drain(&self, id: usize, class: usize, mover: NonZeroU32) -> bool {
         let mut open = self.open[class].lock();
         let (base, _) = self.page(id);
         // SAFETY: the mover's count kept the page live (invariant 6).
@@ -597,7 +605,7 @@ impl Arena {
             return true;
         }
         h.open_at.store(open.pages.len() as u32, Relaxed);
-        h.stuck.store(1, Relaxed);
+        h.stuck.store(mover.get(), Relaxed);
         open.pages.push(id as u32);
         open.free += per_page(class) as usize - used as usize;
         false
@@ -609,6 +617,7 @@ impl Arena {
 /// It ends with [`finish`](Drain::finish), or when dropped.
 pub(crate) struct Drain<'a> {
     arena: &'a Arena,
+    mover: NonZeroU32,
     id: usize,
     class: usize,
     data: Vec<u8>,
@@ -619,7 +628,7 @@ pub(crate) struct Drain<'a> {
 impl Drop for Drain<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.arena.finish_drain(self.id, self.class);
+            self.arena.finish_drain(self.id, self.class, self.mover);
         }
     }
 }
@@ -629,7 +638,7 @@ impl Drain<'_> {
     /// in it moved or gone), else it is back in its class's list.
     pub(crate) fn finish(mut self) -> bool {
         self.finished = true;
-        self.arena.finish_drain(self.id, self.class)
+        self.arena.finish_drain(self.id, self.class, self.mover)
     }
 
     /// Each live item's handle and bytes, as they were when it was picked.
@@ -638,9 +647,21 @@ impl Drain<'_> {
     }
 }
 
-/// Picks a page of the process's arena to empty (see `Arena::start_drain`).
-pub(crate) fn start_drain() -> Option<Drain<'static>> {
-    ARENA.start_drain()
+/// Picks a page of the process's arena for `mover` (a store's id) to
+/// empty (see `Arena::start_drain`).
+pub(crate) fn start_drain(mover: NonZeroU32) -> Option<Drain<'static>> {
+    ARENA.start_drain(mover)
+}
+
+/// A new mover id, for a store (never 0; they wrap after 4 billion stores,
+/// when an id may be shared, which costs at most a skipped page).
+pub(crate) fn new_mover() -> NonZeroU32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    loop {
+        if let Some(id) = NonZeroU32::new(NEXT.fetch_add(1, Relaxed)) {
+            return id;
+        }
+    }
 }
 
 /// The bytes the process's arena holds in pages.
@@ -1116,6 +1137,10 @@ mod tests {
         );
     }
 
+    /// Mover ids of two stores.
+    const ME: NonZeroU32 = NonZeroU32::MIN;
+    const THEM: NonZeroU32 = NonZeroU32::MIN.saturating_add(1);
+
     /// Checks a class's count of free slots against its pages.
     fn check_free(arena: &Arena, class: usize) {
         let open = arena.open[class].lock();
@@ -1171,7 +1196,7 @@ mod tests {
             .map(|p| kept.iter().filter(|(h, _)| page_of(*h) == p).count())
             .collect();
         check_free(&arena, class);
-        let drain = arena.start_drain().expect("more than a page free");
+        let drain = arena.start_drain(ME).expect("more than a page free");
         check_free(&arena, class);
         let sparsest = (0..4).min_by_key(|&p| counts[p]).unwrap();
         assert_eq!(drain.id, sparsest);
@@ -1204,7 +1229,7 @@ mod tests {
         // puts its page back, stuck, and the mover leaves it alone until a
         // slot of it is freed.
         {
-            let drain = arena.start_drain().expect("still more than a page free");
+            let drain = arena.start_drain(ME).expect("still more than a page free");
             let page = drain.id;
             let (stay, _) = drain.blocks().next().expect("items to move");
             for (h, bytes) in drain.blocks().skip(1) {
@@ -1216,11 +1241,16 @@ mod tests {
             }
             assert!(!drain.finish(), "one item stayed");
             check_free(&arena, class);
-            assert!(arena.start_drain().is_none_or(|d| {
+            assert!(arena.start_drain(ME).is_none_or(|d| {
                 let other = d.id != page;
                 d.finish();
                 other
             }));
+            // Another store's mover may still try it (its items may be
+            // that store's to move).
+            let theirs = arena.start_drain(THEM).expect("the page, for them");
+            assert_eq!(theirs.id, page);
+            assert!(!theirs.finish());
             // SAFETY: as above.
             unsafe { arena.free_slot(stay) };
             kept.retain(|(k, _)| *k != stay);
@@ -1231,6 +1261,52 @@ mod tests {
         }
         assert_eq!(arena.in_use.load(Relaxed), 1, "the class keeps one page");
         check_free(&arena, class);
+    }
+
+    #[test]
+    fn pages_a_mover_is_stuck_on_do_not_keep_it_from_other_classes() {
+        let arena = small_arena(16);
+        // Makes `n` blocks of `class`, then frees those `free` picks.
+        let fill = |class: usize, n: usize, free: &dyn Fn(usize) -> bool| {
+            let all: Vec<_> = (0..n).map(|i| block_in(&arena, class, i as u8)).collect();
+            let mut kept = Vec::new();
+            for (i, h) in all.into_iter().enumerate() {
+                if free(i) {
+                    // SAFETY: a live handle of this arena, never used again.
+                    unsafe { arena.free_slot(h) };
+                } else {
+                    kept.push(h);
+                }
+            }
+            kept
+        };
+        // Class A: three pages a tenth full, whose items this mover cannot
+        // move (another store's): each drain gives up, the pages stuck.
+        let a = class_of(64);
+        let mut held = fill(a, 3 * per_page(a) as usize, &|i| i % 10 != 0);
+        while let Some(d) = arena.start_drain(ME) {
+            assert_eq!(d.class, a);
+            assert!(!d.finish());
+        }
+        // Class B: fewer free bytes than A, but a page's worth of free
+        // slots over two pages: its drain comes next.
+        let b = class_of(32);
+        let per_b = per_page(b) as usize;
+        held.extend(fill(b, per_b + 10, &|i| i < per_b && i % 2 == 0));
+        {
+            let (open_a, open_b) = (arena.open[a].lock(), arena.open[b].lock());
+            assert_eq!((open_a.pages.len(), open_b.pages.len()), (3, 2));
+            assert!(open_a.free * class_size(a) > open_b.free * class_size(b));
+        }
+        let drain = arena.start_drain(ME).expect("class B's page");
+        assert_eq!(drain.class, b);
+        drop(drain);
+        check_free(&arena, a);
+        check_free(&arena, b);
+        for h in held {
+            // SAFETY: as above.
+            unsafe { arena.free_slot(h) };
+        }
     }
 
     #[test]
