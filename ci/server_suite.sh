@@ -10,7 +10,8 @@
 #   1c. larder's own replication under a real client: pylibmc binary,
 #      num_replicas=1, over a primary+replica pair, reads every key through a
 #      kill -9 of the primary (tests/server_suite/pylibmc_failover.py)
-#   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap, ...)
+#   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap,
+#      memcaslap, ...)
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
 #   5. memory-bound suite (tests/server_suite/memory_bound.py), and the
@@ -206,6 +207,18 @@ check "memcrm deletes it" memcrm "$S" greeting
 check "memcexist no longer finds it" bash -c "! memcexist '$S' greeting"
 check "memcflush" memcflush "$S"
 check "memcslap (4 threads x 500 ops)" timeout 120 memcslap "$S" --concurrency=4 --execute-number=500
+# memcaslap's keys start with eight 0x10 bytes, which memcached accepts; so
+# must larder, or every request is a CLIENT_ERROR that memcaslap still counts.
+# Its sets and hits must show in the server's counters.
+stat_of() { memcstat "$S" | awk -v name="$1:" '$1 == name {print $2}'; }
+memcaslap_counts() {
+    local sets hits
+    sets=$(stat_of cmd_set) hits=$(stat_of get_hits)
+    timeout 30 memcaslap -s "127.0.0.1:$PORT" -T 1 -c 4 -t 2s -X 100 || return 1
+    echo "cmd_set $sets -> $(stat_of cmd_set), get_hits $hits -> $(stat_of get_hits)"
+    [ "$(stat_of cmd_set)" -gt $((sets + 1000)) ] && [ "$(stat_of get_hits)" -gt $((hits + 1000)) ]
+}
+check "memcaslap's sets and gets count (text, 2 s)" memcaslap_counts
 code=1
 [ "$tools_ok" = "$tools_total" ] && code=0
 record libmemcached-tools "$code" "$tools_ok/$tools_total tool checks passed"

@@ -515,6 +515,30 @@ fn a_get_line_longer_than_its_cap_is_parsed_in_pieces_as_its_keys_arrive() {
     assert_eq!(parse_get_rest(b"ke", &limits()), Ok(Status::Partial));
 }
 
+/// memcached refuses no control byte in a key but NUL (which ends its
+/// command line early): keys with tabs, `\r`, DEL or memcaslap's `0x10`
+/// prefix parse as keys, in storage commands, gets and meta commands.
+#[test]
+fn keys_with_control_bytes_parse_as_memcached_parses_them() {
+    for key in [
+        b"a\x01b".as_slice(),
+        b"a\tb",
+        b"a\rb",
+        b"a\x7fb",
+        b"\x10\x10\x10\x10\x10\x10\x10\x10fKY1MGtvFH",
+    ] {
+        let set = [b"set ".as_slice(), key, b" 0 0 1\r\nx\r\n"].concat();
+        assert_eq!(complete(&set).0, self::set(key, b"x"), "{key:?}");
+        let get = [b"get ".as_slice(), key, b"\r\n"].concat();
+        let Request::Get { keys, .. } = request(&get) else {
+            panic!("{key:?}")
+        };
+        assert_eq!(keys.iter().collect::<Vec<_>>(), [key], "{key:?}");
+        let mg = [b"mg ".as_slice(), key, b" v\r\n"].concat();
+        assert!(matches!(request(&mg), Request::MetaGet { .. }), "{key:?}");
+    }
+}
+
 #[test]
 fn a_bad_key_in_a_long_get_line_refuses_the_rest_of_the_line() {
     let limits = limits();
@@ -522,7 +546,7 @@ fn a_bad_key_in_a_long_get_line_refuses_the_rest_of_the_line() {
     let e = parse_get_rest(&[b"a b ".as_slice(), &too_long].concat(), &limits).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadFormat);
     assert!(e.rest_of_line(), "the line's end has not arrived");
-    let e = parse_get_rest(b"a \x01 b\r\nmn\r\n", &limits).unwrap_err();
+    let e = parse_get_rest(b"a \x00 b\r\nmn\r\n", &limits).unwrap_err();
     assert_eq!(
         (e.kind(), e.discard(), e.rest_of_line()),
         (ErrorKind::BadFormat, 7, false)
@@ -754,9 +778,7 @@ fn malformed_lines_map_to_memcacheds_exact_errors() {
         ),
         (b"set k 0 1.5 1\r\n", ErrorKind::BadFormat),
         (b"set k +1 0 1\r\n", ErrorKind::BadFormat),
-        (b"set a\x01b 0 0 1\r\n", ErrorKind::BadFormat),
-        (b"set a\tb 0 0 1\r\n", ErrorKind::BadFormat),
-        (b"set a\rb 0 0 1\r\n", ErrorKind::BadFormat),
+        (b"set a\x00b 0 0 1\r\n", ErrorKind::BadFormat),
         (b"cas k 0 0 1\r\n", ErrorKind::UnknownCommand),
         (b"cas k 0 0 1 abc\r\n", ErrorKind::BadFormat),
         (b"cas k 0 0 1 -5\r\n", ErrorKind::BadFormat),
@@ -780,8 +802,8 @@ fn malformed_lines_map_to_memcacheds_exact_errors() {
         (b"flush_all 1 2 3\r\n", ErrorKind::UnknownCommand),
         (b"shutdown now\r\n", ErrorKind::InvalidShutdownMode),
         (b"shutdown graceful now\r\n", ErrorKind::InvalidShutdownMode),
-        (b"get a\x7fb\r\n", ErrorKind::BadFormat),
-        (b"get a b\tc\r\n", ErrorKind::BadFormat),
+        (b"get a\x00b\r\n", ErrorKind::BadFormat),
+        (b"get a b\x00c\r\n", ErrorKind::BadFormat),
         (&k251, ErrorKind::BadFormat),
     ];
     for (input, kind) in cases {
@@ -1273,7 +1295,7 @@ fn meta_errors_map_to_memcacheds_exact_errors() {
         (b"mg k MEE\r\n", ErrorKind::ModeTokenLength),
         (b"mg k M\r\n", ErrorKind::ModeTokenLength),
         (b"mg k b\r\n", ErrorKind::KeyDecode),
-        (b"mg a\x01 v\r\n", ErrorKind::BadFormat),
+        (b"mg a\x00 v\r\n", ErrorKind::BadFormat),
         (&long_opaque, ErrorKind::OpaqueTooLong),
         (
             b"mg k c f h k l s t v u q I x T1 N1 R1 C1 E1 F1\r\n",

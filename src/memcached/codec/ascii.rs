@@ -108,10 +108,15 @@ pub(crate) fn put_i64<B: BufMut>(out: &mut B, value: i64) {
 }
 
 /// Whether `key` is acceptable as a plain (not base64) key: 1 to `max_len`
-/// bytes, none of them a control character. protocol.txt forbids control
-/// characters and whitespace in keys; whitespace cannot occur in a token, and
-/// memcached itself does not check for control bytes, but we do so that a
-/// stray `\r` or NUL never becomes part of a stored key.
+/// bytes, none of them NUL.
+///
+/// protocol.txt forbids control characters and whitespace in keys, but
+/// memcached checks neither: a space cannot occur in a token, and memcached
+/// 1.6 stores and serves keys with tabs, `\r`, DEL or other control bytes,
+/// which real tools rely on (memcaslap's keys start with eight `0x10`
+/// bytes). Only NUL ends memcached's command line early, so a key with one
+/// is refused here. Dumps write keys `%XX`-encoded, as memcached does, so a
+/// control byte in a key never reaches a dump line raw.
 pub(crate) fn valid_key(key: &[u8], max_len: usize) -> bool {
-    !key.is_empty() && key.len() <= max_len && key.iter().all(|&b| b > b' ' && b != 0x7f)
+    !key.is_empty() && key.len() <= max_len && !key.contains(&0)
 }

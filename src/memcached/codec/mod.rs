@@ -24,9 +24,10 @@
 //! A data block is exactly the declared number of bytes followed by `\r\n`;
 //! anything else there is `CLIENT_ERROR bad data chunk`.
 //!
-//! Keys are 1 to [`Limits::max_key_len`] bytes with no control characters
-//! (protocol.txt's rule; memcached itself only checks the length). Base64
-//! meta keys may decode to any bytes.
+//! Keys are 1 to [`Limits::max_key_len`] bytes other than space and NUL:
+//! protocol.txt forbids control characters too, but memcached accepts them
+//! and real tools send them (memcaslap's keys start with `0x10` bytes), so
+//! larder does as memcached does. Base64 meta keys may decode to any bytes.
 //!
 //! # Multi-gets of any length
 //!
