@@ -536,6 +536,15 @@ fn keys_with_control_bytes_parse_as_memcached_parses_them() {
         assert_eq!(keys.iter().collect::<Vec<_>>(), [key], "{key:?}");
         let mg = [b"mg ".as_slice(), key, b" v\r\n"].concat();
         assert!(matches!(request(&mg), Request::MetaGet { .. }), "{key:?}");
+        // In the rest of a long get line, whole or still arriving.
+        let rest = [b"a ".as_slice(), key, b" b"].concat();
+        let Ok(Status::Complete(piece, used)) = parse_get_rest(&rest, &limits()) else {
+            panic!("{key:?}")
+        };
+        assert_eq!(piece.keys.iter().collect::<Vec<_>>(), [&b"a"[..], key]);
+        assert_eq!(used, rest.len() - 1);
+        let arriving = [b"a ".as_slice(), key].concat();
+        assert!(parse_get_rest(&arriving, &limits()).is_ok(), "{key:?}");
     }
 }
 

@@ -151,8 +151,8 @@ fn complete_keys<'a>(raw: &'a [u8], limits: &Limits) -> Result<(Tokens<'a>, usiz
     let (complete, arriving) = raw.split_at(cut);
     // A trailing `\r` may be the start of the line end.
     let arriving = arriving.strip_suffix(b"\r").unwrap_or(arriving);
-    let arriving_ok =
-        arriving.len() <= limits.max_key_len && arriving.iter().all(|&b| b > b' ' && b != 0x7f);
+    // As `valid_key`, but it may still be empty.
+    let arriving_ok = arriving.len() <= limits.max_key_len && !arriving.contains(&0);
     if !arriving_ok || !valid_keys(complete, limits) {
         return Err(());
     }
