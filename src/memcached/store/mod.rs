@@ -774,9 +774,9 @@ impl Store {
     /// than `bytes` says. The mover is memcached's slab page mover for
     /// this. A page is moved only when the rest of its class has free slots
     /// for all of its items, which is when the class's free slots add up
-    /// to a page or more; so a move never makes a new page, and a class in
-    /// steady use (a few free slots between evictions and stores) is left
-    /// alone. Each item is copied to a free slot of its class and takes its
+    /// to a page or more; so a move needs no new page (unless other writers
+    /// take the free slots first), and a class in steady use (a few free
+    /// slots between evictions and stores) is left alone. Each item is copied to a free slot of its class and takes its
     /// new place under its shard's write lock, one item at a time: readers
     /// see the same item before and after, its CAS, flags, expiry and
     /// place in the eviction order unchanged, and nothing is counted but
