@@ -87,9 +87,9 @@ declare -A SKIP=(
     [misbehave]="checks memcached's seccomp sandbox"
     [lru]="checks strict LRU order and slab-class sizes (larder's policy is adaptive, over one class)"
     [lru-maintainer]="checks the segmented LRU's hot/warm/cold/temp queues"
-    [slabs_reassign]="checks the slab page mover"
-    [slabs-reassign2]="checks the slab page mover"
-    [slabs-reassign-chunked]="checks the slab page mover"
+    [slabs_reassign]="moves pages between numbered slab classes (larder's page mover gives pages back to the heap)"
+    [slabs-reassign2]="moves pages between numbered slab classes (larder's page mover gives pages back to the heap)"
+    [slabs-reassign-chunked]="moves pages between numbered slab classes (larder's page mover gives pages back to the heap)"
     [slabhang]="needs memcached-debug's slab debugging commands"
     [refhang]="needs memcached-debug's item reference debugging"
 )
