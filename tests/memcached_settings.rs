@@ -646,3 +646,35 @@ fn a_crawl_goes_round_every_slot_of_a_large_shard() {
     assert_eq!(stat(&stats, "curr_items").as_deref(), Some("1"));
     assert_eq!(stat(&stats, "crawler_reclaimed").as_deref(), Some("20000"));
 }
+
+/// `slabs automove` switches the page mover as memcached's switches its
+/// slab automover, and `stats settings` follows; a store configured
+/// without it starts with it off.
+#[test]
+fn slabs_automove_switches_the_page_mover() {
+    let (store, _hand) = store(small());
+    assert!(store.page_mover_enabled());
+    let settings = || text(talk(&store, b"stats settings\r\n"));
+    assert_eq!(stat(&settings(), "slab_automove").as_deref(), Some("1"));
+    assert_eq!(stat(&settings(), "slab_reassign").as_deref(), Some("yes"));
+    assert_eq!(text(talk(&store, b"slabs automove 0\r\n")), "OK\r\n");
+    assert!(!store.page_mover_enabled());
+    assert_eq!(stat(&settings(), "slab_automove").as_deref(), Some("0"));
+    assert_eq!(text(talk(&store, b"slabs automove 2\r\n")), "OK\r\n");
+    assert!(store.page_mover_enabled());
+    assert!(talk(&store, b"slabs automove 0 noreply\r\n").is_empty());
+    assert!(!store.page_mover_enabled());
+    let (off, _hand) = store_without_mover();
+    assert!(!off.page_mover_enabled());
+    assert_eq!(
+        stat(&text(talk(&off, b"stats settings\r\n")), "slab_automove").as_deref(),
+        Some("0")
+    );
+}
+
+fn store_without_mover() -> (Store, ManualClock) {
+    store(StoreConfig {
+        page_mover: false,
+        ..small()
+    })
+}

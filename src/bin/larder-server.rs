@@ -936,6 +936,10 @@ mod tests {
         assert!(!memcached_like.dump_enabled);
         assert!(!serve(&["-o", "modern,no_lru_crawler"]).lru_crawler);
         assert!(serve(&["-o", "no_modern,lru_crawler"]).lru_crawler);
+        assert!(serve(&[]).page_mover);
+        assert!(!serve(&["-o", "slab_reassign,slab_automove=0"]).page_mover);
+        assert!(!serve(&["-o", "no_slab_reassign"]).page_mover);
+        assert!(serve(&["-o", "slab_automove=0,slab_automove=2"]).page_mover);
         assert_eq!(memcached_like.protocols, Protocols::Binary);
         assert_eq!(memcached_like.reqs_per_event, Some(5));
         assert_eq!(memcached_like.listen_backlog, 64);
