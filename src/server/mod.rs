@@ -653,8 +653,7 @@ const SWEEP_SLOTS: usize = 4096;
 
 /// Reclaims expired items every `every` until the server stops.
 async fn sweep_expired(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(every);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -665,6 +664,14 @@ async fn sweep_expired(store: Arc<Store>, every: Duration, mut stop: watch::Rece
             _ = stop.changed() => return,
         }
     }
+}
+
+/// A timer for a background task: first tick one period from now, and a
+/// tick missed while the task ran is not made up in a burst.
+fn ticks(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 /// How often the page mover looks for sparse arena pages.
@@ -683,8 +690,7 @@ const MOVER_BUDGET: Duration = Duration::from_millis(10);
 /// items under shard locks, so they run on the blocking pool, not on a
 /// worker that serves connections.
 async fn move_pages(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + MOVER_TICK, MOVER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(MOVER_TICK);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -712,8 +718,7 @@ async fn periodic_saves(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(every);
     loop {
         tokio::select! {
             _ = tick.tick() => save(&store, &shared, &snap, 1).await,

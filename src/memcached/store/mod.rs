@@ -776,7 +776,8 @@ impl Store {
     /// for all of its items, which is when the class's free slots add up
     /// to a page or more; so a move needs no new page (unless other writers
     /// take the free slots first), and a class in steady use (a few free
-    /// slots between evictions and stores) is left alone. Each item is copied to a free slot of its class and takes its
+    /// slots between evictions and stores) is left alone. Each item is
+    /// copied to a free slot of its class and takes its
     /// new place under its shard's write lock, one item at a time: readers
     /// see the same item before and after, its CAS, flags, expiry and
     /// place in the eviction order unchanged, and nothing is counted but
@@ -810,8 +811,13 @@ impl Store {
                 let Some(key) = item::key_in(bytes) else {
                     continue;
                 };
+                // Only the block copied out: the key may have a newer one.
                 let old = self.cache.swap_key(key, |cur: &Block| {
-                    (cur.handle() == handle).then(|| cur.relocated()).flatten()
+                    if cur.handle() == handle {
+                        cur.relocated()
+                    } else {
+                        None
+                    }
                 });
                 if old.is_some() {
                     done.items_moved += 1;

@@ -477,9 +477,11 @@ impl Arena {
         self.ids.lock().free.push(id as u32);
     }
 
-    /// Pages in use, and so the bytes the arena holds (`PAGE` each).
-    fn pages_in_use(&self) -> u32 {
-        self.in_use.load(Relaxed)
+    /// Whether a class's pages with room (`open`) hold a page's worth of
+    /// free slots, over two pages or more: what the page mover needs to
+    /// empty one of them into the others.
+    fn movable(open: &Open, class: usize) -> bool {
+        open.pages.len() >= 2 && open.free >= per_page(class) as usize
     }
 
     /// The page mover's first step: picks the page whose items are the
@@ -492,8 +494,8 @@ impl Arena {
     /// `free - (per_page - used)`, are at least `used`). So a move needs no
     /// new page (unless concurrent stores take the free slots first), and
     /// each one that empties its page leaves the class a page's worth of
-    /// free slots fewer: moves stop. Of such
-    /// classes, the one with the most bytes in free slots that has a page
+    /// free slots fewer: moves stop. Of such classes, the one with the most
+    /// bytes in free slots that has a page
     /// `mover` is not stuck on; of its pages, the one with the fewest items
     /// among [`MOVER_WINDOW`] looked at from where the last pick left off.
     /// Byte classes only: a pointer class's slot is 8 bytes, and its heap
@@ -509,8 +511,7 @@ impl Arena {
         let mut classes: Vec<(usize, usize)> = (FIRST_BYTES..CLASSES)
             .filter_map(|class| {
                 let open = self.open[class].lock();
-                let qualifies = open.pages.len() >= 2 && open.free >= per_page(class) as usize;
-                qualifies.then_some((open.free * class_size(class), class))
+                Self::movable(&open, class).then_some((open.free * class_size(class), class))
             })
             .collect();
         classes.sort_unstable_by(|a, b| b.cmp(a));
@@ -523,10 +524,9 @@ impl Arena {
     /// [`start_drain`](Self::start_drain) in `class`: `None` if it no longer
     /// qualifies, or its window holds only pages `mover` is stuck on.
     fn drain_in(&self, class: usize, mover: NonZeroU32) -> Option<Drain<'_>> {
-        let per = per_page(class) as usize;
         let units = (class_size(class) / UNIT) as u32;
         let mut open = self.open[class].lock();
-        if open.free < per || open.pages.len() < 2 {
+        if !Self::movable(&open, class) {
             return None;
         }
         // The sparsest page not stuck for this mover, of a window from
@@ -666,7 +666,7 @@ pub(crate) fn new_mover() -> NonZeroU32 {
 
 /// The bytes the process's arena holds in pages.
 pub(crate) fn arena_bytes() -> u64 {
-    u64::from(ARENA.pages_in_use()) * PAGE as u64
+    u64::from(ARENA.in_use.load(Relaxed)) * PAGE as u64
 }
 
 /// An owned byte block or boxed `L`, behind a four-byte handle.
