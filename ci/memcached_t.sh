@@ -4,8 +4,10 @@
 #
 # The suite starts "./memcached-debug ARGS" from its build directory for each
 # server it needs; here that file is a wrapper that starts larder-server with
-# the same arguments (UDP ports become -U 0: larder speaks TCP only), and
-# "./timedrun SECS CMD" is coreutils' timeout.
+# the same arguments (UDP ports become -U 0: larder has no UDP), and
+# "./timedrun SECS CMD" is coreutils' timeout. larder-server's --help
+# mentions --unix-socket, so the suite starts most servers on a Unix domain
+# socket (-s FILE), as it does memcached; those given -l use TCP.
 #
 # Every file runs, except those for features larder does not have (listed in
 # SKIP with the reason). A file passes when it runs all its planned tests and
@@ -74,7 +76,6 @@ declare -A SKIP=(
     [restart]="needs -e memory files (larder restarts warm from --snapshot)"
     [udp]="needs UDP"
     [issue_67]="checks UDP port choices"
-    [unixsocket]="needs unix sockets"
     [proxy]="needs memcached's proxy mode"
     [ssl_cert_refresh]="needs TLS"
     [ssl_ports]="needs TLS"
@@ -120,8 +121,9 @@ declare -A KNOWN=(
     # 5: a set over a flushed item counts as "reclaimed" in memcached, whose
     # flush is lazy; larder's flush_all removes the items at once.
     [issue_183]="5"
-    # 2: reads the UDP port of stats conns.
-    [stats-conns]="2"
+    # 10: reads the UDP port of stats conns (tests 1-8 check the Unix
+    # socket's lines).
+    [stats-conns]="10"
     # 1 3 4: memcached's per-worker response memory limit
     # (resp_obj_mem_limit) cuts a huge multiget short with
     # "SERVER_ERROR out of memory writing"; larder streams it (a connection

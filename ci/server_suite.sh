@@ -12,6 +12,9 @@
 #      kill -9 of the primary (tests/server_suite/pylibmc_failover.py)
 #   2. the other libmemcached tools (memccp, memccat, memcstat, memcslap,
 #      memcaslap, ...)
+#   2b. gomemcache's own TestLocalhost and TestUnixSocket (Go), and
+#      pymemcache and pylibmc over a Unix domain socket
+#      (tests/server_suite/unix_clients.py)
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
 #   5. memory-bound suite (tests/server_suite/memory_bound.py), and the
@@ -267,17 +270,27 @@ fi
 code=1
 detail="could not install Go or gomemcache"
 if command -v go >/dev/null && [ -d "$GOMC" ]; then
-    # Its test talks to localhost:11211 and skips (passing) when nothing
-    # listens there: a busy port is a failure here, not a skip.
+    # TestLocalhost talks to localhost:11211 and skips (passing) when
+    # nothing listens there: a busy port is a failure here, not a skip.
+    # TestUnixSocket starts "memcached -s FILE" itself (skipping when there
+    # is no memcached): the memcached it finds first on PATH is a wrapper
+    # that starts larder-server with the same arguments.
     if port_free 11211; then
         start gomemcache -p 11211
-        (cd "$GOMC" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$WORK/gocache" \
-            GOFLAGS= timeout 300 go test -v -count=1 -run TestLocalhost ./memcache/) \
+        mkdir -p "$WORK/gobin"
+        printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/$BIN" >"$WORK/gobin/memcached"
+        chmod +x "$WORK/gobin/memcached"
+        (cd "$GOMC" && PATH="$WORK/gobin:$PATH" GO111MODULE=off GOPATH=/usr/share/gocode \
+            GOCACHE="$WORK/gocache" GOFLAGS= timeout 300 \
+            go test -v -count=1 -run 'TestLocalhost|TestUnixSocket' ./memcache/) \
             >"$WORK/gomemcache.out" 2>&1
         code=$?
-        tail -n 4 "$WORK/gomemcache.out"
-        grep -q -- '--- PASS: TestLocalhost' "$WORK/gomemcache.out" || code=1
-        detail="TestLocalhost: $(grep -oE -- '--- (PASS|FAIL|SKIP): TestLocalhost' "$WORK/gomemcache.out" | sed 's/--- \([A-Z]*\):.*/\1/')"
+        tail -n 5 "$WORK/gomemcache.out"
+        for t in TestLocalhost TestUnixSocket; do
+            grep -q -- "--- PASS: $t " "$WORK/gomemcache.out" || code=1
+        done
+        detail=$(grep -oE -- '--- (PASS|FAIL|SKIP): Test(Localhost|UnixSocket)' "$WORK/gomemcache.out" \
+            | sed 's/--- \([A-Z]*\): \(.*\)/\2 \1/' | paste -sd, -)
         kill "$PID" 2>/dev/null
         wait "$PID" 2>/dev/null
     else
@@ -285,6 +298,25 @@ if command -v go >/dev/null && [ -d "$GOMC" ]; then
     fi
 fi
 record gomemcache "$code" "$detail"
+
+say "pymemcache and pylibmc over a Unix domain socket (-s)"
+SOCK="$WORK/larder.sock"
+"$BIN" -s "$SOCK" -a 700 2>"$WORK/unix.log" &
+PID=$!
+PIDS+=("$PID")
+for _ in $(seq 100); do
+    grep -q '^listening on unix:' "$WORK/unix.log" && break
+    sleep 0.1
+done
+code=0
+timeout 120 python3 tests/server_suite/unix_clients.py --socket "$SOCK" 2>&1 | tee "$WORK/unix.out"
+[ "${PIPESTATUS[0]}" = 0 ] || code=1
+timeout 120 "$PYLIBMC_PY" tests/server_suite/unix_clients.py --socket "$SOCK" --pylibmc 2>&1 \
+    | tee -a "$WORK/unix.out"
+[ "${PIPESTATUS[0]}" = 0 ] || code=1
+record unix-socket "$code" "$(grep -c '^PASS' "$WORK/unix.out") checks passed, $(grep -c '^FAIL' "$WORK/unix.out") failed"
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
 
 say "pymemcache integration tests"
 start pymemcache

@@ -879,7 +879,7 @@ const ERRORS_AND_MISC: &[Case] = &[
         "stats settings",
         &[(
             b"stats settings\r\n",
-            b"STAT maxbytes 1048576\r\nSTAT item_size_max 32\r\nSTAT key_max_length 250\r\nSTAT evictions on\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT binding_protocol auto-negotiate\r\nSTAT dump_enabled yes\r\nSTAT auth_enabled_sasl no\r\nSTAT auth_enabled_ascii no\r\nSTAT domain_socket NULL\r\nSTAT shutdown_command no\r\nSTAT detail_enabled no\r\nSTAT stat_key_prefix :\r\nSTAT lru_crawler yes\r\nSTAT lru_maintainer_thread no\r\nSTAT lru_segmented no\r\nSTAT slab_reassign yes\r\nSTAT slab_automove 1\r\nSTAT temp_lru no\r\nSTAT track_sizes no\r\nSTAT hash_algorithm ahash\r\nSTAT num_shards 4\r\nEND\r\n",
+            b"STAT maxbytes 1048576\r\nSTAT item_size_max 32\r\nSTAT key_max_length 250\r\nSTAT evictions on\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT binding_protocol auto-negotiate\r\nSTAT dump_enabled yes\r\nSTAT auth_enabled_sasl no\r\nSTAT auth_enabled_ascii no\r\nSTAT domain_socket NULL\r\nSTAT umask 700\r\nSTAT shutdown_command no\r\nSTAT detail_enabled no\r\nSTAT stat_key_prefix :\r\nSTAT lru_crawler yes\r\nSTAT lru_maintainer_thread no\r\nSTAT lru_segmented no\r\nSTAT slab_reassign yes\r\nSTAT slab_automove 1\r\nSTAT temp_lru no\r\nSTAT track_sizes no\r\nSTAT hash_algorithm ahash\r\nSTAT num_shards 4\r\nEND\r\n",
         )],
     ),
     case(

@@ -1,11 +1,11 @@
 //! `larder-server`: a memcached-compatible server over a larder cache.
 //!
-//! Takes memcached's flags where they make sense (`-p`, `-l`, `-m`, `-c`,
-//! `-I`, `-t`, `-v`), speaks the text, meta and binary protocols over TCP
-//! (no UDP, no SASL), and stops cleanly on SIGINT or SIGTERM, saving a
-//! snapshot first when `--snapshot` asks for one. Arguments
-//! are parsed by hand: a bad flag or value prints the error and a usage line
-//! and exits with status 2.
+//! Takes memcached's flags where they make sense (`-p`, `-l`, `-s`, `-m`,
+//! `-c`, `-I`, `-t`, `-v`), speaks the text, meta and binary protocols over
+//! TCP or a Unix domain socket (no UDP, no SASL), and stops cleanly on SIGINT
+//! or SIGTERM, saving a snapshot first when `--snapshot` asks for one.
+//! Arguments are parsed by hand: a bad flag or value prints the error and a
+//! usage line and exits with status 2.
 #![deny(unsafe_code)]
 
 use std::fmt;
@@ -14,20 +14,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use larder::memcached::{Protocols, StoreConfig, MAX_ITEM_SIZE};
-use larder::server::{ReplicationConfig, Server, ServerConfig, SnapshotConfig, VERSION};
+use larder::server::{
+    ReplicationConfig, Server, ServerConfig, SnapshotConfig, UnixSocketConfig, VERSION,
+};
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
-[-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
+[-s FILE [-a MASK]] [-t THREADS] [-v[v]] [-A] [--idle-timeout SECS] [--conn-buffer-budget MB] \
 [--metrics-listen ADDR:PORT] [--snapshot PATH [--snapshot-interval SECS] [--snapshot-keep N]] \
 [--replica-of HOST:PORT [--promote-after SECS]] [--repl-backlog SIZE] [-P PIDFILE] [--help] [--version]";
 
 const HELP: &str = "\
-larder-server: a memcached-compatible server over a larder cache (TCP only)
+larder-server: a memcached-compatible server over a larder cache (TCP or a
+Unix domain socket)
 
   -p, --port PORT          TCP port to listen on (default 11211; 0 or -1 picks
                            one; MEMCACHED_PORT_FILENAME=FILE writes it there as
                            'TCP INET: PORT', as memcached does)
   -l, --listen ADDR        interface to listen on (default 127.0.0.1)
+  -s, --unix-socket FILE   listen on this Unix domain socket instead of TCP (as
+                           memcached's -s, it disables network support; a socket
+                           file left there by an earlier run is replaced)
+  -a, --unix-mask MASK     the socket file's permissions, in octal (default 700)
   -m, --memory-limit MB    item memory in megabytes (default 64)
   -c, --conn-limit N       most simultaneous connections (default 1024)
   -I, --max-item-size SIZE largest value, with an optional k or m suffix (default 1m)
@@ -91,11 +98,11 @@ same command line:
                            lru_crawler metadump)
   -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
-  -d, -M, -s, -a, -e, -S, -Y, -Z
-                           refused with the reason (daemon mode, no eviction,
-                           unix sockets, memory files, SASL, TLS)
+  -d, -M, -e, -S, -Y, -Z  refused with the reason (daemon mode, no eviction,
+                           memory files, SASL, TLS)
 
-The bound address is printed on stderr as 'listening on ADDR:PORT'.";
+The bound address is printed on stderr as 'listening on ADDR:PORT' (with -s,
+'listening on unix:FILE').";
 
 /// The largest `-m`: its megabytes still count in a 64-bit number of bytes.
 const MAX_MEMORY_MB: u64 = u64::MAX >> 20;
@@ -109,6 +116,10 @@ const MAX_IDLE_SECS: u64 = 365 * 24 * 60 * 60;
 struct Options {
     port: u16,
     listen: String,
+    /// `-s`: listen on this Unix domain socket instead of TCP.
+    unix_socket: Option<String>,
+    /// `-a`: the socket file's permission bits.
+    unix_mask: u32,
     memory_mb: u64,
     conn_limit: usize,
     max_item_size: usize,
@@ -143,6 +154,8 @@ impl Default for Options {
         Options {
             port: 11211,
             listen: "127.0.0.1".into(),
+            unix_socket: None,
+            unix_mask: 0o700,
             memory_mb: 64,
             conn_limit: 1024,
             max_item_size: 1 << 20,
@@ -414,8 +427,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 ))
             }
             "-F" | "--disable-flush-all" => options.flush_enabled = false,
-            "-s" | "--unix-socket" | "-a" | "--unix-mask" => {
-                return Err(bad(format!("{flag}: unix sockets are not supported")))
+            "-s" | "--unix-socket" => {
+                let path = value(&flag)?;
+                if path.is_empty() {
+                    return Err(bad(format!("{flag} needs a path")));
+                }
+                options.unix_socket = Some(path);
+            }
+            "-a" | "--unix-mask" => {
+                let text = value(&flag)?;
+                options.unix_mask = u32::from_str_radix(&text, 8)
+                    .ok()
+                    .filter(|&mask| mask <= 0o777)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{flag}: {text:?} is not an octal permission mask (000 to 777)"
+                        ))
+                    })?;
             }
             "-e" | "--memory-file" => {
                 return Err(bad("-e: no memory file; --snapshot PATH restarts warm"))
@@ -715,6 +743,10 @@ fn main() -> ExitCode {
         (options.idle_timeout_secs > 0).then(|| Duration::from_secs(options.idle_timeout_secs));
     let config = ServerConfig {
         listen,
+        unix_socket: options.unix_socket.as_ref().map(|path| UnixSocketConfig {
+            mode: options.unix_mask,
+            ..UnixSocketConfig::new(path)
+        }),
         metrics_listen,
         conn_limit: options.conn_limit,
         reqs_per_event: options.reqs_per_event,
@@ -787,12 +819,18 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        if let Err(e) = write_port_file(server.local_addr()) {
-            eprintln!("larder-server: cannot write MEMCACHED_PORT_FILENAME: {e}");
-            return ExitCode::FAILURE;
-        }
         // `listening on` is the first line, as the help text promises.
-        eprintln!("listening on {}", server.local_addr());
+        match server.unix_socket() {
+            // memcached writes no port file when it serves a Unix socket.
+            Some(path) => eprintln!("listening on unix:{}", path.display()),
+            None => {
+                if let Err(e) = write_port_file(server.local_addr()) {
+                    eprintln!("larder-server: cannot write MEMCACHED_PORT_FILENAME: {e}");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("listening on {}", server.local_addr());
+            }
+        }
         if let Some(addr) = server.metrics_addr() {
             eprintln!("metrics on {addr}");
         }
@@ -943,6 +981,12 @@ mod tests {
         assert_eq!(memcached_like.protocols, Protocols::Binary);
         assert_eq!(memcached_like.reqs_per_event, Some(5));
         assert_eq!(memcached_like.listen_backlog, 64);
+        let unix = serve(&["-s", "/tmp/mc.sock", "-a", "0766"]);
+        assert_eq!(
+            (unix.unix_socket.as_deref(), unix.unix_mask),
+            (Some("/tmp/mc.sock"), 0o766)
+        );
+        assert_eq!(serve(&["--unix-socket=/run/l.sock"]).unix_mask, 0o700);
         assert_eq!(serve(&["-B", "ascii"]).protocols, Protocols::Text);
         assert_eq!(serve(&["-o", "relaxed_privileges"]), serve(&[]));
         for (args, says) in [
@@ -952,7 +996,10 @@ mod tests {
             (&["-b", "0"], "at least 1"),
             (&["-o", "ssl_key=/k.pem"], "TLS"),
             (&["-o", "proxy_config=/p.lua"], "proxy"),
-            (&["-s", "/tmp/mc.sock"], "unix sockets"),
+            (&["-s", ""], "needs a path"),
+            (&["-a", "800"], "not an octal permission mask"),
+            (&["-a", "1777"], "not an octal permission mask"),
+            (&["-a", "rw"], "not an octal permission mask"),
             (&["-e", "/dev/shm/mc"], "--snapshot"),
             (&["-S"], "SASL"),
             (&["-Z"], "TLS"),

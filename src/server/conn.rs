@@ -6,17 +6,16 @@
 //! when it yields to other connections.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::budget::{Account, FREE_INPUT, FREE_OUTPUT};
-use super::stats::{ConnSlot, ConnState, Shared};
+use super::stats::{ConnSlot, ConnState, Peer, Shared};
 use super::BATCH_INPUT;
 use crate::memcached::{Outcome, Output, Store};
 use crate::sync::Arc;
@@ -36,6 +35,60 @@ const MAX_SLICES: usize = 64;
 /// (see [`linger_close`]).
 const LINGER: Duration = Duration::from_secs(1);
 
+/// What replication needs a TCP connection for, said to a `replica sync`
+/// that came over the Unix domain socket.
+const REPL_NEEDS_TCP: &[u8] = b"SERVER_ERROR replication needs a TCP connection\r\n";
+
+/// A connection's socket: TCP, or the Unix domain socket (memcached's `-s`).
+pub(super) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// A write that does not wait (tokio's `try_write`).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// A vectored write that does not wait (tokio's `try_write_vectored`).
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Sets what the transport has to set up (TCP: no Nagle delay).
+    fn configure(&self);
+    /// The TCP stream, for a connection that becomes a replication link;
+    /// the socket back if it is not TCP.
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized;
+}
+
+impl Socket for TcpStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        TcpStream::try_write_vectored(self, bufs)
+    }
+
+    fn configure(&self) {
+        let _ = self.set_nodelay(true);
+    }
+
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
+    }
+}
+
+#[cfg(unix)]
+impl Socket for tokio::net::UnixStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        tokio::net::UnixStream::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        tokio::net::UnixStream::try_write_vectored(self, bufs)
+    }
+
+    fn configure(&self) {}
+
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Err(self)
+    }
+}
+
 /// Why a connection ended (for the log).
 #[derive(Debug)]
 enum End {
@@ -51,9 +104,9 @@ enum End {
 
 /// Serves `stream` on a new task, or turns it away when the connection limit
 /// is reached.
-pub(super) fn spawn(
-    stream: TcpStream,
-    peer: SocketAddr,
+pub(super) fn spawn<S: Socket>(
+    stream: S,
+    peer: Peer,
     store: &Arc<Store>,
     shared: &Arc<Shared>,
     stop: &watch::Receiver<bool>,
@@ -73,7 +126,7 @@ pub(super) fn spawn(
         }
         return;
     }
-    let _ = stream.set_nodelay(true);
+    stream.configure();
     let (store, shared) = (Arc::clone(store), Arc::clone(shared));
     let (mut stop, alive) = (stop.clone(), alive.clone());
     tokio::spawn(async move {
@@ -89,12 +142,20 @@ pub(super) fn spawn(
                 shared.log(2, format_args!("{peer}: closed by request"));
                 linger_close(stream).await;
             }
-            Ok(End::Replicate(id, offset)) => {
-                shared.log(1, format_args!("{peer}: replica link"));
-                drop(open);
-                super::repl::spawn_sender(stream, store, shared, id, offset);
-                return;
-            }
+            Ok(End::Replicate(id, offset)) => match stream.into_tcp() {
+                Ok(stream) => {
+                    shared.log(1, format_args!("{peer}: replica link"));
+                    drop(open);
+                    super::repl::spawn_sender(stream, store, shared, id, offset);
+                    return;
+                }
+                Err(mut stream) => {
+                    // A replica links over TCP (`--replica-of HOST:PORT`).
+                    shared.log(1, format_args!("{peer}: replica sync refused (not TCP)"));
+                    let _ = write_all(&mut stream, REPL_NEEDS_TCP, shared.write_timeout()).await;
+                    linger_close(stream).await;
+                }
+            },
             Ok(end @ (End::Idle | End::InputOverflow)) => {
                 if matches!(end, End::Idle) {
                     shared.idle_kicked();
@@ -120,7 +181,7 @@ impl Drop for Open<'_> {
 }
 
 /// Tells a connection over the limit why it is closed.
-async fn reject(mut stream: TcpStream) {
+async fn reject<S: Socket>(mut stream: S) {
     let _ = tokio::time::timeout(LINGER, stream.write_all(TOO_MANY)).await;
     linger_close(stream).await;
 }
@@ -128,7 +189,7 @@ async fn reject(mut stream: TcpStream) {
 /// Closes politely: sends FIN, then reads and discards until the peer closes
 /// too (or [`LINGER`] passes). Closing a socket with unread input sends a
 /// reset, and a reset can destroy the last reply before the peer reads it.
-async fn linger_close(mut stream: TcpStream) {
+async fn linger_close<S: Socket>(mut stream: S) {
     let _ = tokio::time::timeout(LINGER, async {
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
@@ -146,8 +207,8 @@ async fn linger_close(mut stream: TcpStream) {
 }
 
 /// The connection loop.
-async fn serve(
-    stream: &mut TcpStream,
+async fn serve<S: Socket>(
+    stream: &mut S,
     store: &Store,
     shared: &Shared,
     slot: &ConnSlot,
@@ -222,6 +283,7 @@ async fn serve(
         }
         let spare = input.capacity() - input.len();
         let resize = next_alloc(input.len(), spare, alloc, room);
+        slot.set_state(waiting_state(&input));
         let read = async {
             if let Some(size) = resize {
                 // Waits, reading nothing, until the budget has room.
@@ -235,7 +297,6 @@ async fn serve(
             let mut limited = (&mut input).limit(spare.min(room));
             stream.read_buf(&mut limited).await
         };
-        slot.set_state(ConnState::Waiting);
         tokio::select! {
             read = read => {
                 let n = read?;
@@ -253,6 +314,26 @@ async fn serve(
             }
             _ = stop.changed() => return Ok(End::Shutdown),
         }
+    }
+}
+
+/// What a connection waiting to read is doing, for `stats conns`: with a
+/// request's first line (or a binary header) in and the rest to come it
+/// reads a request's data (memcached's `conn_nread`), else it waits for a
+/// request. Only the start of the buffer is looked at: a request's first
+/// line comes first, and a storage command's line is short.
+fn waiting_state(input: &[u8]) -> ConnState {
+    const BINARY_HEADER: usize = 24;
+    let head = &input[..input.len().min(4096)];
+    let started = match head.first() {
+        None => false,
+        Some(&0x80) => head.len() >= BINARY_HEADER,
+        Some(_) => head.contains(&b'\n'),
+    };
+    if started {
+        ConnState::Reading
+    } else {
+        ConnState::Waiting
     }
 }
 
@@ -274,8 +355,8 @@ fn next_alloc(len: usize, spare: usize, alloc: usize, room: usize) -> Option<usi
 /// Writes all of `out` (vectored: values go straight from the cache's
 /// buffers), failing with `TimedOut` when one write makes no progress for
 /// `timeout` (the peer stopped reading).
-async fn write_output(
-    stream: &mut TcpStream,
+async fn write_output<S: Socket>(
+    stream: &mut S,
     out: &mut Output,
     slot: &ConnSlot,
     timeout: Option<Duration>,
@@ -311,8 +392,8 @@ async fn write_output(
 
 /// Writes all of `buf`, failing with `TimedOut` when one write makes no
 /// progress for `timeout`.
-async fn write_all(
-    stream: &mut TcpStream,
+async fn write_all<S: Socket>(
+    stream: &mut S,
     buf: &[u8],
     timeout: Option<Duration>,
 ) -> io::Result<()> {

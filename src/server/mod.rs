@@ -1,4 +1,5 @@
-//! A memcached-compatible TCP server over a [`Store`] (feature `server`).
+//! A memcached-compatible server over a [`Store`] (feature `server`), on TCP
+//! or a Unix domain socket ([`ServerConfig::unix_socket`]).
 //!
 //! This is the only module that touches sockets and the only one that uses
 //! tokio. It owns the listener and one task per connection; everything about
@@ -115,6 +116,10 @@ pub struct ServerConfig {
     /// `127.0.0.1:11211`: never all interfaces unless asked. Port 0 picks a
     /// free port; [`Server::local_addr`] tells which.
     pub listen: SocketAddr,
+    /// Listen on this Unix domain socket instead (memcached's `-s` and
+    /// `-a`): as with memcached, `listen` is then not bound at all. Unix
+    /// only. Default `None`.
+    pub unix_socket: Option<UnixSocketConfig>,
     /// Where to serve Prometheus metrics (`GET /metrics`, larder-server's
     /// `--metrics-listen`), if anywhere. Default `None`: off. Port 0 picks a
     /// free port; [`Server::metrics_addr`] tells which.
@@ -185,6 +190,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
+            unix_socket: None,
             metrics_listen: None,
             conn_limit: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
@@ -204,6 +210,42 @@ impl Default for ServerConfig {
                 version: VERSION.into(),
                 ..StoreConfig::default()
             },
+        }
+    }
+}
+
+/// A Unix domain socket for a [`Server`] to listen on instead of TCP
+/// (larder-server's `-s` and `-a`, as memcached's).
+///
+/// A socket file already at `path` (one a previous run left: sockets are
+/// not removed at exit, as memcached does not remove them) is replaced; any
+/// other kind of file there is left alone and [`Server::bind`] fails.
+///
+/// ```
+/// use larder::server::{ServerConfig, UnixSocketConfig};
+///
+/// let config = ServerConfig {
+///     unix_socket: Some(UnixSocketConfig::new("/run/larder/larder.sock")),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.unix_socket.unwrap().mode, 0o700);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnixSocketConfig {
+    /// The socket file.
+    pub path: PathBuf,
+    /// The socket file's permission bits (memcached's `-a`, octal on its
+    /// command line; only the low nine bits count). A client needs write
+    /// permission to connect. Default `0o700`: the server's user only.
+    pub mode: u32,
+}
+
+impl UnixSocketConfig {
+    /// A socket at `path` with mode `0o700`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        UnixSocketConfig {
+            path: path.into(),
+            mode: 0o700,
         }
     }
 }
@@ -263,6 +305,71 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// The socket a [`Server`] accepts connections on.
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Accepts the next connection and hands it to its task.
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            #[cfg(unix)]
+            Listener::Unix(listener) => Ok(Accepted::Unix(listener.accept().await?.0)),
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// Binds the Unix domain socket `config` asks for: replaces a socket file
+/// left at its path, then sets the file's mode.
+///
+/// The socket is bound with the process's umask and then given `mode`, so
+/// for a moment it has the umask's permissions (memcached sets the umask
+/// around its bind instead; the umask is the whole process's, and this
+/// server has other threads by now).
+#[cfg(unix)]
+fn listen_unix(config: &UnixSocketConfig) -> io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(&config.path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(&config.path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(&config.path)?;
+    let mode = std::fs::Permissions::from_mode(config.mode & 0o777);
+    if let Err(e) = std::fs::set_permissions(&config.path, mode) {
+        let _ = std::fs::remove_file(&config.path);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+#[cfg(not(unix))]
+fn listen_unix(_: &UnixSocketConfig) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "Unix domain sockets need a Unix system",
+    ))
+}
+
 /// A server's part in replication (see docs/high-availability.md).
 ///
 /// ```
@@ -315,6 +422,9 @@ pub enum ServerError {
     Store(StoreError),
     /// The listening socket could not be opened.
     Bind(SocketAddr, io::Error),
+    /// The Unix domain socket ([`ServerConfig::unix_socket`]) could not be
+    /// opened.
+    BindUnix(PathBuf, io::Error),
     /// The replication backlog (`--repl-backlog`, this many bytes) could not
     /// be allocated.
     Backlog(usize),
@@ -325,6 +435,9 @@ impl fmt::Display for ServerError {
         match self {
             ServerError::Store(e) => write!(f, "invalid store configuration: {e}"),
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServerError::BindUnix(path, e) => {
+                write!(f, "cannot listen on unix socket {}: {e}", path.display())
+            }
             ServerError::Backlog(n) => {
                 write!(f, "cannot allocate a replication backlog of {n} bytes")
             }
@@ -336,7 +449,7 @@ impl std::error::Error for ServerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ServerError::Store(e) => Some(e),
-            ServerError::Bind(_, e) => Some(e),
+            ServerError::Bind(_, e) | ServerError::BindUnix(_, e) => Some(e),
             ServerError::Backlog(_) => None,
         }
     }
@@ -350,7 +463,7 @@ impl std::error::Error for ServerError {
 pub struct Server {
     snapshot: Option<SnapshotConfig>,
     replication: ReplicationConfig,
-    listener: TcpListener,
+    listener: Listener,
     metrics: Option<TcpListener>,
     store: Arc<Store>,
     shared: Arc<Shared>,
@@ -389,11 +502,25 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let listener = listen(config.listen, config.listen_backlog)
-            .map_err(|e| ServerError::Bind(config.listen, e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| ServerError::Bind(config.listen, e))?;
+        let (listener, local_addr) = match &config.unix_socket {
+            None => {
+                let listener = listen(config.listen, config.listen_backlog)
+                    .map_err(|e| ServerError::Bind(config.listen, e))?;
+                let local_addr = listener
+                    .local_addr()
+                    .map_err(|e| ServerError::Bind(config.listen, e))?;
+                (Listener::Tcp(listener), local_addr)
+            }
+            Some(unix) => {
+                let listener =
+                    listen_unix(unix).map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?;
+                #[cfg(unix)]
+                let listener = Listener::Unix(listener);
+                #[cfg(not(unix))]
+                let listener = Listener::Tcp(listener);
+                (listener, config.listen)
+            }
+        };
         let (metrics, metrics_addr) = match config.metrics_listen {
             None => (None, None),
             Some(addr) => {
@@ -428,9 +555,17 @@ impl Server {
     }
 
     /// The address the server listens on (with the real port when bound to
-    /// port 0).
+    /// port 0). With [`ServerConfig::unix_socket`], no TCP address is
+    /// bound: this is [`ServerConfig::listen`] as given, and
+    /// [`unix_socket`](Self::unix_socket) is where the server listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The Unix domain socket the server listens on, when
+    /// [`ServerConfig::unix_socket`] asked for one.
+    pub fn unix_socket(&self) -> Option<&std::path::Path> {
+        self.shared.unix_path()
     }
 
     /// Where the Prometheus endpoint listens, when
@@ -525,7 +660,13 @@ impl Server {
                 () = &mut shutdown => break,
                 _ = requested.changed() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
+                    Ok(Accepted::Tcp(stream, peer)) => {
+                        let peer = stats::Peer::Tcp(peer);
+                        conn::spawn(stream, peer, &store, &shared, &stop_rx, &alive_tx);
+                    }
+                    #[cfg(unix)]
+                    Ok(Accepted::Unix(stream)) => {
+                        let peer = stats::Peer::Unix;
                         conn::spawn(stream, peer, &store, &shared, &stop_rx, &alive_tx);
                     }
                     Err(e) => {

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub(super) enum ConnState {
     Working = 1,
     /// Writing replies the peer has not taken yet.
     Writing = 2,
+    /// Waiting for the rest of a request whose command line has arrived (a
+    /// storage command's data block, a binary request's body).
+    Reading = 3,
 }
 
 impl ConnState {
@@ -39,7 +43,38 @@ impl ConnState {
         match raw {
             0 => "conn_waiting",
             1 => "conn_parse_cmd",
+            3 => "conn_nread",
             _ => "conn_mwrite",
+        }
+    }
+}
+
+/// Who is at the other end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Peer {
+    Tcp(SocketAddr),
+    /// A client of the Unix domain socket (such clients have no address).
+    Unix,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Unix => f.write_str("unix client"),
+        }
+    }
+}
+
+/// Where the server listens, as `stats conns` names it (`tcp:ADDR:PORT` or
+/// `unix:PATH`).
+pub(super) struct Listening<'a>(&'a Shared);
+
+impl fmt::Display for Listening<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.unix_socket {
+            Some((path, _)) => write!(f, "unix:{}", path.display()),
+            None => write!(f, "tcp:{}", self.0.local_addr),
         }
     }
 }
@@ -48,7 +83,7 @@ impl ConnState {
 #[derive(Debug)]
 pub(super) struct ConnSlot {
     id: u64,
-    peer: SocketAddr,
+    peer: Peer,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
     yields: AtomicU64,
@@ -149,6 +184,8 @@ pub(super) struct Shared {
     /// `--snapshot-interval` in seconds (0: no periodic snapshots).
     snapshot_interval: u64,
     local_addr: SocketAddr,
+    /// The Unix domain socket served instead of TCP, and its mode.
+    unix_socket: Option<(PathBuf, u32)>,
     shutdown: watch::Sender<bool>,
     budget: Budget,
     started: Instant,
@@ -194,6 +231,10 @@ impl Shared {
                 .and_then(|s| s.interval)
                 .map_or(0, |d| d.as_secs()),
             local_addr,
+            unix_socket: config
+                .unix_socket
+                .as_ref()
+                .map(|u| (u.path.clone(), u.mode)),
             shutdown: watch::channel(false).0,
             // Room for at least one largest request, or it could never be read.
             budget: Budget::new(config.conn_buffer_budget.max(max_input)),
@@ -210,7 +251,7 @@ impl Shared {
     /// Adds an open connection to the `stats conns` table.
     ///
     /// **Locking behaviour:** the connection table's mutex, briefly.
-    pub(super) fn register(&self, peer: SocketAddr) -> Arc<ConnSlot> {
+    pub(super) fn register(&self, peer: Peer) -> Arc<ConnSlot> {
         let mut conns = self.conns.lock();
         conns.next_id += 1;
         let slot = Arc::new(ConnSlot {
@@ -265,6 +306,16 @@ impl Shared {
     /// The accept loop accepts again.
     pub(super) fn listen_enabled(&self) {
         self.accepting.store(true, Relaxed);
+    }
+
+    /// Where the server listens, for `stats conns`.
+    fn listener(&self) -> Listening<'_> {
+        Listening(self)
+    }
+
+    /// The Unix domain socket served instead of TCP, if any.
+    pub(super) fn unix_path(&self) -> Option<&Path> {
+        self.unix_socket.as_ref().map(|(path, _)| path.as_path())
     }
 
     /// Where the Prometheus endpoint listens, if it does.
@@ -379,6 +430,12 @@ fn rusage() -> Option<((i64, i64), (i64, i64))> {
 }
 
 impl ServerStats for Shared {
+    fn domain_socket(&self) -> Option<(&Path, u32)> {
+        self.unix_socket
+            .as_ref()
+            .map(|(path, mode)| (path.as_path(), *mode))
+    }
+
     fn general(&self, stats: &mut StatWriter<'_>) {
         // memcached prints a `struct timeval` as seconds.microseconds, and
         // the Prometheus exporter parses exactly that shape.
@@ -429,9 +486,19 @@ impl ServerStats for Shared {
 
     fn settings(&self, stats: &mut StatWriter<'_>) {
         stats.number("maxconns", self.conn_limit);
-        stats.number("tcpport", u64::from(self.local_addr.port()));
-        stats.number("udpport", 0);
-        stats.display("inter", self.local_addr.ip());
+        match self.unix_socket {
+            // memcached's -s disables TCP.
+            Some(_) => {
+                stats.number("tcpport", 0);
+                stats.number("udpport", 0);
+                stats.text("inter", "NULL");
+            }
+            None => {
+                stats.number("tcpport", u64::from(self.local_addr.port()));
+                stats.number("udpport", 0);
+                stats.display("inter", self.local_addr.ip());
+            }
+        }
         stats.number("verbosity", u64::from(self.verbosity));
         stats.number("num_threads", self.threads);
         stats.number("idle_timeout", self.idle_timeout.map_or(0, |t| t.as_secs()));
@@ -454,16 +521,18 @@ impl ServerStats for Shared {
     /// numbers them by file descriptor).
     fn conns(&self, stats: &mut StatWriter<'_>) {
         let now = self.started.elapsed().as_secs();
-        stats.display("0:addr", format_args!("tcp:{}", self.local_addr));
+        let listener = self.listener();
+        stats.display("0:addr", &listener);
         stats.text("0:state", "conn_listening");
         let conns = self.conns.lock();
         for slot in conns.open.values() {
             let id = slot.id;
-            stats.display(&format!("{id}:addr"), format_args!("tcp:{}", slot.peer));
-            stats.display(
-                &format!("{id}:listen_addr"),
-                format_args!("tcp:{}", self.local_addr),
-            );
+            match slot.peer {
+                Peer::Tcp(addr) => stats.display(&format!("{id}:addr"), format_args!("tcp:{addr}")),
+                // A Unix client has no address of its own: the socket's path.
+                Peer::Unix => stats.display(&format!("{id}:addr"), &listener),
+            }
+            stats.display(&format!("{id}:listen_addr"), &listener);
             stats.text(
                 &format!("{id}:state"),
                 ConnState::name(slot.state.load(Relaxed)),

@@ -15,6 +15,9 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 /// A server on its own runtime thread, stopped when dropped.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
+    /// The Unix domain socket it listens on instead, when the config asked
+    /// for one.
+    pub(crate) unix: Option<std::path::PathBuf>,
     /// The Prometheus endpoint, when the config asked for one.
     pub(crate) metrics: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -39,8 +42,9 @@ impl TestServer {
                 })
                 .await
                 .unwrap();
+                let unix = server.unix_socket().map(std::path::Path::to_path_buf);
                 addr_tx
-                    .send((server.local_addr(), server.metrics_addr()))
+                    .send((server.local_addr(), server.metrics_addr(), unix))
                     .unwrap();
                 server
                     .run(async {
@@ -50,9 +54,10 @@ impl TestServer {
                     .unwrap();
             });
         });
-        let (addr, metrics) = addr_rx.recv_timeout(PATIENCE).unwrap();
+        let (addr, metrics, unix) = addr_rx.recv_timeout(PATIENCE).unwrap();
         TestServer {
             addr,
+            unix,
             metrics,
             stop: Some(stop),
             thread: Some(thread),
@@ -76,6 +81,18 @@ impl TestServer {
 
     pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+    }
+
+    /// A connection to the server's Unix domain socket.
+    #[cfg(unix)]
+    pub(crate) fn connect_unix(&self) -> std::os::unix::net::UnixStream {
+        let path = self
+            .unix
+            .as_ref()
+            .expect("the server listens on a Unix socket");
+        let stream = std::os::unix::net::UnixStream::connect(path).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream
     }
@@ -117,12 +134,12 @@ pub(crate) fn read_some(conn: &mut impl Read, buf: &mut [u8]) -> std::io::Result
 }
 
 /// Sends `input`, reads until the reply ends with `end`.
-pub(crate) fn request(conn: &mut TcpStream, input: &[u8], end: &[u8]) -> String {
+pub(crate) fn request(conn: &mut (impl Read + Write), input: &[u8], end: &[u8]) -> String {
     conn.write_all(input).unwrap();
     read_until(conn, end)
 }
 
-pub(crate) fn read_until(conn: &mut TcpStream, end: &[u8]) -> String {
+pub(crate) fn read_until(conn: &mut impl Read, end: &[u8]) -> String {
     let mut reply = Vec::new();
     let mut buf = [0u8; 64 << 10];
     while !reply.ends_with(end) {

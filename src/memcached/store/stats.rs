@@ -52,6 +52,14 @@ pub trait ServerStats: Send + Sync {
         let _ = stats;
     }
 
+    /// The Unix domain socket the server listens on instead of TCP, and the
+    /// socket file's mode (memcached's `-s` and `-a`): `stats settings`
+    /// reports them as `domain_socket` and `umask`. Default `None`
+    /// (`domain_socket NULL`, `umask 700`, memcached's default mask).
+    fn domain_socket(&self) -> Option<(&std::path::Path, u32)> {
+        None
+    }
+
     /// Lines for `stats conns` (the store has none of its own).
     fn conns(&self, stats: &mut StatWriter<'_>) {
         let _ = stats;
@@ -345,7 +353,16 @@ impl Store {
         w.text("dump_enabled", if self.dump_enabled { "yes" } else { "no" });
         w.text("auth_enabled_sasl", "no");
         w.text("auth_enabled_ascii", "no");
-        w.text("domain_socket", "NULL");
+        match self.server_stats.as_ref().and_then(|s| s.domain_socket()) {
+            Some((path, mode)) => {
+                w.display("domain_socket", path.display());
+                w.display("umask", format_args!("{mode:o}"));
+            }
+            None => {
+                w.text("domain_socket", "NULL");
+                w.text("umask", "700");
+            }
+        }
         w.text(
             "shutdown_command",
             if self.enable_shutdown { "yes" } else { "no" },
