@@ -15,6 +15,7 @@
 #   2b. gomemcache's own TestLocalhost and TestUnixSocket (Go), and
 #      pymemcache and pylibmc over a Unix domain socket
 #      (tests/server_suite/unix_clients.py)
+#   2c. python-memcached's and python-binary-memcached's own test suites
 #   3. pymemcache's own integration tests: all must pass (the TLS ones skip)
 #   4. bad-input suite (tests/server_suite/bad_input.py)
 #   5. memory-bound suite (tests/server_suite/memory_bound.py), and the
@@ -317,6 +318,57 @@ timeout 120 "$PYLIBMC_PY" tests/server_suite/unix_clients.py --socket "$SOCK" --
 record unix-socket "$code" "$(grep -c '^PASS' "$WORK/unix.out") checks passed, $(grep -c '^FAIL' "$WORK/unix.out") failed"
 kill "$PID" 2>/dev/null
 wait "$PID" 2>/dev/null
+
+say "python-memcached's and python-binary-memcached's own tests (their PyPI sources)"
+# Both suites talk to fixed addresses: python-memcached to 127.0.0.1:11211;
+# python-binary-memcached to MEMCACHED_HOST:11211, :5000 (its distributed
+# client) and the Unix socket /tmp/memcached.sock. Their source releases
+# lack a few helpers: python-memcached's tests/utils.py (written here: one
+# stderr-capturing context manager) and python-binary-memcached's conftest.py
+# (only test_ipv6.py imports it: skipped, with its TLS and SASL tests,
+# features larder-server does not have).
+code=1
+detail="could not fetch the sources"
+PYSRC="$WORK/pysrc"
+mkdir -p "$PYSRC"
+if (cd "$PYSRC" && python3 -m pip download -q --disable-pip-version-check --no-deps \
+        --no-binary :all: python-memcached==1.62 python-binary-memcached==0.33.0) \
+        >/dev/null 2>&1 \
+    && (cd "$PYSRC" && for f in *.tar.gz; do tar xzf "$f"; done) \
+    && { python3 -m pip install -q --disable-pip-version-check "$PYSRC"/python-memcached-1.62 \
+            "$PYSRC"/python_binary_memcached-0.33.0 >/dev/null 2>&1 \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages \
+            "$PYSRC"/python-memcached-1.62 "$PYSRC"/python_binary_memcached-0.33.0 >/dev/null 2>&1; }; then
+    if port_free 11211 && port_free 5000 && [ ! -e /tmp/memcached.sock ]; then
+        "$BIN" -p 11211 2>"$WORK/py11211.log" & PIDS+=("$!"); P1=$!
+        "$BIN" -p 5000 2>"$WORK/py5000.log" & PIDS+=("$!"); P2=$!
+        "$BIN" -s /tmp/memcached.sock -a 700 2>"$WORK/pysock.log" & PIDS+=("$!"); P3=$!
+        for log in py11211 py5000 pysock; do
+            for _ in $(seq 100); do grep -q '^listening on' "$WORK/$log.log" && break; sleep 0.1; done
+        done
+        PM="$PYSRC/python-memcached-1.62"
+        touch "$PM/tests/__init__.py"
+        printf '%s\n' 'import contextlib, io, sys' '' '' '@contextlib.contextmanager' \
+            'def captured_stderr():' '    old, sys.stderr = sys.stderr, io.StringIO()' '    try:' \
+            '        yield sys.stderr' '    finally:' '        sys.stderr = old' >"$PM/tests/utils.py"
+        (cd "$PM" && timeout 300 python3 -m pytest -q -p no:cacheprovider tests) >"$WORK/pymc.out" 2>&1
+        c1=$?
+        BM="$PYSRC/python_binary_memcached-0.33.0"
+        (cd "$BM" && MEMCACHED_HOST=127.0.0.1 timeout 300 python3 -m pytest -q -p no:cacheprovider test \
+            --ignore=test/test_ipv6.py --ignore=test/test_tls.py \
+            --ignore=test/test_sasl_integration.py) >"$WORK/bmc.out" 2>&1
+        c2=$?
+        grep -E 'FAILED|ERROR' "$WORK/pymc.out" "$WORK/bmc.out"
+        code=$(( c1 != 0 || c2 != 0 ))
+        detail="python-memcached $(tail -n 1 "$WORK/pymc.out" | tr -d '=' | xargs); python-binary-memcached $(tail -n 1 "$WORK/bmc.out" | tr -d '=' | xargs)"
+        kill "$P1" "$P2" "$P3" 2>/dev/null
+        wait "$P1" "$P2" "$P3" 2>/dev/null
+        rm -f /tmp/memcached.sock
+    else
+        detail="127.0.0.1:11211, :5000 or /tmp/memcached.sock is taken: these suites use only those"
+    fi
+fi
+record python-memcached-suites "$code" "$detail"
 
 say "pymemcache integration tests"
 start pymemcache

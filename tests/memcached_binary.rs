@@ -505,6 +505,65 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            // memcached 1.6.18 counts the key and 59 bytes of header (63 with
+            // flags) against -I; an append's data is sized alone, with flags 0.
+            "an item over -I as memcached counts it is too large; an append past it is not stored",
+            vec![
+                packet(
+                    0x01,
+                    b"a",
+                    &store_extras(0, 0),
+                    &vec![b'x'; (1 << 20) - 60],
+                    0,
+                ),
+                packet(
+                    0x01,
+                    b"a",
+                    &store_extras(0, 0),
+                    &vec![b'x'; (1 << 20) - 59],
+                    0,
+                ),
+                keyed(0x00, b"a"),
+                packet(
+                    0x01,
+                    b"a",
+                    &store_extras(5, 0),
+                    &vec![b'x'; (1 << 20) - 64],
+                    0,
+                ),
+                packet(
+                    0x01,
+                    b"a",
+                    &store_extras(5, 0),
+                    &vec![b'x'; (1 << 20) - 63],
+                    0,
+                ),
+                packet(
+                    0x01,
+                    b"a",
+                    &store_extras(0, 0),
+                    &vec![b'x'; (1 << 20) - 300],
+                    0,
+                ),
+                packet(0x0e, b"a", &[], &vec![b'y'; (1 << 20) - 59], 0),
+                packet(0x0e, b"a", &[], &vec![b'y'; 240], 0),
+                packet(0x0e, b"a", &[], b"y", 0),
+                noop(),
+            ],
+            vec![
+                stored(0x01),
+                error(0x01, 3, b"Too large."),
+                error(0x00, 1, NOT_FOUND),
+                stored(0x01),
+                error(0x01, 3, b"Too large."),
+                stored(0x01),
+                error(0x0e, 3, b"Too large."),
+                stored(0x0e),
+                error(0x0e, 5, b"Not stored."),
+                ok(0x0a),
+            ],
+        ),
+        case(
             "stat groups: unknown is not found, reset and detail on are empty",
             vec![
                 keyed(0x10, b"bogus"),

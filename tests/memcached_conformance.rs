@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use larder::memcached::{Outcome, Session, Store, StoreConfig};
+use larder::memcached::{Outcome, Session, Store, StoreConfig, MEMCACHED_ITEM_HEADER};
 use larder::{Clock, ManualClock};
 
 /// Unix time when every test store starts.
@@ -28,7 +28,11 @@ fn store(cfg: Cfg) -> (Store, ManualClock) {
     let (clock, hand) = Clock::manual();
     let base = StoreConfig {
         memory_limit: 1 << 20,
+        // The value alone is bounded, so that these tables can use tiny
+        // values (`items_are_sized_as_memcached_sizes_them` checks the
+        // default, memcached's count).
         max_item_size: 32,
+        count_item_header: false,
         shards: Some(4),
         clock,
         unix_time: Some(START),
@@ -1911,4 +1915,63 @@ fn a_value_near_the_largest_arena_slot_is_stored_or_refused_never_lost() {
             }
         }
     }
+}
+
+/// memcached 1.6.18 bounds `-I` by the whole item: value, key and 59 bytes
+/// of header, 63 with nonzero flags (measured against the Debian binary:
+/// with `-I 1m` and key `keyhere`, a value of 1,048,510 bytes is stored and
+/// one of 1,048,511 is too large; with flags 5, four bytes less). So a value
+/// of exactly `-I` bytes, which python-memcached's own test suite sends
+/// expecting the error, is refused. An append's data is sized alone, its
+/// result against the limit (`NOT_STORED` over it); a failed `set` or `ms`
+/// drops the old value, a failed append keeps it.
+#[test]
+fn items_are_sized_as_memcached_sizes_them() {
+    let store = Store::new(StoreConfig {
+        max_item_size: 1024,
+        ..StoreConfig::default()
+    })
+    .expect("valid config");
+    let set = |cmd: &str, flags: u32, len: usize| {
+        let mut input = format!("{cmd} k {flags} 0 {len}\r\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'v', len));
+        input.extend_from_slice(b"\r\n");
+        show(&send(&store, &input))
+    };
+    let too_large = "SERVER_ERROR object too large for cache\r\n";
+    let fits = 1024 - 1 - MEMCACHED_ITEM_HEADER;
+    assert_eq!(set("set", 0, fits), "STORED\r\n");
+    assert_eq!(set("set", 0, fits + 1), too_large);
+    assert_eq!(
+        show(&send(&store, b"get k\r\n")),
+        "END\r\n",
+        "set drops the old value"
+    );
+    assert_eq!(set("set", 5, fits - 4), "STORED\r\n");
+    assert_eq!(set("set", 5, fits - 3), too_large);
+    assert_eq!(set("add", 0, 1024), too_large);
+    assert_eq!(set("set", 0, 1024 - 200), "STORED\r\n");
+    // An append: its data alone is sized first, then the result.
+    assert_eq!(set("append", 0, fits + 1), too_large);
+    assert_eq!(
+        set("append", 0, 200 - 1 - MEMCACHED_ITEM_HEADER),
+        "STORED\r\n"
+    );
+    assert_eq!(set("append", 0, 1), "NOT_STORED\r\n");
+    let got = send(&store, b"mg k s\r\n");
+    assert_eq!(show(&got), format!("HD s{fits}\r\n"), "the appends kept it");
+    // Meta: `ms` over the limit drops the key in every mode.
+    let ms = |len: usize, mode: &str| {
+        let mut input = format!("ms k {len}{mode}\r\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'v', len));
+        input.extend_from_slice(b"\r\n");
+        show(&send(&store, &input))
+    };
+    assert_eq!(ms(fits, ""), "HD\r\n");
+    assert_eq!(ms(fits + 1, " MA"), too_large);
+    assert_eq!(show(&send(&store, b"mg k s\r\n")), "EN\r\n");
+    assert_eq!(ms(fits - 4, " F1"), "HD\r\n");
+    assert_eq!(ms(fits - 3, " F1"), too_large);
+    assert_eq!(stat(&store, "store_too_large"), 6);
+    assert_eq!(stat(&store, "store_no_memory"), 0);
 }

@@ -37,7 +37,9 @@ Unix domain socket)
   -a, --unix-mask MASK     the socket file's permissions, in octal (default 700)
   -m, --memory-limit MB    item memory in megabytes (default 64)
   -c, --conn-limit N       most simultaneous connections (default 1024)
-  -I, --max-item-size SIZE largest value, with an optional k or m suffix (default 1m)
+  -I, --max-item-size SIZE largest item, with an optional k or m suffix (default
+                           1m), counted as memcached counts it: the value, the key
+                           and 59 bytes (63 with nonzero flags)
   -t, --threads N          worker threads (default: the CPU count, at most 4)
   -v, --verbose            log to stderr; repeat (-vv) for more
   -A, --enable-shutdown    honour the shutdown command

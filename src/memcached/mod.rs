@@ -52,4 +52,5 @@ pub use codec::{
 pub use store::{
     Item, Outcome, Output, PageMoves, Progress, Protocols, Restored, ServerStats, Session,
     SnapshotStatus, StatWriter, Store, StoreConfig, StoreError, ITEM_OVERHEAD, MAX_ITEM_SIZE,
+    MEMCACHED_ITEM_HEADER,
 };

@@ -210,6 +210,14 @@ impl Store {
                 self.counters.bump(Counter::StoreTooLarge);
                 StatusCode::TOO_LARGE
             }
+            // memcached sizes the item it reads the data into first: an
+            // append's with flags 0.
+            Value::Data(data)
+                if self.over_item_size(request.key.len(), data.len(), store_flags(request)) =>
+            {
+                self.counters.bump(Counter::StoreTooLarge);
+                StatusCode::TOO_LARGE
+            }
             Value::Data(data) if check_fit && !self.fits(request.key.len(), data.len()) => {
                 self.counters.bump(Counter::StoreNoMemory);
                 StatusCode::OUT_OF_MEMORY
@@ -556,5 +564,14 @@ fn write_item<S: Sink>(request: &Request<'_>, item: &ItemRef<'_>, with_value: bo
     lines.extend_from_slice(key);
     if with_value {
         block.write_value(out);
+    }
+}
+
+/// The client flags a storing request's item is made with (0 for an append
+/// or prepend, which carry none).
+fn store_flags(request: &Request<'_>) -> u32 {
+    match request.extras {
+        Extras::Store { flags, .. } => flags,
+        _ => 0,
     }
 }

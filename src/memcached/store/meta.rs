@@ -337,6 +337,15 @@ impl Store {
         self.detail.record(key, DetailOp::Set);
         let mode = flags.set_mode().unwrap_or(SetMode::Set);
         let appending = matches!(mode, SetMode::Append | SetMode::Prepend);
+        // memcached sizes the item it reads the data into first, and on
+        // failure drops the key's value whatever the mode.
+        let client_flags = flags.client_flags().unwrap_or(0);
+        if self.over_item_size(key.len(), data.len(), client_flags) {
+            self.counters.bump(Counter::StoreTooLarge);
+            self.forget(key);
+            Response::ServerError(super::text::TOO_LARGE).write_to(out);
+            return;
+        }
         if !appending && !self.fits(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             self.forget(key);
@@ -346,7 +355,6 @@ impl Store {
         let expiry = flags
             .ttl()
             .map_or(Expiry::Never, |t| self.time.expiry(t, now));
-        let client_flags = flags.client_flags().unwrap_or(0);
         let fresh = || self.new_block(key, &[data], client_flags, flags.new_cas());
         let state = self.fresh_state(now);
         // The reply needs the CAS (`c`).

@@ -104,6 +104,12 @@ pub use snapshot::{Restored, SnapshotStatus};
 pub use stats::{ServerStats, StatWriter};
 use time::{Expiry, Time};
 
+/// Bytes memcached 1.6.18 counts in an item beside its key and value, on a
+/// 64-bit build: the item header (48), the CAS unique (8), the NUL after the
+/// key (1) and the `\r\n` after the value (2). Nonzero client flags add 4.
+/// See [`StoreConfig::count_item_header`].
+pub const MEMCACHED_ITEM_HEADER: usize = 59;
+
 /// The largest `max_item_size` a store accepts (item weights must stay below
 /// 2^28).
 pub const MAX_ITEM_SIZE: usize = 128 << 20;
@@ -129,10 +135,21 @@ pub struct StoreConfig {
     /// Bytes the items may use in all, overhead included (memcached's `-m`).
     /// Default 64 MiB.
     pub memory_limit: u64,
-    /// Largest value a client may store (memcached's `-I`); larger ones get
-    /// `SERVER_ERROR object too large for cache`. Default 1 MiB, at most
-    /// [`MAX_ITEM_SIZE`].
+    /// Largest item a client may store (memcached's `-I`); larger ones get
+    /// `SERVER_ERROR object too large for cache`. Counted as memcached 1.6
+    /// counts it unless [`count_item_header`](Self::count_item_header) is
+    /// off: the value, the key and memcached's item header together.
+    /// Default 1 MiB, at most [`MAX_ITEM_SIZE`].
     pub max_item_size: usize,
+    /// Whether `max_item_size` bounds the whole item as memcached 1.6.18
+    /// (64-bit) counts it: value, key, and [`MEMCACHED_ITEM_HEADER`] bytes of
+    /// header, 4 more when the client flags are not 0. So with `-I 1m` a
+    /// value of 1 MiB is too large, as in memcached (clients' own test
+    /// suites check this), and so is any value over `max_item_size` minus
+    /// the key's length and 59. An append whose result would be over the
+    /// limit is `NOT_STORED`, as in memcached. Default `true`; `false`
+    /// bounds the value alone.
+    pub count_item_header: bool,
     /// Shards of the underlying cache (a power of two). `None` picks the
     /// most shards, up to four per CPU, that still leave each shard room for
     /// two items of `max_item_size`: an item heavier than its shard's share
@@ -217,6 +234,7 @@ impl Default for StoreConfig {
         StoreConfig {
             memory_limit: 64 << 20,
             max_item_size: 1 << 20,
+            count_item_header: true,
             shards: None,
             policy: Policy::default(),
             clock: Clock::system(),
@@ -240,6 +258,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("memory_limit", &self.memory_limit)
             .field("max_item_size", &self.max_item_size)
+            .field("count_item_header", &self.count_item_header)
             .field("shards", &self.shards)
             .field("policy", &self.policy)
             .field("clock", &self.clock)
@@ -365,6 +384,8 @@ pub struct Store {
     flush_lock: crate::sync::Mutex<()>,
     counters: Arc<Counters>,
     limits: Limits,
+    /// [`StoreConfig::count_item_header`].
+    count_item_header: bool,
     /// Heaviest item a shard can hold (its share of `memory_limit`).
     max_weight: AtomicU64,
     memory_limit: AtomicU64,
@@ -491,6 +512,7 @@ impl Store {
             flush_lock: crate::sync::Mutex::new(()),
             counters,
             limits,
+            count_item_header: config.count_item_header,
             max_weight: AtomicU64::new(max_weight),
             memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,
@@ -697,6 +719,18 @@ impl Store {
     /// The state word of an item stored now: accessed now, not fetched.
     fn fresh_state(&self, now_ms: u64) -> u32 {
         Meta::fresh(self.time.uptime_secs(now_ms))
+    }
+
+    /// Whether an item of these lengths and client flags is over
+    /// `max_item_size` by memcached's count (see
+    /// [`StoreConfig::count_item_header`]); a value alone over it never
+    /// reaches the store (the parser swallows it).
+    fn over_item_size(&self, key_len: usize, value_len: usize, flags: u32) -> bool {
+        if !self.count_item_header {
+            return false;
+        }
+        let header = MEMCACHED_ITEM_HEADER + if flags == 0 { 0 } else { 4 };
+        key_len.saturating_add(value_len).saturating_add(header) > self.limits.max_item_size
     }
 
     /// Whether an item of these lengths can be stored at all.

@@ -13,6 +13,8 @@ use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, To
 
 /// The line for a store the cache could not hold.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
+/// The line for an item over `-I`.
+pub(super) const TOO_LARGE: &str = "object too large for cache";
 
 /// What a storage command did.
 enum StoreResult {
@@ -21,6 +23,7 @@ enum StoreResult {
     Exists,
     NotFound,
     OutOfMemory,
+    TooLarge,
 }
 
 impl StoreResult {
@@ -31,6 +34,7 @@ impl StoreResult {
             StoreResult::Exists => Response::Exists,
             StoreResult::NotFound => Response::NotFound,
             StoreResult::OutOfMemory => Response::ServerError(OUT_OF_MEMORY),
+            StoreResult::TooLarge => Response::ServerError(TOO_LARGE),
         }
     }
 }
@@ -308,6 +312,15 @@ impl Store {
         self.detail.record(key, DetailOp::Set);
         let expiry = self.time.expiry(exptime, now);
         let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
+        // memcached sizes the item it reads the data into (for an append,
+        // the data alone) before anything else.
+        if self.over_item_size(key.len(), data.len(), if appending { 0 } else { flags }) {
+            self.counters.bump(Counter::StoreTooLarge);
+            if command == StoreCommand::Set {
+                self.forget(key);
+            }
+            return StoreResult::TooLarge;
+        }
         if !appending && !self.fits(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             if command == StoreCommand::Set {
@@ -388,7 +401,8 @@ impl Store {
         now: u64,
     ) -> Option<KeyedOp<super::Block, Meta>> {
         let (key, old_value) = (old.block.key(), old.block.value());
-        if !self.fits(key.len(), old_value.len() + data.len()) {
+        let len = old_value.len() + data.len();
+        if !self.fits(key.len(), len) || self.over_item_size(key.len(), len, old.block.flags()) {
             return None;
         }
         let parts = if prepend {
@@ -446,7 +460,7 @@ impl Store {
             self.forget(too_large.key());
         }
         if !too_large.noreply() {
-            Response::ServerError("object too large for cache").write_to(out);
+            Response::ServerError(TOO_LARGE).write_to(out);
         }
     }
 }
