@@ -98,7 +98,7 @@ fn a_unix_socket_server_answers_text_meta_and_binary_requests() {
 }
 
 #[test]
-fn stats_settings_report_the_socket_and_its_mask_and_no_tcp_port() {
+fn stats_settings_report_the_socket_and_its_mask() {
     let dir = Dir::new("settings");
     let path = dir.path("mc.sock");
     let server = start(UnixSocketConfig {
@@ -113,6 +113,7 @@ fn stats_settings_report_the_socket_and_its_mask_and_no_tcp_port() {
     for line in [
         format!("STAT domain_socket {}\r\n", path.display()),
         "STAT umask 760\r\n".to_owned(),
+        // memcached still reports its -p: the harness's port 0 here.
         "STAT tcpport 0\r\n".to_owned(),
     ] {
         assert!(settings.contains(&line), "no {line:?} in {settings}");
@@ -190,6 +191,66 @@ fn a_file_that_is_not_a_socket_is_left_alone_and_the_bind_fails() {
         ..ServerConfig::default()
     }));
     assert!(matches!(bound, Err(ServerError::BindUnix(..))));
+}
+
+#[test]
+fn a_socket_a_running_server_listens_on_is_not_taken_over() {
+    let dir = Dir::new("live");
+    let path = dir.path("mc.sock");
+    let first = start(UnixSocketConfig::new(&path));
+    request(&mut first.connect_unix(), b"set k 0 0 1\r\nv\r\n", b"\r\n");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let second = runtime.block_on(Server::bind(ServerConfig {
+        unix_socket: Some(UnixSocketConfig::new(&path)),
+        ..ServerConfig::default()
+    }));
+    match second {
+        Err(ServerError::BindUnix(_, e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}")
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a second server took over a live socket"),
+    }
+    // The first server still serves its data on its socket.
+    assert_eq!(
+        request(&mut first.connect_unix(), b"get k\r\n", b"END\r\n"),
+        "VALUE k 0 1\r\nv\r\nEND\r\n"
+    );
+}
+
+#[test]
+fn a_link_at_the_path_is_left_alone_and_no_private_directory_is_left_behind() {
+    let dir = Dir::new("link");
+    let target = dir.path("target.txt");
+    std::fs::write(&target, b"keep").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path("mc.sock");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bound = runtime.block_on(Server::bind(ServerConfig {
+        unix_socket: Some(UnixSocketConfig {
+            mode: 0o777,
+            ..UnixSocketConfig::new(&link)
+        }),
+        ..ServerConfig::default()
+    }));
+    assert!(matches!(bound, Err(ServerError::BindUnix(..))));
+    assert_eq!(mode_of(&target), 0o600, "the link's target kept its mode");
+    // A server that binds leaves only its socket in the directory.
+    let path = dir.path("ok.sock");
+    let _server = start(UnixSocketConfig::new(&path));
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mc.sock", "ok.sock", "target.txt"]);
 }
 
 #[test]

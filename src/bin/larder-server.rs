@@ -33,7 +33,8 @@ Unix domain socket)
   -l, --listen ADDR        interface to listen on (default 127.0.0.1)
   -s, --unix-socket FILE   listen on this Unix domain socket instead of TCP (as
                            memcached's -s, it disables network support; a socket
-                           file left there by an earlier run is replaced)
+                           file left there by an earlier run is replaced, one a
+                           running server listens on is not)
   -a, --unix-mask MASK     the socket file's permissions, in octal (default 700)
   -m, --memory-limit MB    item memory in megabytes (default 64)
   -c, --conn-limit N       most simultaneous connections (default 1024)

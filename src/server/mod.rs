@@ -217,9 +217,12 @@ impl Default for ServerConfig {
 /// A Unix domain socket for a [`Server`] to listen on instead of TCP
 /// (larder-server's `-s` and `-a`, as memcached's).
 ///
-/// A socket file already at `path` (one a previous run left: sockets are
-/// not removed at exit, as memcached does not remove them) is replaced; any
-/// other kind of file there is left alone and [`Server::bind`] fails.
+/// A socket file already at `path` that no server listens on (one a previous
+/// run left: sockets are not removed at exit, as memcached does not remove
+/// them) is replaced. [`Server::bind`] fails, leaving the file alone, when a
+/// server is listening on it (memcached would take it over) or when it is
+/// not a socket. The socket appears at `path` with `mode` already set: it is
+/// bound in a private directory beside it and renamed into place.
 ///
 /// ```
 /// use larder::server::{ServerConfig, UnixSocketConfig};
@@ -332,18 +335,40 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-/// Binds the Unix domain socket `config` asks for: replaces a socket file
-/// left at its path, then sets the file's mode.
+/// Binds the Unix domain socket `config` asks for, with `backlog` pending
+/// connections.
 ///
-/// The socket is bound with the process's umask and then given `mode`, so
-/// for a moment it has the umask's permissions (memcached sets the umask
-/// around its bind instead; the umask is the whole process's, and this
-/// server has other threads by now).
+/// What may be at the path first: nothing; a socket no server listens on
+/// (one a previous run left: replaced); a socket a server is listening on
+/// (refused, `AddrInUse`: memcached would take it over, orphaning that
+/// server); anything else (refused, and left alone).
+///
+/// The socket is bound in a private directory beside the path (mode 0700,
+/// so no other user can reach or swap it), given `config.mode` there, set
+/// listening, and then renamed into place. So it never appears at the path
+/// with other permissions than asked (memcached sets its umask around its
+/// bind instead; the umask is the whole process's), and changing its mode
+/// never follows a link another user put in a shared directory.
 #[cfg(unix)]
-fn listen_unix(config: &UnixSocketConfig) -> io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    match std::fs::symlink_metadata(&config.path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(&config.path)?,
+fn listen_unix(config: &UnixSocketConfig, backlog: u32) -> io::Result<tokio::net::UnixListener> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let path = &config.path;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a server is listening on that socket",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -353,17 +378,39 @@ fn listen_unix(config: &UnixSocketConfig) -> io::Result<tokio::net::UnixListener
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = tokio::net::UnixListener::bind(&config.path)?;
-    let mode = std::fs::Permissions::from_mode(config.mode & 0o777);
-    if let Err(e) = std::fs::set_permissions(&config.path, mode) {
-        let _ = std::fs::remove_file(&config.path);
-        return Err(e);
-    }
-    Ok(listener)
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let private = parent.join(format!(".larder-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let inner = private.join("s");
+    let bound = (|| {
+        let fd = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        socket::bind(fd.as_raw_fd(), &UnixAddr::new(&inner)?)?;
+        let mode = std::fs::Permissions::from_mode(config.mode & 0o777);
+        std::fs::set_permissions(&inner, mode)?;
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        socket::listen(&fd, Backlog::new(backlog).unwrap_or(Backlog::MAXCONN))?;
+        std::fs::rename(&inner, path)?;
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        listener.set_nonblocking(true)?;
+        tokio::net::UnixListener::from_std(listener)
+    })();
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 #[cfg(not(unix))]
-fn listen_unix(_: &UnixSocketConfig) -> io::Result<TcpListener> {
+fn listen_unix(_: &UnixSocketConfig, _: u32) -> io::Result<TcpListener> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "Unix domain sockets need a Unix system",
@@ -502,24 +549,17 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let (listener, local_addr) = match &config.unix_socket {
+        // The Unix socket is bound last, once nothing else can fail.
+        let (tcp, local_addr) = match &config.unix_socket {
             None => {
                 let listener = listen(config.listen, config.listen_backlog)
                     .map_err(|e| ServerError::Bind(config.listen, e))?;
                 let local_addr = listener
                     .local_addr()
                     .map_err(|e| ServerError::Bind(config.listen, e))?;
-                (Listener::Tcp(listener), local_addr)
+                (Some(listener), local_addr)
             }
-            Some(unix) => {
-                let listener =
-                    listen_unix(unix).map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?;
-                #[cfg(unix)]
-                let listener = Listener::Unix(listener);
-                #[cfg(not(unix))]
-                let listener = Listener::Tcp(listener);
-                (listener, config.listen)
-            }
+            Some(_) => (None, config.listen),
         };
         let (metrics, metrics_addr) = match config.metrics_listen {
             None => (None, None),
@@ -543,6 +583,19 @@ impl Server {
             .replication()
             .configure(config.replication.backlog, role)
             .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
+        let listener = match (tcp, &config.unix_socket) {
+            (Some(listener), _) => Listener::Tcp(listener),
+            (None, unix) => {
+                let unix = unix.clone().unwrap_or_else(|| UnixSocketConfig::new(""));
+                let listener = listen_unix(&unix, config.listen_backlog)
+                    .map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?;
+                #[cfg(unix)]
+                let listener = Listener::Unix(listener);
+                #[cfg(not(unix))]
+                let listener = Listener::Tcp(listener);
+                listener
+            }
+        };
         Ok(Server {
             replication: config.replication,
             snapshot: config.snapshot,

@@ -486,19 +486,10 @@ impl ServerStats for Shared {
 
     fn settings(&self, stats: &mut StatWriter<'_>) {
         stats.number("maxconns", self.conn_limit);
-        match self.unix_socket {
-            // memcached's -s disables TCP.
-            Some(_) => {
-                stats.number("tcpport", 0);
-                stats.number("udpport", 0);
-                stats.text("inter", "NULL");
-            }
-            None => {
-                stats.number("tcpport", u64::from(self.local_addr.port()));
-                stats.number("udpport", 0);
-                stats.display("inter", self.local_addr.ip());
-            }
-        }
+        // With a Unix socket, memcached still reports its -p and -l.
+        stats.number("tcpport", u64::from(self.local_addr.port()));
+        stats.number("udpport", 0);
+        stats.display("inter", self.local_addr.ip());
         stats.number("verbosity", u64::from(self.verbosity));
         stats.number("num_threads", self.threads);
         stats.number("idle_timeout", self.idle_timeout.map_or(0, |t| t.as_secs()));
