@@ -366,6 +366,9 @@ pub struct Cache<K, V> {
     resizing: Mutex<()>,
     /// The adaptive policy's shadow caches (shared with the shards).
     shadow: Option<crate::sync::Arc<Shadow>>,
+    /// The capacity the shards lend each other, once
+    /// [`lend_between_shards`](Self::lend_between_shards) asked for it.
+    lending: Option<crate::sync::Arc<crate::shard::Lending>>,
 }
 
 impl<K, V> Cache<K, V> {
@@ -503,7 +506,22 @@ where
             by_entries,
             resizing: Mutex::new(()),
             shadow,
+            lending: None,
         }
+    }
+
+    /// Lets each shard hold more than its share of the capacity while the
+    /// cache as a whole has room (see `shard::Lending`): for a cache of
+    /// entries so heavy that a share holds only a few, whose shards would
+    /// otherwise evict by chance while the cache stands part empty (the
+    /// memcached store). Call before the cache is shared.
+    pub(crate) fn lend_between_shards(&mut self) {
+        let lending =
+            crate::sync::Arc::new(crate::shard::Lending::new(self.capacity.load(Relaxed)));
+        for cell in self.cells.iter() {
+            cell.write().lend_through(crate::sync::Arc::clone(&lending));
+        }
+        self.lending = Some(lending);
     }
 
     #[inline]
@@ -1173,7 +1191,9 @@ where
         let result = {
             let mut shard = cell.write();
             let _held = crate::reentry::Held::enter(cell.addr());
-            f(&mut shard, &mut pending.garbage)
+            let result = f(&mut shard, &mut pending.garbage);
+            shard.publish_weight();
+            result
         };
         let garbage = std::mem::replace(&mut pending.garbage, Garbage::new());
         (result, self.finish(garbage))
@@ -1376,12 +1396,16 @@ where
         if let Some(shadow) = &self.shadow {
             shadow.set_capacity(capacity);
         }
+        if let Some(lending) = &self.lending {
+            lending.set_capacity(capacity);
+        }
         let now = self.clock.now_ms();
         for (i, cell) in self.cells.iter().enumerate() {
             let (share, slot_hint) = shard_share(capacity, shards, i, self.by_entries);
             let mut shard = cell.write();
             let _held = crate::reentry::Held::enter(cell.addr());
             shard.set_capacity(share, slot_hint, now, &mut evicted.garbage);
+            shard.publish_weight();
         }
         if shrinking {
             self.capacity.store(capacity, Relaxed);

@@ -28,10 +28,11 @@ use crate::policy::shadow::Shadow;
 use crate::policy::table::Table;
 use crate::policy::{Placement, Policy};
 use crate::slab::{Entry, Slot};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicU64};
 use crate::RemovalCause;
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Ticks past the base after which a write rebases the shard's deadlines.
 const REBASE_AFTER: u64 = 1 << 30;
@@ -128,6 +129,45 @@ pub(crate) struct Shard<K, V> {
     next_expiry: u64,
     /// Writes since the last full sweep for expired entries.
     writes_since_sweep: u64,
+    /// The capacity this shard shares with the others, and the weight it
+    /// last published there (see [`Lending`]).
+    lending: Option<(Arc<Lending>, u64)>,
+}
+
+/// Lets the shards of one cache hold more than their share of its capacity
+/// while the cache as a whole has room, for caches of heavy entries (the
+/// memcached store's items, up to a megabyte each).
+///
+/// Each shard owns an equal share of the capacity, so with only a few
+/// entries per share the shards' loads differ by chance: 100 items of 1 MB
+/// in 8 shards of 16 MB left one shard with more than its 15 and evicted 5
+/// of them while the cache stood 74% full. With lending, a shard evicts when
+/// the whole cache is over its capacity, whatever its own share: room goes
+/// where writes go, as in one cache. Each shard adds the change in its
+/// weight to `used` as its write lock is released, so `used` is exact but
+/// for writes under way in other shards: concurrent writers overshoot the
+/// capacity by at most what they are writing, and a shard that has nothing
+/// left to evict stores its entry anyway (at most one entry over, per shard,
+/// until that shard's next write).
+#[derive(Debug)]
+pub(crate) struct Lending {
+    /// The whole cache's capacity.
+    capacity: AtomicU64,
+    /// The weight of every shard's entries, as last published.
+    used: AtomicU64,
+}
+
+impl Lending {
+    pub(crate) fn new(capacity: u64) -> Lending {
+        Lending {
+            capacity: AtomicU64::new(capacity),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn set_capacity(&self, capacity: u64) {
+        self.capacity.store(capacity, Relaxed);
+    }
 }
 
 const NOT_SAMPLED: u32 = u32::MAX;
@@ -167,6 +207,46 @@ where
             far: std::collections::HashMap::new(),
             next_expiry: u64::MAX,
             writes_since_sweep: 0,
+            lending: None,
+        }
+    }
+
+    /// Makes this shard share its capacity with the others through
+    /// `lending` (see [`Lending`]).
+    pub(crate) fn lend_through(&mut self, lending: Arc<Lending>) {
+        self.lending = Some((lending, 0));
+        self.publish_weight();
+    }
+
+    /// Tells the other shards how this shard's weight changed (called as its
+    /// write lock is released).
+    #[inline]
+    pub(crate) fn publish_weight(&mut self) {
+        let weight = self.table.weight;
+        if let Some((lending, published)) = &mut self.lending {
+            if weight > *published {
+                lending.used.fetch_add(weight - *published, Relaxed);
+            } else if weight < *published {
+                lending.used.fetch_sub(*published - weight, Relaxed);
+            }
+            *published = weight;
+        }
+    }
+
+    /// Whether `extra` more weight needs an eviction first: over this
+    /// shard's share, or for a lending cache over the whole cache's
+    /// capacity.
+    #[inline]
+    fn must_evict(&self, extra: u64) -> bool {
+        match &self.lending {
+            None => self.table.over(extra),
+            Some((lending, published)) => {
+                let others = lending.used.load(Relaxed).saturating_sub(*published);
+                others
+                    .saturating_add(self.table.weight)
+                    .saturating_add(extra)
+                    > lending.capacity.load(Relaxed)
+            }
         }
     }
 
@@ -460,7 +540,7 @@ where
     /// first: before the first live entry would be evicted, a shard whose earliest
     /// deadline has passed sweeps itself (see the module docs for the amortisation).
     fn make_room(&mut self, extra: u64, now: u64, garbage: &mut Garbage<K, V>) {
-        if self.table.over(extra)
+        if self.must_evict(extra)
             && self.timed > 0
             && self.rel(now) >= self.next_expiry
             && self.writes_since_sweep >= u64::from(self.table.slab.live / 4)
@@ -468,7 +548,7 @@ where
             self.sweep_all(now, garbage);
         }
         let rel = self.rel(now);
-        while self.table.over(extra) {
+        while self.must_evict(extra) {
             let Some((idx, e)) = self.table.evict(rel) else {
                 break;
             };
@@ -648,7 +728,7 @@ where
         // a restore into a smaller cache must keep the hottest. Exact LRU keeps
         // no access counter; it restores in file order, evicting as inserts do.
         let cold = hint & 0b11 == 0 && self.table.policy.max_freq() > 0;
-        if cold && self.table.weight.saturating_add(u64::from(weight)) > self.table.capacity {
+        if cold && self.must_evict(u64::from(weight)) {
             return Err((key, value));
         }
         self.make_room(u64::from(weight), now, garbage);
@@ -806,7 +886,7 @@ where
         self.table.policy.on_update(&mut self.table.slab, idx);
         self.counters.updates += 1;
         garbage.push(old_key, old, RemovalCause::Replaced);
-        debug_assert!(self.table.weight <= self.table.capacity);
+        debug_assert!(self.table.weight <= self.table.capacity || self.lending.is_some());
     }
 
     /// Compacts the policy queues when dead slots have piled up (amortised O(1): a
@@ -864,7 +944,7 @@ where
 
     /// Checks every invariant of the shard (tests and fuzzing only).
     pub(crate) fn validate(&self) {
-        self.table.validate();
+        self.table.validate(self.lending.is_some());
         let mut timed = 0u32;
         let mut far = 0usize;
         for i in self.table.slab.full() {

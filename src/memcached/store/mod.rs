@@ -469,7 +469,7 @@ impl Store {
         };
         let counters = Arc::new(Counters::new());
         let listener_counters = Arc::clone(&counters);
-        let cache = Cache::builder()
+        let mut cache = Cache::builder()
             .max_weight(config.memory_limit)
             .weigher(|block: &Block, _: &Meta| block_weight(block))
             .shards(shards)
@@ -495,6 +495,10 @@ impl Store {
             })
             .build()
             .map_err(|_| StoreError::InvalidShardCount(shards))?;
+        // Items weigh up to a megabyte, so a shard's share may hold only a
+        // few: the shards lend each other room, and the store evicts only
+        // when `memory_limit` is reached, not when a share is.
+        cache.lend_between_shards();
         let max_weight = config.memory_limit / cache.shard_count() as u64;
         let limits = Limits {
             max_item_size: config.max_item_size,
