@@ -41,8 +41,6 @@ KNOWN = [
     (rb"^mg .* E\d+", rb"^CLIENT_ERROR invalid flag\r\n$", rb"^(HD|VA|EN)",
      "mg's E flag (new CAS if the item is created) is in later versions' protocol.txt, "
      "not in 1.6.18"),
-    (rb"^md \S+( \S+)* q( |\r)", rb"^NF( .*)?\r\n$", rb"^$",
-     "q hides NF for md (protocol.txt); 1.6.18 still sends it"),
     (rb"^ma \S+( \S+)* q( |\r)", rb"^(HD( .*)?|VA .*\r\n\S*)\r\n$", rb"^$",
      "q hides a success of ma; 1.6.18 still answers for an item N created"),
     (rb"^mg \S+( \S+)* N\d+", rb"^HD .*t-1 .*W", rb"^HD .*t\d+ .*W",

@@ -3,8 +3,10 @@
 //! Return flags are written in the order the request gave them, then `Z`
 //! (a win token was already handed out), `X` (stale) and `W` (this client
 //! won the right to recache), in that order, as memcached does. Quiet mode
-//! (`q`) suppresses `EN` for `mg`, `HD` for `ms`/`md`/`ma`, and `NF` for
-//! `md`; every other reply, errors included, is sent.
+//! (`q`) suppresses `EN` for `mg` and `HD` for `ms`/`md`/`ma`; every other
+//! reply, errors and `md`'s `NF` included, is sent, as memcached sends them
+//! (async-memcached's own test suite checks `md` of a missing key in quiet
+//! mode for `NF`).
 
 use super::counters::Counter;
 use super::detail::DetailOp;
@@ -448,9 +450,29 @@ impl Store {
                 self.counters.bump(Counter::DeleteMisses);
                 return (KeyedOp::Nop, Outcome::Exists);
             }
+            let touch = flags.ttl().map(|t| self.time.expiry(t, now));
+            if !flags.invalidate() {
+                self.counters.bump(Counter::DeleteHits);
+            }
+            if flags.remove_value() {
+                // A tombstone, as memcached makes one: a new item with an
+                // empty value, the flags of `F` (else 0) and the TTL of `T`
+                // (else none); with `I`, stale as well (below).
+                let block = self.derived_block(
+                    old.block,
+                    &[],
+                    flags.client_flags().unwrap_or(0),
+                    flags.new_cas(),
+                );
+                let mut state = self.fresh_state(now);
+                if flags.invalidate() {
+                    state |= STALE;
+                }
+                let op = Self::put(touch.unwrap_or(Expiry::Never), block, state);
+                return (op, Outcome::Done(None));
+            }
             if flags.invalidate() {
                 // Mark stale: same value, new CAS, the win token up for grabs.
-                let touch = flags.ttl().map(|t| self.time.expiry(t, now));
                 let state = (old.meta.state() | STALE) & !TOKEN_SENT;
                 let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
                 let block = old.block.with_cas(cas, old.block.epoch());
@@ -458,17 +480,6 @@ impl Store {
                     None => Self::replace(block, state),
                     Some(e) => Self::put(e, block, state),
                 };
-                return (op, Outcome::Done(None));
-            }
-            self.counters.bump(Counter::DeleteHits);
-            if flags.remove_value() {
-                let block = self.derived_block(
-                    old.block,
-                    &[],
-                    flags.client_flags().unwrap_or(0),
-                    flags.new_cas(),
-                );
-                let op = Self::replace(block, self.fresh_state(now));
                 return (op, Outcome::Done(None));
             }
             (KeyedOp::Remove, Outcome::Done(None))
@@ -602,7 +613,6 @@ impl Store {
         let quiet = flags.quiet()
             && match status {
                 MetaStatus::Header => true,
-                MetaStatus::NotFound => command == b'd',
                 _ => false,
             };
         if quiet {
