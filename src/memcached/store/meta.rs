@@ -610,12 +610,7 @@ impl Store {
                 return;
             }
         };
-        let quiet = flags.quiet()
-            && match status {
-                MetaStatus::Header => true,
-                _ => false,
-            };
-        if quiet {
+        if flags.quiet() && matches!(status, MetaStatus::Header) {
             return;
         }
         let mut r = Returns::opaque_and_key(flags, key);
