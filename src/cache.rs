@@ -510,6 +510,27 @@ where
         }
     }
 
+    /// After a write left the shards together over the capacity (a shard
+    /// with too little of its own to evict stored its entry anyway), evicts
+    /// from the shards holding more than their share until the cache fits
+    /// (see `shard::Lending`). Shards whose lock is busy are skipped rather
+    /// than waited for: this thread may hold one of them further out, and
+    /// the next write that finds the cache over comes back here.
+    fn reclaim_lent(&self, garbage: &mut Garbage<K, V>) {
+        if self.lending.is_none() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        for cell in self.cells.iter() {
+            let Some(mut shard) = cell.lock.try_write() else {
+                continue;
+            };
+            if shard.shed_borrowed(now, garbage) {
+                return;
+            }
+        }
+    }
+
     /// Lets each shard hold more than its share of the capacity while the
     /// cache as a whole has room (see `shard::Lending`): for a cache of
     /// entries so heavy that a share holds only a few, whose shards would
@@ -1188,13 +1209,16 @@ where
             cache: self,
             garbage: Garbage::new(),
         };
-        let result = {
+        let (result, over) = {
             let mut shard = cell.write();
             let _held = crate::reentry::Held::enter(cell.addr());
             let result = f(&mut shard, &mut pending.garbage);
             shard.publish_weight();
-            result
+            (result, shard.lent_out())
         };
+        if over {
+            self.reclaim_lent(&mut pending.garbage);
+        }
         let garbage = std::mem::replace(&mut pending.garbage, Garbage::new());
         (result, self.finish(garbage))
     }
@@ -1407,6 +1431,7 @@ where
             shard.set_capacity(share, slot_hint, now, &mut evicted.garbage);
             shard.publish_weight();
         }
+        self.reclaim_lent(&mut evicted.garbage);
         if shrinking {
             self.capacity.store(capacity, Relaxed);
         }

@@ -146,9 +146,10 @@ pub(crate) struct Shard<K, V> {
 /// where writes go, as in one cache. Each shard adds the change in its
 /// weight to `used` as its write lock is released, so `used` is exact but
 /// for writes under way in other shards: concurrent writers overshoot the
-/// capacity by at most what they are writing, and a shard that has nothing
-/// left to evict stores its entry anyway (at most one entry over, per shard,
-/// until that shard's next write).
+/// capacity by at most what they are writing. A shard that has too little of
+/// its own to evict stores its entry anyway, and the write then takes the
+/// excess back from shards holding more than their share
+/// (`Cache::reclaim_lent`), before it returns.
 #[derive(Debug)]
 pub(crate) struct Lending {
     /// The whole cache's capacity.
@@ -231,6 +232,11 @@ where
             }
             *published = weight;
         }
+    }
+
+    /// Whether the shards together hold more than the cache's capacity.
+    pub(crate) fn lent_out(&self) -> bool {
+        self.lending.is_some() && self.must_evict(0)
     }
 
     /// Whether `extra` more weight needs an eviction first: over this
@@ -548,23 +554,38 @@ where
             self.sweep_all(now, garbage);
         }
         let rel = self.rel(now);
-        while self.must_evict(extra) {
-            let Some((idx, e)) = self.table.evict(rel) else {
-                break;
-            };
-            let deadline = match e.deadline {
-                FAR => self.far.get(&idx).copied().unwrap_or(u64::MAX),
-                d => u64::from(d),
-            };
-            let cause = if deadline != 0 && rel >= deadline {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Evicted
-            };
-            self.forget(idx, &e);
-            self.count(cause);
-            garbage.push(e.key, e.value, cause);
-        }
+        while self.must_evict(extra) && self.evict_one(rel, garbage) {}
+    }
+
+    /// Evicts this shard's entries while it holds more than its share and the
+    /// cache as a whole more than its capacity (see [`Lending`]): gives back
+    /// room it borrowed, when a shard that had too little of its own to evict
+    /// stored an entry anyway. Whether the cache is within its capacity now.
+    pub(crate) fn shed_borrowed(&mut self, now: u64, garbage: &mut Garbage<K, V>) -> bool {
+        let rel = self.rel(now);
+        while self.table.over(0) && self.must_evict(0) && self.evict_one(rel, garbage) {}
+        self.publish_weight();
+        !self.must_evict(0)
+    }
+
+    /// Evicts the policy's next victim; false when the shard is empty.
+    fn evict_one(&mut self, rel: u64, garbage: &mut Garbage<K, V>) -> bool {
+        let Some((idx, e)) = self.table.evict(rel) else {
+            return false;
+        };
+        let deadline = match e.deadline {
+            FAR => self.far.get(&idx).copied().unwrap_or(u64::MAX),
+            d => u64::from(d),
+        };
+        let cause = if deadline != 0 && rel >= deadline {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Evicted
+        };
+        self.forget(idx, &e);
+        self.count(cause);
+        garbage.push(e.key, e.value, cause);
+        true
     }
 
     /// Inserts or replaces. `weight` must be at least 1.
