@@ -517,12 +517,14 @@ where
     /// than waited for: this thread may hold one of them further out, and
     /// the next write that finds the cache over comes back here.
     fn reclaim_lent(&self, garbage: &mut Garbage<K, V>) {
-        if self.lending.is_none() {
+        let Some(lending) = &self.lending else {
             return;
-        }
+        };
         let now = self.clock.now_ms();
-        for cell in self.cells.iter() {
-            let Some(mut shard) = cell.lock.try_write() else {
+        let n = self.cells.len();
+        let start = lending.next_victim(n);
+        for i in 0..n {
+            let Some(mut shard) = self.cells[(start + i) % n].lock.try_write() else {
                 continue;
             };
             if shard.shed_borrowed(now, garbage) {
@@ -1708,6 +1710,96 @@ impl<K, V> fmt::Debug for Cache<K, V> {
 #[cfg(all(test, not(larder_loom)))]
 mod tests {
     use super::*;
+
+    /// Each shard's weight and capacity share.
+    fn loads(cache: &Cache<u64, u32>) -> Vec<(u64, u64)> {
+        cache
+            .cells
+            .iter()
+            .map(|c| {
+                let shard = c.read();
+                (shard.table.weight, shard.table.capacity)
+            })
+            .collect()
+    }
+
+    fn lending_cache() -> Cache<u64, u32> {
+        let mut cache: Cache<u64, u32> = Cache::builder()
+            .max_weight(8 * 1000)
+            .weigher(|_, v: &u32| *v)
+            .shards(8)
+            .policy(Policy::clock())
+            .build()
+            .expect("valid builder");
+        cache.lend_between_shards();
+        cache
+    }
+
+    /// A shard may hold more than its share while the cache has room, and a
+    /// shrink evicts each shard down to its own new share: the first version
+    /// evicted whole shards in order until the total fitted, emptying the
+    /// first half of them and leaving the rest at twice their share, where
+    /// they stayed (found in review).
+    #[test]
+    fn lending_borrows_while_there_is_room_and_a_shrink_evicts_to_each_share() {
+        let cache = lending_cache();
+        // Keys of shard 0 only, to twice its share: borrowed, nothing evicted.
+        let of_shard_0: Vec<u64> = (0..100_000u64)
+            .filter(|k| cache.shard_index(cache.hash(k)) == 0)
+            .take(20)
+            .collect();
+        for &k in &of_shard_0 {
+            cache.insert(k, 100);
+        }
+        assert_eq!(cache.len(), 20);
+        assert_eq!(loads(&cache)[0], (2000, 1000));
+        // Fill the rest to the capacity and beyond.
+        for k in 100_000..100_200u64 {
+            cache.insert(k, 100);
+        }
+        assert!(cache.weight() <= 8000);
+        cache.set_capacity(4000).expect("a valid capacity");
+        let loads = loads(&cache);
+        assert!(
+            loads.iter().all(|&(w, cap)| cap == 500 && w <= cap),
+            "{loads:?}"
+        );
+        assert!(
+            loads.iter().all(|&(w, _)| w >= 400),
+            "a shard emptied: {loads:?}"
+        );
+        cache.validate();
+    }
+
+    /// A shard within its share does not evict its own entries for room: its
+    /// write takes the excess back from shards over their share.
+    #[test]
+    fn a_shard_within_its_share_takes_room_back_from_borrowers() {
+        let cache = lending_cache();
+        let keys_of = |shard: usize, n: usize| -> Vec<u64> {
+            (0..1_000_000u64)
+                .filter(|k| cache.shard_index(cache.hash(k)) == shard)
+                .take(n)
+                .collect()
+        };
+        // Shard 0 borrows the whole cache.
+        for k in keys_of(0, 80) {
+            cache.insert(k, 100);
+        }
+        assert_eq!(loads(&cache)[0].0, 8000);
+        // Shard 1 fills its share: each write reclaims from shard 0.
+        let ones = keys_of(1, 10);
+        for &k in &ones {
+            cache.insert(k, 100);
+        }
+        assert!(
+            ones.iter().all(|k| cache.contains_key(k)),
+            "shard 1 evicted its own"
+        );
+        let loads = loads(&cache);
+        assert_eq!((loads[0].0, loads[1].0), (7000, 1000), "{loads:?}");
+        cache.validate();
+    }
 
     #[test]
     fn exact_lru_shards_have_one_reader_slot_and_the_others_one_per_cpu() {

@@ -141,21 +141,27 @@ pub(crate) struct Shard<K, V> {
 /// Each shard owns an equal share of the capacity, so with only a few
 /// entries per share the shards' loads differ by chance: 100 items of 1 MB
 /// in 8 shards of 16 MB left one shard with more than its 15 and evicted 5
-/// of them while the cache stood 74% full. With lending, a shard evicts when
-/// the whole cache is over its capacity, whatever its own share: room goes
-/// where writes go, as in one cache. Each shard adds the change in its
-/// weight to `used` as its write lock is released, so `used` is exact but
-/// for writes under way in other shards: concurrent writers overshoot the
-/// capacity by at most what they are writing. A shard that has too little of
-/// its own to evict stores its entry anyway, and the write then takes the
-/// excess back from shards holding more than their share
-/// (`Cache::reclaim_lent`), before it returns.
+/// of them while the cache stood 74% full. With lending, a shard over its
+/// share evicts only when the whole cache is over its capacity too; a shard
+/// within its share never evicts its own entries for room, and when its
+/// write puts the cache over, the write takes the excess back from shards
+/// over their share (`Cache::reclaim_lent`) before it returns. So borrowed
+/// room goes back to the shards that need their share, and a shrinking
+/// capacity evicts each shard down to its own new share, as without lending.
+/// Each shard adds the change in its weight to `used` as its write lock is
+/// released, so `used` is exact but for writes under way in other shards:
+/// concurrent writers overshoot the capacity by at most what they are
+/// writing, and a reclaim skips a shard whose lock is busy (the next write
+/// that finds the cache over reclaims again).
 #[derive(Debug)]
 pub(crate) struct Lending {
     /// The whole cache's capacity.
     capacity: AtomicU64,
     /// The weight of every shard's entries, as last published.
     used: AtomicU64,
+    /// Where the next reclaim starts looking, so that reclaims spread over
+    /// the shards.
+    next: crate::sync::AtomicUsize,
 }
 
 impl Lending {
@@ -163,7 +169,13 @@ impl Lending {
         Lending {
             capacity: AtomicU64::new(capacity),
             used: AtomicU64::new(0),
+            next: crate::sync::AtomicUsize::new(0),
         }
+    }
+
+    /// The shard a reclaim starts from, of `shards`.
+    pub(crate) fn next_victim(&self, shards: usize) -> usize {
+        self.next.fetch_add(1, Relaxed) % shards
     }
 
     pub(crate) fn set_capacity(&self, capacity: u64) {
@@ -236,7 +248,7 @@ where
 
     /// Whether the shards together hold more than the cache's capacity.
     pub(crate) fn lent_out(&self) -> bool {
-        self.lending.is_some() && self.must_evict(0)
+        self.global_over(0)
     }
 
     /// Whether `extra` more weight needs an eviction first: over this
@@ -244,16 +256,19 @@ where
     /// capacity.
     #[inline]
     fn must_evict(&self, extra: u64) -> bool {
-        match &self.lending {
-            None => self.table.over(extra),
-            Some((lending, published)) => {
-                let others = lending.used.load(Relaxed).saturating_sub(*published);
-                others
-                    .saturating_add(self.table.weight)
-                    .saturating_add(extra)
-                    > lending.capacity.load(Relaxed)
-            }
-        }
+        self.table.over(extra) && (self.lending.is_none() || self.global_over(extra))
+    }
+
+    /// Whether `extra` more weight here would put the whole cache over its
+    /// capacity (a lending cache only; see [`Lending`]).
+    fn global_over(&self, extra: u64) -> bool {
+        self.lending.as_ref().is_some_and(|(lending, published)| {
+            let others = lending.used.load(Relaxed).saturating_sub(*published);
+            others
+                .saturating_add(self.table.weight)
+                .saturating_add(extra)
+                > lending.capacity.load(Relaxed)
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -563,9 +578,9 @@ where
     /// stored an entry anyway. Whether the cache is within its capacity now.
     pub(crate) fn shed_borrowed(&mut self, now: u64, garbage: &mut Garbage<K, V>) -> bool {
         let rel = self.rel(now);
-        while self.table.over(0) && self.must_evict(0) && self.evict_one(rel, garbage) {}
+        while self.must_evict(0) && self.evict_one(rel, garbage) {}
         self.publish_weight();
-        !self.must_evict(0)
+        !self.global_over(0)
     }
 
     /// Evicts the policy's next victim; false when the shard is empty.
@@ -882,7 +897,12 @@ where
         }
         let old_weight = self.table.slab.entry(idx).weight();
         let others = self.table.weight - u64::from(old_weight);
-        if others.saturating_add(u64::from(weight)) > self.table.capacity {
+        let needs_room = match self.lending {
+            // Over the share and the whole cache's capacity (see `Lending`).
+            Some(_) => weight > old_weight && self.must_evict(u64::from(weight - old_weight)),
+            None => others.saturating_add(u64::from(weight)) > self.table.capacity,
+        };
+        if needs_room {
             let (entry, old_deadline) = self.unlink(idx);
             self.make_room(u64::from(weight), now, garbage);
             self.maybe_compact();

@@ -1284,6 +1284,16 @@ const META: &[Case] = &[
         ],
     ),
     case(
+        "md x keeps the old CAS unless E gives one",
+        &[
+            (b"ms k 5 E77\r\nhello\r\n", b"HD\r\n"),
+            (b"md k x\r\n", b"HD\r\n"),
+            (b"mg k c\r\n", b"HD c77\r\n"),
+            (b"md k x E99\r\n", b"HD\r\n"),
+            (b"mg k c\r\n", b"HD c99\r\n"),
+        ],
+    ),
+    case(
         "md I x T makes a stale empty tombstone with that TTL",
         &[
             (b"ms k 5 T100\r\nhello\r\n", b"HD\r\n"),
@@ -1995,7 +2005,11 @@ fn items_are_sized_as_memcached_sizes_them() {
     assert_eq!(show(&send(&store, b"mg k s\r\n")), "EN\r\n");
     assert_eq!(ms(fits - 4, " F1"), "HD\r\n");
     assert_eq!(ms(fits - 3, " F1"), too_large);
-    assert_eq!(stat(&store, "store_too_large"), 6);
+    // A text append is sized with its line's flags, as memcached does.
+    assert_eq!(set("set", 0, 1), "STORED\r\n");
+    assert_eq!(set("append", 5, fits - 3), too_large);
+    assert_eq!(set("append", 5, fits - 4), "STORED\r\n");
+    assert_eq!(stat(&store, "store_too_large"), 7);
     assert_eq!(stat(&store, "store_no_memory"), 0);
 }
 

@@ -458,12 +458,15 @@ impl Store {
                 // A tombstone, as memcached makes one: a new item with an
                 // empty value, the flags of `F` (else 0) and the TTL of `T`
                 // (else none); with `I`, stale as well (below).
-                let block = self.derived_block(
-                    old.block,
-                    &[],
-                    flags.client_flags().unwrap_or(0),
-                    flags.new_cas(),
-                );
+                // The old item's CAS unless `E` gives one; with `I`, a new
+                // one (as memcached, 1.6.4x).
+                let cas = match (flags.new_cas(), flags.invalidate()) {
+                    (Some(cas), _) => Some(cas),
+                    (None, true) => None,
+                    (None, false) => Some(old.block.cas()),
+                };
+                let block =
+                    self.derived_block(old.block, &[], flags.client_flags().unwrap_or(0), cas);
                 let mut state = self.fresh_state(now);
                 if flags.invalidate() {
                     state |= STALE;

@@ -313,8 +313,8 @@ impl Store {
         let expiry = self.time.expiry(exptime, now);
         let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
         // memcached sizes the item it reads the data into (for an append,
-        // the data alone) before anything else.
-        if self.over_item_size(key.len(), data.len(), if appending { 0 } else { flags }) {
+        // the data alone, with the line's flags) before anything else.
+        if self.over_item_size(key.len(), data.len(), flags) {
             self.counters.bump(Counter::StoreTooLarge);
             if command == StoreCommand::Set {
                 self.forget(key);
