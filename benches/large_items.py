@@ -17,60 +17,28 @@ PID when its run ends.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LARDER = os.path.join(ROOT, "target", "release", "larder-server")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The servers' start, connection and reply helpers of the memory benchmark
+# (this directory is on sys.path when a script here runs).
+from memory_vs_memcached import LARDER, connect, free_port, read_until, stats
 
 
-class Conn:
-    def __init__(self, port):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def read_until(self, end):
-        data = b""
-        while not data.endswith(end):
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("server closed the connection")
-            data += chunk
-        return data
-
-    def phase(self, prefix, count, size):
-        value = b"a" * size
-        for i in range(count):
-            self.sock.sendall(b"set %s%d 0 0 %d\r\n" % (prefix, i, size) + value + b"\r\n")
-            reply = self.read_until(b"\r\n")
-            if reply != b"STORED\r\n":
-                raise RuntimeError("set %s%d: %r" % (prefix, i, reply))
-        held = 0
-        for i in range(count):
-            self.sock.sendall(b"mg %s%d\r\n" % (prefix, i))
-            held += self.read_until(b"\r\n").startswith(b"HD")
-        self.sock.sendall(b"stats\r\n")
-        stats = {}
-        for line in self.read_until(b"END\r\n").decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3:
-                stats[parts[1]] = parts[2]
-        return held, stats
+def phase(conn, prefix, count, size):
+    """Sets `count` values of `size` bytes, then asks for each with `mg`;
+    returns how many are held and the server's stats."""
+    value = b"a" * size
+    for i in range(count):
+        conn.sendall(b"set %s%d 0 0 %d\r\n" % (prefix, i, size) + value + b"\r\n")
+        reply = read_until(conn, b"\r\n")
+        if reply != b"STORED\r\n":
+            raise RuntimeError("set %s%d: %r" % (prefix, i, reply))
+    held = 0
+    for i in range(count):
+        conn.sendall(b"mg %s%d\r\n" % (prefix, i))
+        held += read_until(conn, b"\r\n").startswith(b"HD")
+    return held, stats(conn)
 
 
 def run(name, argv, memory_mb):
@@ -78,7 +46,7 @@ def run(name, argv, memory_mb):
     proc = subprocess.Popen(argv + ["-p", str(port), "-m", str(memory_mb)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        conn = Conn(port)
+        conn = connect(port)
         big = (1 << 20) - 310
         n_big = int(memory_mb * (1 << 20) * 0.78 / big)
         n_mid = int(memory_mb * (1 << 20) * 0.85 / 10_000)
@@ -89,7 +57,7 @@ def run(name, argv, memory_mb):
             ("%d x 10 KB more (2.3x)" % (n_mid * 2), b"over", n_mid * 2, 10_000),
         ]
         for label, prefix, count, size in phases:
-            held, s = conn.phase(prefix, count, size)
+            held, s = phase(conn, prefix, count, size)
             print("| %s | %s | %d of %d | %s | %s | %s |" % (
                 label, name, held, count, s.get("bytes"), s.get("curr_items"), s.get("evictions")))
     finally:

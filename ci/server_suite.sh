@@ -108,21 +108,30 @@ say "building larder-server (release)"
 cargo build --release --features server --bin larder-server
 BIN=target/release/larder-server
 
-# start NAME ARGS...: starts a server on a free port; sets PORT and PID.
-start() {
+# launch NAME ARGS...: starts a server with ARGS and waits for its first
+# line; sets PID, and LISTEN to where it listens ('127.0.0.1:PORT',
+# 'unix:FILE').
+launch() {
     local name=$1 log="$WORK/$1.log"
     shift
-    "$BIN" -p 0 "$@" 2>"$log" &
+    "$BIN" "$@" 2>"$log" &
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq 100); do
-        PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
-        [ -n "$PORT" ] && return 0
+        LISTEN=$(sed -n 's/^listening on //p' "$log")
+        [ -n "$LISTEN" ] && return 0
         sleep 0.1
     done
     echo "$name did not start:" >&2
     cat "$log" >&2
     exit 1
+}
+
+# start NAME ARGS...: starts a server on a free port (or the -p in ARGS);
+# sets PORT and PID.
+start() {
+    launch "$1" -p 0 "${@:2}"
+    PORT=${LISTEN##*:}
 }
 
 # port_free PORT: nothing listens there (connections of an earlier server
@@ -303,13 +312,7 @@ record gomemcache "$code" "$detail"
 
 say "pymemcache and pylibmc over a Unix domain socket (-s)"
 SOCK="$WORK/larder.sock"
-"$BIN" -s "$SOCK" -a 700 2>"$WORK/unix.log" &
-PID=$!
-PIDS+=("$PID")
-for _ in $(seq 100); do
-    grep -q '^listening on unix:' "$WORK/unix.log" && break
-    sleep 0.1
-done
+launch unix -s "$SOCK" -a 700
 code=0
 timeout 120 python3 tests/server_suite/unix_clients.py --socket "$SOCK" 2>&1 | tee "$WORK/unix.out"
 [ "${PIPESTATUS[0]}" = 0 ] || code=1
@@ -341,12 +344,12 @@ if (cd "$PYSRC" && python3 -m pip download -q --disable-pip-version-check --no-d
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages \
             "$PYSRC"/python-memcached-1.62 "$PYSRC"/python_binary_memcached-0.33.0 >/dev/null 2>&1; }; then
     if port_free 11211 && port_free 5000 && [ ! -e /tmp/memcached.sock ]; then
-        "$BIN" -p 11211 2>"$WORK/py11211.log" & PIDS+=("$!"); P1=$!
-        "$BIN" -p 5000 2>"$WORK/py5000.log" & PIDS+=("$!"); P2=$!
-        "$BIN" -s /tmp/memcached.sock -a 700 2>"$WORK/pysock.log" & PIDS+=("$!"); P3=$!
-        for log in py11211 py5000 pysock; do
-            for _ in $(seq 100); do grep -q '^listening on' "$WORK/$log.log" && break; sleep 0.1; done
-        done
+        start py11211 -p 11211
+        P1=$PID
+        start py5000 -p 5000
+        P2=$PID
+        launch pysock -s /tmp/memcached.sock -a 700
+        P3=$PID
         PM="$PYSRC/python-memcached-1.62"
         touch "$PM/tests/__init__.py"
         printf '%s\n' 'import contextlib, io, sys' '' '' '@contextlib.contextmanager' \

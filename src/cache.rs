@@ -1216,7 +1216,7 @@ where
             let _held = crate::reentry::Held::enter(cell.addr());
             let result = f(&mut shard, &mut pending.garbage);
             shard.publish_weight();
-            (result, shard.lent_out())
+            (result, shard.global_over(0))
         };
         if over {
             self.reclaim_lent(&mut pending.garbage);

@@ -246,11 +246,6 @@ where
         }
     }
 
-    /// Whether the shards together hold more than the cache's capacity.
-    pub(crate) fn lent_out(&self) -> bool {
-        self.global_over(0)
-    }
-
     /// Whether `extra` more weight needs an eviction first: over this
     /// shard's share, or for a lending cache over the whole cache's
     /// capacity.
@@ -261,7 +256,7 @@ where
 
     /// Whether `extra` more weight here would put the whole cache over its
     /// capacity (a lending cache only; see [`Lending`]).
-    fn global_over(&self, extra: u64) -> bool {
+    pub(crate) fn global_over(&self, extra: u64) -> bool {
         self.lending.as_ref().is_some_and(|(lending, published)| {
             let others = lending.used.load(Relaxed).saturating_sub(*published);
             others
@@ -896,13 +891,7 @@ where
             return;
         }
         let old_weight = self.table.slab.entry(idx).weight();
-        let others = self.table.weight - u64::from(old_weight);
-        let needs_room = match self.lending {
-            // Over the share and the whole cache's capacity (see `Lending`).
-            Some(_) => weight > old_weight && self.must_evict(u64::from(weight - old_weight)),
-            None => others.saturating_add(u64::from(weight)) > self.table.capacity,
-        };
-        if needs_room {
+        if weight > old_weight && self.must_evict(u64::from(weight - old_weight)) {
             let (entry, old_deadline) = self.unlink(idx);
             self.make_room(u64::from(weight), now, garbage);
             self.maybe_compact();

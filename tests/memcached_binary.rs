@@ -166,6 +166,11 @@ fn closing(name: &'static str, requests: Vec<Vec<u8>>, responses: Vec<Expect>) -
 #[allow(clippy::too_many_lines)]
 fn cases() -> Vec<Case> {
     let noop = || op(0x0a);
+    // A SET of key `a` with these flags and a value of `len` bytes, and an
+    // APPEND to it.
+    let set_a =
+        |flags: u32, len: usize| packet(0x01, b"a", &store_extras(flags, 0), &vec![b'x'; len], 0);
+    let append_a = |len: usize| packet(0x0e, b"a", &[], &vec![b'y'; len], 0);
     vec![
         case("noop", vec![noop()], vec![ok(0x0a)]),
         case(
@@ -509,45 +514,15 @@ fn cases() -> Vec<Case> {
             // flags) against -I; an append's data is sized alone, with flags 0.
             "an item over -I as memcached counts it is too large; an append past it is not stored",
             vec![
-                packet(
-                    0x01,
-                    b"a",
-                    &store_extras(0, 0),
-                    &vec![b'x'; (1 << 20) - 60],
-                    0,
-                ),
-                packet(
-                    0x01,
-                    b"a",
-                    &store_extras(0, 0),
-                    &vec![b'x'; (1 << 20) - 59],
-                    0,
-                ),
+                set_a(0, (1 << 20) - 60),
+                set_a(0, (1 << 20) - 59),
                 keyed(0x00, b"a"),
-                packet(
-                    0x01,
-                    b"a",
-                    &store_extras(5, 0),
-                    &vec![b'x'; (1 << 20) - 64],
-                    0,
-                ),
-                packet(
-                    0x01,
-                    b"a",
-                    &store_extras(5, 0),
-                    &vec![b'x'; (1 << 20) - 63],
-                    0,
-                ),
-                packet(
-                    0x01,
-                    b"a",
-                    &store_extras(0, 0),
-                    &vec![b'x'; (1 << 20) - 300],
-                    0,
-                ),
-                packet(0x0e, b"a", &[], &vec![b'y'; (1 << 20) - 59], 0),
-                packet(0x0e, b"a", &[], &vec![b'y'; 240], 0),
-                packet(0x0e, b"a", &[], b"y", 0),
+                set_a(5, (1 << 20) - 64),
+                set_a(5, (1 << 20) - 63),
+                set_a(0, (1 << 20) - 300),
+                append_a((1 << 20) - 59),
+                append_a(240),
+                append_a(1),
                 noop(),
             ],
             vec![

@@ -55,6 +55,19 @@ fn start(unix: UnixSocketConfig) -> TestServer {
     server
 }
 
+/// [`Server::bind`] on the Unix socket `unix`, on a runtime of its own,
+/// for the binds that must fail (a server that binds is dropped at once).
+fn bind_unix(unix: UnixSocketConfig) -> Result<Server, ServerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(Server::bind(ServerConfig {
+        unix_socket: Some(unix),
+        ..ServerConfig::default()
+    }))
+}
+
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -166,14 +179,7 @@ fn a_file_that_is_not_a_socket_is_left_alone_and_the_bind_fails() {
     let dir = Dir::new("in-the-way");
     let path = dir.path("data.txt");
     std::fs::write(&path, b"precious").unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let bound = runtime.block_on(Server::bind(ServerConfig {
-        unix_socket: Some(UnixSocketConfig::new(&path)),
-        ..ServerConfig::default()
-    }));
+    let bound = bind_unix(UnixSocketConfig::new(&path));
     match bound {
         Err(e @ ServerError::BindUnix(..)) => {
             let message = e.to_string();
@@ -186,10 +192,7 @@ fn a_file_that_is_not_a_socket_is_left_alone_and_the_bind_fails() {
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
     // A directory that does not exist is an error too, not a panic.
     let missing = dir.path("no/such/dir/mc.sock");
-    let bound = runtime.block_on(Server::bind(ServerConfig {
-        unix_socket: Some(UnixSocketConfig::new(&missing)),
-        ..ServerConfig::default()
-    }));
+    let bound = bind_unix(UnixSocketConfig::new(&missing));
     assert!(matches!(bound, Err(ServerError::BindUnix(..))));
 }
 
@@ -199,14 +202,7 @@ fn a_socket_a_running_server_listens_on_is_not_taken_over() {
     let path = dir.path("mc.sock");
     let first = start(UnixSocketConfig::new(&path));
     request(&mut first.connect_unix(), b"set k 0 0 1\r\nv\r\n", b"\r\n");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let second = runtime.block_on(Server::bind(ServerConfig {
-        unix_socket: Some(UnixSocketConfig::new(&path)),
-        ..ServerConfig::default()
-    }));
+    let second = bind_unix(UnixSocketConfig::new(&path));
     match second {
         Err(ServerError::BindUnix(_, e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}")
@@ -229,17 +225,10 @@ fn a_link_at_the_path_is_left_alone_and_no_private_directory_is_left_behind() {
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
     let link = dir.path("mc.sock");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let bound = runtime.block_on(Server::bind(ServerConfig {
-        unix_socket: Some(UnixSocketConfig {
-            mode: 0o777,
-            ..UnixSocketConfig::new(&link)
-        }),
-        ..ServerConfig::default()
-    }));
+    let bound = bind_unix(UnixSocketConfig {
+        mode: 0o777,
+        ..UnixSocketConfig::new(&link)
+    });
     assert!(matches!(bound, Err(ServerError::BindUnix(..))));
     assert_eq!(mode_of(&target), 0o600, "the link's target kept its mode");
     // A server that binds leaves only its socket in the directory.

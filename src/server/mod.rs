@@ -350,7 +350,7 @@ enum Accepted {
 /// bind instead; the umask is the whole process's), and changing its mode
 /// never follows a link another user put in a shared directory.
 #[cfg(unix)]
-fn listen_unix(config: &UnixSocketConfig, backlog: u32) -> io::Result<tokio::net::UnixListener> {
+fn listen_unix(config: &UnixSocketConfig, backlog: u32) -> io::Result<Listener> {
     use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -402,7 +402,7 @@ fn listen_unix(config: &UnixSocketConfig, backlog: u32) -> io::Result<tokio::net
         std::fs::rename(&inner, path)?;
         let listener = std::os::unix::net::UnixListener::from(fd);
         listener.set_nonblocking(true)?;
-        tokio::net::UnixListener::from_std(listener)
+        tokio::net::UnixListener::from_std(listener).map(Listener::Unix)
     })();
     let _ = std::fs::remove_file(&inner);
     let _ = std::fs::remove_dir(&private);
@@ -410,7 +410,7 @@ fn listen_unix(config: &UnixSocketConfig, backlog: u32) -> io::Result<tokio::net
 }
 
 #[cfg(not(unix))]
-fn listen_unix(_: &UnixSocketConfig, _: u32) -> io::Result<TcpListener> {
+fn listen_unix(_: &UnixSocketConfig, _: u32) -> io::Result<Listener> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "Unix domain sockets need a Unix system",
@@ -549,17 +549,22 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        // The Unix socket is bound last, once nothing else can fail.
-        let (tcp, local_addr) = match &config.unix_socket {
+        // The TCP listener is bound first; the Unix socket last, once nothing
+        // else can fail (binding it replaces a stale socket file).
+        enum Pending<'a> {
+            Tcp(TcpListener),
+            Unix(&'a UnixSocketConfig),
+        }
+        let (pending, local_addr) = match &config.unix_socket {
             None => {
                 let listener = listen(config.listen, config.listen_backlog)
                     .map_err(|e| ServerError::Bind(config.listen, e))?;
                 let local_addr = listener
                     .local_addr()
                     .map_err(|e| ServerError::Bind(config.listen, e))?;
-                (Some(listener), local_addr)
+                (Pending::Tcp(listener), local_addr)
             }
-            Some(_) => (None, config.listen),
+            Some(unix) => (Pending::Unix(unix), config.listen),
         };
         let (metrics, metrics_addr) = match config.metrics_listen {
             None => (None, None),
@@ -583,18 +588,10 @@ impl Server {
             .replication()
             .configure(config.replication.backlog, role)
             .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
-        let listener = match (tcp, &config.unix_socket) {
-            (Some(listener), _) => Listener::Tcp(listener),
-            (None, unix) => {
-                let unix = unix.clone().unwrap_or_else(|| UnixSocketConfig::new(""));
-                let listener = listen_unix(&unix, config.listen_backlog)
-                    .map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?;
-                #[cfg(unix)]
-                let listener = Listener::Unix(listener);
-                #[cfg(not(unix))]
-                let listener = Listener::Tcp(listener);
-                listener
-            }
+        let listener = match pending {
+            Pending::Tcp(listener) => Listener::Tcp(listener),
+            Pending::Unix(unix) => listen_unix(unix, config.listen_backlog)
+                .map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?,
         };
         Ok(Server {
             replication: config.replication,
@@ -618,7 +615,8 @@ impl Server {
     /// The Unix domain socket the server listens on, when
     /// [`ServerConfig::unix_socket`] asked for one.
     pub fn unix_socket(&self) -> Option<&std::path::Path> {
-        self.shared.unix_path()
+        use crate::memcached::ServerStats;
+        self.shared.domain_socket().map(|(path, _)| path)
     }
 
     /// Where the Prometheus endpoint listens, when

@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::budget::Budget;
-use super::ServerConfig;
+use super::{ServerConfig, UnixSocketConfig};
 use crate::memcached::{ServerStats, Session, StatWriter};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 
@@ -73,7 +73,7 @@ pub(super) struct Listening<'a>(&'a Shared);
 impl fmt::Display for Listening<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0.unix_socket {
-            Some((path, _)) => write!(f, "unix:{}", path.display()),
+            Some(unix) => write!(f, "unix:{}", unix.path.display()),
             None => write!(f, "tcp:{}", self.0.local_addr),
         }
     }
@@ -184,8 +184,8 @@ pub(super) struct Shared {
     /// `--snapshot-interval` in seconds (0: no periodic snapshots).
     snapshot_interval: u64,
     local_addr: SocketAddr,
-    /// The Unix domain socket served instead of TCP, and its mode.
-    unix_socket: Option<(PathBuf, u32)>,
+    /// The Unix domain socket served instead of TCP.
+    unix_socket: Option<UnixSocketConfig>,
     shutdown: watch::Sender<bool>,
     budget: Budget,
     started: Instant,
@@ -231,10 +231,7 @@ impl Shared {
                 .and_then(|s| s.interval)
                 .map_or(0, |d| d.as_secs()),
             local_addr,
-            unix_socket: config
-                .unix_socket
-                .as_ref()
-                .map(|u| (u.path.clone(), u.mode)),
+            unix_socket: config.unix_socket.clone(),
             shutdown: watch::channel(false).0,
             // Room for at least one largest request, or it could never be read.
             budget: Budget::new(config.conn_buffer_budget.max(max_input)),
@@ -306,16 +303,6 @@ impl Shared {
     /// The accept loop accepts again.
     pub(super) fn listen_enabled(&self) {
         self.accepting.store(true, Relaxed);
-    }
-
-    /// Where the server listens, for `stats conns`.
-    fn listener(&self) -> Listening<'_> {
-        Listening(self)
-    }
-
-    /// The Unix domain socket served instead of TCP, if any.
-    pub(super) fn unix_path(&self) -> Option<&Path> {
-        self.unix_socket.as_ref().map(|(path, _)| path.as_path())
     }
 
     /// Where the Prometheus endpoint listens, if it does.
@@ -433,7 +420,7 @@ impl ServerStats for Shared {
     fn domain_socket(&self) -> Option<(&Path, u32)> {
         self.unix_socket
             .as_ref()
-            .map(|(path, mode)| (path.as_path(), *mode))
+            .map(|unix| (unix.path.as_path(), unix.mode))
     }
 
     fn general(&self, stats: &mut StatWriter<'_>) {
@@ -512,7 +499,7 @@ impl ServerStats for Shared {
     /// numbers them by file descriptor).
     fn conns(&self, stats: &mut StatWriter<'_>) {
         let now = self.started.elapsed().as_secs();
-        let listener = self.listener();
+        let listener = Listening(self);
         stats.display("0:addr", &listener);
         stats.text("0:state", "conn_listening");
         let conns = self.conns.lock();

@@ -460,11 +460,9 @@ impl Store {
                 // (else none); with `I`, stale as well (below).
                 // The old item's CAS unless `E` gives one; with `I`, a new
                 // one (as memcached, 1.6.4x).
-                let cas = match (flags.new_cas(), flags.invalidate()) {
-                    (Some(cas), _) => Some(cas),
-                    (None, true) => None,
-                    (None, false) => Some(old.block.cas()),
-                };
+                let cas = flags
+                    .new_cas()
+                    .or_else(|| (!flags.invalidate()).then(|| old.block.cas()));
                 let block =
                     self.derived_block(old.block, &[], flags.client_flags().unwrap_or(0), cas);
                 let mut state = self.fresh_state(now);
