@@ -72,7 +72,6 @@ declare -A SKIP=(
     [extstore]="needs extstore"
     [extstore-buckets]="needs extstore"
     [extstore-jbod]="needs extstore"
-    [daemonize]="needs -d (larder runs in the foreground)"
     [restart]="needs -e memory files (larder restarts warm from --snapshot)"
     [udp]="needs UDP"
     [issue_67]="checks UDP port choices"

@@ -176,3 +176,100 @@ fn a_memcached_command_line_starts_a_server_that_writes_its_pid_file() {
         format!("{pid}\n")
     );
 }
+
+/// Sends `request` to a text-protocol server and reads until `end`.
+fn ask(addr: &str, request: &[u8], end: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the server accepts");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("a read timeout");
+    stream.write_all(request).expect("the request is sent");
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !reply.ends_with(end) {
+        let n = stream.read(&mut chunk).expect("a reply");
+        assert!(n > 0, "the server closed after {reply:?}");
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    reply
+}
+
+#[test]
+fn dash_d_returns_once_the_server_listens_and_the_server_runs_on_detached() {
+    let dir = std::env::temp_dir().join(format!("larder-cli-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    // A relative pid file: the daemon moves to `/`, yet must remove this one.
+    let started = Command::new(BIN)
+        .current_dir(&dir)
+        .args("-d -p 0 -l 127.0.0.1 -U 0 -P daemon.pid".split(' '))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary runs");
+    let starter = started.id().to_string();
+    // Returns once the starting process has exited and the daemon has let
+    // go of the output pipes.
+    let output = started
+        .wait_with_output()
+        .expect("the starting process exits");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let pidfile = dir.join("daemon.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    let pid = pid.trim().to_owned();
+    // Stop the daemon before any assertion can fail and leave it running.
+    let stop = |pid: &str| {
+        if !pid.is_empty() {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+    };
+    let addr = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("listening on "))
+        .map(str::to_owned);
+    let reply = addr
+        .as_deref()
+        .map(|addr| ask(addr, b"set k 0 0 2\r\nhi\r\nget k\r\n", b"END\r\n"));
+    stop(&pid);
+    // The daemon removes its pid file as it stops (a clean stop on SIGTERM).
+    let mut removed = false;
+    for _ in 0..600 {
+        if !pidfile.exists() {
+            removed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert!(addr.is_some(), "stderr: {stderr}");
+    assert_eq!(
+        reply.as_deref(),
+        Some(&b"STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n"[..])
+    );
+    // The pid file names the server, not the process that started it.
+    assert!(
+        pid.parse::<u32>().is_ok() && pid != starter,
+        "pid file: {pid:?}"
+    );
+    assert!(removed, "the relative pid file outlived the daemon");
+}
+
+#[test]
+fn dash_d_exits_with_the_servers_error_when_it_cannot_listen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("its address").port().to_string();
+    let output = Command::new(BIN)
+        .args(["-d", "-p", &port, "-l", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the server binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("Address already in use"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "stderr: {stderr}");
+}

@@ -73,6 +73,12 @@ Unix domain socket)
       --repl-backlog SIZE  recent changes kept for replicas that reconnect, with
                            an optional k or m suffix (default 16m; at least 64k)
   -P, --pidfile PATH       write the process id to PATH (removed at a clean stop)
+  -d, --daemon             run in the background: the command returns once the
+                           server listens (status 0, after 'listening on'), or
+                           with the server's error and status if it cannot
+                           start; the server then leaves its session, works
+                           from /, and sends its output to /dev/null (kept with
+                           -v)
   -h, --help               this help
   -V, --version            the version
 
@@ -101,8 +107,8 @@ same command line:
                            lru_crawler metadump)
   -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
-  -d, -M, -e, -S, -Y, -Z  refused with the reason (daemon mode, no eviction,
-                           memory files, SASL, TLS)
+  -M, -e, -S, -Y, -Z      refused with the reason (no eviction, memory files,
+                           SASL, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT' (with -s,
 'listening on unix:FILE').";
@@ -139,6 +145,8 @@ struct Options {
     promote_after_secs: u64,
     repl_backlog: usize,
     pidfile: Option<String>,
+    /// `-d`: run in the background (see [`daemon`]).
+    daemonize: bool,
     reqs_per_event: Option<usize>,
     listen_backlog: u32,
     flush_enabled: bool,
@@ -175,6 +183,7 @@ impl Default for Options {
             promote_after_secs: 0,
             repl_backlog: 16 << 20,
             pidfile: None,
+            daemonize: false,
             reqs_per_event: None,
             listen_backlog: 1024,
             flush_enabled: true,
@@ -418,12 +427,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 "auto" => options.protocols = Protocols::Auto,
                 other => return Err(bad(format!("-B: {other:?} is not ascii, binary or auto"))),
             },
-            "-d" | "--daemon" => {
-                return Err(bad(
-                    "-d: larder-server does not daemonize; run it in the foreground \
-                     (systemd, a container, nohup)",
-                ))
-            }
+            "-d" | "--daemon" => options.daemonize = true,
             "-M" | "--disable-evictions" => {
                 return Err(bad(
                     "-M: larder-server always evicts to stay within -m (no out-of-memory mode)",
@@ -712,7 +716,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 fn main() -> ExitCode {
     malloc::tune();
-    let options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
+    let mut options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
         Ok(Command::Serve(options)) => *options,
         Ok(Command::Help) => {
             println!("{HELP}\n\n{USAGE}");
@@ -727,6 +731,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.daemonize {
+        // The server leaves its directory once it listens: the paths it
+        // uses later (the snapshot at stop, the pid file it removes) must
+        // not depend on it.
+        let paths = [
+            &mut options.snapshot,
+            &mut options.pidfile,
+            &mut options.unix_socket,
+        ];
+        for path in paths.into_iter().flatten() {
+            match daemon::absolute(path) {
+                Ok(absolute) => *path = absolute,
+                Err(e) => {
+                    eprintln!("larder-server: {path}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
     let listen = match listen_addr(&options.listen, options.port) {
         Ok(addr) => addr,
         Err(e) => {
@@ -793,6 +816,18 @@ fn main() -> ExitCode {
         },
         ..ServerConfig::default()
     };
+    let ready = if options.daemonize {
+        match daemon::detach() {
+            Ok(daemon::Side::Parent(code)) => return ExitCode::from(code),
+            Ok(daemon::Side::Child(ready)) => Some(ready),
+            Err(e) => {
+                eprintln!("larder-server: cannot start in the background: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.threads)
         .enable_all()
@@ -836,6 +871,12 @@ fn main() -> ExitCode {
         }
         if let Some(addr) = server.metrics_addr() {
             eprintln!("metrics on {addr}");
+        }
+        if let Some(ready) = ready {
+            if let Err(e) = ready.listening(options.verbosity > 0) {
+                eprintln!("larder-server: cannot detach from the terminal: {e}");
+                return ExitCode::FAILURE;
+            }
         }
         // Held past `run` and never dropped: the process is about to end, and
         // freeing millions of items one by one would only delay the exit
@@ -993,8 +1034,7 @@ mod tests {
         assert_eq!(serve(&["-B", "ascii"]).protocols, Protocols::Text);
         assert_eq!(serve(&["-o", "relaxed_privileges"]), serve(&[]));
         for (args, says) in [
-            (&["-d"][..], "does not daemonize"),
-            (&["-M"], "always evicts"),
+            (&["-M"][..], "always evicts"),
             (&["-R", "0"], "at least 1"),
             (&["-b", "0"], "at least 1"),
             (&["-o", "ssl_key=/k.pem"], "TLS"),
@@ -1200,5 +1240,105 @@ mod malloc {
     fn set_by_env(variable: &str, tunable: &str) -> bool {
         std::env::var_os(variable).is_some()
             || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains(tunable))
+    }
+}
+
+/// `-d`: the server runs on in a child process, while the command that
+/// started it returns once the server listens.
+///
+/// memcached forks and returns at once, so an address in use or a bad
+/// snapshot path is lost unless `-v` kept its output. Here the starting
+/// process waits for the child's word over a pipe: it exits 0 when the child
+/// is listening (after the child has written `listening on`, the port file
+/// and the pid file), or with the child's own status when the child ends
+/// first, its error already on the shared stderr.
+mod daemon {
+    use std::fs::File;
+    use std::io::{self, Read, Write};
+    use std::path::{Path, PathBuf};
+
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{
+        chdir, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe, setsid, ForkResult,
+    };
+
+    /// The byte a child writes once it listens.
+    const READY: u8 = b'R';
+
+    /// Which side of the fork this is.
+    pub(crate) enum Side {
+        /// The starting process: exit with this status.
+        Parent(u8),
+        /// The server, which calls [`Ready::listening`] once it listens.
+        Child(Ready),
+    }
+
+    /// The child's end of the pipe its parent waits on.
+    pub(crate) struct Ready(File);
+
+    /// Forks. Call before any thread starts: the child must not inherit a
+    /// lock that some other thread held at the fork.
+    #[allow(unsafe_code)]
+    pub(crate) fn detach() -> io::Result<Side> {
+        let (reader, writer) = pipe().map_err(io::Error::from)?;
+        let (reader, writer) = (File::from(reader), File::from(writer));
+        // SAFETY: called from `main` before the runtime (or any other
+        // thread) exists, so the child is a copy of a single-threaded
+        // process and may run any code, not only async-signal-safe calls.
+        match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Parent { child } => {
+                drop(writer);
+                if wait_for_word(reader) {
+                    return Ok(Side::Parent(0));
+                }
+                // The child ended (or closed its end) before it listened.
+                let code = match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => u8::try_from(code).unwrap_or(1).max(1),
+                    _ => 1,
+                };
+                Ok(Side::Parent(code))
+            }
+            ForkResult::Child => {
+                drop(reader);
+                // Leave the starting terminal's session, so that its
+                // hangup does not reach the server.
+                setsid().map_err(io::Error::from)?;
+                Ok(Side::Child(Ready(writer)))
+            }
+        }
+    }
+
+    /// Whether the child said it listens before closing its end.
+    fn wait_for_word(mut reader: File) -> bool {
+        let mut word = Vec::new();
+        // `read_to_end` retries reads a signal interrupts.
+        reader.read_to_end(&mut word).is_ok() && word == [READY]
+    }
+
+    impl Ready {
+        /// The server listens: move to `/` (so that it holds no directory's
+        /// file system busy), point stdin and stdout (and stderr unless
+        /// `keep_stderr`) at `/dev/null`, and release the parent.
+        pub(crate) fn listening(self, keep_stderr: bool) -> io::Result<()> {
+            chdir("/").map_err(io::Error::from)?;
+            let null = File::options().read(true).write(true).open("/dev/null")?;
+            dup2_stdin(&null).map_err(io::Error::from)?;
+            dup2_stdout(&null).map_err(io::Error::from)?;
+            if !keep_stderr {
+                dup2_stderr(&null).map_err(io::Error::from)?;
+            }
+            let Ready(mut writer) = self;
+            writer.write_all(&[READY])
+        }
+    }
+
+    /// `path` made absolute against the current directory, which the server
+    /// leaves once it listens.
+    pub(crate) fn absolute(path: &str) -> io::Result<String> {
+        let absolute: PathBuf = std::path::absolute(Path::new(path))?;
+        absolute
+            .into_os_string()
+            .into_string()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
     }
 }
