@@ -517,7 +517,7 @@ where
     /// than waited for: this thread may hold one of them further out, and
     /// the next write that finds the cache over comes back here.
     fn reclaim_lent(&self, garbage: &mut Garbage<K, V>) {
-        let Some(lending) = &self.lending else {
+        let Some(lending) = self.lending.as_ref().filter(|l| !l.keeps_live()) else {
             return;
         };
         let now = self.clock.now_ms();
@@ -545,6 +545,47 @@ where
             cell.write().lend_through(crate::sync::Arc::clone(&lending));
         }
         self.lending = Some(lending);
+    }
+
+    /// memcached's `-M` for a lending cache: when `keep` is true, no live
+    /// entry is evicted for room (expired ones still go), and a writer asks
+    /// [`room_for`](Self::room_for) first. Without lending it does nothing.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn keep_live_when_full(&self, keep: bool) {
+        if let Some(lending) = &self.lending {
+            lending.set_keep_live(keep);
+        }
+    }
+
+    /// Whether `weight` more fits within a lending cache's capacity, after
+    /// sweeping the shards holding expired entries if it does not fit at
+    /// first (always true without lending). Read without locks, so writers
+    /// asking at once may overshoot by what they write.
+    ///
+    /// **Locking behaviour:** when full, the write lock of each shard whose
+    /// earliest deadline has passed, in turn (none held on entry).
+    #[cfg(feature = "memcached")]
+    pub(crate) fn room_for(&self, weight: u64) -> bool {
+        let Some(lending) = &self.lending else {
+            return true;
+        };
+        if lending.has_room(weight) {
+            return true;
+        }
+        let now = self.clock.now_ms();
+        for cell in self.cells.iter() {
+            if cell.read().expiry_due(now) {
+                self.locked(cell, |shard, garbage| shard.sweep_all(now, garbage));
+            }
+        }
+        lending.has_room(weight)
+    }
+
+    /// [`room_for`](Self::room_for) without the sweep: by the weights the
+    /// shards last published, taking no lock (for a caller holding one).
+    #[cfg(feature = "memcached")]
+    pub(crate) fn has_room(&self, weight: u64) -> bool {
+        self.lending.as_ref().is_none_or(|l| l.has_room(weight))
     }
 
     #[inline]

@@ -28,7 +28,7 @@ use crate::policy::shadow::Shadow;
 use crate::policy::table::Table;
 use crate::policy::{Placement, Policy};
 use crate::slab::{Entry, Slot};
-use crate::sync::{Arc, AtomicU64};
+use crate::sync::{Arc, AtomicBool, AtomicU64};
 use crate::RemovalCause;
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
@@ -162,6 +162,10 @@ pub(crate) struct Lending {
     /// Where the next reclaim starts looking, so that reclaims spread over
     /// the shards.
     next: crate::sync::AtomicUsize,
+    /// Whether live entries are kept when the cache is full (memcached's
+    /// `-M`): nothing is evicted, and the store refuses what does not fit
+    /// (see `Cache::room_for`).
+    keep_live: AtomicBool,
 }
 
 impl Lending {
@@ -170,7 +174,24 @@ impl Lending {
             capacity: AtomicU64::new(capacity),
             used: AtomicU64::new(0),
             next: crate::sync::AtomicUsize::new(0),
+            keep_live: AtomicBool::new(false),
         }
+    }
+
+    /// Stops (or resumes) evicting live entries for room.
+    pub(crate) fn set_keep_live(&self, keep: bool) {
+        self.keep_live.store(keep, Relaxed);
+    }
+
+    /// Whether live entries are kept when the cache is full.
+    pub(crate) fn keeps_live(&self) -> bool {
+        self.keep_live.load(Relaxed)
+    }
+
+    /// Whether `extra` more weight fits within the capacity, by the weights
+    /// the shards last published.
+    pub(crate) fn has_room(&self, extra: u64) -> bool {
+        self.used.load(Relaxed).saturating_add(extra) <= self.capacity.load(Relaxed)
     }
 
     /// The shard a reclaim starts from, of `shards`.
@@ -563,8 +584,26 @@ where
         {
             self.sweep_all(now, garbage);
         }
+        if self.keeps_live() {
+            // memcached's `-M`: the store checked for room first
+            // (`Cache::room_for`); writes racing it may overshoot a little.
+            return;
+        }
         let rel = self.rel(now);
         while self.must_evict(extra) && self.evict_one(rel, garbage) {}
+    }
+
+    /// Whether this shard keeps its live entries when the cache is full
+    /// (a lending cache told to, see [`Lending::set_keep_live`]).
+    #[inline]
+    fn keeps_live(&self) -> bool {
+        self.lending.as_ref().is_some_and(|(l, _)| l.keeps_live())
+    }
+
+    /// Whether an entry here has expired and not been swept yet, as far as
+    /// the earliest deadline tells.
+    pub(crate) fn expiry_due(&self, now: u64) -> bool {
+        self.timed > 0 && self.rel(now) >= self.next_expiry
     }
 
     /// Evicts this shard's entries while it holds more than its share and the
@@ -758,6 +797,11 @@ where
         // otherwise evict entries that were (the policy's victim may be hot), and
         // a restore into a smaller cache must keep the hottest. Exact LRU keeps
         // no access counter; it restores in file order, evicting as inserts do.
+        // A cache that keeps its live entries (memcached's `-M`) takes what
+        // fits and no more.
+        if self.keeps_live() && self.global_over(u64::from(weight)) {
+            return Err((key, value));
+        }
         let cold = hint & 0b11 == 0 && self.table.policy.max_freq() > 0;
         if cold && self.must_evict(u64::from(weight)) {
             return Err((key, value));

@@ -2097,3 +2097,152 @@ fn lending_never_leaves_the_store_over_its_limit() {
         }
     }
 }
+
+/// A store without evictions (memcached's `-M`): 64 KiB in four shards,
+/// values up to 4 KiB, on a manual clock.
+fn store_without_evictions() -> (Store, ManualClock) {
+    store_without_evictions_of(64 << 10)
+}
+
+/// [`store_without_evictions`] of `memory_limit` bytes.
+fn store_without_evictions_of(memory_limit: u64) -> (Store, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    let store = Store::new(StoreConfig {
+        memory_limit,
+        max_item_size: 4 << 10,
+        shards: Some(4),
+        evictions: false,
+        clock,
+        unix_time: Some(START),
+        ..StoreConfig::default()
+    })
+    .expect("valid config");
+    (store, hand)
+}
+
+/// Sets `key` to `len` bytes of `fill` (`exptime` seconds), returns the reply.
+fn set_sized(store: &Store, command: &str, key: &str, len: usize, exptime: u32) -> String {
+    let mut input = format!("{command} {key} 0 {exptime} {len}\r\n").into_bytes();
+    input.resize(input.len() + len, b'v');
+    input.extend_from_slice(b"\r\n");
+    show(&send(store, &input))
+}
+
+/// Fills a store without evictions with 1 KB items until one is refused;
+/// returns how many were stored.
+fn fill_until_refused(store: &Store, prefix: &str, exptime: u32) -> usize {
+    for i in 0.. {
+        match set_sized(store, "set", &format!("{prefix}{i}"), 1000, exptime).as_str() {
+            "STORED\r\n" => {}
+            "SERVER_ERROR out of memory storing object\r\n" => return i,
+            other => panic!("item {i}: {other:?}"),
+        }
+        assert!(i < 1000, "a 64 KiB store took 1,000 items of 1 KB");
+    }
+    unreachable!()
+}
+
+#[test]
+fn without_evictions_a_full_store_refuses_new_items_and_keeps_every_stored_one() {
+    let (store, _) = store_without_evictions();
+    let held = fill_until_refused(&store, "k", 0);
+    // 64 KiB of 1 KB items and their overhead: most of it, not one share.
+    assert!(held > 40, "only {held} items held");
+    assert!(stat(&store, "bytes") <= 64 << 10);
+    // Every item stored is still there: nothing was evicted.
+    for i in 0..held {
+        assert_eq!(
+            send(&store, format!("mg k{i}\r\n").as_bytes()),
+            b"HD\r\n",
+            "k{i}"
+        );
+    }
+    assert_eq!(stat(&store, "evictions"), 0);
+    assert_eq!(stat(&store, "store_no_memory"), 1);
+    // Every protocol refuses the same way: meta, binary (status 0x0082).
+    let mut ms = b"ms new 1000 T0\r\n".to_vec();
+    ms.resize(ms.len() + 1000, b'v');
+    ms.extend_from_slice(b"\r\n");
+    assert_eq!(
+        show(&send(&store, &ms)),
+        "SERVER_ERROR out of memory storing object\r\n"
+    );
+    let mut binary_set = vec![0x80, 0x01, 0, 3, 8, 0, 0, 0];
+    binary_set.extend_from_slice(&(8u32 + 3 + 1000).to_be_bytes());
+    binary_set.extend_from_slice(&[0; 12]);
+    binary_set.extend_from_slice(&[0; 8]);
+    binary_set.extend_from_slice(b"bin");
+    binary_set.resize(binary_set.len() + 1000, b'v');
+    let reply = send(&store, &binary_set);
+    assert_eq!(&reply[..2], &[0x81, 0x01]);
+    assert_eq!(
+        u16::from_be_bytes([reply[6], reply[7]]),
+        0x0082,
+        "{reply:?}"
+    );
+    assert_eq!(stat(&store, "store_no_memory"), 3);
+    // `stats settings` says so, as memcached's does.
+    let settings = show(&send(&store, b"stats settings\r\n"));
+    assert!(settings.contains("STAT evictions off\r\n"), "{settings}");
+    store.validate();
+}
+
+#[test]
+fn without_evictions_a_refused_set_drops_the_old_value_and_a_refused_append_keeps_it() {
+    let (store, _) = store_without_evictions();
+    let held = fill_until_refused(&store, "k", 0);
+    // memcached makes the new item before it lets go of the old one: an
+    // overwrite needs room for the whole new item, and a refused `set`
+    // unlinks the old value rather than leave it stale.
+    assert_eq!(
+        set_sized(&store, "set", "k0", 1000, 0),
+        "SERVER_ERROR out of memory storing object\r\n"
+    );
+    assert_eq!(send(&store, b"mg k0\r\n"), b"EN\r\n");
+    // That freed room for one item.
+    assert_eq!(set_sized(&store, "set", "k0", 1000, 0), "STORED\r\n");
+    // An append whose result does not fit is refused, the value kept.
+    assert_eq!(
+        show(&send(&store, b"append k1 0 0 3\r\nabc\r\n")),
+        "SERVER_ERROR out of memory storing object\r\n"
+    );
+    let reply = send(&store, b"mg k1 s\r\n");
+    assert_eq!(show(&reply), "HD s1000\r\n");
+    assert_eq!(stat(&store, "curr_items"), held as u64);
+    assert_eq!(stat(&store, "evictions"), 0);
+    store.validate();
+}
+
+#[test]
+fn without_evictions_expired_items_make_room() {
+    let (store, hand) = store_without_evictions();
+    let held = fill_until_refused(&store, "t", 10);
+    hand.advance(std::time::Duration::from_secs(11));
+    // The items that lived 10 seconds are gone, and their room is free:
+    // as many new ones fit as there were.
+    let again = fill_until_refused(&store, "n", 0);
+    assert_eq!(again, held);
+    assert_eq!(stat(&store, "evictions"), 0);
+    assert!(stat(&store, "reclaimed") >= held as u64);
+    store.validate();
+}
+
+#[test]
+fn without_evictions_a_restore_into_less_memory_takes_what_fits_and_evicts_nothing() {
+    let (full, _) = store_without_evictions();
+    let held = fill_until_refused(&full, "k", 0);
+    let mut file = Vec::new();
+    full.save(&mut file).expect("saved");
+    let (half, _) = store_without_evictions_of(32 << 10);
+    let report = half.restore(&file[..]).expect("restored");
+    assert_eq!(report.loaded + report.dropped, held as u64);
+    assert!(report.loaded > 0 && report.dropped > 0, "{report:?}");
+    assert_eq!(stat(&half, "curr_items"), report.loaded);
+    assert!(
+        stat(&half, "bytes") <= 32 << 10,
+        "{} bytes",
+        stat(&half, "bytes")
+    );
+    assert_eq!(stat(&half, "evictions"), 0);
+    half.validate();
+}

@@ -73,6 +73,10 @@ Unix domain socket)
       --repl-backlog SIZE  recent changes kept for replicas that reconnect, with
                            an optional k or m suffix (default 16m; at least 64k)
   -P, --pidfile PATH       write the process id to PATH (removed at a clean stop)
+  -M, --disable-evictions  never evict a live item: once the items fill -m, a
+                           store that needs more room gets 'SERVER_ERROR out of
+                           memory storing object' (expired items still make
+                           room)
   -d, --daemon             run in the background: the command returns once the
                            server listens (status 0, after 'listening on'), or
                            with the server's error and status if it cannot
@@ -107,8 +111,7 @@ same command line:
                            lru_crawler metadump)
   -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
-  -M, -e, -S, -Y, -Z      refused with the reason (no eviction, memory files,
-                           SASL, TLS)
+  -e, -S, -Y, -Z          refused with the reason (memory files, SASL, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT' (with -s,
 'listening on unix:FILE').";
@@ -147,6 +150,8 @@ struct Options {
     pidfile: Option<String>,
     /// `-d`: run in the background (see [`daemon`]).
     daemonize: bool,
+    /// Not `-M`: evict items to make room.
+    evictions: bool,
     reqs_per_event: Option<usize>,
     listen_backlog: u32,
     flush_enabled: bool,
@@ -184,6 +189,7 @@ impl Default for Options {
             repl_backlog: 16 << 20,
             pidfile: None,
             daemonize: false,
+            evictions: true,
             reqs_per_event: None,
             listen_backlog: 1024,
             flush_enabled: true,
@@ -428,11 +434,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 other => return Err(bad(format!("-B: {other:?} is not ascii, binary or auto"))),
             },
             "-d" | "--daemon" => options.daemonize = true,
-            "-M" | "--disable-evictions" => {
-                return Err(bad(
-                    "-M: larder-server always evicts to stay within -m (no out-of-memory mode)",
-                ))
-            }
+            "-M" | "--disable-evictions" => options.evictions = false,
             "-F" | "--disable-flush-all" => options.flush_enabled = false,
             "-s" | "--unix-socket" => {
                 let path = value(&flag)?;
@@ -810,6 +812,7 @@ fn main() -> ExitCode {
             protocols: options.protocols,
             lru_crawler: options.lru_crawler,
             page_mover: options.page_mover,
+            evictions: options.evictions,
             dump_enabled: options.dump_enabled,
             version: VERSION.into(),
             ..StoreConfig::default()
@@ -1032,10 +1035,12 @@ mod tests {
         );
         assert_eq!(serve(&["--unix-socket=/run/l.sock"]).unix_mask, 0o700);
         assert_eq!(serve(&["-B", "ascii"]).protocols, Protocols::Text);
+        assert!(serve(&[]).evictions && !serve(&["-M"]).evictions);
+        assert!(!serve(&["--disable-evictions"]).evictions);
+        assert!(serve(&["-d"]).daemonize);
         assert_eq!(serve(&["-o", "relaxed_privileges"]), serve(&[]));
         for (args, says) in [
-            (&["-M"][..], "always evicts"),
-            (&["-R", "0"], "at least 1"),
+            (&["-R", "0"][..], "at least 1"),
             (&["-b", "0"], "at least 1"),
             (&["-o", "ssl_key=/k.pem"], "TLS"),
             (&["-o", "proxy_config=/p.lua"], "proxy"),

@@ -29,7 +29,7 @@ use super::item::ItemRef;
 use super::numeric::{self, Digits, MAX_DIGITS};
 use super::output::Sink;
 use super::session::{Progress, Session};
-use super::text::nop;
+use super::text::{nop, Unstored};
 use super::time::Expiry;
 use super::{Lookup, Outcome, Store};
 use crate::cache::KeyedOp;
@@ -218,7 +218,7 @@ impl Store {
                 self.counters.bump(Counter::StoreTooLarge);
                 StatusCode::TOO_LARGE
             }
-            Value::Data(data) if check_fit && !self.fits(request.key.len(), data.len()) => {
+            Value::Data(data) if check_fit && !self.storable(request.key.len(), data.len()) => {
                 self.counters.bump(Counter::StoreNoMemory);
                 StatusCode::OUT_OF_MEMORY
             }
@@ -310,14 +310,17 @@ impl Store {
             (Some(old), _) => {
                 let new_cas = self.next_cas();
                 match self.concat(&old, data, prepend, Some(new_cas), now) {
-                    Some(op) => (
+                    Ok(op) => (
                         op,
                         Change::Done {
                             cas: new_cas,
                             number: 0,
                         },
                     ),
-                    None => (KeyedOp::Nop, not_stored),
+                    Err(Unstored::TooLarge) => (KeyedOp::Nop, not_stored),
+                    Err(Unstored::NoMemory) => {
+                        (KeyedOp::Nop, Change::Failed(StatusCode::OUT_OF_MEMORY))
+                    }
                 }
             }
             (None, dead) => (nop(dead), not_stored),

@@ -12,7 +12,7 @@ use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
 use super::numeric::{self, Digits, MAX_DIGITS};
-use super::text::nop;
+use super::text::{nop, Unstored};
 use super::time::{remaining_secs, Expiry};
 use super::{Block, Lookup, Store, ITEM_OVERHEAD};
 use crate::cache::KeyedOp;
@@ -143,6 +143,8 @@ enum Outcome {
     NotFound,
     Exists,
     NonNumeric,
+    /// No room without evicting (memcached's `-M`).
+    NoMemory,
 }
 
 impl Store {
@@ -348,7 +350,7 @@ impl Store {
             Response::ServerError(super::text::TOO_LARGE).write_to(out);
             return;
         }
-        if !appending && !self.fits(key.len(), data.len()) {
+        if !appending && !self.storable(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             self.forget(key);
             Response::ServerError("out of memory storing object").write_to(out);
@@ -411,8 +413,9 @@ impl Store {
                     let prepend = mode == SetMode::Prepend;
                     let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
                     match self.concat(&old, data, prepend, Some(cas), now) {
-                        Some(op) => stored(op, cas),
-                        None => (KeyedOp::Nop, Outcome::NotStored),
+                        Ok(op) => stored(op, cas),
+                        Err(Unstored::TooLarge) => (KeyedOp::Nop, Outcome::NotStored),
+                        Err(Unstored::NoMemory) => (KeyedOp::Nop, Outcome::NoMemory),
                     }
                 }
                 (SetMode::Append | SetMode::Prepend, None) => {
@@ -608,6 +611,10 @@ impl Store {
             Outcome::NonNumeric => {
                 Response::ClientError("cannot increment or decrement non-numeric value")
                     .write_to(out);
+                return;
+            }
+            Outcome::NoMemory => {
+                Response::ServerError("out of memory storing object").write_to(out);
                 return;
             }
         };

@@ -183,6 +183,16 @@ pub struct StoreConfig {
     /// start (memcached's LRU crawler; see [`Store::crawler_enabled`]).
     /// Default `true`, as in memcached.
     pub lru_crawler: bool,
+    /// Whether live items are evicted to make room. Default `true`; `false`
+    /// is memcached's `-M`: once the items fill `memory_limit`, a store
+    /// that needs more room is refused with `SERVER_ERROR out of memory
+    /// storing object` (binary: status `0x0082`), counted in
+    /// `store_no_memory`, and a refused `set` drops the key's old value, as
+    /// memcached does. Expired items are still reclaimed to make room.
+    /// Writers checking at the same moment may overshoot the limit by what
+    /// they write, and so may counters that grow by a digit, items that
+    /// `mg … N` creates and a replica applying its primary's writes.
+    pub evictions: bool,
     /// Whether the arena's page mover is to run in the background from the
     /// start (memcached's `slab_automove`; see [`Store::move_pages`]). The
     /// store only keeps the setting, which `slabs automove` changes; a
@@ -245,6 +255,7 @@ impl Default for StoreConfig {
             protocols: Protocols::Auto,
             dump_enabled: true,
             lru_crawler: true,
+            evictions: true,
             page_mover: true,
             version: Cow::Borrowed(super::MEMCACHED_VERSION),
             limits: Limits::default(),
@@ -386,6 +397,8 @@ pub struct Store {
     limits: Limits,
     /// [`StoreConfig::count_item_header`].
     count_item_header: bool,
+    /// Not [`StoreConfig::evictions`]: writers ask for room first.
+    keep_live: bool,
     /// Heaviest item a shard can hold (its share of `memory_limit`).
     max_weight: AtomicU64,
     memory_limit: AtomicU64,
@@ -499,6 +512,7 @@ impl Store {
         // few: the shards lend each other room, and the store evicts only
         // when `memory_limit` is reached, not when a share is.
         cache.lend_between_shards();
+        cache.keep_live_when_full(!config.evictions);
         let max_weight = config.memory_limit / cache.shard_count() as u64;
         let limits = Limits {
             max_item_size: config.max_item_size,
@@ -517,6 +531,7 @@ impl Store {
             counters,
             limits,
             count_item_header: config.count_item_header,
+            keep_live: !config.evictions,
             max_weight: AtomicU64::new(max_weight),
             memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,
@@ -742,6 +757,25 @@ impl Store {
         key_len <= item::MAX_KEY
             && value_len <= self.limits.max_item_size
             && u64::from(weight(key_len, value_len)) <= self.max_weight.load(Relaxed)
+    }
+
+    /// Whether a new item of these lengths can be stored now: it
+    /// [`fits`](Self::fits) at all, and there is [`room`](Self::room).
+    fn storable(&self, key_len: usize, value_len: usize) -> bool {
+        self.fits(key_len, value_len) && self.room(key_len, value_len)
+    }
+
+    /// Whether an item of these lengths fits without evicting anything
+    /// (always true unless [`StoreConfig::evictions`] is off). May sweep
+    /// expired items: call with no shard lock held.
+    fn room(&self, key_len: usize, value_len: usize) -> bool {
+        !self.keep_live || self.cache.room_for(u64::from(weight(key_len, value_len)))
+    }
+
+    /// [`room`](Self::room) for a caller under a shard's lock: by the
+    /// weights published, sweeping nothing.
+    fn room_locked(&self, key_len: usize, value_len: usize) -> bool {
+        !self.keep_live || self.cache.has_room(u64::from(weight(key_len, value_len)))
     }
 
     /// The memory limit (`-m`, or the last `cache_memlimit`), in bytes.

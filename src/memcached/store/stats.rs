@@ -343,7 +343,7 @@ impl Store {
         w.number("maxbytes", self.memory_limit());
         w.number("item_size_max", self.limits.max_item_size as u64);
         w.number("key_max_length", self.limits.max_key_len as u64);
-        w.text("evictions", "on");
+        w.text("evictions", if self.keep_live { "off" } else { "on" });
         w.text("cas_enabled", "yes");
         w.text(
             "flush_enabled",

@@ -13,6 +13,15 @@ use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, To
 
 /// The line for a store the cache could not hold.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
+
+/// Why an append or prepend stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unstored {
+    /// The result would be over the item size limit: `NOT_STORED`.
+    TooLarge,
+    /// No room without evicting (memcached's `-M`): out of memory.
+    NoMemory,
+}
 /// The line for an item over `-I`.
 pub(super) const TOO_LARGE: &str = "object too large for cache";
 
@@ -321,7 +330,7 @@ impl Store {
             }
             return StoreResult::TooLarge;
         }
-        if !appending && !self.fits(key.len(), data.len()) {
+        if !appending && !self.storable(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             if command == StoreCommand::Set {
                 self.forget(key);
@@ -377,8 +386,9 @@ impl Store {
                 let prepend = command == StoreCommand::Prepend;
                 self.mutate_at(key, Some(now), |cur| match self.live(cur) {
                     (Some(old), _) => match self.concat(&old, data, prepend, None, now) {
-                        Some(op) => (op, StoreResult::Stored),
-                        None => (KeyedOp::Nop, StoreResult::NotStored),
+                        Ok(op) => (op, StoreResult::Stored),
+                        Err(Unstored::TooLarge) => (KeyedOp::Nop, StoreResult::NotStored),
+                        Err(Unstored::NoMemory) => (KeyedOp::Nop, StoreResult::OutOfMemory),
                     },
                     (None, dead) => (nop(dead), StoreResult::NotStored),
                 })
@@ -399,11 +409,16 @@ impl Store {
         prepend: bool,
         cas: Option<u64>,
         now: u64,
-    ) -> Option<KeyedOp<super::Block, Meta>> {
+    ) -> Result<KeyedOp<super::Block, Meta>, Unstored> {
         let (key, old_value) = (old.block.key(), old.block.value());
         let len = old_value.len() + data.len();
         if !self.fits(key.len(), len) || self.over_item_size(key.len(), len, old.block.flags()) {
-            return None;
+            return Err(Unstored::TooLarge);
+        }
+        // memcached makes the whole new item before it frees the old one.
+        if !self.room_locked(key.len(), len) {
+            self.counters.bump(Counter::StoreNoMemory);
+            return Err(Unstored::NoMemory);
         }
         let parts = if prepend {
             [data, old_value]
@@ -413,7 +428,7 @@ impl Store {
         let block = self.derived_block(old.block, &parts, old.block.flags(), cas);
         // A new item, as memcached makes one: not fetched, not stale, no win
         // token handed out.
-        Some(Self::replace(block, self.fresh_state(now)))
+        Ok(Self::replace(block, self.fresh_state(now)))
     }
 
     /// The access state of a counter after an increment or decrement that
