@@ -415,6 +415,73 @@ if [ -n "${AMC_SRC:-}" ]; then
 fi
 record async-memcached "$code" "$detail"
 
+say "rust-memcache's own tests (Rust: binary and ASCII protocols, its meta client, TCP and Unix sockets)"
+# The memcache crate's tests expect servers on ports 12345-12349 and the Unix
+# sockets /tmp/memcached.sock and /tmp/memcached2.sock (its setup_tests.sh);
+# here those are larder-servers. Left out: `test` (it also needs a TLS server
+# on 12350), `udp_test` (UDP) and `exp_cas_flow` (its last step uses a meta
+# flag of memcached 1.6.4x that 1.6.18 lacks too). Built without TLS.
+code=1
+detail="could not fetch or build memcache 0.21.0"
+RMC_FETCH="$WORK/rmc-fetch"
+mkdir -p "$RMC_FETCH/src"
+printf '[package]\nname = "rmc-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nmemcache = "=0.21.0"\n' \
+    >"$RMC_FETCH/Cargo.toml"
+echo 'fn main() {}' >"$RMC_FETCH/src/main.rs"
+if (cd "$RMC_FETCH" && cargo fetch -q) >/dev/null 2>&1; then
+    RMC_SRC=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
+        -name memcache-0.21.0 | head -n 1)
+fi
+RMC_SOCKETS=(/tmp/memcached.sock /tmp/memcached2.sock)
+if [ -n "${RMC_SRC:-}" ]; then
+    free=1
+    for p in 12345 12346 12347 12348 12349; do port_free "$p" || free=0; done
+    # A socket file nobody answers on is replaced by the server; a live one
+    # (or another file) is not ours to take.
+    for f in "${RMC_SOCKETS[@]}"; do
+        [ -e "$f" ] || continue
+        python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except ConnectionRefusedError:
+    sys.exit(1)
+except OSError:
+    pass' "$f" || [ ! -S "$f" ] || continue
+        free=0
+    done
+    if [ "$free" = 1 ]; then
+        RMC="$WORK/rust-memcache"
+        cp -r "$RMC_SRC" "$RMC"
+        chmod -R u+w "$RMC"
+        rmc_pids=()
+        for p in 12345 12346 12347 12348 12349; do
+            launch "rmc-$p" -p "$p" -U 0
+            rmc_pids+=("$PID")
+        done
+        for f in "${RMC_SOCKETS[@]}"; do
+            launch "rmc-$(basename "$f")" -s "$f"
+            rmc_pids+=("$PID")
+        done
+        if (cd "$RMC" && CARGO_TARGET_DIR="$WORK/rmc-target" timeout 900 cargo test -q --no-fail-fast \
+            --no-default-features --features tokio,serde_json -- --test-threads=1 \
+            --exact --skip test --skip udp_test --skip exp_cas_flow) >"$WORK/rmc.out" 2>&1; then
+            code=0
+        else
+            grep -E 'FAILED|panicked' "$WORK/rmc.out" | head -20
+        fi
+        n=$(grep -oE '[0-9]+ passed' "$WORK/rmc.out" | awk '{s += $1} END {print s + 0}')
+        detail="$n tests passed (lib, integration and doc tests)"
+        kill "${rmc_pids[@]}" 2>/dev/null
+        wait "${rmc_pids[@]}" 2>/dev/null
+        rm -f "${RMC_SOCKETS[@]}"
+        rm -rf "$WORK/rmc-target"
+    else
+        detail="ports 12345-12349 or /tmp/memcached{,2}.sock are taken: the suite uses only those"
+    fi
+fi
+record rust-memcache "$code" "$detail"
+
 say "pymemcache integration tests"
 start pymemcache
 TESTS=$(python3 -c 'import os, pymemcache.test as t; print(os.path.dirname(t.__file__))')
