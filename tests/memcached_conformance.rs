@@ -2128,6 +2128,17 @@ fn set_sized(store: &Store, command: &str, key: &str, len: usize, exptime: u32) 
     show(&send(store, &input))
 }
 
+/// A binary `SET` of `key` to `len` bytes (flags and exptime 0).
+fn binary_set(key: &[u8], len: usize) -> Vec<u8> {
+    let mut request = vec![0x80, 0x01, 0, key.len() as u8, 8, 0, 0, 0];
+    request.extend_from_slice(&(8 + key.len() as u32 + len as u32).to_be_bytes());
+    // Opaque, CAS, then the extras (flags, exptime).
+    request.extend_from_slice(&[0; 20]);
+    request.extend_from_slice(key);
+    request.resize(request.len() + len, b'v');
+    request
+}
+
 /// Fills a store without evictions with 1 KB items until one is refused;
 /// returns how many were stored.
 fn fill_until_refused(store: &Store, prefix: &str, exptime: u32) -> usize {
@@ -2167,13 +2178,7 @@ fn without_evictions_a_full_store_refuses_new_items_and_keeps_every_stored_one()
         show(&send(&store, &ms)),
         "SERVER_ERROR out of memory storing object\r\n"
     );
-    let mut binary_set = vec![0x80, 0x01, 0, 3, 8, 0, 0, 0];
-    binary_set.extend_from_slice(&(8u32 + 3 + 1000).to_be_bytes());
-    binary_set.extend_from_slice(&[0; 12]);
-    binary_set.extend_from_slice(&[0; 8]);
-    binary_set.extend_from_slice(b"bin");
-    binary_set.resize(binary_set.len() + 1000, b'v');
-    let reply = send(&store, &binary_set);
+    let reply = send(&store, &binary_set(b"bin", 1000));
     assert_eq!(&reply[..2], &[0x81, 0x01]);
     assert_eq!(
         u16::from_be_bytes([reply[6], reply[7]]),
@@ -2245,4 +2250,54 @@ fn without_evictions_a_restore_into_less_memory_takes_what_fits_and_evicts_nothi
     );
     assert_eq!(stat(&half, "evictions"), 0);
     half.validate();
+}
+
+/// memcached counts a store in `cmd_set` once it has made an item to read
+/// the data into: a value refused as too large (text, meta or binary) or for
+/// want of room is not counted (checked against memcached 1.6.18).
+#[test]
+fn refused_stores_are_not_counted_in_cmd_set() {
+    let (store, _) = store(Cfg::Small);
+    let mut text = b"set a 0 0 40\r\n".to_vec();
+    text.extend_from_slice(&[b'v'; 40]);
+    text.extend_from_slice(b"\r\nms b 40\r\n");
+    text.extend_from_slice(&[b'v'; 40]);
+    text.extend_from_slice(b"\r\n");
+    assert_eq!(
+        show(&send(&store, &text)),
+        "SERVER_ERROR object too large for cache\r\nSERVER_ERROR object too large for cache\r\n"
+    );
+    let reply = send(&store, &binary_set(b"c", 40));
+    assert_eq!(
+        u16::from_be_bytes([reply[6], reply[7]]),
+        0x0003,
+        "{reply:?}"
+    );
+    assert_eq!(stat(&store, "cmd_set"), 0);
+    assert_eq!(stat(&store, "store_too_large"), 3);
+    // Refused for want of room (`-M`): not counted either.
+    let (full, _) = store_without_evictions();
+    let held = fill_until_refused(&full, "k", 0);
+    assert_eq!(stat(&full, "cmd_set"), held as u64);
+    // Stores that get as far as an item are, whatever they answer.
+    send(
+        &store,
+        b"set d 0 0 1\r\nx\r\nadd d 0 0 1\r\ny\r\nappend nothing 0 0 1\r\nz\r\n",
+    );
+    assert_eq!(stat(&store, "cmd_set"), 3);
+}
+
+/// An immediate `flush_all` takes a CAS value, as memcached's does (it marks
+/// the flush with one), so the items after it get the same CAS values as
+/// memcached would give them.
+#[test]
+fn an_immediate_flush_all_takes_a_cas_value() {
+    let (store, _) = store(Cfg::Small);
+    assert_eq!(
+        show(&send(
+            &store,
+            b"set a 0 0 1\r\nx\r\nflush_all\r\nset b 0 0 1\r\nx\r\nflush_all 100\r\nset c 0 0 1\r\nx\r\ngets b c\r\n"
+        )),
+        "STORED\r\nOK\r\nSTORED\r\nOK\r\nSTORED\r\nVALUE b 0 1 3\r\nx\r\nVALUE c 0 1 4\r\nx\r\nEND\r\n"
+    );
 }

@@ -232,11 +232,12 @@ impl Store {
 
     fn binary_store(&self, request: &Request<'_>, now: u64) -> Change {
         let key = request.key;
-        self.counters.bump(Counter::CmdSet);
         self.detail.record(key, DetailOp::Set);
         if let Some(status) = self.refuse_value(request, true) {
             return Change::Failed(status);
         }
+        // Counted once the request has passed the checks (see `store`).
+        self.counters.bump(Counter::CmdSet);
         let (flags, exptime) = match request.extras {
             Extras::Store { flags, exptime } => (flags, exptime),
             _ => (0, 0),
@@ -292,11 +293,12 @@ impl Store {
 
     fn binary_concat(&self, request: &Request<'_>, now: u64) -> Change {
         let key = request.key;
-        self.counters.bump(Counter::CmdSet);
         self.detail.record(key, DetailOp::Set);
         if let Some(status) = self.refuse_value(request, false) {
             return Change::Failed(status);
         }
+        // Counted once the request has passed the checks (see `store`).
+        self.counters.bump(Counter::CmdSet);
         let Value::Data(data) = request.value else {
             return Change::Failed(StatusCode::TOO_LARGE);
         };

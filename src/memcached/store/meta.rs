@@ -337,7 +337,6 @@ impl Store {
         now: u64,
         out: &mut Vec<u8>,
     ) {
-        self.counters.bump(Counter::CmdSet);
         self.detail.record(key, DetailOp::Set);
         let mode = flags.set_mode().unwrap_or(SetMode::Set);
         let appending = matches!(mode, SetMode::Append | SetMode::Prepend);
@@ -356,6 +355,8 @@ impl Store {
             Response::ServerError("out of memory storing object").write_to(out);
             return;
         }
+        // Counted once the request has passed the checks (see `store`).
+        self.counters.bump(Counter::CmdSet);
         let expiry = flags
             .ttl()
             .map_or(Expiry::Never, |t| self.time.expiry(t, now));

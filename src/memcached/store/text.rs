@@ -299,6 +299,13 @@ impl Store {
             Some(d) if d > 0 => self.time.expiry(d, now).deadline(now),
             _ => 0,
         };
+        // memcached marks the flush with a CAS value of its own when the
+        // flush takes effect within the second, so the next item's CAS
+        // skips one (clients that compare CAS values across a flush see the
+        // same numbers).
+        if deadline <= now.saturating_add(1000) {
+            let _ = self.next_cas();
+        }
         self.flush_pending
             .store(deadline, std::sync::atomic::Ordering::Release);
         if deadline == 0 {
@@ -317,7 +324,6 @@ impl Store {
         data: &[u8],
         now: u64,
     ) -> StoreResult {
-        self.counters.bump(Counter::CmdSet);
         self.detail.record(key, DetailOp::Set);
         let expiry = self.time.expiry(exptime, now);
         let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
@@ -337,6 +343,9 @@ impl Store {
             }
             return StoreResult::OutOfMemory;
         }
+        // memcached counts a store once it has an item to read the data
+        // into: not one refused above.
+        self.counters.bump(Counter::CmdSet);
         let fresh = || self.new_block(key, &[data], flags, None);
         let state = self.fresh_state(now);
         let result = match command {
@@ -469,7 +478,8 @@ impl Store {
     }
 
     fn too_large(&self, too_large: &TooLarge<'_>, out: &mut Vec<u8>) {
-        self.counters.bump(Counter::CmdSet);
+        // Not in `cmd_set`: memcached counts only the stores it made an
+        // item for.
         self.counters.bump(Counter::StoreTooLarge);
         if too_large.removes_old_value() {
             self.forget(too_large.key());
