@@ -114,6 +114,7 @@ BIN=target/release/larder-server
 launch() {
     local name=$1 log="$WORK/$1.log"
     shift
+    : >"$log"
     "$BIN" "$@" 2>"$log" &
     PID=$!
     PIDS+=("$PID")
@@ -320,6 +321,33 @@ timeout 120 "$PYLIBMC_PY" tests/server_suite/unix_clients.py --socket "$SOCK" --
     | tee -a "$WORK/unix.out"
 [ "${PIPESTATUS[0]}" = 0 ] || code=1
 record unix-socket "$code" "$(grep -c '^PASS' "$WORK/unix.out") checks passed, $(grep -c '^FAIL' "$WORK/unix.out") failed"
+
+say "SASL (-S): pylibmc authenticates, and exchanges match memcached's with Cyrus SASL"
+# larder-server reads memcached's password file format; memcached (Debian's
+# build) takes its users from a Cyrus sasldb, made here with saslpasswd2 for
+# the same user and password, and PLAIN from libsasl2-modules.
+if ! command -v saslpasswd2 >/dev/null || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sasl2-bin libsasl2-modules >/dev/null
+fi
+code=0
+printf 'ci-user:ci-secret\n' >"$WORK/sasl-users"
+start sasl -S --sasl-pwdb "$WORK/sasl-users"
+SASL_PORT=$PORT
+mkdir -p "$WORK/sasl-conf"
+echo ci-secret | saslpasswd2 -p -a memcached -c -f "$WORK/sasl-conf/sasldb2" ci-user
+printf 'mech_list: plain\nsasldb_path: %s\n' "$WORK/sasl-conf/sasldb2" >"$WORK/sasl-conf/memcached.conf"
+MC_SASL_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+SASL_CONF_PATH="$WORK/sasl-conf" memcached -S -u "$(id -un)" -l 127.0.0.1 -U 0 -p "$MC_SASL_PORT" 2>/dev/null &
+PIDS+=("$!")
+for _ in $(seq 50); do port_free "$MC_SASL_PORT" || break; sleep 0.1; done
+timeout 120 python3 tests/server_suite/differential_sasl.py --memcached "$MC_SASL_PORT" \
+    --larder "$SASL_PORT" --user ci-user --password ci-secret 2>&1 | tee "$WORK/sasl.out"
+[ "${PIPESTATUS[0]}" = 0 ] || code=1
+# The counters compared above are the fresh server's; pylibmc's logins come after.
+timeout 120 "$PYLIBMC_PY" tests/server_suite/sasl_clients.py --server "127.0.0.1:$SASL_PORT" \
+    --user ci-user --password ci-secret 2>&1 | tee "$WORK/sasl-pylibmc.out"
+[ "${PIPESTATUS[0]}" = 0 ] || code=1
+record sasl "$code" "pylibmc $(grep -c '^PASS' "$WORK/sasl-pylibmc.out") checks passed; $(tail -n 1 "$WORK/sasl.out")"
 kill "$PID" 2>/dev/null
 wait "$PID" 2>/dev/null
 
@@ -329,8 +357,10 @@ say "python-memcached's and python-binary-memcached's own tests (their PyPI sour
 # client) and the Unix socket /tmp/memcached.sock. Their source releases
 # lack a few helpers: python-memcached's tests/utils.py (written here: one
 # stderr-capturing context manager) and python-binary-memcached's conftest.py
-# (only test_ipv6.py imports it: skipped, with its TLS and SASL tests,
-# features larder-server does not have).
+# (test_ipv6.py imports it: skipped, with its TLS tests, features
+# larder-server does not have; its SASL tests take the `memcached_sasl`
+# fixture from it, written here: the port, user and password of a
+# larder-server started with -S and a password file).
 code=1
 detail="could not fetch the sources"
 PYSRC="$WORK/pysrc"
@@ -362,11 +392,19 @@ if (cd "$PYSRC" && python3 -m pip download -q --disable-pip-version-check --no-d
             --ignore=test/test_ipv6.py --ignore=test/test_tls.py \
             --ignore=test/test_sasl_integration.py) >"$WORK/bmc.out" 2>&1
         c2=$?
-        grep -E 'FAILED|ERROR' "$WORK/pymc.out" "$WORK/bmc.out"
-        code=$(( c1 != 0 || c2 != 0 ))
-        detail="python-memcached $(tail -n 1 "$WORK/pymc.out" | tr -d '=' | xargs); python-binary-memcached $(tail -n 1 "$WORK/bmc.out" | tr -d '=' | xargs)"
-        kill "$P1" "$P2" "$P3" 2>/dev/null
-        wait "$P1" "$P2" "$P3" 2>/dev/null
+        printf 'user:pass\n' >"$WORK/sasl-pwdb"
+        start pysasl -S --sasl-pwdb "$WORK/sasl-pwdb"
+        P4=$PID
+        printf '%s\n' 'import os' '' 'import pytest' '' '' '@pytest.fixture' 'def memcached_sasl():' \
+            '    return int(os.environ["LARDER_SASL_PORT"]), "user", "pass"' >"$BM/test/conftest.py"
+        (cd "$BM" && LARDER_SASL_PORT=$PORT timeout 300 python3 -m pytest -q -p no:cacheprovider \
+            test/test_sasl_integration.py) >"$WORK/bmc-sasl.out" 2>&1
+        c3=$?
+        grep -E 'FAILED|ERROR' "$WORK/pymc.out" "$WORK/bmc.out" "$WORK/bmc-sasl.out"
+        code=$(( c1 != 0 || c2 != 0 || c3 != 0 ))
+        detail="python-memcached $(tail -n 1 "$WORK/pymc.out" | tr -d '=' | xargs); python-binary-memcached $(tail -n 1 "$WORK/bmc.out" | tr -d '=' | xargs), SASL $(tail -n 1 "$WORK/bmc-sasl.out" | tr -d '=' | xargs)"
+        kill "$P1" "$P2" "$P3" "$P4" 2>/dev/null
+        wait "$P1" "$P2" "$P3" "$P4" 2>/dev/null
         rm -f /tmp/memcached.sock
     else
         detail="127.0.0.1:11211, :5000 or /tmp/memcached.sock is taken: these suites use only those"

@@ -273,3 +273,55 @@ fn dash_d_exits_with_the_servers_error_when_it_cannot_listen() {
     );
     assert!(!stderr.contains("listening on"), "stderr: {stderr}");
 }
+
+#[test]
+fn dash_capital_s_needs_a_readable_password_file_in_memcacheds_format() {
+    let dir = std::env::temp_dir().join(format!("larder-cli-sasl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let bad = dir.join("bad");
+    std::fs::write(&bad, "alice:pw\nbob\n").expect("written");
+    let serve = |extra: &[&str], env: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["-p", "0", "-l", "127.0.0.1", "-S"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .env_remove("MEMCACHED_SASL_PWDB");
+        if let Some(path) = env {
+            command.env("MEMCACHED_SASL_PWDB", path);
+        }
+        let output = command.output().expect("the server binary runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // `--version` is read after the flags: a command line that passes them
+    // prints the version and exits 0 (the file is read only at start).
+    let version = serve(&["--version"], None);
+    let no_file = serve(&[], None);
+    let unreadable = serve(&["--sasl-pwdb", "/nonexistent/pwdb"], None);
+    let malformed = serve(&[], bad.to_str());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(version.0, Some(0), "{}", version.1);
+    assert_eq!(no_file.0, Some(2), "{}", no_file.1);
+    assert!(
+        no_file.1.contains("-S needs a password file"),
+        "{}",
+        no_file.1
+    );
+    assert_eq!(unreadable.0, Some(2), "{}", unreadable.1);
+    assert!(
+        unreadable
+            .1
+            .contains("cannot read the SASL password file /nonexistent/pwdb"),
+        "{}",
+        unreadable.1
+    );
+    assert_eq!(malformed.0, Some(2), "{}", malformed.1);
+    assert!(
+        malformed.1.contains("line 2: no ':' after the user name"),
+        "{}",
+        malformed.1
+    );
+}

@@ -18,7 +18,9 @@
 use std::borrow::Cow;
 
 use larder::memcached::binary::{self, Extras, Opcode, Request, Value};
-use larder::memcached::{Limits, Outcome, Session, Status, Store, StoreConfig};
+use larder::memcached::{
+    Credentials, Limits, Outcome, Protocols, Session, Status, Store, StoreConfig, StoreError,
+};
 use larder::Clock;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
@@ -609,6 +611,31 @@ fn cases() -> Vec<Case> {
             ],
             vec![error(0x00, 0x81, UNKNOWN)],
         ),
+        case(
+            "without SASL, the SASL commands are unknown and the connection goes on",
+            vec![
+                op(0x20),
+                packet(0x21, b"PLAIN", b"", b"\0user\0password", 0),
+                packet(0x22, b"PLAIN", b"", b"", 0),
+                noop(),
+            ],
+            vec![
+                error(0x20, 0x81, UNKNOWN),
+                error(0x21, 0x81, UNKNOWN),
+                error(0x22, 0x81, UNKNOWN),
+                ok(0x0a),
+            ],
+        ),
+        closing(
+            "SASL_LIST_MECHS with a body: invalid arguments, then close",
+            vec![packet(0x20, b"k", b"", b"", 0), noop()],
+            vec![error(0x20, 0x04, INVALID)],
+        ),
+        closing(
+            "SASL_AUTH without a mechanism: invalid arguments, then close",
+            vec![packet(0x21, b"", b"", b"x", 0), noop()],
+            vec![error(0x21, 0x04, INVALID)],
+        ),
         closing(
             "a binary connection stays binary: a bad magic byte closes silently",
             vec![noop(), {
@@ -916,7 +943,9 @@ impl Spec {
                 },
                 &self.value,
             ),
-            Opcode::Append | Opcode::Prepend => (&self.key, Extras::None, &self.value),
+            Opcode::Append | Opcode::Prepend | Opcode::SaslAuth | Opcode::SaslStep => {
+                (&self.key, Extras::None, &self.value)
+            }
             Opcode::Increment | Opcode::Decrement => (
                 &self.key,
                 Extras::Arithmetic {
@@ -1112,4 +1141,155 @@ mod live {
             check(&case, &reply, closed, "memcached");
         }
     }
+}
+
+// ---- SASL (memcached's -S) -----------------------------------------------------
+
+/// A binary-only store that lets `user` in with password `pass`.
+fn sasl_store() -> Store {
+    let (clock, _hand) = Clock::manual();
+    let mut users = Credentials::new();
+    users.insert("user", "pass");
+    Store::new(StoreConfig {
+        clock,
+        sasl: Some(users),
+        protocols: Protocols::Binary,
+        version: Cow::Borrowed("1.6.0-test"),
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+/// Sends `requests` on `session` of `store`; the responses read back and
+/// whether the store asked to close.
+fn exchange(store: &Store, session: &mut Session, requests: &[Vec<u8>]) -> (Vec<Raw>, bool) {
+    let mut out = Vec::new();
+    let input = requests.concat();
+    let progress = store.process(session, &input, &mut out);
+    let closed = progress.outcome != Outcome::Continue;
+    assert!(closed || progress.consumed == input.len());
+    let mut responses = Vec::new();
+    let mut rest = &out[..];
+    while let Some((raw, len)) = read_response(rest) {
+        responses.push(raw);
+        rest = &rest[len..];
+    }
+    assert!(rest.is_empty());
+    (responses, closed)
+}
+
+/// (opcode, status, value) of each response.
+fn statuses(responses: &[Raw]) -> Vec<(u8, u16, Vec<u8>)> {
+    responses
+        .iter()
+        .map(|(op, status, _, _, value, _, _)| (*op, *status, value.clone()))
+        .collect()
+}
+
+#[test]
+fn with_sasl_only_version_and_the_sasl_commands_are_answered_before_authentication() {
+    let store = sasl_store();
+    let (got, closed) = exchange(
+        &store,
+        &mut Session::new(),
+        &[op(0x0b), op(0x20), keyed(0x00, b"k"), op(0x0a)],
+    );
+    assert_eq!(
+        statuses(&got),
+        vec![
+            (0x0b, 0, b"1.6.0-test".to_vec()),
+            (0x20, 0, b"PLAIN".to_vec()),
+            (0x00, 0x20, b"Auth failure.".to_vec()),
+        ]
+    );
+    assert!(
+        closed,
+        "memcached closes after refusing an unauthenticated request"
+    );
+    // An unknown opcode, or a malformed request, is refused the same way.
+    for bad in [op(0x40), packet(0x00, b"", b"", b"", 0)] {
+        let (got, closed) = exchange(&store, &mut Session::new(), &[bad]);
+        assert_eq!(got[0].1, 0x20);
+        assert!(closed);
+    }
+}
+
+#[test]
+fn with_sasl_plain_lets_a_known_user_in_and_refuses_the_rest() {
+    let store = sasl_store();
+    let mut session = Session::new();
+    let (got, closed) = exchange(
+        &store,
+        &mut session,
+        &[
+            packet(0x21, b"PLAIN", b"", b"\0user\0wrong", 0),
+            packet(0x21, b"PLAIN", b"", b"\0nobody\0pass", 0),
+            packet(0x21, b"CRAM-MD5", b"", b"", 0),
+            packet(0x22, b"PLAIN", b"", b"\0user\0pass", 0),
+            packet(0x21, &[b'M'; 33], b"", b"", 0),
+            packet(0x21, b"PLAIN", b"", b"\0user\0pass", 0),
+            set(0x01, b"k", b"v", 0),
+            keyed(0x00, b"k"),
+        ],
+    );
+    assert!(!closed);
+    let refused = (0x21, 0x20, b"Auth failure.".to_vec());
+    assert_eq!(
+        statuses(&got),
+        vec![
+            refused.clone(),
+            refused.clone(),
+            refused,
+            (0x22, 0x20, b"Auth failure.".to_vec()),
+            (0x21, 0x04, b"Invalid arguments".to_vec()),
+            (0x21, 0, b"Authenticated".to_vec()),
+            (0x01, 0, Vec::new()),
+            (0x00, 0, b"v".to_vec()),
+        ]
+    );
+    // Counted as memcached counts them: every attempt but the one whose
+    // mechanism name is too long, refusals in `auth_errors`.
+    let (stats, _) = exchange(&store, &mut session, &[keyed(0x10, b"")]);
+    let stat = |name: &[u8]| {
+        stats
+            .iter()
+            .find(|r| r.3 == name)
+            .map(|r| String::from_utf8(r.4.clone()).unwrap())
+    };
+    assert_eq!(stat(b"auth_cmds").as_deref(), Some("5"));
+    assert_eq!(stat(b"auth_errors").as_deref(), Some("4"));
+    // Another connection starts unauthenticated.
+    let (got, closed) = exchange(&store, &mut Session::new(), &[keyed(0x00, b"k")]);
+    assert_eq!(got[0].1, 0x20);
+    assert!(closed);
+}
+
+#[test]
+fn sasl_is_refused_on_a_store_that_lets_text_connections_in() {
+    let (clock, _hand) = Clock::manual();
+    let config = StoreConfig {
+        clock,
+        sasl: Some(Credentials::new()),
+        ..StoreConfig::default()
+    };
+    assert_eq!(Store::new(config).unwrap_err(), StoreError::SaslNeedsBinary);
+}
+
+#[test]
+fn with_sasl_a_sasl_command_starts_authentication_over_and_a_connection_authenticates_once() {
+    let store = sasl_store();
+    let auth = packet(0x21, b"PLAIN", b"", b"\0user\0pass", 0);
+    // Listing the mechanisms again leaves the connection unauthenticated.
+    let (got, closed) = exchange(
+        &store,
+        &mut Session::new(),
+        &[auth.clone(), op(0x20), op(0x0a)],
+    );
+    assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 0, 0x20]);
+    assert!(closed);
+    // A second exchange fails, even with the right password, and so does
+    // the connection's authentication.
+    let (got, closed) = exchange(&store, &mut Session::new(), &[auth.clone(), auth, op(0x0a)]);
+    assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 0x20, 0x20]);
+    assert!(closed);
 }

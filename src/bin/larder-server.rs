@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use larder::memcached::{Protocols, StoreConfig, MAX_ITEM_SIZE};
+use larder::memcached::{Credentials, Protocols, StoreConfig, MAX_ITEM_SIZE};
 use larder::server::{
     ReplicationConfig, Server, ServerConfig, SnapshotConfig, UnixSocketConfig, VERSION,
 };
@@ -77,6 +77,12 @@ Unix domain socket)
                            store that needs more room gets 'SERVER_ERROR out of
                            memory storing object' (expired items still make
                            room)
+  -S, --enable-sasl        binary connections must authenticate (SASL PLAIN)
+                           before anything but VERSION is answered; implies -B
+                           binary. Users come from memcached's password file
+                           format (user:password per line) named by
+                           --sasl-pwdb FILE or MEMCACHED_SASL_PWDB. Replicas
+                           cannot sync from a server with -S
   -d, --daemon             run in the background: the command returns once the
                            server listens (status 0, after 'listening on'), or
                            with the server's error and status if it cannot
@@ -111,7 +117,8 @@ same command line:
                            lru_crawler metadump)
   -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
-  -e, -S, -Y, -Z          refused with the reason (memory files, SASL, TLS)
+  -e, -Y, -Z              refused with the reason (memory files, text
+                           authentication, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT' (with -s,
 'listening on unix:FILE').";
@@ -152,6 +159,12 @@ struct Options {
     daemonize: bool,
     /// Not `-M`: evict items to make room.
     evictions: bool,
+    /// `-S`: binary connections authenticate (SASL `PLAIN`).
+    sasl: bool,
+    /// `--sasl-pwdb`: the password file (else `MEMCACHED_SASL_PWDB`).
+    sasl_pwdb: Option<String>,
+    /// `-B` was given (`-S` refuses any but `binary`, as memcached does).
+    protocol_named: bool,
     reqs_per_event: Option<usize>,
     listen_backlog: u32,
     flush_enabled: bool,
@@ -190,6 +203,9 @@ impl Default for Options {
             pidfile: None,
             daemonize: false,
             evictions: true,
+            sasl: false,
+            sasl_pwdb: None,
+            protocol_named: false,
             reqs_per_event: None,
             listen_backlog: 1024,
             flush_enabled: true,
@@ -427,7 +443,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "-f" | "--slab-growth-factor" | "-n" | "--slab-min-size" | "-D" => {
                 value(&flag)?;
             }
-            "-B" | "--protocol" => match value(&flag)?.as_str() {
+            "-B" | "--protocol" => match value(&flag)
+                .inspect(|_| options.protocol_named = true)?
+                .as_str()
+            {
                 "ascii" => options.protocols = Protocols::Text,
                 "binary" => options.protocols = Protocols::Binary,
                 "auto" => options.protocols = Protocols::Auto,
@@ -457,8 +476,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "-e" | "--memory-file" => {
                 return Err(bad("-e: no memory file; --snapshot PATH restarts warm"))
             }
-            "-S" | "--enable-sasl" | "-Y" | "--auth-file" => {
-                return Err(bad(format!("{flag}: SASL is not supported")))
+            "-S" | "--enable-sasl" => options.sasl = true,
+            "--sasl-pwdb" => {
+                let path = value(&flag)?;
+                if path.is_empty() {
+                    return Err(bad(format!("{flag} needs a path")));
+                }
+                options.sasl_pwdb = Some(path);
+            }
+            "-Y" | "--auth-file" => {
+                return Err(bad(format!(
+                    "{flag}: the text protocol's authentication is not supported (-S gives \
+                     the binary protocol's SASL)"
+                )))
             }
             "-Z" | "--enable-ssl" => return Err(bad("-Z: TLS is not supported")),
             v if v.len() > 1 && v.starts_with('-') && v[1..].bytes().all(|b| b == b'v') => {
@@ -468,6 +498,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             other if other.starts_with('-') => return Err(bad(format!("unknown flag {other}"))),
             other => return Err(bad(format!("unexpected argument {other:?}"))),
         }
+    }
+    if options.sasl {
+        // memcached's -S implies -B binary, and refuses a text protocol
+        // asked for by name.
+        if options.protocol_named && options.protocols != Protocols::Binary {
+            return Err(bad(
+                "-S: SASL needs the binary protocol alone (give -B binary, or no -B)",
+            ));
+        }
+        options.protocols = Protocols::Binary;
+    } else if options.sasl_pwdb.is_some() {
+        return Err(bad("--sasl-pwdb needs -S"));
     }
     if options.replica_of.is_none() && options.promote_after_secs > 0 {
         return Err(bad("--promote-after needs --replica-of HOST:PORT"));
@@ -752,6 +794,17 @@ fn main() -> ExitCode {
             }
         }
     }
+    let sasl = match options
+        .sasl
+        .then(|| sasl_users(options.sasl_pwdb.as_deref()))
+    {
+        None => None,
+        Some(Ok(users)) => Some(users),
+        Some(Err(e)) => {
+            eprintln!("larder-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let listen = match listen_addr(&options.listen, options.port) {
         Ok(addr) => addr,
         Err(e) => {
@@ -813,6 +866,7 @@ fn main() -> ExitCode {
             lru_crawler: options.lru_crawler,
             page_mover: options.page_mover,
             evictions: options.evictions,
+            sasl,
             dump_enabled: options.dump_enabled,
             version: VERSION.into(),
             ..StoreConfig::default()
@@ -903,6 +957,27 @@ fn main() -> ExitCode {
         }
         code
     })
+}
+
+/// `-S`'s users: the password file `--sasl-pwdb` names, else
+/// `MEMCACHED_SASL_PWDB` (memcached's variable for the same file).
+fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
+    let env = std::env::var("MEMCACHED_SASL_PWDB").ok();
+    let Some(path) = flag.map(str::to_owned).or(env).filter(|p| !p.is_empty()) else {
+        return Err(
+            "-S needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB=FILE \
+                    (memcached's format, user:password per line; Cyrus SASL's sasldb is \
+                    not read)"
+                .into(),
+        );
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the SASL password file {path}: {e}"))?;
+    let users = Credentials::parse(&text).map_err(|e| format!("SASL password file {path}: {e}"))?;
+    if users.is_empty() {
+        eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
+    }
+    Ok(users)
 }
 
 #[cfg(test)]
@@ -1038,6 +1113,10 @@ mod tests {
         assert!(serve(&[]).evictions && !serve(&["-M"]).evictions);
         assert!(!serve(&["--disable-evictions"]).evictions);
         assert!(serve(&["-d"]).daemonize);
+        let sasl = serve(&["-S", "-B", "binary", "--sasl-pwdb", "/etc/pw"]);
+        assert!(sasl.sasl && sasl.protocols == Protocols::Binary);
+        assert_eq!(sasl.sasl_pwdb.as_deref(), Some("/etc/pw"));
+        assert_eq!(serve(&["--enable-sasl"]).protocols, Protocols::Binary);
         assert_eq!(serve(&["-o", "relaxed_privileges"]), serve(&[]));
         for (args, says) in [
             (&["-R", "0"][..], "at least 1"),
@@ -1049,7 +1128,10 @@ mod tests {
             (&["-a", "1777"], "not an octal permission mask"),
             (&["-a", "rw"], "not an octal permission mask"),
             (&["-e", "/dev/shm/mc"], "--snapshot"),
-            (&["-S"], "SASL"),
+            (&["-S", "-B", "ascii"], "binary protocol alone"),
+            (&["-S", "-B", "auto"], "binary protocol alone"),
+            (&["--sasl-pwdb", "/p"], "needs -S"),
+            (&["-Y", "/auth"], "not supported"),
             (&["-Z"], "TLS"),
             (&["-o", "ext_path=/ssd/file:64G"], "extstore"),
             (&["-o", "bogus"], "unknown option"),

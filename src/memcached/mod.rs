@@ -50,7 +50,7 @@ pub use codec::{
     SetMode, Status, StoreCommand, Tokens, TokensIter, TooLarge,
 };
 pub use store::{
-    Item, Outcome, Output, PageMoves, Progress, Protocols, Restored, ServerStats, Session,
-    SnapshotStatus, StatWriter, Store, StoreConfig, StoreError, ITEM_OVERHEAD, MAX_ITEM_SIZE,
-    MEMCACHED_ITEM_HEADER,
+    Credentials, CredentialsError, Item, Outcome, Output, PageMoves, Progress, Protocols, Restored,
+    ServerStats, Session, SnapshotStatus, StatWriter, Store, StoreConfig, StoreError,
+    ITEM_OVERHEAD, MAX_ITEM_SIZE, MEMCACHED_ITEM_HEADER,
 };

@@ -119,3 +119,22 @@ class DiffPeer:
         """Drops what the peer learned (after both servers were flushed)."""
         self.last_cas.clear()
         self.cas_names.clear()
+
+
+FAILED = []
+
+
+def check(what, got, want):
+    """Prints `PASS what`, or `FAIL what` with both values, and remembers a
+    failure for `exit_if_failed`."""
+    ok = got == want
+    print("%s %s" % ("PASS" if ok else "FAIL", what) + ("" if ok else ": got %r, want %r" % (got, want)))
+    if not ok:
+        FAILED.append(what)
+
+
+def exit_if_failed():
+    """Exits 1, naming them, if any `check` failed."""
+    if FAILED:
+        print("%d check(s) failed: %s" % (len(FAILED), ", ".join(FAILED)))
+        raise SystemExit(1)

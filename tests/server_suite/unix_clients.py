@@ -11,16 +11,8 @@ non-zero if any failed.
 """
 
 import argparse
-import sys
 
-FAILED = []
-
-
-def check(what, got, want):
-    ok = got == want
-    print("%s %s" % ("PASS" if ok else "FAIL", what) + ("" if ok else ": got %r, want %r" % (got, want)))
-    if not ok:
-        FAILED.append(what)
+from common import check, exit_if_failed
 
 
 def pymemcache_checks(path):
@@ -79,9 +71,7 @@ def main():
         pylibmc_checks(args.socket)
     else:
         pymemcache_checks(args.socket)
-    if FAILED:
-        print("%d check(s) failed: %s" % (len(FAILED), ", ".join(FAILED)))
-        sys.exit(1)
+    exit_if_failed()
 
 
 if __name__ == "__main__":

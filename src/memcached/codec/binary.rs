@@ -20,10 +20,11 @@
 //! binary (memcached's rule); [`Store::process`](crate::memcached::Store::process)
 //! applies it.
 //!
-//! The SASL commands are not implemented (they are unknown commands, as in
-//! a memcached built without SASL), nor are the "range" and vbucket
-//! commands memcached never answered. `VERBOSITY` is an unknown command, as
-//! memcached 1.6 answers it.
+//! The SASL commands (`SASL_LIST_MECHS`, `SASL_AUTH`, `SASL_STEP`) parse
+//! with memcached's length rules; a store without SASL answers them
+//! `Unknown command`, as a memcached started without `-S` does. The "range"
+//! and vbucket commands memcached never answered are unknown. `VERBOSITY` is
+//! an unknown command, as memcached 1.6 answers it.
 //!
 //! ```
 //! use larder::memcached::binary::{self, Extras, Opcode, Request, Value};
@@ -61,7 +62,7 @@ pub const HEADER_LEN: usize = 24;
 /// "do not create a missing counter".
 pub const NO_AUTOVIVIFY: u32 = 0xffff_ffff;
 
-/// The binary commands larder answers (memcached 1.6's set, minus SASL).
+/// The binary commands larder answers (memcached 1.6's set).
 ///
 /// ```
 /// use larder::memcached::binary::Opcode;
@@ -135,6 +136,13 @@ pub enum Opcode {
     Gat = 0x1d,
     /// `0x1e` GATQ.
     GatQ = 0x1e,
+    /// `0x20` SASL_LIST_MECHS: the mechanisms a SASL server offers.
+    SaslListMechs = 0x20,
+    /// `0x21` SASL_AUTH: the key names the mechanism, the value carries its
+    /// first message (for `PLAIN`, `authzid NUL user NUL password`).
+    SaslAuth = 0x21,
+    /// `0x22` SASL_STEP: the next message of a mechanism with several.
+    SaslStep = 0x22,
     /// `0x23` GATK.
     GatK = 0x23,
     /// `0x24` GATKQ.
@@ -142,7 +150,7 @@ pub enum Opcode {
 }
 
 /// Every opcode with its wire byte, in wire order.
-const OPCODES: [(u8, Opcode); 32] = [
+const OPCODES: [(u8, Opcode); 35] = [
     (0x00, Opcode::Get),
     (0x01, Opcode::Set),
     (0x02, Opcode::Add),
@@ -173,6 +181,9 @@ const OPCODES: [(u8, Opcode); 32] = [
     (0x1c, Opcode::Touch),
     (0x1d, Opcode::Gat),
     (0x1e, Opcode::GatQ),
+    (0x20, Opcode::SaslListMechs),
+    (0x21, Opcode::SaslAuth),
+    (0x22, Opcode::SaslStep),
     (0x23, Opcode::GatK),
     (0x24, Opcode::GatKQ),
 ];
@@ -250,7 +261,10 @@ impl Opcode {
         match self.base() {
             Opcode::Get | Opcode::GetK | Opcode::Delete => Layout::Key,
             Opcode::Set | Opcode::Add | Opcode::Replace => Layout::Store,
-            Opcode::Append | Opcode::Prepend => Layout::Concat,
+            // A mechanism name and its message: as memcached checks them.
+            Opcode::Append | Opcode::Prepend | Opcode::SaslAuth | Opcode::SaslStep => {
+                Layout::Concat
+            }
             Opcode::Increment | Opcode::Decrement => Layout::Arithmetic,
             Opcode::Touch | Opcode::Gat | Opcode::GatK => Layout::Touch,
             Opcode::Flush => Layout::Flush,
@@ -512,6 +526,8 @@ impl StatusCode {
     /// `0x0020`: authentication failed; memcached also answers it to a
     /// `FLUSH` when flushing is turned off (`-F`), as larder does.
     pub const AUTH_ERROR: StatusCode = StatusCode(0x0020);
+    /// `0x0021`: a SASL mechanism needs another step (`SASL_STEP`).
+    pub const AUTH_CONTINUE: StatusCode = StatusCode(0x0021);
     /// `0x0081`: unknown opcode.
     pub const UNKNOWN_COMMAND: StatusCode = StatusCode(0x0081);
     /// `0x0082`: the item could not be stored for lack of memory.
@@ -720,6 +736,16 @@ impl Error {
             ErrorKind::BadMagic => None,
             _ => Some(Response::error(self.opcode, self.opaque, self.status())),
         }
+    }
+
+    /// The refused request's opcode byte.
+    pub const fn opcode(&self) -> u8 {
+        self.opcode
+    }
+
+    /// The refused request's opaque (0 for [`ErrorKind::BadMagic`]).
+    pub const fn opaque(&self) -> u32 {
+        self.opaque
     }
 
     /// Whether the connection must close after the reply.
@@ -966,7 +992,7 @@ mod tests {
             assert_eq!(op.as_u8(), byte);
             assert_eq!(Opcode::from_u8(byte), Some(op));
         }
-        assert_eq!(Opcode::all().count(), 32);
+        assert_eq!(Opcode::all().count(), 35);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! an unknown opcode's body is always skipped and the connection goes on
 //! (memcached sometimes stops answering after a small one).
 
+use super::auth::{self, Credentials};
 use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::ItemRef;
@@ -34,7 +35,8 @@ use super::time::Expiry;
 use super::{Lookup, Outcome, Store};
 use crate::cache::KeyedOp;
 use crate::memcached::binary::{
-    self, write_header, Extras, Opcode, Request, Response, StatusCode, Value, NO_AUTOVIVIFY,
+    self, write_header, ErrorKind, Extras, Opcode, Request, Response, StatusCode, Value,
+    NO_AUTOVIVIFY,
 };
 use crate::memcached::{ArithmeticOp, Status, Tokens};
 
@@ -458,7 +460,10 @@ impl Store {
             handled += 1;
             match binary::parse(rest, &self.limits) {
                 Ok(Status::Complete(request, used)) => {
-                    let outcome = self.run_binary(&request, out);
+                    let outcome = match &self.sasl {
+                        Some(users) => self.run_authenticated(users, session, &request, out),
+                        None => self.run_binary(&request, out),
+                    };
                     pos += used;
                     let skip = request.swallow().min(input.len() - pos);
                     pos += skip;
@@ -469,6 +474,17 @@ impl Store {
                 }
                 Ok(Status::Partial) => break Outcome::Continue,
                 Err(error) => {
+                    // memcached checks a header's lengths, then whether the
+                    // connection has authenticated, then the rest.
+                    if self.sasl.is_some()
+                        && !session.authenticated
+                        && !matches!(error.kind(), ErrorKind::BadMagic | ErrorKind::BadBodyLength)
+                    {
+                        Response::error(error.opcode(), error.opaque(), StatusCode::AUTH_ERROR)
+                            .write_to(out.lines());
+                        pos = input.len();
+                        break Outcome::Close;
+                    }
                     if let Some(response) = error.response() {
                         response.write_to(out.lines());
                     }
@@ -485,6 +501,65 @@ impl Store {
         Progress {
             consumed: pos,
             outcome,
+        }
+    }
+}
+
+impl Store {
+    /// A request on a connection of a store with SASL turned on: the SASL
+    /// commands authenticate it, `VERSION` is always answered, and anything
+    /// else before authentication is `Auth failure.` and closes the
+    /// connection, as in memcached.
+    fn run_authenticated<S: Sink>(
+        &self,
+        users: &Credentials,
+        session: &mut Session,
+        request: &Request<'_>,
+        out: &mut S,
+    ) -> Outcome {
+        let reply = Reply {
+            opcode: request.opcode.as_u8(),
+            opaque: request.opaque,
+        };
+        match request.opcode {
+            // As in memcached, every SASL command starts the connection's
+            // authentication over: until it succeeds again, the connection
+            // is not authenticated.
+            Opcode::SaslListMechs => {
+                session.authenticated = false;
+                reply.ok(0, auth::MECHANISMS, out.lines());
+                Outcome::Continue
+            }
+            Opcode::SaslAuth | Opcode::SaslStep => {
+                if request.key.len() > auth::MAX_MECH_LEN {
+                    reply.error(StatusCode::INVALID_ARGUMENTS, out.lines());
+                    return Outcome::Continue;
+                }
+                session.authenticated = false;
+                self.counters.bump(Counter::AuthCmds);
+                // `PLAIN` takes one message: a step has nothing to continue.
+                // A connection authenticates once (memcached's SASL library
+                // refuses to start a second exchange on it).
+                let accepted = request.opcode == Opcode::SaslAuth
+                    && !session.sasl_done
+                    && request.key == auth::MECHANISMS
+                    && matches!(request.value, Value::Data(message) if users.check_plain(message));
+                if accepted {
+                    session.sasl_done = true;
+                    session.authenticated = true;
+                    reply.ok(0, b"Authenticated", out.lines());
+                } else {
+                    self.counters.bump(Counter::AuthErrors);
+                    reply.error(StatusCode::AUTH_ERROR, out.lines());
+                }
+                Outcome::Continue
+            }
+            Opcode::Version => self.run_binary(request, out),
+            _ if session.authenticated => self.run_binary(request, out),
+            _ => {
+                reply.error(StatusCode::AUTH_ERROR, out.lines());
+                Outcome::Close
+            }
         }
     }
 }

@@ -35,6 +35,11 @@ pub(crate) enum Counter {
     TouchMisses,
     StoreTooLarge,
     StoreNoMemory,
+    /// SASL authentications tried (`SASL_AUTH`/`SASL_STEP`), memcached's
+    /// `auth_cmds`.
+    AuthCmds,
+    /// SASL authentications refused, memcached's `auth_errors`.
+    AuthErrors,
     TotalItems,
     Evictions,
     EvictedUnfetched,

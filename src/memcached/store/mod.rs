@@ -70,6 +70,7 @@
 //!   them through [`ServerStats`].
 
 mod admin;
+mod auth;
 mod binary;
 mod counters;
 mod detail;
@@ -95,6 +96,7 @@ use crate::memcached::{Limits, Request};
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64};
 use crate::{Cache, Clock, Occupied, Policy, RemovalCause};
 
+pub use auth::{Credentials, CredentialsError};
 use counters::{Counter, Counters};
 use item::{Block, Head, ItemRef, Meta};
 pub use item::{Item, ITEM_OVERHEAD};
@@ -183,6 +185,16 @@ pub struct StoreConfig {
     /// start (memcached's LRU crawler; see [`Store::crawler_enabled`]).
     /// Default `true`, as in memcached.
     pub lru_crawler: bool,
+    /// SASL authentication for binary connections (memcached's `-S`):
+    /// `None` (the default) answers the SASL commands `Unknown command` and
+    /// lets every connection in; with [`Credentials`], a binary connection
+    /// must authenticate with `PLAIN` before any request but `VERSION` is
+    /// answered (see [`Credentials`] for the exchange). Text and meta have
+    /// no authentication, so [`Store::new`] refuses SASL unless
+    /// [`protocols`](Self::protocols) is [`Protocols::Binary`]
+    /// ([`StoreError::SaslNeedsBinary`]), as memcached's `-S` refuses the
+    /// ASCII protocol.
+    pub sasl: Option<Credentials>,
     /// Whether live items are evicted to make room. Default `true`; `false`
     /// is memcached's `-M`: once the items fill `memory_limit`, a store
     /// that needs more room is refused with `SERVER_ERROR out of memory
@@ -255,6 +267,7 @@ impl Default for StoreConfig {
             protocols: Protocols::Auto,
             dump_enabled: true,
             lru_crawler: true,
+            sasl: None,
             evictions: true,
             page_mover: true,
             version: Cow::Borrowed(super::MEMCACHED_VERSION),
@@ -280,6 +293,8 @@ impl fmt::Debug for StoreConfig {
             .field("protocols", &self.protocols)
             .field("dump_enabled", &self.dump_enabled)
             .field("lru_crawler", &self.lru_crawler)
+            .field("sasl", &self.sasl)
+            .field("evictions", &self.evictions)
             .field("version", &self.version)
             .field("limits", &self.limits)
             .field("server_stats", &self.server_stats.is_some())
@@ -297,6 +312,10 @@ pub enum StoreError {
     InvalidItemSize(usize),
     /// `shards` is not a power of two from 1 to [`MAX_SHARDS`](crate::MAX_SHARDS).
     InvalidShardCount(usize),
+    /// [`StoreConfig::sasl`] is set but [`StoreConfig::protocols`] lets
+    /// text connections in, which would not authenticate (memcached's
+    /// "You cannot allow the ASCII protocol while using SASL").
+    SaslNeedsBinary,
 }
 
 impl fmt::Display for StoreError {
@@ -309,6 +328,10 @@ impl fmt::Display for StoreError {
             StoreError::InvalidShardCount(n) => {
                 write!(f, "shard count {n} is not a power of two in range")
             }
+            StoreError::SaslNeedsBinary => f.write_str(
+                "SASL authentication needs the binary protocol only (text connections \
+                 cannot authenticate)",
+            ),
         }
     }
 }
@@ -399,6 +422,8 @@ pub struct Store {
     count_item_header: bool,
     /// Not [`StoreConfig::evictions`]: writers ask for room first.
     keep_live: bool,
+    /// [`StoreConfig::sasl`].
+    sasl: Option<Credentials>,
     /// Heaviest item a shard can hold (its share of `memory_limit`).
     max_weight: AtomicU64,
     memory_limit: AtomicU64,
@@ -473,6 +498,9 @@ impl Store {
         if config.max_item_size == 0 || config.max_item_size > MAX_ITEM_SIZE {
             return Err(StoreError::InvalidItemSize(config.max_item_size));
         }
+        if config.sasl.is_some() && config.protocols != Protocols::Binary {
+            return Err(StoreError::SaslNeedsBinary);
+        }
         let shards = match config.shards {
             Some(n) if n == 0 || n > crate::MAX_SHARDS || !n.is_power_of_two() => {
                 return Err(StoreError::InvalidShardCount(n));
@@ -532,6 +560,7 @@ impl Store {
             limits,
             count_item_header: config.count_item_header,
             keep_live: !config.evictions,
+            sasl: config.sasl.clone(),
             max_weight: AtomicU64::new(max_weight),
             memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,

@@ -39,6 +39,12 @@ pub struct Session {
     request_limit: Option<usize>,
     /// A metadump paused by the output limit, at the head of the input.
     dump: Option<DumpCursor>,
+    /// The connection has authenticated (SASL; see
+    /// [`StoreConfig::sasl`](super::StoreConfig::sasl)).
+    pub(super) authenticated: bool,
+    /// The connection has completed a SASL exchange (it may not start
+    /// another).
+    pub(super) sasl_done: bool,
 }
 
 /// What a long get line's later pieces need from its start.

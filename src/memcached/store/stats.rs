@@ -109,7 +109,7 @@ impl<'a> StatWriter<'a> {
 }
 
 /// The counters `stats` reports, in memcached's order.
-const COMMAND_COUNTERS: [(&str, Counter); 22] = [
+const COMMAND_COUNTERS: [(&str, Counter); 24] = [
     ("cmd_get", Counter::CmdGet),
     ("cmd_set", Counter::CmdSet),
     ("cmd_flush", Counter::CmdFlush),
@@ -132,6 +132,8 @@ const COMMAND_COUNTERS: [(&str, Counter); 22] = [
     ("touch_misses", Counter::TouchMisses),
     ("store_too_large", Counter::StoreTooLarge),
     ("store_no_memory", Counter::StoreNoMemory),
+    ("auth_cmds", Counter::AuthCmds),
+    ("auth_errors", Counter::AuthErrors),
 ];
 
 impl Store {
@@ -351,7 +353,10 @@ impl Store {
         );
         w.text("binding_protocol", self.protocols.name());
         w.text("dump_enabled", if self.dump_enabled { "yes" } else { "no" });
-        w.text("auth_enabled_sasl", "no");
+        w.text(
+            "auth_enabled_sasl",
+            if self.sasl.is_some() { "yes" } else { "no" },
+        );
         w.text("auth_enabled_ascii", "no");
         match self.server_stats.as_ref().and_then(|s| s.domain_socket()) {
             Some((path, mode)) => {

@@ -1,0 +1,202 @@
+//! SASL authentication for binary connections (memcached's `-S`), with the
+//! `PLAIN` mechanism and a password list in memcached's "pwdb" format.
+//!
+//! A store given [`Credentials`] ([`StoreConfig::sasl`](super::StoreConfig::sasl))
+//! answers a binary connection's requests only once it has authenticated,
+//! as memcached does: before that, every request but `SASL_LIST_MECHS`,
+//! `SASL_AUTH`, `SASL_STEP` and `VERSION` is answered `Auth failure.`
+//! (status `0x0020`) and the connection is closed. `SASL_LIST_MECHS`
+//! answers `PLAIN`; a `SASL_AUTH` of `PLAIN` whose user and password match
+//! answers `Authenticated`, and any other is `Auth failure.` (counted in
+//! `auth_errors`; both in `auth_cmds`). As in memcached, every SASL command
+//! starts the connection's authentication over (it is unauthenticated until
+//! an exchange succeeds), and a connection completes one exchange only: a
+//! second `SASL_AUTH` on it fails. memcached takes its mechanisms from
+//! Cyrus SASL; larder offers `PLAIN` only, which is what memcached clients
+//! use (libmemcached and pylibmc pick it from the list, Dalli and
+//! python-binary-memcached send it).
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// The longest mechanism name memcached accepts (`MAX_SASL_MECH_LEN`).
+pub(super) const MAX_MECH_LEN: usize = 32;
+
+/// The mechanisms offered, as `SASL_LIST_MECHS` lists them.
+pub(super) const MECHANISMS: &[u8] = b"PLAIN";
+
+/// The users who may authenticate, with their passwords.
+///
+/// Read from memcached's password file format ([`Credentials::parse`]: one
+/// `user:password` per line), or built in code with
+/// [`Credentials::insert`]. `Debug` shows the user names, never the
+/// passwords.
+///
+/// ```
+/// use larder::memcached::Credentials;
+///
+/// let users = Credentials::parse("alice:s3cret\nbob:hunter2:more-fields\n")?;
+/// assert_eq!(users.len(), 2);
+/// assert!(users.check(b"bob", b"hunter2"));
+/// assert!(!users.check(b"alice", b"wrong"));
+/// assert!(!format!("{users:?}").contains("s3cret"));
+/// # Ok::<(), larder::memcached::CredentialsError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    users: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// A password file line [`Credentials::parse`] cannot read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialsError {
+    /// The line's number, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for CredentialsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for CredentialsError {}
+
+impl Credentials {
+    /// No users (nobody can authenticate).
+    pub fn new() -> Self {
+        Credentials::default()
+    }
+
+    /// Reads memcached's password file format (its `MEMCACHED_SASL_PWDB`):
+    /// one `user:password` per line; a further `:` ends the password (the
+    /// rest of the line is ignored, as memcached ignores it); `\r\n` line
+    /// ends are accepted. Blank lines and lines starting with `#` are
+    /// skipped. A later line for the same user replaces an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// A line without a `:`, or with an empty user name.
+    pub fn parse(text: &str) -> Result<Self, CredentialsError> {
+        let mut users = Credentials::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let error = |reason| CredentialsError {
+                line: n + 1,
+                reason,
+            };
+            let (user, rest) = line
+                .split_once(':')
+                .ok_or(error("no ':' after the user name"))?;
+            if user.is_empty() {
+                return Err(error("an empty user name"));
+            }
+            let password = rest.split(':').next().unwrap_or("");
+            users.insert(user, password);
+        }
+        Ok(users)
+    }
+
+    /// Adds a user (or changes a user's password).
+    pub fn insert(&mut self, user: impl AsRef<[u8]>, password: impl AsRef<[u8]>) {
+        self.users
+            .insert(user.as_ref().to_vec(), password.as_ref().to_vec());
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Whether `user` exists and has this password. The password is
+    /// compared in time that does not depend on where it first differs.
+    pub fn check(&self, user: &[u8], password: &[u8]) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|known| same_bytes(known, password))
+    }
+
+    /// Checks a `PLAIN` message (RFC 4616): `authzid NUL authcid NUL
+    /// password`. An authorization identity, if given, must be the user's
+    /// own (there are no proxy rights).
+    pub(super) fn check_plain(&self, message: &[u8]) -> bool {
+        let mut parts = message.splitn(3, |&b| b == 0);
+        let (Some(authzid), Some(user), Some(password)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        (authzid.is_empty() || authzid == user) && self.check(user, password)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<_> = self
+            .users
+            .keys()
+            .map(|u| String::from_utf8_lossy(u))
+            .collect();
+        names.sort();
+        f.debug_struct("Credentials")
+            .field("users", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Byte equality that reads every byte of `b` whatever the contents (the
+/// lengths are not hidden).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(all(test, not(larder_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memcacheds_pwdb_lines_are_read_as_memcached_reads_them() {
+        let users =
+            Credentials::parse("# users\r\nalice:pw\r\n\nbob:pw2:ignored\ncarol:\nalice:new\n")
+                .unwrap();
+        assert_eq!(users.len(), 3);
+        assert!(users.check(b"alice", b"new") && !users.check(b"alice", b"pw"));
+        assert!(users.check(b"bob", b"pw2"));
+        assert!(users.check(b"carol", b""));
+        assert!(!users.check(b"dave", b""));
+        assert_eq!(
+            Credentials::parse("ok:1\nnocolon\n").unwrap_err(),
+            CredentialsError {
+                line: 2,
+                reason: "no ':' after the user name"
+            }
+        );
+        assert_eq!(Credentials::parse(":pw").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn plain_messages_name_the_user_and_may_repeat_it_as_authzid() {
+        let mut users = Credentials::new();
+        users.insert("u", "p");
+        assert!(users.check_plain(b"\0u\0p"));
+        assert!(users.check_plain(b"u\0u\0p"));
+        assert!(!users.check_plain(b"admin\0u\0p"));
+        assert!(!users.check_plain(b"\0u\0q"));
+        assert!(!users.check_plain(b"\0u\0p\0"));
+        assert!(!users.check_plain(b"\0u"));
+        assert!(!users.check_plain(b""));
+    }
+}
