@@ -63,7 +63,6 @@ chmod +x "$SRC/memcached-debug" "$SRC/timedrun"
 # --- what is left out, and the known differences ----------------------------
 declare -A SKIP=(
     [64bit]="fakes memcached-debug's allocation total (T_MEMD_INITIAL_MALLOC) and reads slab figures"
-    [ascii-auth]="needs -Y (no authentication)"
     [binary-sasl]="takes its users from a Cyrus sasldb (larder's -S reads memcached's password-file format; tests/server_suite/differential_sasl.py compares the exchanges with memcached's)"
     [binary-extstore]="needs extstore"
     [chunked-extstore]="needs extstore"

@@ -275,7 +275,7 @@ fn dash_d_exits_with_the_servers_error_when_it_cannot_listen() {
 }
 
 #[test]
-fn dash_capital_s_needs_a_readable_password_file_in_memcacheds_format() {
+fn dash_capital_s_and_dash_capital_y_need_readable_user_files() {
     let dir = std::env::temp_dir().join(format!("larder-cli-sasl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let bad = dir.join("bad");
@@ -317,6 +317,17 @@ fn dash_capital_s_needs_a_readable_password_file_in_memcacheds_format() {
             .contains("cannot read the SASL password file /nonexistent/pwdb"),
         "{}",
         unreadable.1
+    );
+    let ascii = Command::new(BIN)
+        .args(["-p", "0", "-l", "127.0.0.1", "-Y", "/nonexistent/authfile"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the server binary runs");
+    let ascii_stderr = String::from_utf8_lossy(&ascii.stderr);
+    assert_eq!(ascii.status.code(), Some(2), "{ascii_stderr}");
+    assert!(
+        ascii_stderr.contains("cannot read the authentication file /nonexistent/authfile"),
+        "{ascii_stderr}"
     );
     assert_eq!(malformed.0, Some(2), "{}", malformed.1);
     assert!(

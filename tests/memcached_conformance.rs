@@ -2301,3 +2301,114 @@ fn an_immediate_flush_all_takes_a_cas_value() {
         "STORED\r\nOK\r\nSTORED\r\nOK\r\nSTORED\r\nVALUE b 0 1 3\r\nx\r\nVALUE c 0 1 4\r\nx\r\nEND\r\n"
     );
 }
+
+/// A text-only store with memcached's ASCII authentication (`-Y`): users
+/// `foo` (`bar`) and `baaaz` (`quux`), as memcached's `t/authfile`.
+fn ascii_auth_store() -> Store {
+    let (clock, _) = Clock::manual();
+    let users = larder::memcached::Credentials::parse_authfile("foo:bar\nbaaaz:quux\n")
+        .expect("valid")
+        .with_source("/etc/memcached/auth");
+    Store::new(StoreConfig {
+        clock,
+        ascii_auth: Some(users),
+        protocols: larder::memcached::Protocols::Text,
+        ..StoreConfig::default()
+    })
+    .expect("valid config")
+}
+
+/// Each step on one connection, answered before the next is sent (as
+/// memcached's `t/ascii-auth.t` converses); checked against memcached
+/// 1.6.18 started with `-Y`.
+#[test]
+fn ascii_authentication_lets_a_connection_in_once_a_set_carries_a_known_user() {
+    let store = ascii_auth_store();
+    let mut session = Session::new();
+    let mut step = |input: &[u8]| {
+        let mut out = Vec::new();
+        let progress = store.process(&mut session, input, &mut out);
+        assert_eq!(progress.consumed, input.len(), "{}", show(input));
+        assert_eq!(progress.outcome, larder::memcached::Outcome::Continue);
+        show(&out)
+    };
+    assert_eq!(step(b"get foo\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+    assert_eq!(step(b"mg foo v\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+    assert_eq!(step(b"set foo 0 0\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+    assert_eq!(
+        step(b"set foo 0 0 7\r\nfoo bab\r\n"),
+        "CLIENT_ERROR authentication failure\r\n"
+    );
+    assert_eq!(
+        step(b"set foo 0 0 3\r\nfoo\r\n"),
+        "CLIENT_ERROR bad authentication token format\r\n"
+    );
+    // The data may arrive in pieces: the line is taken, the data waits
+    // (the connection keeps it) until whole.
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, b"set foo 0 0 7\r\nfoo", &mut out);
+    assert_eq!((progress.consumed, out.len()), (15, 0));
+    let mut step = |input: &[u8]| {
+        let mut out = Vec::new();
+        let progress = store.process(&mut session, input, &mut out);
+        assert_eq!(progress.consumed, input.len(), "{}", show(input));
+        show(&out)
+    };
+    assert_eq!(
+        step(b"foo bar\r\nset toast 0 0 2\r\nhi\r\nget toast\r\n"),
+        "STORED\r\nSTORED\r\nVALUE toast 0 2\r\nhi\r\nEND\r\n"
+    );
+    let settings = step(b"stats settings\r\n");
+    assert!(
+        settings.contains("STAT auth_enabled_ascii /etc/memcached/auth\r\n"),
+        "{settings}"
+    );
+    // Counted as memcached counts them (the malformed token is not).
+    let stats = step(b"stats\r\n");
+    assert!(
+        stats.contains("STAT auth_cmds 2\r\nSTAT auth_errors 1\r\n"),
+        "{stats}"
+    );
+    // Each connection authenticates for itself.
+    assert_eq!(
+        show(&send(&store, b"get toast\r\n")),
+        "CLIENT_ERROR unauthenticated\r\n"
+    );
+    assert_eq!(
+        show(&send(
+            &store,
+            b"set foo 0 0 10\r\nbaaaz quux\r\nget toast\r\n"
+        )),
+        "STORED\r\nVALUE toast 0 2\r\nhi\r\nEND\r\n"
+    );
+}
+
+#[test]
+fn ascii_authentication_refuses_junk_without_buffering_it() {
+    let store = ascii_auth_store();
+    // A line of over 2 KiB without a newline closes the connection.
+    let mut out = Vec::new();
+    let progress = store.process(&mut Session::new(), &[b'x'; 3000], &mut out);
+    assert_eq!(progress.outcome, larder::memcached::Outcome::Close);
+    // A declared token too long for any user is refused at once, and its
+    // data skipped as it arrives.
+    let mut session = Session::new();
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, b"set k 0 0 4000000000\r\n", &mut out);
+    assert_eq!(show(&out), "CLIENT_ERROR authentication failure\r\n");
+    assert_eq!(progress.consumed, 22);
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, &[b'y'; 4096], &mut out);
+    assert_eq!((progress.consumed, out.len()), (4096, 0));
+    // A store with ASCII authentication speaks text only.
+    let (clock, _) = Clock::manual();
+    let both = StoreConfig {
+        clock,
+        ascii_auth: Some(larder::memcached::Credentials::new()),
+        ..StoreConfig::default()
+    };
+    assert_eq!(
+        Store::new(both).unwrap_err(),
+        larder::memcached::StoreError::AsciiAuthNeedsText
+    );
+}

@@ -83,6 +83,11 @@ Unix domain socket)
                            format (user:password per line) named by
                            --sasl-pwdb FILE or MEMCACHED_SASL_PWDB. Replicas
                            cannot sync from a server with -S
+  -Y, --auth-file FILE     text connections authenticate first, as memcached's
+                           ASCII authentication: 'set <key> <flags> <exptime>
+                           <bytes>' whose data is 'user password', checked
+                           against FILE's user:password lines (read at start);
+                           implies -B ascii
   -d, --daemon             run in the background: the command returns once the
                            server listens (status 0, after 'listening on'), or
                            with the server's error and status if it cannot
@@ -117,8 +122,7 @@ same command line:
                            lru_crawler metadump)
   -C, -L, -k, -r           accepted, no effect (CAS stays on)
   -f F, -n N, -D C         accepted, no effect (no slab classes)
-  -e, -Y, -Z              refused with the reason (memory files, text
-                           authentication, TLS)
+  -e, -Z                  refused with the reason (memory files, TLS)
 
 The bound address is printed on stderr as 'listening on ADDR:PORT' (with -s,
 'listening on unix:FILE').";
@@ -165,6 +169,9 @@ struct Options {
     sasl_pwdb: Option<String>,
     /// `-B` was given (`-S` refuses any but `binary`, as memcached does).
     protocol_named: bool,
+    /// `-Y`: text connections authenticate with a user and password from
+    /// this file.
+    auth_file: Option<String>,
     reqs_per_event: Option<usize>,
     listen_backlog: u32,
     flush_enabled: bool,
@@ -206,6 +213,7 @@ impl Default for Options {
             sasl: false,
             sasl_pwdb: None,
             protocol_named: false,
+            auth_file: None,
             reqs_per_event: None,
             listen_backlog: 1024,
             flush_enabled: true,
@@ -485,10 +493,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 options.sasl_pwdb = Some(path);
             }
             "-Y" | "--auth-file" => {
-                return Err(bad(format!(
-                    "{flag}: the text protocol's authentication is not supported (-S gives \
-                     the binary protocol's SASL)"
-                )))
+                let path = value(&flag)?;
+                if path.is_empty() {
+                    return Err(bad(format!("{flag} needs a path")));
+                }
+                options.auth_file = Some(path);
             }
             "-Z" | "--enable-ssl" => return Err(bad("-Z: TLS is not supported")),
             v if v.len() > 1 && v.starts_with('-') && v[1..].bytes().all(|b| b == b'v') => {
@@ -510,6 +519,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
         options.protocols = Protocols::Binary;
     } else if options.sasl_pwdb.is_some() {
         return Err(bad("--sasl-pwdb needs -S"));
+    }
+    if options.auth_file.is_some() {
+        // memcached's -Y implies -B ascii, and refuses binary asked for by
+        // name; SASL is the binary protocol's authentication.
+        if options.sasl {
+            return Err(bad(
+                "-Y: text authentication and -S (binary SASL) exclude each other",
+            ));
+        }
+        if options.protocol_named && options.protocols != Protocols::Text {
+            return Err(bad(
+                "-Y: text authentication needs the text protocol alone (give -B ascii, or no -B)",
+            ));
+        }
+        options.protocols = Protocols::Text;
     }
     if options.replica_of.is_none() && options.promote_after_secs > 0 {
         return Err(bad("--promote-after needs --replica-of HOST:PORT"));
@@ -805,6 +829,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ascii_auth = match options.auth_file.as_deref().map(ascii_users) {
+        None => None,
+        Some(Ok(users)) => Some(users),
+        Some(Err(e)) => {
+            eprintln!("larder-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let listen = match listen_addr(&options.listen, options.port) {
         Ok(addr) => addr,
         Err(e) => {
@@ -867,6 +899,7 @@ fn main() -> ExitCode {
             page_mover: options.page_mover,
             evictions: options.evictions,
             sasl,
+            ascii_auth,
             dump_enabled: options.dump_enabled,
             version: VERSION.into(),
             ..StoreConfig::default()
@@ -978,6 +1011,18 @@ fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
         eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
     }
     Ok(users)
+}
+
+/// `-Y`'s users, from memcached's authentication file format.
+fn ascii_users(path: &str) -> Result<Credentials, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the authentication file {path}: {e}"))?;
+    let users = Credentials::parse_authfile(&text)
+        .map_err(|e| format!("authentication file {path}: {e}"))?;
+    if users.is_empty() {
+        eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
+    }
+    Ok(users.with_source(path))
 }
 
 #[cfg(test)]
@@ -1131,7 +1176,9 @@ mod tests {
             (&["-S", "-B", "ascii"], "binary protocol alone"),
             (&["-S", "-B", "auto"], "binary protocol alone"),
             (&["--sasl-pwdb", "/p"], "needs -S"),
-            (&["-Y", "/auth"], "not supported"),
+            (&["-Y", "/auth", "-B", "binary"], "text protocol alone"),
+            (&["-Y", "/auth", "-S"], "exclude each other"),
+            (&["-Y", ""], "needs a path"),
             (&["-Z"], "TLS"),
             (&["-o", "ext_path=/ssd/file:64G"], "extstore"),
             (&["-o", "bogus"], "unknown option"),

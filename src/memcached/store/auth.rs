@@ -19,6 +19,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::counters::Counter;
+use super::output::Sink;
+use super::session::Session;
+use super::Outcome;
+use crate::memcached::Response;
+
 /// The longest mechanism name memcached accepts (`MAX_SASL_MECH_LEN`).
 pub(super) const MAX_MECH_LEN: usize = 32;
 
@@ -45,6 +51,9 @@ pub(super) const MECHANISMS: &[u8] = b"PLAIN";
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     users: HashMap<Vec<u8>, Vec<u8>>,
+    /// Where they came from, for `stats settings` (memcached shows the
+    /// file of `-Y` there).
+    source: Option<String>,
 }
 
 /// A password file line [`Credentials::parse`] cannot read.
@@ -80,6 +89,31 @@ impl Credentials {
     ///
     /// A line without a `:`, or with an empty user name.
     pub fn parse(text: &str) -> Result<Self, CredentialsError> {
+        Credentials::parse_lines(text, |rest| rest.split(':').next().unwrap_or(""))
+    }
+
+    /// Reads memcached's `-Y` authentication file format: one
+    /// `user:password` per line, the password being the rest of the line
+    /// (it may hold `:`); `\r\n` line ends are accepted, blank lines and
+    /// lines starting with `#` skipped.
+    ///
+    /// # Errors
+    ///
+    /// A line without a `:`, or with an empty user name.
+    ///
+    /// ```
+    /// use larder::memcached::Credentials;
+    ///
+    /// let users = Credentials::parse_authfile("app:pa:ss\n")?;
+    /// assert!(users.check(b"app", b"pa:ss"));
+    /// # Ok::<(), larder::memcached::CredentialsError>(())
+    /// ```
+    pub fn parse_authfile(text: &str) -> Result<Self, CredentialsError> {
+        Credentials::parse_lines(text, |rest| rest)
+    }
+
+    /// The lines of `text` as `user:rest`, the password being `password(rest)`.
+    fn parse_lines(text: &str, password: impl Fn(&str) -> &str) -> Result<Self, CredentialsError> {
         let mut users = Credentials::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -96,10 +130,21 @@ impl Credentials {
             if user.is_empty() {
                 return Err(error("an empty user name"));
             }
-            let password = rest.split(':').next().unwrap_or("");
-            users.insert(user, password);
+            users.insert(user, password(rest));
         }
         Ok(users)
+    }
+
+    /// Names where these users came from (a file's path): `stats settings`
+    /// shows it as `auth_enabled_ascii`, as memcached shows `-Y`'s file.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Where these users came from, if [`with_source`](Self::with_source) said.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// Adds a user (or changes a user's password).
@@ -150,6 +195,7 @@ impl fmt::Debug for Credentials {
         names.sort();
         f.debug_struct("Credentials")
             .field("users", &names)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +234,13 @@ mod tests {
     }
 
     #[test]
+    fn authfile_passwords_run_to_the_end_of_the_line() {
+        let users = Credentials::parse_authfile("a:b:c\r\nd:\n").unwrap();
+        assert!(users.check(b"a", b"b:c") && users.check(b"d", b""));
+        assert_eq!(Credentials::parse_authfile("x\n").unwrap_err().line, 1);
+    }
+
+    #[test]
     fn plain_messages_name_the_user_and_may_repeat_it_as_authzid() {
         let mut users = Credentials::new();
         users.insert("u", "p");
@@ -198,5 +251,114 @@ mod tests {
         assert!(!users.check_plain(b"\0u\0p\0"));
         assert!(!users.check_plain(b"\0u"));
         assert!(!users.check_plain(b""));
+    }
+}
+
+/// The longest line a text connection may send before authenticating
+/// without a newline: memcached closes it past this.
+const AUTH_LINE_MAX: usize = 2048;
+
+/// The largest token `user password` memcached's authentication file can
+/// hold a match for (its entries are at most 256 bytes); a longer one is
+/// skipped as it arrives, never buffered.
+const AUTH_TOKEN_MAX: usize = 2048;
+
+impl super::Store {
+    /// A text connection of a store with `-Y` users that has not
+    /// authenticated yet: its first request must be `set <key> <flags>
+    /// <exptime> <bytes>` whose data is `user password`, as memcached
+    /// 1.6's ASCII authentication takes it. Answers `STORED` and lets the
+    /// connection in when they match; anything else is answered with a
+    /// `CLIENT_ERROR` and the connection stays unauthenticated (a line of
+    /// over 2 KiB without a newline closes it). Returns the bytes used and
+    /// whether to go on.
+    pub(super) fn ascii_authenticate<S: Sink>(
+        &self,
+        users: &Credentials,
+        session: &mut Session,
+        input: &[u8],
+        out: &mut S,
+    ) -> (usize, Outcome) {
+        let mut pos = session.swallow.min(input.len());
+        session.swallow -= pos;
+        while !session.authenticated && session.swallow == 0 {
+            let rest = &input[pos..];
+            let need = match session.auth_data {
+                Some(need) => need,
+                None => {
+                    let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
+                        if rest.len() > AUTH_LINE_MAX {
+                            return (input.len(), Outcome::Close);
+                        }
+                        return (pos, Outcome::Continue);
+                    };
+                    pos += newline + 1;
+                    let line = &rest[..newline];
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let tokens: Vec<&[u8]> = line
+                        .split(|&b| b == b' ')
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    let size = match tokens.as_slice() {
+                        [b"set", _, _, _, size, ..] => std::str::from_utf8(size)
+                            .ok()
+                            .and_then(|s| s.parse::<u32>().ok()),
+                        _ => None,
+                    };
+                    let Some(size) = size else {
+                        Response::ClientError("unauthenticated").write_to(out.lines());
+                        continue;
+                    };
+                    let need = size as usize + 2;
+                    if need > AUTH_TOKEN_MAX {
+                        // No user and password this long can match.
+                        self.count_auth(false);
+                        Response::ClientError("authentication failure").write_to(out.lines());
+                        let skip = need.min(input.len() - pos);
+                        pos += skip;
+                        session.swallow = need - skip;
+                        continue;
+                    }
+                    session.auth_data = Some(need);
+                    need
+                }
+            };
+            let rest = &input[pos..];
+            if rest.len() < need {
+                return (pos, Outcome::Continue);
+            }
+            session.auth_data = None;
+            pos += need;
+            let Some(token) = rest[..need].strip_suffix(b"\r\n") else {
+                Response::ClientError("bad command line termination").write_to(out.lines());
+                continue;
+            };
+            let parts: Vec<&[u8]> = token
+                .split(|&b| b == b' ')
+                .filter(|t| !t.is_empty())
+                .collect();
+            let [user, password, ..] = parts.as_slice() else {
+                Response::ClientError("bad authentication token format").write_to(out.lines());
+                continue;
+            };
+            let accepted = users.check(user, password);
+            self.count_auth(accepted);
+            if accepted {
+                session.authenticated = true;
+                Response::Stored.write_to(out.lines());
+            } else {
+                Response::ClientError("authentication failure").write_to(out.lines());
+            }
+        }
+        (pos, Outcome::Continue)
+    }
+
+    /// Counts an authentication in `auth_cmds`, and a refused one in
+    /// `auth_errors`.
+    pub(super) fn count_auth(&self, accepted: bool) {
+        self.counters.bump(Counter::AuthCmds);
+        if !accepted {
+            self.counters.bump(Counter::AuthErrors);
+        }
     }
 }

@@ -536,7 +536,6 @@ impl Store {
                     return Outcome::Continue;
                 }
                 session.authenticated = false;
-                self.counters.bump(Counter::AuthCmds);
                 // `PLAIN` takes one message: a step has nothing to continue.
                 // A connection authenticates once (memcached's SASL library
                 // refuses to start a second exchange on it).
@@ -544,12 +543,12 @@ impl Store {
                     && !session.sasl_done
                     && request.key == auth::MECHANISMS
                     && matches!(request.value, Value::Data(message) if users.check_plain(message));
+                self.count_auth(accepted);
                 if accepted {
                     session.sasl_done = true;
                     session.authenticated = true;
                     reply.ok(0, b"Authenticated", out.lines());
                 } else {
-                    self.counters.bump(Counter::AuthErrors);
                     reply.error(StatusCode::AUTH_ERROR, out.lines());
                 }
                 Outcome::Continue

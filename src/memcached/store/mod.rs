@@ -195,6 +195,16 @@ pub struct StoreConfig {
     /// ([`StoreError::SaslNeedsBinary`]), as memcached's `-S` refuses the
     /// ASCII protocol.
     pub sasl: Option<Credentials>,
+    /// memcached's ASCII authentication (`-Y FILE`): `None` (the default)
+    /// lets every text connection in; with [`Credentials`], a text
+    /// connection's first request must be a `set` whose data is `user
+    /// password`, answered `STORED` when they match (see
+    /// `Store::ascii_authenticate`); until then every request is answered
+    /// `CLIENT_ERROR unauthenticated`. [`Store::new`] refuses it unless
+    /// [`protocols`](Self::protocols) is [`Protocols::Text`]
+    /// ([`StoreError::AsciiAuthNeedsText`]), as memcached's `-Y` refuses the
+    /// binary protocol.
+    pub ascii_auth: Option<Credentials>,
     /// Whether live items are evicted to make room. Default `true`; `false`
     /// is memcached's `-M`: once the items fill `memory_limit`, a store
     /// that needs more room is refused with `SERVER_ERROR out of memory
@@ -268,6 +278,7 @@ impl Default for StoreConfig {
             dump_enabled: true,
             lru_crawler: true,
             sasl: None,
+            ascii_auth: None,
             evictions: true,
             page_mover: true,
             version: Cow::Borrowed(super::MEMCACHED_VERSION),
@@ -294,6 +305,7 @@ impl fmt::Debug for StoreConfig {
             .field("dump_enabled", &self.dump_enabled)
             .field("lru_crawler", &self.lru_crawler)
             .field("sasl", &self.sasl)
+            .field("ascii_auth", &self.ascii_auth)
             .field("evictions", &self.evictions)
             .field("version", &self.version)
             .field("limits", &self.limits)
@@ -316,6 +328,11 @@ pub enum StoreError {
     /// text connections in, which would not authenticate (memcached's
     /// "You cannot allow the ASCII protocol while using SASL").
     SaslNeedsBinary,
+    /// [`StoreConfig::ascii_auth`] is set but [`StoreConfig::protocols`]
+    /// lets binary connections in, which would not authenticate
+    /// (memcached's "You cannot allow the BINARY protocol while using ascii
+    /// authentication tokens").
+    AsciiAuthNeedsText,
 }
 
 impl fmt::Display for StoreError {
@@ -328,6 +345,10 @@ impl fmt::Display for StoreError {
             StoreError::InvalidShardCount(n) => {
                 write!(f, "shard count {n} is not a power of two in range")
             }
+            StoreError::AsciiAuthNeedsText => f.write_str(
+                "ASCII authentication needs the text protocol only (binary connections \
+                 cannot authenticate with it)",
+            ),
             StoreError::SaslNeedsBinary => f.write_str(
                 "SASL authentication needs the binary protocol only (text connections \
                  cannot authenticate)",
@@ -424,6 +445,8 @@ pub struct Store {
     keep_live: bool,
     /// [`StoreConfig::sasl`].
     sasl: Option<Credentials>,
+    /// [`StoreConfig::ascii_auth`].
+    ascii_auth: Option<Credentials>,
     /// Heaviest item a shard can hold (its share of `memory_limit`).
     max_weight: AtomicU64,
     memory_limit: AtomicU64,
@@ -501,6 +524,9 @@ impl Store {
         if config.sasl.is_some() && config.protocols != Protocols::Binary {
             return Err(StoreError::SaslNeedsBinary);
         }
+        if config.ascii_auth.is_some() && config.protocols != Protocols::Text {
+            return Err(StoreError::AsciiAuthNeedsText);
+        }
         let shards = match config.shards {
             Some(n) if n == 0 || n > crate::MAX_SHARDS || !n.is_power_of_two() => {
                 return Err(StoreError::InvalidShardCount(n));
@@ -561,6 +587,7 @@ impl Store {
             count_item_header: config.count_item_header,
             keep_live: !config.evictions,
             sasl: config.sasl.clone(),
+            ascii_auth: config.ascii_auth.clone(),
             max_weight: AtomicU64::new(max_weight),
             memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,

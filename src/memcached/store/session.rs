@@ -45,6 +45,8 @@ pub struct Session {
     /// The connection has completed a SASL exchange (it may not start
     /// another).
     pub(super) sasl_done: bool,
+    /// The bytes of an ASCII authentication's data still to come (`-Y`).
+    pub(super) auth_data: Option<usize>,
 }
 
 /// What a long get line's later pieces need from its start.
@@ -238,6 +240,23 @@ impl Store {
         }
         if session.binary == Some(true) {
             return self.process_binary(session, input, out);
+        }
+        if let Some(users) = &self.ascii_auth {
+            if !session.authenticated {
+                let (used, outcome) = self.ascii_authenticate(users, session, input, out);
+                if !session.authenticated || outcome != Outcome::Continue {
+                    return Progress {
+                        consumed: used,
+                        outcome,
+                    };
+                }
+                // In: the requests after the authentication are answered.
+                let rest = self.process_with(session, &input[used..], out);
+                return Progress {
+                    consumed: used + rest.consumed,
+                    outcome: rest.outcome,
+                };
+            }
         }
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;

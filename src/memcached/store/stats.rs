@@ -357,7 +357,13 @@ impl Store {
             "auth_enabled_sasl",
             if self.sasl.is_some() { "yes" } else { "no" },
         );
-        w.text("auth_enabled_ascii", "no");
+        w.text(
+            "auth_enabled_ascii",
+            match &self.ascii_auth {
+                None => "no",
+                Some(users) => users.source().unwrap_or("yes"),
+            },
+        );
         match self.server_stats.as_ref().and_then(|s| s.domain_socket()) {
             Some((path, mode)) => {
                 w.display("domain_socket", path.display());
