@@ -818,21 +818,15 @@ fn main() -> ExitCode {
             }
         }
     }
-    let sasl = match options
+    // The user files are read before anything starts: a bad one is a
+    // usage error.
+    let sasl = options
         .sasl
-        .then(|| sasl_users(options.sasl_pwdb.as_deref()))
-    {
-        None => None,
-        Some(Ok(users)) => Some(users),
-        Some(Err(e)) => {
-            eprintln!("larder-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let ascii_auth = match options.auth_file.as_deref().map(ascii_users) {
-        None => None,
-        Some(Ok(users)) => Some(users),
-        Some(Err(e)) => {
+        .then(|| sasl_users(options.sasl_pwdb.as_deref()));
+    let ascii_auth = options.auth_file.as_deref().map(ascii_users);
+    let (sasl, ascii_auth) = match (sasl.transpose(), ascii_auth.transpose()) {
+        (Ok(sasl), Ok(ascii_auth)) => (sasl, ascii_auth),
+        (Err(e), _) | (_, Err(e)) => {
             eprintln!("larder-server: {e}");
             return ExitCode::from(2);
         }
