@@ -321,6 +321,8 @@ timeout 120 "$PYLIBMC_PY" tests/server_suite/unix_clients.py --socket "$SOCK" --
     | tee -a "$WORK/unix.out"
 [ "${PIPESTATUS[0]}" = 0 ] || code=1
 record unix-socket "$code" "$(grep -c '^PASS' "$WORK/unix.out") checks passed, $(grep -c '^FAIL' "$WORK/unix.out") failed"
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
 
 say "SASL (-S): pylibmc authenticates, and exchanges match memcached's with Cyrus SASL"
 # larder-server reads memcached's password file format; memcached (Debian's
@@ -338,7 +340,8 @@ echo ci-secret | saslpasswd2 -p -a memcached -c -f "$WORK/sasl-conf/sasldb2" ci-
 printf 'mech_list: plain\nsasldb_path: %s\n' "$WORK/sasl-conf/sasldb2" >"$WORK/sasl-conf/memcached.conf"
 MC_SASL_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 SASL_CONF_PATH="$WORK/sasl-conf" memcached -S -u "$(id -un)" -l 127.0.0.1 -U 0 -p "$MC_SASL_PORT" 2>/dev/null &
-PIDS+=("$!")
+MC_SASL_PID=$!
+PIDS+=("$MC_SASL_PID")
 for _ in $(seq 50); do port_free "$MC_SASL_PORT" || break; sleep 0.1; done
 timeout 120 python3 tests/server_suite/differential_sasl.py --memcached "$MC_SASL_PORT" \
     --larder "$SASL_PORT" --user ci-user --password ci-secret 2>&1 | tee "$WORK/sasl.out"
@@ -348,8 +351,8 @@ timeout 120 "$PYLIBMC_PY" tests/server_suite/sasl_clients.py --server "127.0.0.1
     --user ci-user --password ci-secret 2>&1 | tee "$WORK/sasl-pylibmc.out"
 [ "${PIPESTATUS[0]}" = 0 ] || code=1
 record sasl "$code" "pylibmc $(grep -c '^PASS' "$WORK/sasl-pylibmc.out") checks passed; $(tail -n 1 "$WORK/sasl.out")"
-kill "$PID" 2>/dev/null
-wait "$PID" 2>/dev/null
+kill "$PID" "$MC_SASL_PID" 2>/dev/null
+wait "$PID" "$MC_SASL_PID" 2>/dev/null
 
 say "python-memcached's and python-binary-memcached's own tests (their PyPI sources)"
 # Both suites talk to fixed addresses: python-memcached to 127.0.0.1:11211;

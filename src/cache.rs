@@ -18,6 +18,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Slots of a shard with expired entries that [`Cache::room_for`] sweeps
+/// before it refuses a write (memcached's `-M`).
+#[cfg(feature = "memcached")]
+const ROOM_SWEEP_SLOTS: usize = 1024;
+
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 /// Most snapshot records a restore stores under one hold of a shard's lock.
@@ -558,8 +563,9 @@ where
     }
 
     /// Whether `weight` more fits within a lending cache's capacity, after
-    /// sweeping the shards holding expired entries if it does not fit at
-    /// first (always true without lending). Read without locks, so writers
+    /// sweeping up to [`ROOM_SWEEP_SLOTS`] slots of each shard holding
+    /// expired entries if it does not fit at first (always true without
+    /// lending). Read without locks, so writers
     /// asking at once may overshoot by what they write.
     ///
     /// **Locking behaviour:** when full, the write lock of each shard whose
@@ -572,10 +578,15 @@ where
         if lending.has_room(weight) {
             return true;
         }
+        // A bounded slice of each shard holding expired entries: a client
+        // retrying a write that cannot fit must not cost a pass over every
+        // entry each time (memcached looks at a few items of an LRU tail).
         let now = self.clock.now_ms();
         for cell in self.cells.iter() {
             if cell.read().expiry_due(now) {
-                self.locked(cell, |shard, garbage| shard.sweep_all(now, garbage));
+                self.locked(cell, |shard, garbage| {
+                    shard.sweep(now, ROOM_SWEEP_SLOTS, garbage)
+                });
             }
         }
         lending.has_room(weight)

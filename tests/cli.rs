@@ -97,9 +97,10 @@ fn other_numbers_out_of_range_are_refused() {
 }
 
 /// Starts the server with `args`, reads the first line of its stderr, runs
-/// `meanwhile`, and kills it (before any assertion, so that a failure leaves
-/// no server behind); returns the line, `meanwhile`'s result and the pid.
-fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce() -> T) -> (String, T, u32) {
+/// `meanwhile` (given the server's pid), and kills it (before any assertion,
+/// so that a failure leaves no server behind); returns the line,
+/// `meanwhile`'s result and the pid.
+fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce(u32) -> T) -> (String, T, u32) {
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())
@@ -109,7 +110,7 @@ fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce() -> T) -> (String, 
         .expect("the server binary runs");
     let mut first = String::new();
     let read = BufReader::new(child.stderr.take().expect("piped stderr")).read_line(&mut first);
-    let result = meanwhile();
+    let result = meanwhile(child.id());
     child.kill().expect("the server is still running");
     child.wait().expect("the server exits");
     read.expect("stderr is readable");
@@ -119,7 +120,7 @@ fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce() -> T) -> (String, 
 #[test]
 fn the_largest_memory_limit_starts_a_server() {
     let args = ["-p", "0", "-l", "127.0.0.1", "-m", "17592186044415"].map(OsStr::new);
-    let (first, (), _) = first_line_of(&args, || ());
+    let (first, (), _) = first_line_of(&args, |_| ());
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
 }
 
@@ -168,7 +169,7 @@ fn a_memcached_command_line_starts_a_server_that_writes_its_pid_file() {
     .map(OsStr::new)
     .to_vec();
     args.push(pidfile.as_os_str());
-    let (first, written, pid) = first_line_of(&args, || std::fs::read_to_string(&pidfile));
+    let (first, written, pid) = first_line_of(&args, |_| std::fs::read_to_string(&pidfile));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
     assert_eq!(
@@ -335,4 +336,45 @@ fn dash_capital_s_and_dash_capital_y_need_readable_user_files() {
         "{}",
         malformed.1
     );
+}
+
+#[test]
+fn dash_u_runs_the_server_as_that_user_when_started_as_root() {
+    let id = |args: &[&str]| {
+        let out = Command::new("id").args(args).output().expect("id runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let args = ["-u", "nobody", "-p", "0", "-l", "127.0.0.1"].map(OsStr::new);
+    // Whose the running server is, by its /proc entry: "Uid: real effective ...".
+    let (first, status, _) = first_line_of(&args, |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+    });
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
+    let uids = status
+        .expect("the server's /proc status")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        })
+        .expect("a Uid line");
+    // As root it becomes nobody (real and effective); otherwise -u changes
+    // nothing, as with memcached.
+    let want = if id(&["-u"]) == "0" {
+        id(&["-u", "nobody"])
+    } else {
+        id(&["-u"])
+    };
+    assert_eq!(&uids[..2], &[want.clone(), want], "{uids:?}");
+    // A user that does not exist stops the start with a message (as root).
+    if id(&["-u"]) == "0" {
+        let output = Command::new(BIN)
+            .args(["-u", "no-such-user-here", "-p", "0"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("the server binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("no such user to switch to"), "{stderr}");
+    }
 }

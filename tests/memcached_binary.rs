@@ -1293,3 +1293,27 @@ fn with_sasl_a_sasl_command_starts_authentication_over_and_a_connection_authenti
     assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 0x20, 0x20]);
     assert!(closed);
 }
+
+#[test]
+fn with_sasl_plain_may_send_its_message_in_a_step_after_an_empty_auth() {
+    let store = sasl_store();
+    let mut session = Session::new();
+    let (got, closed) = exchange(
+        &store,
+        &mut session,
+        &[
+            packet(0x21, b"PLAIN", b"", b"", 0),
+            packet(0x22, b"PLAIN", b"", b"\0user\0pass", 0),
+            keyed(0x00, b"k"),
+        ],
+    );
+    assert!(!closed);
+    assert_eq!(
+        statuses(&got),
+        vec![
+            (0x21, 0x21, Vec::new()),
+            (0x22, 0, b"Authenticated".to_vec()),
+            (0x00, 0x01, b"Not found".to_vec()),
+        ]
+    );
+}

@@ -2204,17 +2204,76 @@ fn without_evictions_a_refused_set_drops_the_old_value_and_a_refused_append_keep
         "SERVER_ERROR out of memory storing object\r\n"
     );
     assert_eq!(send(&store, b"mg k0\r\n"), b"EN\r\n");
-    // That freed room for one item.
-    assert_eq!(set_sized(&store, "set", "k0", 1000, 0), "STORED\r\n");
-    // An append whose result does not fit is refused, the value kept.
+    // That freed room for one item: fill it with small ones until refused,
+    // then free one, leaving room for a small item but not a large one.
+    for i in 0.. {
+        if set_sized(&store, "set", &format!("s{i}"), 100, 0) != "STORED\r\n" {
+            break;
+        }
+        assert!(i < 100);
+    }
+    assert_eq!(show(&send(&store, b"delete s0\r\n")), "DELETED\r\n");
+    let items = stat(&store, "curr_items");
+    // An append whose data fits but whose result does not is NOT_STORED,
+    // as memcached answers when it cannot make the combined item (not
+    // counted as out of memory), and the value is kept.
+    let no_memory = stat(&store, "store_no_memory");
     assert_eq!(
         show(&send(&store, b"append k1 0 0 3\r\nabc\r\n")),
+        "NOT_STORED\r\n"
+    );
+    assert_eq!(stat(&store, "store_no_memory"), no_memory);
+    // One whose data alone has no room is out of memory, the value kept.
+    assert_eq!(
+        set_sized(&store, "append", "k1", 1000, 0),
         "SERVER_ERROR out of memory storing object\r\n"
     );
-    let reply = send(&store, b"mg k1 s\r\n");
-    assert_eq!(show(&reply), "HD s1000\r\n");
-    assert_eq!(stat(&store, "curr_items"), held as u64);
+    assert_eq!(stat(&store, "store_no_memory"), no_memory + 1);
+    assert_eq!(show(&send(&store, b"mg k1 s\r\n")), "HD s1000\r\n");
+    assert_eq!(stat(&store, "curr_items"), items);
+    assert!(items as usize > held);
     assert_eq!(stat(&store, "evictions"), 0);
+    store.validate();
+}
+
+/// Every way a request can make an item asks for room first: when none is
+/// left, each is refused as memcached 1.6.18 refuses it under `-M`, and the
+/// store stays within its limit.
+#[test]
+fn without_evictions_items_made_on_a_miss_need_room_too() {
+    let (store, _) = store_without_evictions();
+    fill_until_refused(&store, "k", 0);
+    // Then small items until even those are refused: no room is left.
+    for i in 0.. {
+        if set_sized(&store, "set", &format!("s{i}"), 1, 0) != "STORED\r\n" {
+            break;
+        }
+        assert!(i < 10_000);
+    }
+    let bytes = stat(&store, "bytes");
+    assert_eq!(
+        show(&send(&store, b"ms new 2 MA N0\r\nab\r\n")),
+        "SERVER_ERROR out of memory storing object\r\n"
+    );
+    assert_eq!(show(&send(&store, b"mg new v N0\r\n")), "EN\r\n");
+    assert_eq!(
+        show(&send(&store, b"ma counter N0\r\n")),
+        "SERVER_ERROR Out of memory allocating new item\r\n"
+    );
+    let mut incr = vec![0x80, 0x05, 0, 7, 20, 0, 0, 0, 0, 0, 0, 27];
+    incr.extend_from_slice(&[0; 12]);
+    incr.extend_from_slice(&1u64.to_be_bytes());
+    incr.extend_from_slice(&0u64.to_be_bytes());
+    incr.extend_from_slice(&0u32.to_be_bytes());
+    incr.extend_from_slice(b"counter");
+    let reply = send(&store, &incr);
+    assert_eq!(
+        u16::from_be_bytes([reply[6], reply[7]]),
+        0x0082,
+        "{reply:?}"
+    );
+    assert_eq!(stat(&store, "bytes"), bytes);
+    assert!(bytes <= 64 << 10);
     store.validate();
 }
 

@@ -337,3 +337,40 @@ fn slow_senders_cannot_hold_every_scrape_place() {
     );
     drop(idle);
 }
+
+/// The endpoint reads the store's figures directly: a server whose
+/// connections must authenticate (`-S`, `-Y`) or speak binary still exports
+/// them (it used to send text `stats` through a connection's protocol, and
+/// export nothing but `memcached_up`).
+#[test]
+fn the_metrics_endpoint_exports_the_figures_whatever_the_connections_protocol_and_login() {
+    use larder::memcached::{Credentials, Protocols, StoreConfig};
+    let mut users = Credentials::new();
+    users.insert("u", "p");
+    for store in [
+        StoreConfig {
+            protocols: Protocols::Binary,
+            sasl: Some(users.clone()),
+            ..StoreConfig::default()
+        },
+        StoreConfig {
+            protocols: Protocols::Text,
+            ascii_auth: Some(users.clone()),
+            ..StoreConfig::default()
+        },
+    ] {
+        let server = TestServer::start(ServerConfig {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            store,
+            ..ServerConfig::default()
+        });
+        let body = metrics(&server);
+        for line in [
+            "memcached_current_items 0",
+            "memcached_limit_bytes 67108864",
+            "memcached_max_connections 1024",
+        ] {
+            assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+        }
+    }
+}

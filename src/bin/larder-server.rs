@@ -100,9 +100,10 @@ Unix domain socket)
 memcached's other flags, so that larder-server can stand in for it under the
 same command line:
   -U 0                     UDP off (the only UDP setting: larder speaks TCP)
-  -u USER                  accepted when it changes nothing (not root, or USER is
-                           root); as root with another user it is refused, since
-                           larder-server does not switch users: start it as USER
+  -u USER                  started as root, run as USER (as memcached does: its
+                           supplementary groups are dropped, then its group and
+                           user taken, before anything is opened); ignored when
+                           not started as root
   -o OPT[,OPT..]           memcached's tuning options are accepted and have no
                            effect (hashpower=N, lru_segmented, ...), but
                            idle_timeout=N sets --idle-timeout N (0: never),
@@ -172,6 +173,8 @@ struct Options {
     /// `-Y`: text connections authenticate with a user and password from
     /// this file.
     auth_file: Option<String>,
+    /// `-u`: the user to run as, when started as root.
+    user: Option<String>,
     reqs_per_event: Option<usize>,
     listen_backlog: u32,
     flush_enabled: bool,
@@ -214,6 +217,7 @@ impl Default for Options {
             sasl_pwdb: None,
             protocol_named: false,
             auth_file: None,
+            user: None,
             reqs_per_event: None,
             listen_backlog: 1024,
             flush_enabled: true,
@@ -399,12 +403,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "-P" | "--pidfile" => options.pidfile = Some(value(&flag)?),
             "-u" | "--user" => {
                 let user = value(&flag)?;
-                if running_as_root() && user != "root" {
-                    return Err(bad(format!(
-                        "{flag} {user}: larder-server does not switch users; start it as {user} \
-                         (or leave {flag} out)"
-                    )));
+                if user.is_empty() {
+                    return Err(bad(format!("{flag} needs a user name")));
                 }
+                options.user = Some(user);
             }
             "-o" | "--extended" => {
                 for option in value(&flag)?.split(',').filter(|o| !o.is_empty()) {
@@ -598,7 +600,28 @@ fn write_port_file(addr: SocketAddr) -> std::io::Result<()> {
 
 /// Whether this process runs as root (its effective user id).
 fn running_as_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    nix::unistd::getuid().is_root() || nix::unistd::geteuid().is_root()
+}
+
+/// `-u`: started as root, becomes `name` (supplementary groups dropped,
+/// then its group and user), as memcached does; does nothing otherwise.
+fn switch_user(name: &str) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, User};
+    if !running_as_root() {
+        return Ok(());
+    }
+    let user = User::from_name(name)
+        .map_err(|e| format!("-u {name}: cannot look the user up: {e}"))?
+        .ok_or_else(|| format!("-u {name}: no such user to switch to"))?;
+    // EPERM: already without the right to change groups (a minimal
+    // state), as memcached reads it.
+    match setgroups(&[]) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(format!("-u {name}: cannot drop supplementary groups: {e}")),
+    }
+    setgid(user.gid)
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| format!("-u {name}: cannot take the user's identity: {e}"))
 }
 
 /// memcached's tuning options (`-o`) with no counterpart here: accepted.
@@ -799,6 +822,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // As memcached: the user is switched before any file or socket is
+    // opened, so all of them are opened as that user.
+    if let Some(user) = &options.user {
+        if let Err(e) = switch_user(user) {
+            eprintln!("larder-server: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if options.daemonize {
         // The server leaves its directory once it listens: the paths it
         // uses later (the snapshot at stop, the pid file it removes) must
@@ -998,7 +1029,7 @@ fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
                 .into(),
         );
     };
-    let text = std::fs::read_to_string(&path)
+    let text = std::fs::read(&path)
         .map_err(|e| format!("cannot read the SASL password file {path}: {e}"))?;
     let users = Credentials::parse(&text).map_err(|e| format!("SASL password file {path}: {e}"))?;
     if users.is_empty() {
@@ -1009,7 +1040,7 @@ fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
 
 /// `-Y`'s users, from memcached's authentication file format.
 fn ascii_users(path: &str) -> Result<Credentials, String> {
-    let text = std::fs::read_to_string(path)
+    let text = std::fs::read(path)
         .map_err(|e| format!("cannot read the authentication file {path}: {e}"))?;
     let users = Credentials::parse_authfile(&text)
         .map_err(|e| format!("authentication file {path}: {e}"))?;
@@ -1129,7 +1160,7 @@ mod tests {
             serve(&["--pidfile=/tmp/x.pid"]).pidfile.as_deref(),
             Some("/tmp/x.pid")
         );
-        assert_eq!(serve(&["-u", "root"]), serve(&[]));
+        assert_eq!(serve(&["-u", "memcache"]).user.as_deref(), Some("memcache"));
         let memcached_like = serve(&["-F", "-B", "binary", "-R", "5", "-b", "64", "-X"]);
         assert!(!memcached_like.flush_enabled);
         assert!(!memcached_like.dump_enabled);
@@ -1191,12 +1222,6 @@ mod tests {
                 Err(ArgError(message)) => assert!(message.contains(says), "{args:?}: {message}"),
                 other => panic!("{args:?} accepted: {other:?}"),
             }
-        }
-        if running_as_root() {
-            let Err(ArgError(message)) = parse(&["-u", "memcache"]) else {
-                panic!("-u memcache accepted as root");
-            };
-            assert!(message.contains("does not switch users"), "{message}");
         }
     }
 

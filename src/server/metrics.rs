@@ -43,7 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::stats::Shared;
-use crate::memcached::{Session, Store};
+use crate::memcached::Store;
 use crate::sync::Arc;
 
 /// Most scrape connections served at once.
@@ -193,9 +193,11 @@ impl fmt::Debug for StoreCollector {
 struct Group(HashMap<String, String>);
 
 impl Group {
-    fn read(store: &Store, command: &[u8]) -> Group {
-        let mut out = Vec::new();
-        let _ = store.process(&mut Session::new(), command, &mut out);
+    /// The `stats` group named `group` (empty: the general one), read from
+    /// the store directly: a connection's protocol and authentication
+    /// (`-B binary`, `-S`, `-Y`) do not apply to the endpoint.
+    fn read(store: &Store, group: &[u8]) -> Group {
+        let out = store.stats_lines(group);
         let text = String::from_utf8_lossy(&out);
         let stats = text
             .lines()
@@ -554,10 +556,10 @@ const COMMANDS: [&str; 6] = ["get", "delete", "incr", "decr", "cas", "touch"];
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let general = Group::read(&self.store, b"stats\r\n");
-        let settings = Group::read(&self.store, b"stats settings\r\n");
-        let items = Group::read(&self.store, b"stats items\r\n");
-        let slabs = Group::read(&self.store, b"stats slabs\r\n");
+        let general = Group::read(&self.store, b"");
+        let settings = Group::read(&self.store, b"settings");
+        let items = Group::read(&self.store, b"items");
+        let slabs = Group::read(&self.store, b"slabs");
 
         // The endpoint answers from inside the server, so it is up.
         let up = ConstGauge::new(1i64);

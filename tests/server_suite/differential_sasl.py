@@ -51,6 +51,13 @@ def exchanges(user, password):
         "a failed authentication after a good one": [auth, packet(0x21, b"PLAIN", value=wrong),
                                                      packet(0x0A)],
         "a second good authentication": [auth, auth, packet(0x0A)],
+        "PLAIN in two steps: an empty SASL_AUTH, then the message": [
+            packet(0x21, b"PLAIN"), packet(0x22, b"PLAIN", value=plain), packet(0x00, b"k")],
+        "PLAIN in two steps with a wrong password": [
+            packet(0x21, b"PLAIN"), packet(0x22, b"PLAIN", value=wrong), packet(0x0A)],
+        "two empty SASL_AUTHs, then the message": [
+            packet(0x21, b"PLAIN"), packet(0x21, b"PLAIN"), packet(0x22, b"PLAIN", value=plain),
+            packet(0x0A)],
         "SASL_LIST_MECHS after authenticating": [auth, packet(0x20), packet(0x0A)],
     }
 

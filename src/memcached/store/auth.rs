@@ -50,7 +50,10 @@ pub(super) const MECHANISMS: &[u8] = b"PLAIN";
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
-    users: HashMap<Vec<u8>, Vec<u8>>,
+    /// Each user's passwords: one from a password file (its first line for
+    /// the user, as memcached reads it), any of several from an
+    /// authentication file (memcached accepts any line that matches).
+    users: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     /// Where they came from, for `stats settings` (memcached shows the
     /// file of `-Y` there).
     source: Option<String>,
@@ -83,19 +86,26 @@ impl Credentials {
     /// one `user:password` per line; a further `:` ends the password (the
     /// rest of the line is ignored, as memcached ignores it); `\r\n` line
     /// ends are accepted. Blank lines and lines starting with `#` are
-    /// skipped. A later line for the same user replaces an earlier one.
+    /// skipped. As memcached reads the file, a user's first line is the
+    /// one that counts. The bytes need not be UTF-8.
     ///
     /// # Errors
     ///
     /// A line without a `:`, or with an empty user name.
-    pub fn parse(text: &str) -> Result<Self, CredentialsError> {
-        Credentials::parse_lines(text, |rest| rest.split(':').next().unwrap_or(""))
+    pub fn parse(text: impl AsRef<[u8]>) -> Result<Self, CredentialsError> {
+        Credentials::parse_lines(
+            text.as_ref(),
+            |rest| rest.split(|&b| b == b':').next().unwrap_or(b""),
+            Repeat::FirstCounts,
+        )
     }
 
     /// Reads memcached's `-Y` authentication file format: one
     /// `user:password` per line, the password being the rest of the line
     /// (it may hold `:`); `\r\n` line ends are accepted, blank lines and
-    /// lines starting with `#` skipped.
+    /// lines starting with `#` skipped. A user may have several lines: any
+    /// of their passwords is accepted, as memcached accepts any matching
+    /// entry. The bytes need not be UTF-8.
     ///
     /// # Errors
     ///
@@ -104,33 +114,42 @@ impl Credentials {
     /// ```
     /// use larder::memcached::Credentials;
     ///
-    /// let users = Credentials::parse_authfile("app:pa:ss\n")?;
-    /// assert!(users.check(b"app", b"pa:ss"));
+    /// let users = Credentials::parse_authfile("app:pa:ss\napp:new\n")?;
+    /// assert!(users.check(b"app", b"pa:ss") && users.check(b"app", b"new"));
     /// # Ok::<(), larder::memcached::CredentialsError>(())
     /// ```
-    pub fn parse_authfile(text: &str) -> Result<Self, CredentialsError> {
-        Credentials::parse_lines(text, |rest| rest)
+    pub fn parse_authfile(text: impl AsRef<[u8]>) -> Result<Self, CredentialsError> {
+        Credentials::parse_lines(text.as_ref(), |rest| rest, Repeat::AnyCounts)
     }
 
     /// The lines of `text` as `user:rest`, the password being `password(rest)`.
-    fn parse_lines(text: &str, password: impl Fn(&str) -> &str) -> Result<Self, CredentialsError> {
+    fn parse_lines(
+        text: &[u8],
+        password: impl Fn(&[u8]) -> &[u8],
+        repeat: Repeat,
+    ) -> Result<Self, CredentialsError> {
         let mut users = Credentials::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if line.is_empty() || line.starts_with('#') {
+        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() || line.starts_with(b"#") {
                 continue;
             }
             let error = |reason| CredentialsError {
                 line: n + 1,
                 reason,
             };
-            let (user, rest) = line
-                .split_once(':')
+            let colon = line
+                .iter()
+                .position(|&b| b == b':')
                 .ok_or(error("no ':' after the user name"))?;
+            let (user, rest) = (&line[..colon], &line[colon + 1..]);
             if user.is_empty() {
                 return Err(error("an empty user name"));
             }
-            users.insert(user, password(rest));
+            let passwords = users.users.entry(user.to_vec()).or_default();
+            if passwords.is_empty() || repeat == Repeat::AnyCounts {
+                passwords.push(password(rest).to_vec());
+            }
         }
         Ok(users)
     }
@@ -150,7 +169,7 @@ impl Credentials {
     /// Adds a user (or changes a user's password).
     pub fn insert(&mut self, user: impl AsRef<[u8]>, password: impl AsRef<[u8]>) {
         self.users
-            .insert(user.as_ref().to_vec(), password.as_ref().to_vec());
+            .insert(user.as_ref().to_vec(), vec![password.as_ref().to_vec()]);
     }
 
     /// How many users there are.
@@ -166,9 +185,12 @@ impl Credentials {
     /// Whether `user` exists and has this password. The password is
     /// compared in time that does not depend on where it first differs.
     pub fn check(&self, user: &[u8], password: &[u8]) -> bool {
-        self.users
-            .get(user)
-            .is_some_and(|known| same_bytes(known, password))
+        self.users.get(user).is_some_and(|known| {
+            // Every password is compared, so the time says nothing of which.
+            known
+                .iter()
+                .fold(false, |found, known| same_bytes(known, password) | found)
+        })
     }
 
     /// Checks a `PLAIN` message (RFC 4616): `authzid NUL authcid NUL
@@ -200,6 +222,15 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// How a user named on several lines is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// The first line counts (memcached's password file).
+    FirstCounts,
+    /// Any line's password is accepted (memcached's `-Y` file).
+    AnyCounts,
+}
+
 /// Byte equality that reads every byte of `b` whatever the contents (the
 /// lengths are not hidden).
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -219,7 +250,10 @@ mod tests {
             Credentials::parse("# users\r\nalice:pw\r\n\nbob:pw2:ignored\ncarol:\nalice:new\n")
                 .unwrap();
         assert_eq!(users.len(), 3);
-        assert!(users.check(b"alice", b"new") && !users.check(b"alice", b"pw"));
+        // memcached stops at a user's first line.
+        assert!(users.check(b"alice", b"pw") && !users.check(b"alice", b"new"));
+        let raw = Credentials::parse(b"\xffuser:\xfe\n").unwrap();
+        assert!(raw.check(b"\xffuser", b"\xfe"));
         assert!(users.check(b"bob", b"pw2"));
         assert!(users.check(b"carol", b""));
         assert!(!users.check(b"dave", b""));
@@ -235,8 +269,10 @@ mod tests {
 
     #[test]
     fn authfile_passwords_run_to_the_end_of_the_line() {
-        let users = Credentials::parse_authfile("a:b:c\r\nd:\n").unwrap();
+        let users = Credentials::parse_authfile("a:b:c\r\nd:\na:x\n").unwrap();
         assert!(users.check(b"a", b"b:c") && users.check(b"d", b""));
+        // Any of a user's lines lets them in, as memcached's `-Y` does.
+        assert!(users.check(b"a", b"x") && !users.check(b"a", b"b"));
         assert_eq!(Credentials::parse_authfile("x\n").unwrap_err().line, 1);
     }
 

@@ -30,7 +30,7 @@ use super::item::ItemRef;
 use super::numeric::{self, Digits, MAX_DIGITS};
 use super::output::Sink;
 use super::session::{Progress, Session};
-use super::text::{nop, Unstored};
+use super::text::nop;
 use super::time::Expiry;
 use super::{Lookup, Outcome, Store};
 use crate::cache::KeyedOp;
@@ -57,6 +57,11 @@ impl Store {
     /// Skipping the value of a [`Value::TooLarge`] request is the caller's
     /// job ([`Request::swallow`]); [`Store::process`] does it, and detects
     /// binary connections by their first byte.
+    ///
+    /// A request has no connection here, so [`StoreConfig::sasl`](super::StoreConfig::sasl)
+    /// is not applied (the SASL commands answer `Unknown command`): a caller
+    /// running requests one by one authenticates its connections itself
+    /// ([`Store::process`] applies it).
     ///
     /// **Locking behaviour:** see [`Store`].
     ///
@@ -296,7 +301,9 @@ impl Store {
     fn binary_concat(&self, request: &Request<'_>, now: u64) -> Change {
         let key = request.key;
         self.detail.record(key, DetailOp::Set);
-        if let Some(status) = self.refuse_value(request, false) {
+        // The data alone needs an item first (memcached's order), so an
+        // append with no room for it under `-M` is out of memory.
+        if let Some(status) = self.refuse_value(request, true) {
             return Change::Failed(status);
         }
         // Counted once the request has passed the checks (see `store`).
@@ -314,17 +321,14 @@ impl Store {
             (Some(old), _) => {
                 let new_cas = self.next_cas();
                 match self.concat(&old, data, prepend, Some(new_cas), now) {
-                    Ok(op) => (
+                    Some(op) => (
                         op,
                         Change::Done {
                             cas: new_cas,
                             number: 0,
                         },
                     ),
-                    Err(Unstored::TooLarge) => (KeyedOp::Nop, not_stored),
-                    Err(Unstored::NoMemory) => {
-                        (KeyedOp::Nop, Change::Failed(StatusCode::OUT_OF_MEMORY))
-                    }
+                    None => (KeyedOp::Nop, not_stored),
                 }
             }
             (None, dead) => (nop(dead), not_stored),
@@ -399,6 +403,10 @@ impl Store {
                 if !self.fits(key.len(), MAX_DIGITS) {
                     // A key no item can hold (a request built by hand).
                     return (nop(dead), Change::Failed(StatusCode::INVALID_ARGUMENTS));
+                }
+                // No room for the new counter under `-M`.
+                if !self.room_locked(key.len(), MAX_DIGITS) {
+                    return (nop(dead), Change::Failed(StatusCode::OUT_OF_MEMORY));
                 }
                 let expiry = self.time.expiry(i64::from(exptime), now);
                 let digits = Digits::new(initial);
@@ -536,13 +544,25 @@ impl Store {
                     return Outcome::Continue;
                 }
                 session.authenticated = false;
-                // `PLAIN` takes one message: a step has nothing to continue.
-                // A connection authenticates once (memcached's SASL library
+                let message = match request.value {
+                    Value::Data(message) => Some(message),
+                    Value::TooLarge(_) => None,
+                };
+                // `PLAIN` takes one message, sent with `SASL_AUTH` or, when
+                // that came empty, with the `SASL_STEP` its `AUTH_CONTINUE`
+                // asked for (uncounted, as memcached leaves it). A
+                // connection authenticates once (memcached's SASL library
                 // refuses to start a second exchange on it).
-                let accepted = request.opcode == Opcode::SaslAuth
-                    && !session.sasl_done
-                    && request.key == auth::MECHANISMS
-                    && matches!(request.value, Value::Data(message) if users.check_plain(message));
+                let pending = std::mem::take(&mut session.sasl_pending);
+                let plain = request.key == auth::MECHANISMS && !session.sasl_done;
+                if request.opcode == Opcode::SaslAuth && plain && message == Some(&b""[..]) {
+                    session.sasl_pending = true;
+                    reply.error(StatusCode::AUTH_CONTINUE, out.lines());
+                    return Outcome::Continue;
+                }
+                let starts = request.opcode == Opcode::SaslAuth || pending;
+                let accepted =
+                    starts && plain && message.is_some_and(|message| users.check_plain(message));
                 self.count_auth(accepted);
                 if accepted {
                     session.sasl_done = true;

@@ -12,7 +12,7 @@ use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::{ItemRef, Meta, FETCHED, STALE, TOKEN_SENT};
 use super::numeric::{self, Digits, MAX_DIGITS};
-use super::text::{nop, Unstored};
+use super::text::nop;
 use super::time::{remaining_secs, Expiry};
 use super::{Block, Lookup, Store, ITEM_OVERHEAD};
 use crate::cache::KeyedOp;
@@ -143,7 +143,7 @@ enum Outcome {
     NotFound,
     Exists,
     NonNumeric,
-    /// No room without evicting (memcached's `-M`).
+    /// No room for a counter `ma … N` would create (memcached's `-M`).
     NoMemory,
 }
 
@@ -288,7 +288,9 @@ impl Store {
     ) -> Option<bool> {
         let touch = flags.ttl().map(|t| self.time.expiry(t, now));
         let vivify = flags.vivify().map(|n| self.time.expiry(n, now));
-        if vivify.is_some() && !self.fits(key.len(), 0) {
+        // With no room for the item `N` would make (`-M`), memcached
+        // answers a miss.
+        if vivify.is_some() && !self.storable(key.len(), 0) {
             return None;
         }
         self.mutate(key, |cur| {
@@ -349,7 +351,7 @@ impl Store {
             Response::ServerError(super::text::TOO_LARGE).write_to(out);
             return;
         }
-        if !appending && !self.storable(key.len(), data.len()) {
+        if !self.storable(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             self.forget(key);
             Response::ServerError("out of memory storing object").write_to(out);
@@ -414,9 +416,8 @@ impl Store {
                     let prepend = mode == SetMode::Prepend;
                     let cas = flags.new_cas().unwrap_or_else(|| self.next_cas());
                     match self.concat(&old, data, prepend, Some(cas), now) {
-                        Ok(op) => stored(op, cas),
-                        Err(Unstored::TooLarge) => (KeyedOp::Nop, Outcome::NotStored),
-                        Err(Unstored::NoMemory) => (KeyedOp::Nop, Outcome::NoMemory),
+                        Some(op) => stored(op, cas),
+                        None => (KeyedOp::Nop, Outcome::NotStored),
                     }
                 }
                 (SetMode::Append | SetMode::Prepend, None) => {
@@ -522,6 +523,9 @@ impl Store {
                     // A key no item can hold (a request built by hand).
                     return (nop(dead), Outcome::NotStored);
                 }
+                if !self.room_locked(key.len(), MAX_DIGITS) {
+                    return (nop(dead), Outcome::NoMemory);
+                }
                 let expiry;
                 (shown, expiry) = TtlSteps::created(flags, self.time.expiry(ttl, now), touch, now);
                 number = flags.initial().unwrap_or(0);
@@ -615,7 +619,7 @@ impl Store {
                 return;
             }
             Outcome::NoMemory => {
-                Response::ServerError("out of memory storing object").write_to(out);
+                Response::ServerError("Out of memory allocating new item").write_to(out);
                 return;
             }
         };

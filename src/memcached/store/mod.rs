@@ -31,7 +31,9 @@
 //!   works in whole seconds and flushes one second early). Far-future TTLs are
 //!   kept exactly.
 //! - `cache_memlimit` resizes at once: shrinking evicts until the items fit
-//!   (memcached frees slab pages over time). It is refused
+//!   (memcached frees slab pages over time); without evictions (`-M`)
+//!   nothing is evicted, and stores are refused until enough items are
+//!   deleted or expire. It is refused
 //!   (`MEMLIMIT_ADJUST_FAILED`) when a shard's share could no longer hold the
 //!   largest item.
 //! - `slabs` and `lru` parse with memcached's argument rules and error lines
@@ -687,6 +689,10 @@ impl Store {
     /// follows is the caller's job ([`TooLarge::swallow`](crate::memcached::TooLarge::swallow));
     /// [`Store::process`] does it for you.
     ///
+    /// A request has no connection here, so [`StoreConfig::ascii_auth`] is
+    /// not applied: a caller running requests one by one authenticates its
+    /// connections itself ([`Store::process`] applies it).
+    ///
     /// **Locking behaviour:** see [`Store`].
     ///
     /// ```
@@ -841,7 +847,9 @@ impl Store {
 
     /// Changes the memory limit of a live store (memcached's
     /// `cache_memlimit`): growing takes effect at once, shrinking evicts
-    /// until the items fit. Refused, changing nothing, when a shard's share
+    /// until the items fit (unless [`StoreConfig::evictions`] is off: then
+    /// nothing is evicted, and stores are refused until items are deleted
+    /// or expire). Refused, changing nothing, when a shard's share
     /// of `bytes` could no longer hold the largest item (`max_item_size`
     /// with the longest key).
     ///

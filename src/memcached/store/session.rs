@@ -45,6 +45,8 @@ pub struct Session {
     /// The connection has completed a SASL exchange (it may not start
     /// another).
     pub(super) sasl_done: bool,
+    /// A `PLAIN` exchange waits for its message in a `SASL_STEP`.
+    pub(super) sasl_pending: bool,
     /// The bytes of an ASCII authentication's data still to come (`-Y`).
     pub(super) auth_data: Option<usize>,
 }

@@ -142,6 +142,18 @@ impl Store {
     /// says that); an unknown group is a `CLIENT_ERROR`, never a bare
     /// `ERROR`: monitoring tools wait for `END` after a `stats` line, and
     /// an `ERROR` left them hanging until their timeout.
+    /// The `stats` group named `group` (empty: the general one) as
+    /// `STAT name value` lines and `END`, as `stats <group>` answers it,
+    /// whatever the protocols and authentication of the store's
+    /// connections (for the server's metrics endpoint).
+    #[cfg(feature = "server")]
+    pub(crate) fn stats_lines(&self, group: &[u8]) -> Vec<u8> {
+        let now = self.time.now_ms();
+        let mut out = Vec::new();
+        self.stats(Tokens::new(group), now, &mut out);
+        out
+    }
+
     pub(super) fn stats(&self, args: Tokens<'_>, now: u64, out: &mut Vec<u8>) {
         let mut words = args.iter();
         let group = words.next();

@@ -14,14 +14,6 @@ use crate::memcached::{ArithmeticOp, Request, Response, StoreCommand, Tokens, To
 /// The line for a store the cache could not hold.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
 
-/// Why an append or prepend stored nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Unstored {
-    /// The result would be over the item size limit: `NOT_STORED`.
-    TooLarge,
-    /// No room without evicting (memcached's `-M`): out of memory.
-    NoMemory,
-}
 /// The line for an item over `-I`.
 pub(super) const TOO_LARGE: &str = "object too large for cache";
 
@@ -326,7 +318,6 @@ impl Store {
     ) -> StoreResult {
         self.detail.record(key, DetailOp::Set);
         let expiry = self.time.expiry(exptime, now);
-        let appending = matches!(command, StoreCommand::Append | StoreCommand::Prepend);
         // memcached sizes the item it reads the data into (for an append,
         // the data alone, with the line's flags) before anything else.
         if self.over_item_size(key.len(), data.len(), flags) {
@@ -336,7 +327,9 @@ impl Store {
             }
             return StoreResult::TooLarge;
         }
-        if !appending && !self.storable(key.len(), data.len()) {
+        // The data alone (an append's too) needs an item first: with no
+        // room for it under `-M`, memcached answers out of memory.
+        if !self.storable(key.len(), data.len()) {
             self.counters.bump(Counter::StoreNoMemory);
             if command == StoreCommand::Set {
                 self.forget(key);
@@ -395,9 +388,8 @@ impl Store {
                 let prepend = command == StoreCommand::Prepend;
                 self.mutate_at(key, Some(now), |cur| match self.live(cur) {
                     (Some(old), _) => match self.concat(&old, data, prepend, None, now) {
-                        Ok(op) => (op, StoreResult::Stored),
-                        Err(Unstored::TooLarge) => (KeyedOp::Nop, StoreResult::NotStored),
-                        Err(Unstored::NoMemory) => (KeyedOp::Nop, StoreResult::OutOfMemory),
+                        Some(op) => (op, StoreResult::Stored),
+                        None => (KeyedOp::Nop, StoreResult::NotStored),
                     },
                     (None, dead) => (nop(dead), StoreResult::NotStored),
                 })
@@ -418,16 +410,17 @@ impl Store {
         prepend: bool,
         cas: Option<u64>,
         now: u64,
-    ) -> Result<KeyedOp<super::Block, Meta>, Unstored> {
+    ) -> Option<KeyedOp<super::Block, Meta>> {
         let (key, old_value) = (old.block.key(), old.block.value());
         let len = old_value.len() + data.len();
-        if !self.fits(key.len(), len) || self.over_item_size(key.len(), len, old.block.flags()) {
-            return Err(Unstored::TooLarge);
-        }
-        // memcached makes the whole new item before it frees the old one.
-        if !self.room_locked(key.len(), len) {
-            self.counters.bump(Counter::StoreNoMemory);
-            return Err(Unstored::NoMemory);
+        // memcached makes the whole new item before it frees the old one;
+        // when that fails (too large, or no room under `-M`) the append is
+        // `NOT_STORED`, counted nowhere.
+        if !self.fits(key.len(), len)
+            || self.over_item_size(key.len(), len, old.block.flags())
+            || !self.room_locked(key.len(), len)
+        {
+            return None;
         }
         let parts = if prepend {
             [data, old_value]
@@ -437,7 +430,7 @@ impl Store {
         let block = self.derived_block(old.block, &parts, old.block.flags(), cas);
         // A new item, as memcached makes one: not fetched, not stale, no win
         // token handed out.
-        Ok(Self::replace(block, self.fresh_state(now)))
+        Some(Self::replace(block, self.fresh_state(now)))
     }
 
     /// The access state of a counter after an increment or decrement that
