@@ -762,3 +762,30 @@ fn the_port_file_names_the_port_chosen() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(written, format!("TCP INET: {}\n", server.addr.port()));
 }
+
+/// `also_listen` (memcached's `-l A,B`): the server answers on every
+/// address; one given port 0 takes the port `listen` got, so a client
+/// resolving `localhost` to `::1` finds the server on the same port.
+#[test]
+fn a_server_answers_on_every_address_it_listens_on() {
+    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let also: SocketAddr = if v6 { "[::1]:0" } else { "127.0.0.2:0" }.parse().unwrap();
+    if !v6 && std::net::TcpListener::bind("127.0.0.2:0").is_err() {
+        eprintln!("neither ::1 nor 127.0.0.2 can be bound here: nothing to check");
+        return;
+    }
+    let server = TestServer::start(ServerConfig {
+        also_listen: vec![also],
+        ..ServerConfig::default()
+    });
+    let other = SocketAddr::new(also.ip(), server.addr.port());
+    for addr in [server.addr, other] {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert_eq!(
+            request(&mut conn, b"set k 0 0 1\r\nx\r\nget k\r\n", b"END\r\n"),
+            "STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n",
+            "{addr}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use larder::memcached::{Credentials, Protocols, StoreConfig, MAX_ITEM_SIZE};
 use larder::server::{
-    ReplicationConfig, Server, ServerConfig, SnapshotConfig, UnixSocketConfig, VERSION,
+    ReplicationConfig, Server, ServerConfig, ServerError, SnapshotConfig, UnixSocketConfig, VERSION,
 };
 
 const USAGE: &str = "usage: larder-server [-p PORT] [-l ADDR] [-m MB] [-c CONNS] [-I SIZE] \
@@ -30,7 +30,11 @@ Unix domain socket)
   -p, --port PORT          TCP port to listen on (default 11211; 0 or -1 picks
                            one; MEMCACHED_PORT_FILENAME=FILE writes it there as
                            'TCP INET: PORT', as memcached does)
-  -l, --listen ADDR        interface to listen on (default 127.0.0.1)
+  -l, --listen ADDR[,ADDR..]
+                           interfaces to listen on, each an address or host
+                           name, optionally with its own :PORT; -l again adds
+                           more (default: loopback, 127.0.0.1 and ::1 where
+                           the machine has IPv6)
   -s, --unix-socket FILE   listen on this Unix domain socket instead of TCP (as
                            memcached's -s, it disables network support; a socket
                            file left there by an earlier run is replaced, one a
@@ -139,7 +143,8 @@ const MAX_IDLE_SECS: u64 = 365 * 24 * 60 * 60;
 #[derive(Debug, PartialEq)]
 struct Options {
     port: u16,
-    listen: String,
+    /// `-l` entries (empty: the loopback interface).
+    listen: Vec<String>,
     /// `-s`: listen on this Unix domain socket instead of TCP.
     unix_socket: Option<String>,
     /// `-a`: the socket file's permission bits.
@@ -192,7 +197,7 @@ impl Default for Options {
         let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
         Options {
             port: 11211,
-            listen: "127.0.0.1".into(),
+            listen: Vec::new(),
             unix_socket: None,
             unix_mask: 0o700,
             memory_mb: 64,
@@ -290,7 +295,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                     number(&flag, &port)?
                 };
             }
-            "-l" | "--listen" => options.listen = value(&flag)?,
+            "-l" | "--listen" => {
+                // memcached takes a comma-separated list, and -l again adds
+                // to it.
+                let list = value(&flag)?;
+                options
+                    .listen
+                    .extend(list.split(',').filter(|a| !a.is_empty()).map(str::to_owned));
+            }
             "-m" | "--memory-limit" => {
                 options.memory_mb = number(&flag, &value(&flag)?)?;
                 if !(1..=MAX_MEMORY_MB).contains(&options.memory_mb) {
@@ -753,7 +765,20 @@ fn size(flag: &str, text: &str) -> Result<usize, ArgError> {
 /// The socket address for `-l` and `-p`: an IP address, or a host name
 /// resolved once at start.
 fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
-    let host = listen.trim_start_matches('[').trim_end_matches(']');
+    // `HOST:PORT` or `[V6]:PORT` name their own port, as in memcached.
+    if let Ok(addr) = listen.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = match listen.rsplit_once(':') {
+        Some((host, own)) if !host.contains(':') || host.ends_with(']') => {
+            let own = own
+                .parse()
+                .map_err(|_| bad(format!("-l: {own:?} in {listen:?} is not a port")))?;
+            (host, own)
+        }
+        _ => (listen, port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
@@ -762,6 +787,20 @@ fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| bad(format!("-l: cannot resolve {listen:?}")))
+}
+
+/// Where to listen: each `-l` entry, or by default the loopback interface,
+/// IPv6's too where the machine has it (so that clients resolving
+/// `localhost` to `::1` connect, as they do to memcached).
+fn listen_addrs(listen: &[String], port: u16) -> Result<Vec<SocketAddr>, ArgError> {
+    if listen.is_empty() {
+        let mut addrs = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            addrs.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+        }
+        return Ok(addrs);
+    }
+    listen.iter().map(|l| listen_addr(l, port)).collect()
 }
 
 /// The socket address for `--metrics-listen`: `HOST:PORT`, with an IP
@@ -862,8 +901,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listen = match listen_addr(&options.listen, options.port) {
-        Ok(addr) => addr,
+    let listen = match listen_addrs(&options.listen, options.port) {
+        Ok(addrs) => addrs,
         Err(e) => {
             eprintln!("larder-server: {e}\n{USAGE}");
             return ExitCode::from(2);
@@ -880,7 +919,8 @@ fn main() -> ExitCode {
     let idle =
         (options.idle_timeout_secs > 0).then(|| Duration::from_secs(options.idle_timeout_secs));
     let config = ServerConfig {
-        listen,
+        listen: listen[0],
+        also_listen: listen[1..].to_vec(),
         unix_socket: options.unix_socket.as_ref().map(|path| UnixSocketConfig {
             mode: options.unix_mask,
             ..UnixSocketConfig::new(path)
@@ -955,9 +995,29 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let server = match Server::bind(config).await {
-            Ok(server) => server,
-            Err(e) => {
+        // The default's IPv6 loopback is a convenience: when its port is
+        // taken there (the IPv4 one picked by -p 0, say), the server goes
+        // on without it rather than fail to start.
+        let implicit_v6 = options.listen.is_empty() && !config.also_listen.is_empty();
+        let fallback = implicit_v6.then(|| ServerConfig {
+            also_listen: Vec::new(),
+            ..config.clone()
+        });
+        let server = match (Server::bind(config).await, fallback) {
+            (Ok(server), _) => server,
+            (Err(ServerError::Bind(addr, e)), Some(fallback)) if addr.is_ipv6() => {
+                if options.verbosity > 0 {
+                    eprintln!("larder-server: not listening on {addr}: {e}");
+                }
+                match Server::bind(fallback).await {
+                    Ok(server) => server,
+                    Err(e) => {
+                        eprintln!("larder-server: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            (Err(e), _) => {
                 eprintln!("larder-server: {e}");
                 return ExitCode::FAILURE;
             }
@@ -982,6 +1042,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
                 eprintln!("listening on {}", server.local_addr());
+                for addr in server.local_addrs().iter().skip(1) {
+                    eprintln!("listening on {addr}");
+                }
             }
         }
         if let Some(addr) = server.metrics_addr() {
@@ -1069,7 +1132,7 @@ mod tests {
     fn no_arguments_give_memcacheds_defaults_on_loopback() {
         let options = serve(&[]);
         assert_eq!(options.port, 11211);
-        assert_eq!(options.listen, "127.0.0.1");
+        assert!(options.listen.is_empty());
         assert_eq!(options.memory_mb, 64);
         assert_eq!(options.conn_limit, 1024);
         assert_eq!(options.max_item_size, 1 << 20);
@@ -1082,7 +1145,11 @@ mod tests {
         assert_eq!(serve(&["-p2"]).port, 2);
         assert_eq!(serve(&["--port", "3"]).port, 3);
         assert_eq!(serve(&["--port=4"]).port, 4);
-        assert_eq!(serve(&["-l", "::1"]).listen, "::1");
+        assert_eq!(serve(&["-l", "::1"]).listen, ["::1"]);
+        assert_eq!(
+            serve(&["-l", "127.0.0.1,::1", "-l", "10.0.0.1:11300"]).listen,
+            ["127.0.0.1", "::1", "10.0.0.1:11300"]
+        );
         assert_eq!(serve(&["--memory-limit=8"]).memory_mb, 8);
         assert_eq!(serve(&["-c", "5"]).conn_limit, 5);
         assert_eq!(serve(&["-t", "2"]).threads, 2);
@@ -1335,6 +1402,24 @@ mod tests {
             "127.0.0.1:5".parse().unwrap()
         );
         assert_eq!(listen_addr("[::1]", 6).unwrap(), "[::1]:6".parse().unwrap());
+        assert_eq!(listen_addr("::1", 6).unwrap(), "[::1]:6".parse().unwrap());
+        // An entry may name its own port, as memcached's -l HOST:PORT.
+        assert_eq!(
+            listen_addr("127.0.0.1:9", 6).unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert_eq!(
+            listen_addr("[::1]:9", 6).unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
+        assert!(listen_addr("localhost:9", 6).unwrap().port() == 9);
+        assert!(listen_addr("127.0.0.1:x", 6).is_err());
+        // By default, loopback: IPv4, and IPv6 where the machine has it.
+        let default = listen_addrs(&[], 5).unwrap();
+        assert_eq!(default[0], "127.0.0.1:5".parse().unwrap());
+        assert!(default[1..]
+            .iter()
+            .all(|a| *a == "[::1]:5".parse().unwrap()));
         assert!(listen_addr("localhost", 7).unwrap().ip().is_loopback());
     }
 }

@@ -116,6 +116,12 @@ pub struct ServerConfig {
     /// `127.0.0.1:11211`: never all interfaces unless asked. Port 0 picks a
     /// free port; [`Server::local_addr`] tells which.
     pub listen: SocketAddr,
+    /// More addresses to listen on, beside `listen`, for the same service
+    /// (memcached's `-l A,B` or repeated `-l`): say `[::1]:11211` beside
+    /// `127.0.0.1:11211`, so that clients resolving `localhost` to either
+    /// family connect. One with port 0 takes the port `listen` got. Each
+    /// must bind, or [`Server::bind`] fails. Default empty.
+    pub also_listen: Vec<SocketAddr>,
     /// Listen on this Unix domain socket instead (memcached's `-s` and
     /// `-a`): as with memcached, `listen` is then not bound at all. Unix
     /// only. Default `None`.
@@ -190,6 +196,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
+            also_listen: Vec::new(),
             unix_socket: None,
             metrics_listen: None,
             conn_limit: 1024,
@@ -310,7 +317,8 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 
 /// The socket a [`Server`] accepts connections on.
 enum Listener {
-    Tcp(TcpListener),
+    /// `listen` first, then `also_listen`.
+    Tcp(Vec<TcpListener>),
     #[cfg(unix)]
     Unix(tokio::net::UnixListener),
 }
@@ -319,8 +327,18 @@ impl Listener {
     /// Accepts the next connection and hands it to its task.
     async fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Tcp(listener) => {
-                let (stream, peer) = listener.accept().await?;
+            Listener::Tcp(listeners) => {
+                // Whichever listener has a connection waiting.
+                let (stream, peer) = std::future::poll_fn(|cx| {
+                    listeners
+                        .iter()
+                        .find_map(|listener| match listener.poll_accept(cx) {
+                            std::task::Poll::Ready(accepted) => Some(accepted),
+                            std::task::Poll::Pending => None,
+                        })
+                        .map_or(std::task::Poll::Pending, std::task::Poll::Ready)
+                })
+                .await?;
                 Ok(Accepted::Tcp(stream, peer))
             }
             #[cfg(unix)]
@@ -552,7 +570,7 @@ impl Server {
         // The TCP listener is bound first; the Unix socket last, once nothing
         // else can fail (binding it replaces a stale socket file).
         enum Pending<'a> {
-            Tcp(TcpListener),
+            Tcp(Vec<TcpListener>),
             Unix(&'a UnixSocketConfig),
         }
         let (pending, local_addr) = match &config.unix_socket {
@@ -562,7 +580,18 @@ impl Server {
                 let local_addr = listener
                     .local_addr()
                     .map_err(|e| ServerError::Bind(config.listen, e))?;
-                (Pending::Tcp(listener), local_addr)
+                let mut listeners = vec![listener];
+                for &addr in &config.also_listen {
+                    let addr = match addr.port() {
+                        0 => SocketAddr::new(addr.ip(), local_addr.port()),
+                        _ => addr,
+                    };
+                    listeners.push(
+                        listen(addr, config.listen_backlog)
+                            .map_err(|e| ServerError::Bind(addr, e))?,
+                    );
+                }
+                (Pending::Tcp(listeners), local_addr)
             }
             Some(unix) => (Pending::Unix(unix), config.listen),
         };
@@ -589,7 +618,7 @@ impl Server {
             .configure(config.replication.backlog, role)
             .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
         let listener = match pending {
-            Pending::Tcp(listener) => Listener::Tcp(listener),
+            Pending::Tcp(listeners) => Listener::Tcp(listeners),
             Pending::Unix(unix) => listen_unix(unix, config.listen_backlog)
                 .map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?,
         };
@@ -610,6 +639,20 @@ impl Server {
     /// [`unix_socket`](Self::unix_socket) is where the server listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every TCP address the server listens on: [`local_addr`](Self::local_addr)
+    /// first, then those of [`ServerConfig::also_listen`] (none with a Unix
+    /// socket).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(listeners) => listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect(),
+            #[cfg(unix)]
+            Listener::Unix(_) => Vec::new(),
+        }
     }
 
     /// The Unix domain socket the server listens on, when
