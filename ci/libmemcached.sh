@@ -35,8 +35,12 @@ BIN=$ROOT/target/release/larder-server
 . ci/debian_source.sh
 
 WORK=$(mktemp -d)
+# The wrapper execs larder-server, keeping its pid: it writes that pid to
+# $WORK/pids, and servers a timed-out test left behind are killed here.
 cleanup() {
-    pkill -f "$WORK/memcached-wrapper" 2>/dev/null
+    if [ -f "$WORK/pids" ]; then
+        xargs -r kill 2>/dev/null <"$WORK/pids"
+    fi
     rm -rf "$WORK"
     debian_source_cleanup
 }
@@ -64,6 +68,7 @@ mkdir -p "$WORK/build"
 cat >"$WORK/memcached-wrapper" <<EOF
 #!/usr/bin/env bash
 # larder-server in memcached's place; UDP ports become -U 0.
+echo \$\$ >>"$WORK/pids"
 args=()
 while [ \$# -gt 0 ]; do
     case "\$1" in

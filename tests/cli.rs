@@ -378,3 +378,24 @@ fn dash_u_runs_the_server_as_that_user_when_started_as_root() {
         assert!(stderr.contains("no such user to switch to"), "{stderr}");
     }
 }
+
+#[test]
+fn sighup_leaves_the_server_running() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let args = ["-p", port.as_str(), "-l", "127.0.0.1"].map(OsStr::new);
+    let (first, reply, _) = first_line_of(&args, |pid| {
+        let hup = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status();
+        // The default action would end the process before it could answer.
+        let reply = ask(&format!("127.0.0.1:{port}"), b"version\r\n", b"\r\n");
+        (hup, reply)
+    });
+    assert!(first.starts_with("listening on"), "{first:?}");
+    assert!(reply.0.expect("kill runs").success());
+    assert!(reply.1.starts_with(b"VERSION "), "{:?}", reply.1);
+}

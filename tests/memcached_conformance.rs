@@ -2471,3 +2471,21 @@ fn ascii_authentication_refuses_junk_without_buffering_it() {
         larder::memcached::StoreError::AsciiAuthNeedsText
     );
 }
+
+/// Unauthenticated lines are answered under the output limit like any
+/// request: a client that sends empty lines without reading pauses at the
+/// limit instead of growing the server's output.
+#[test]
+fn ascii_authentication_refusals_stop_at_the_output_limit() {
+    let store = ascii_auth_store();
+    let mut session = Session::new().with_output_limit(300);
+    let input = vec![b'\n'; 65_536];
+    let mut out = Vec::new();
+    let progress = store.process(&mut session, &input, &mut out);
+    assert_eq!(progress.outcome, larder::memcached::Outcome::Continue);
+    assert!(out.len() < 400, "{} bytes of refusals", out.len());
+    assert_eq!(
+        progress.consumed,
+        out.len() / "CLIENT_ERROR unauthenticated\r\n".len()
+    );
+}

@@ -1,9 +1,11 @@
 //! `larder-server`: a memcached-compatible server over a larder cache.
 //!
 //! Takes memcached's flags where they make sense (`-p`, `-l`, `-s`, `-m`,
-//! `-c`, `-I`, `-t`, `-v`), speaks the text, meta and binary protocols over
-//! TCP or a Unix domain socket (no UDP, no SASL), and stops cleanly on SIGINT
-//! or SIGTERM, saving a snapshot first when `--snapshot` asks for one.
+//! `-c`, `-I`, `-t`, `-v`, `-d`, `-u`, `-M`, `-S`, `-Y`, ...), speaks the
+//! text, meta and binary protocols over TCP or a Unix domain socket (no
+//! UDP, no TLS), stops cleanly on SIGINT or SIGTERM, saving a snapshot first
+//! when `--snapshot` asks for one, and ignores SIGHUP (memcached rereads its
+//! `-Y` file then; larder-server reads its user files at start).
 //! Arguments are parsed by hand: a bad flag or value prints the error and a
 //! usage line and exits with status 2.
 #![deny(unsafe_code)]
@@ -299,9 +301,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
                 // memcached takes a comma-separated list, and -l again adds
                 // to it.
                 let list = value(&flag)?;
-                options
-                    .listen
-                    .extend(list.split(',').filter(|a| !a.is_empty()).map(str::to_owned));
+                let before = options.listen.len();
+                options.listen.extend(
+                    list.split([',', ';'])
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned),
+                );
+                if options.listen.len() == before {
+                    return Err(bad(format!("{flag} needs an address")));
+                }
             }
             "-m" | "--memory-limit" => {
                 options.memory_mb = number(&flag, &value(&flag)?)?;
@@ -764,10 +772,10 @@ fn size(flag: &str, text: &str) -> Result<usize, ArgError> {
 
 /// The socket address for `-l` and `-p`: an IP address, or a host name
 /// resolved once at start.
-fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
+fn listen_addr(listen: &str, port: u16) -> Result<Vec<SocketAddr>, ArgError> {
     // `HOST:PORT` or `[V6]:PORT` name their own port, as in memcached.
     if let Ok(addr) = listen.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Ok(vec![addr]);
     }
     let (host, port) = match listen.rsplit_once(':') {
         Some((host, own)) if !host.contains(':') || host.ends_with(']') => {
@@ -780,13 +788,20 @@ fn listen_addr(listen: &str, port: u16) -> Result<SocketAddr, ArgError> {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    (host, port)
+    // A name: every address it resolves to, as memcached binds them all
+    // (`localhost` is 127.0.0.1 and ::1 on most systems).
+    let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| bad(format!("-l: cannot resolve {listen:?}")))
+        .map_err(|_| bad(format!("-l: cannot resolve {listen:?}")))?
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(bad(format!("-l: cannot resolve {listen:?}")));
+    }
+    Ok(addrs)
 }
 
 /// Where to listen: each `-l` entry, or by default the loopback interface,
@@ -800,7 +815,15 @@ fn listen_addrs(listen: &[String], port: u16) -> Result<Vec<SocketAddr>, ArgErro
         }
         return Ok(addrs);
     }
-    listen.iter().map(|l| listen_addr(l, port)).collect()
+    let mut addrs = Vec::new();
+    for entry in listen {
+        for addr in listen_addr(entry, port)? {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+    }
+    Ok(addrs)
 }
 
 /// The socket address for `--metrics-listen`: `HOST:PORT`, with an IP
@@ -831,14 +854,30 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             _ => None,
         }
     };
+    // SIGHUP's default action would end the server without a save: it is
+    // taken, and ignored (memcached survives it too).
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     async move {
         #[cfg(unix)]
         if let Some((mut term, mut int)) = streams {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+            let mut hangup = hangup;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => return,
+                    _ = term.recv() => return,
+                    received = async {
+                        match hangup.as_mut() {
+                            Some(h) => h.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if received.is_none() {
+                            hangup = None;
+                        }
+                    }
+                }
             }
-            return;
         }
         let _ = tokio::signal::ctrl_c().await;
     }
@@ -995,20 +1034,21 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // The default's IPv6 loopback is a convenience: when its port is
-        // taken there (the IPv4 one picked by -p 0, say), the server goes
-        // on without it rather than fail to start.
-        let implicit_v6 = options.listen.is_empty() && !config.also_listen.is_empty();
+        // With -p 0 the port is picked on IPv4 loopback and may be taken on
+        // IPv6's: the server then goes on without ::1 (saying so) rather
+        // than fail to start. A port asked for must bind on both.
+        let implicit_v6 =
+            options.listen.is_empty() && options.port == 0 && !config.also_listen.is_empty();
         let fallback = implicit_v6.then(|| ServerConfig {
             also_listen: Vec::new(),
             ..config.clone()
         });
         let server = match (Server::bind(config).await, fallback) {
             (Ok(server), _) => server,
-            (Err(ServerError::Bind(addr, e)), Some(fallback)) if addr.is_ipv6() => {
-                if options.verbosity > 0 {
-                    eprintln!("larder-server: not listening on {addr}: {e}");
-                }
+            (Err(ServerError::Bind(addr, e)), Some(fallback))
+                if addr.is_ipv6() && e.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                eprintln!("larder-server: not listening on {addr}: {e}");
                 match Server::bind(fallback).await {
                     Ok(server) => server,
                     Err(e) => {
@@ -1271,6 +1311,7 @@ mod tests {
             (&["-Y", "/auth", "-B", "binary"], "text protocol alone"),
             (&["-Y", "/auth", "-S"], "exclude each other"),
             (&["-Y", ""], "needs a path"),
+            (&["-l", ","], "needs an address"),
             (&["-Z"], "TLS"),
             (&["-o", "ext_path=/ssd/file:64G"], "extstore"),
             (&["-o", "bogus"], "unknown option"),
@@ -1397,30 +1438,26 @@ mod tests {
 
     #[test]
     fn listen_addresses_accept_ips_brackets_and_localhost() {
-        assert_eq!(
-            listen_addr("127.0.0.1", 5).unwrap(),
-            "127.0.0.1:5".parse().unwrap()
-        );
-        assert_eq!(listen_addr("[::1]", 6).unwrap(), "[::1]:6".parse().unwrap());
-        assert_eq!(listen_addr("::1", 6).unwrap(), "[::1]:6".parse().unwrap());
+        let one = |text: &str| vec![text.parse::<SocketAddr>().unwrap()];
+        assert_eq!(listen_addr("127.0.0.1", 5).unwrap(), one("127.0.0.1:5"));
+        assert_eq!(listen_addr("[::1]", 6).unwrap(), one("[::1]:6"));
+        assert_eq!(listen_addr("::1", 6).unwrap(), one("[::1]:6"));
         // An entry may name its own port, as memcached's -l HOST:PORT.
-        assert_eq!(
-            listen_addr("127.0.0.1:9", 6).unwrap(),
-            "127.0.0.1:9".parse().unwrap()
-        );
-        assert_eq!(
-            listen_addr("[::1]:9", 6).unwrap(),
-            "[::1]:9".parse().unwrap()
-        );
-        assert!(listen_addr("localhost:9", 6).unwrap().port() == 9);
+        assert_eq!(listen_addr("127.0.0.1:9", 6).unwrap(), one("127.0.0.1:9"));
+        assert_eq!(listen_addr("[::1]:9", 6).unwrap(), one("[::1]:9"));
         assert!(listen_addr("127.0.0.1:x", 6).is_err());
+        // A name binds every address it resolves to.
+        let local = listen_addr("localhost:9", 6).unwrap();
+        assert!(!local.is_empty());
+        assert!(local.iter().all(|a| a.port() == 9 && a.ip().is_loopback()));
         // By default, loopback: IPv4, and IPv6 where the machine has it.
         let default = listen_addrs(&[], 5).unwrap();
         assert_eq!(default[0], "127.0.0.1:5".parse().unwrap());
         assert!(default[1..]
             .iter()
             .all(|a| *a == "[::1]:5".parse().unwrap()));
-        assert!(listen_addr("localhost", 7).unwrap().ip().is_loopback());
+        assert!(listen_addr("localhost", 7).unwrap()[0].ip().is_loopback());
+        assert_eq!(serve(&["-l", "127.0.0.1;::1"]).listen, ["127.0.0.1", "::1"]);
     }
 }
 

@@ -311,14 +311,21 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     };
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
+    // An IPv6 address is that family alone, as memcached binds it, so that
+    // `-l 0.0.0.0,::` (or `127.0.0.1,::1`) can bind both on one port.
+    #[cfg(unix)]
+    if addr.is_ipv6() {
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
+    }
     socket.bind(addr)?;
     socket.listen(backlog)
 }
 
 /// The socket a [`Server`] accepts connections on.
 enum Listener {
-    /// `listen` first, then `also_listen`.
-    Tcp(Vec<TcpListener>),
+    /// `listen` first, then `also_listen`; and where the next accept
+    /// starts looking, so that a busy listener does not starve the others.
+    Tcp(Vec<TcpListener>, std::sync::atomic::AtomicUsize),
     #[cfg(unix)]
     Unix(tokio::net::UnixListener),
 }
@@ -327,18 +334,24 @@ impl Listener {
     /// Accepts the next connection and hands it to its task.
     async fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Tcp(listeners) => {
-                // Whichever listener has a connection waiting.
-                let (stream, peer) = std::future::poll_fn(|cx| {
-                    listeners
-                        .iter()
-                        .find_map(|listener| match listener.poll_accept(cx) {
-                            std::task::Poll::Ready(accepted) => Some(accepted),
+            Listener::Tcp(listeners, next) => {
+                // Whichever listener has a connection waiting, starting
+                // after the one that had the last (every Pending poll
+                // registers the task's waker with its listener).
+                let start = next.load(std::sync::atomic::Ordering::Relaxed);
+                let n = listeners.len();
+                let (i, accepted) = std::future::poll_fn(|cx| {
+                    (0..n)
+                        .map(|k| (start + k) % n)
+                        .find_map(|i| match listeners[i].poll_accept(cx) {
+                            std::task::Poll::Ready(accepted) => Some((i, accepted)),
                             std::task::Poll::Pending => None,
                         })
                         .map_or(std::task::Poll::Pending, std::task::Poll::Ready)
                 })
-                .await?;
+                .await;
+                next.store((i + 1) % n, std::sync::atomic::Ordering::Relaxed);
+                let (stream, peer) = accepted?;
                 Ok(Accepted::Tcp(stream, peer))
             }
             #[cfg(unix)]
@@ -618,7 +631,7 @@ impl Server {
             .configure(config.replication.backlog, role)
             .map_err(|_| ServerError::Backlog(config.replication.backlog))?;
         let listener = match pending {
-            Pending::Tcp(listeners) => Listener::Tcp(listeners),
+            Pending::Tcp(listeners) => Listener::Tcp(listeners, Default::default()),
             Pending::Unix(unix) => listen_unix(unix, config.listen_backlog)
                 .map_err(|e| ServerError::BindUnix(unix.path.clone(), e))?,
         };
@@ -646,7 +659,7 @@ impl Server {
     /// socket).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         match &self.listener {
-            Listener::Tcp(listeners) => listeners
+            Listener::Tcp(listeners, _) => listeners
                 .iter()
                 .filter_map(|l| l.local_addr().ok())
                 .collect(),

@@ -317,7 +317,19 @@ impl super::Store {
     ) -> (usize, Outcome) {
         let mut pos = session.swallow.min(input.len());
         session.swallow -= pos;
+        let mut handled = 0;
         while !session.authenticated && session.swallow == 0 {
+            // Refusals are replies too: the output limit and `-R` pause
+            // them as they pause any (a client that sends lines without
+            // reading must not grow the server's output).
+            if session.requests_done(handled)
+                || session
+                    .output_limit()
+                    .is_some_and(|limit| out.pending() >= limit)
+            {
+                return (pos, Outcome::Continue);
+            }
+            handled += 1;
             let rest = &input[pos..];
             let need = match session.auth_data {
                 Some(need) => need,

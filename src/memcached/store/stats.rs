@@ -137,11 +137,6 @@ const COMMAND_COUNTERS: [(&str, Counter); 24] = [
 ];
 
 impl Store {
-    /// Answers `stats [group]`. Every group memcached 1.6 knows gets a
-    /// complete, terminated answer (`END`, or `OK`/`RESET` where memcached
-    /// says that); an unknown group is a `CLIENT_ERROR`, never a bare
-    /// `ERROR`: monitoring tools wait for `END` after a `stats` line, and
-    /// an `ERROR` left them hanging until their timeout.
     /// The `stats` group named `group` (empty: the general one) as
     /// `STAT name value` lines and `END`, as `stats <group>` answers it,
     /// whatever the protocols and authentication of the store's
@@ -154,6 +149,11 @@ impl Store {
         out
     }
 
+    /// Answers `stats [group]`. Every group memcached 1.6 knows gets a
+    /// complete, terminated answer (`END`, or `OK`/`RESET` where memcached
+    /// says that); an unknown group is a `CLIENT_ERROR`, never a bare
+    /// `ERROR` (the monitoring issue's rule; memcached 1.6.18 answers
+    /// `ERROR`).
     pub(super) fn stats(&self, args: Tokens<'_>, now: u64, out: &mut Vec<u8>) {
         let mut words = args.iter();
         let group = words.next();
