@@ -144,6 +144,22 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
+# crate_copy NAME VERSION DEST: a writable copy of crate NAME VERSION's
+# source (its tests too) from crates.io at DEST; fails if it cannot be
+# fetched.
+crate_copy() {
+    local name=$1 version=$2 dest=$3 fetch="$WORK/fetch-$1" src
+    mkdir -p "$fetch/src"
+    printf '[package]\nname = "fetch-%s"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
+        "$name" "$name" "$version" >"$fetch/Cargo.toml"
+    echo 'fn main() {}' >"$fetch/src/main.rs"
+    (cd "$fetch" && cargo fetch -q) >/dev/null 2>&1 || return 1
+    src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
+        -name "$name-$version" | head -n 1)
+    [ -n "$src" ] || return 1
+    cp -r "$src" "$dest" && chmod -R u+w "$dest"
+}
+
 SUMMARY=()
 STATUS=0
 record() { # record NAME EXIT-CODE DETAIL
@@ -425,19 +441,8 @@ say "async-memcached's own integration tests (Rust: text and meta protocols, TCP
 # are not run.
 code=1
 detail="could not fetch or build async-memcached 0.9.0"
-AMC_FETCH="$WORK/amc-fetch"
-mkdir -p "$AMC_FETCH/src"
-printf '[package]\nname = "amc-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nasync-memcached = "=0.9.0"\n' \
-    >"$AMC_FETCH/Cargo.toml"
-echo 'fn main() {}' >"$AMC_FETCH/src/main.rs"
-if (cd "$AMC_FETCH" && cargo fetch -q) >/dev/null 2>&1; then
-    AMC_SRC=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
-        -name async-memcached-0.9.0 | head -n 1)
-fi
-if [ -n "${AMC_SRC:-}" ]; then
-    AMC="$WORK/async-memcached"
-    cp -r "$AMC_SRC" "$AMC"
-    chmod -R u+w "$AMC"
+AMC="$WORK/async-memcached"
+if crate_copy async-memcached 0.9.0 "$AMC"; then
     sed -i 's/\[1, 6, 40\]/[1, 6, 18]/' "$AMC/tests/support/mod.rs"
     printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/$BIN" >"$WORK/larder-as-memcached"
     chmod +x "$WORK/larder-as-memcached"
@@ -464,17 +469,9 @@ say "rust-memcache's own tests (Rust: binary and ASCII protocols, its meta clien
 # flag of memcached 1.6.4x that 1.6.18 lacks too). Built without TLS.
 code=1
 detail="could not fetch or build memcache 0.21.0"
-RMC_FETCH="$WORK/rmc-fetch"
-mkdir -p "$RMC_FETCH/src"
-printf '[package]\nname = "rmc-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nmemcache = "=0.21.0"\n' \
-    >"$RMC_FETCH/Cargo.toml"
-echo 'fn main() {}' >"$RMC_FETCH/src/main.rs"
-if (cd "$RMC_FETCH" && cargo fetch -q) >/dev/null 2>&1; then
-    RMC_SRC=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d \
-        -name memcache-0.21.0 | head -n 1)
-fi
 RMC_SOCKETS=(/tmp/memcached.sock /tmp/memcached2.sock)
-if [ -n "${RMC_SRC:-}" ]; then
+RMC="$WORK/rust-memcache"
+if crate_copy memcache 0.21.0 "$RMC"; then
     free=1
     for p in 12345 12346 12347 12348 12349; do port_free "$p" || free=0; done
     # A socket file nobody answers on is replaced by the server; a live one
@@ -492,9 +489,6 @@ except OSError:
         free=0
     done
     if [ "$free" = 1 ]; then
-        RMC="$WORK/rust-memcache"
-        cp -r "$RMC_SRC" "$RMC"
-        chmod -R u+w "$RMC"
         rmc_pids=()
         for p in 12345 12346 12347 12348 12349; do
             launch "rmc-$p" -p "$p" -U 0

@@ -543,23 +543,19 @@ where
     /// entries so heavy that a share holds only a few, whose shards would
     /// otherwise evict by chance while the cache stands part empty (the
     /// memcached store). Call before the cache is shared.
-    pub(crate) fn lend_between_shards(&mut self) {
-        let lending =
-            crate::sync::Arc::new(crate::shard::Lending::new(self.capacity.load(Relaxed)));
+    ///
+    /// With `keep_live` (memcached's `-M`), no live entry is ever evicted
+    /// for room (expired ones still go), and a writer asks
+    /// [`room_for`](Self::room_for) first.
+    pub(crate) fn lend_between_shards(&mut self, keep_live: bool) {
+        let lending = crate::sync::Arc::new(crate::shard::Lending::new(
+            self.capacity.load(Relaxed),
+            keep_live,
+        ));
         for cell in self.cells.iter() {
             cell.write().lend_through(crate::sync::Arc::clone(&lending));
         }
         self.lending = Some(lending);
-    }
-
-    /// memcached's `-M` for a lending cache: when `keep` is true, no live
-    /// entry is evicted for room (expired ones still go), and a writer asks
-    /// [`room_for`](Self::room_for) first. Without lending it does nothing.
-    #[cfg(feature = "memcached")]
-    pub(crate) fn keep_live_when_full(&self, keep: bool) {
-        if let Some(lending) = &self.lending {
-            lending.set_keep_live(keep);
-        }
     }
 
     /// Whether `weight` more fits within a lending cache's capacity, after
@@ -1783,7 +1779,7 @@ mod tests {
             .policy(Policy::clock())
             .build()
             .expect("valid builder");
-        cache.lend_between_shards();
+        cache.lend_between_shards(false);
         cache
     }
 

@@ -28,7 +28,7 @@ use crate::policy::shadow::Shadow;
 use crate::policy::table::Table;
 use crate::policy::{Placement, Policy};
 use crate::slab::{Entry, Slot};
-use crate::sync::{Arc, AtomicBool, AtomicU64};
+use crate::sync::{Arc, AtomicU64};
 use crate::RemovalCause;
 use std::borrow::Borrow;
 use std::num::NonZeroU32;
@@ -165,27 +165,22 @@ pub(crate) struct Lending {
     /// Whether live entries are kept when the cache is full (memcached's
     /// `-M`): nothing is evicted, and the store refuses what does not fit
     /// (see `Cache::room_for`).
-    keep_live: AtomicBool,
+    keep_live: bool,
 }
 
 impl Lending {
-    pub(crate) fn new(capacity: u64) -> Lending {
+    pub(crate) fn new(capacity: u64, keep_live: bool) -> Lending {
         Lending {
             capacity: AtomicU64::new(capacity),
             used: AtomicU64::new(0),
             next: crate::sync::AtomicUsize::new(0),
-            keep_live: AtomicBool::new(false),
+            keep_live,
         }
-    }
-
-    /// Stops (or resumes) evicting live entries for room.
-    pub(crate) fn set_keep_live(&self, keep: bool) {
-        self.keep_live.store(keep, Relaxed);
     }
 
     /// Whether live entries are kept when the cache is full.
     pub(crate) fn keeps_live(&self) -> bool {
-        self.keep_live.load(Relaxed)
+        self.keep_live
     }
 
     /// Whether `extra` more weight fits within the capacity, by the weights
@@ -594,7 +589,7 @@ where
     }
 
     /// Whether this shard keeps its live entries when the cache is full
-    /// (a lending cache told to, see [`Lending::set_keep_live`]).
+    /// (a lending cache made so, see `Cache::lend_between_shards`).
     #[inline]
     fn keeps_live(&self) -> bool {
         self.lending.as_ref().is_some_and(|(l, _)| l.keeps_live())

@@ -96,6 +96,23 @@ fn other_numbers_out_of_range_are_refused() {
         .contains("-I: 18446744073709551615k is not between 1k and"));
 }
 
+/// Runs the server with `args` (and `MEMCACHED_SASL_PWDB` set to
+/// `sasl_pwdb`, or unset) until it exits; returns its status code and
+/// stderr.
+fn run_to_exit(args: &[&str], sasl_pwdb: Option<&str>) -> (Option<i32>, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("MEMCACHED_SASL_PWDB");
+    if let Some(path) = sasl_pwdb {
+        command.env("MEMCACHED_SASL_PWDB", path);
+    }
+    let output = command.output().expect("the server binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
 /// Starts the server with `args`, reads the first line of its stderr, runs
 /// `meanwhile` (given the server's pid), and kills it (before any assertion,
 /// so that a failure leaves no server behind); returns the line,
@@ -129,13 +146,11 @@ fn a_backlog_the_machine_cannot_hold_ends_the_server_with_a_message() {
     // 1 TiB: within the flag's range, beyond any machine this runs on. The
     // backlog is reserved at start, so the server says so and exits rather
     // than aborting later on the first replica's write.
-    let output = Command::new(BIN)
-        .args(["-p", "0", "-l", "127.0.0.1", "--repl-backlog", "1048576m"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("the server binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let (code, stderr) = run_to_exit(
+        &["-p", "0", "-l", "127.0.0.1", "--repl-backlog", "1048576m"],
+        None,
+    );
+    assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     assert!(
         stderr.contains("cannot allocate a replication backlog of 1099511627776 bytes"),
@@ -261,13 +276,8 @@ fn dash_d_returns_once_the_server_listens_and_the_server_runs_on_detached() {
 fn dash_d_exits_with_the_servers_error_when_it_cannot_listen() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let port = taken.local_addr().expect("its address").port().to_string();
-    let output = Command::new(BIN)
-        .args(["-d", "-p", &port, "-l", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("the server binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let (code, stderr) = run_to_exit(&["-d", "-p", &port, "-l", "127.0.0.1"], None);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(
         stderr.contains("Address already in use"),
         "stderr: {stderr}"
@@ -282,20 +292,12 @@ fn dash_capital_s_and_dash_capital_y_need_readable_user_files() {
     let bad = dir.join("bad");
     std::fs::write(&bad, "alice:pw\nbob\n").expect("written");
     let serve = |extra: &[&str], env: Option<&str>| {
-        let mut command = Command::new(BIN);
-        command
-            .args(["-p", "0", "-l", "127.0.0.1", "-S"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .env_remove("MEMCACHED_SASL_PWDB");
-        if let Some(path) = env {
-            command.env("MEMCACHED_SASL_PWDB", path);
-        }
-        let output = command.output().expect("the server binary runs");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let args: Vec<&str> = ["-p", "0", "-l", "127.0.0.1", "-S"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        run_to_exit(&args, env)
     };
     // `--version` is read after the flags: a command line that passes them
     // prints the version and exits 0 (the file is read only at start).
@@ -319,13 +321,11 @@ fn dash_capital_s_and_dash_capital_y_need_readable_user_files() {
         "{}",
         unreadable.1
     );
-    let ascii = Command::new(BIN)
-        .args(["-p", "0", "-l", "127.0.0.1", "-Y", "/nonexistent/authfile"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("the server binary runs");
-    let ascii_stderr = String::from_utf8_lossy(&ascii.stderr);
-    assert_eq!(ascii.status.code(), Some(2), "{ascii_stderr}");
+    let (ascii_code, ascii_stderr) = run_to_exit(
+        &["-p", "0", "-l", "127.0.0.1", "-Y", "/nonexistent/authfile"],
+        None,
+    );
+    assert_eq!(ascii_code, Some(2), "{ascii_stderr}");
     assert!(
         ascii_stderr.contains("cannot read the authentication file /nonexistent/authfile"),
         "{ascii_stderr}"
@@ -368,13 +368,8 @@ fn dash_u_runs_the_server_as_that_user_when_started_as_root() {
     assert_eq!(&uids[..2], &[want.clone(), want], "{uids:?}");
     // A user that does not exist stops the start with a message (as root).
     if id(&["-u"]) == "0" {
-        let output = Command::new(BIN)
-            .args(["-u", "no-such-user-here", "-p", "0"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("the server binary runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        let (code, stderr) = run_to_exit(&["-u", "no-such-user-here", "-p", "0"], None);
+        assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains("no such user to switch to"), "{stderr}");
     }
 }

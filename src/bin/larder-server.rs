@@ -486,11 +486,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "-M" | "--disable-evictions" => options.evictions = false,
             "-F" | "--disable-flush-all" => options.flush_enabled = false,
             "-s" | "--unix-socket" => {
-                let path = value(&flag)?;
-                if path.is_empty() {
-                    return Err(bad(format!("{flag} needs a path")));
-                }
-                options.unix_socket = Some(path);
+                options.unix_socket = Some(path_value(&flag, value(&flag)?)?);
             }
             "-a" | "--unix-mask" => {
                 let text = value(&flag)?;
@@ -508,18 +504,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             }
             "-S" | "--enable-sasl" => options.sasl = true,
             "--sasl-pwdb" => {
-                let path = value(&flag)?;
-                if path.is_empty() {
-                    return Err(bad(format!("{flag} needs a path")));
-                }
-                options.sasl_pwdb = Some(path);
+                options.sasl_pwdb = Some(path_value(&flag, value(&flag)?)?);
             }
             "-Y" | "--auth-file" => {
-                let path = value(&flag)?;
-                if path.is_empty() {
-                    return Err(bad(format!("{flag} needs a path")));
-                }
-                options.auth_file = Some(path);
+                options.auth_file = Some(path_value(&flag, value(&flag)?)?);
             }
             "-Z" | "--enable-ssl" => return Err(bad("-Z: TLS is not supported")),
             v if v.len() > 1 && v.starts_with('-') && v[1..].bytes().all(|b| b == b'v') => {
@@ -1120,6 +1108,14 @@ fn main() -> ExitCode {
     })
 }
 
+/// A flag's value that names a file: not empty.
+fn path_value(flag: &str, path: String) -> Result<String, ArgError> {
+    if path.is_empty() {
+        return Err(bad(format!("{flag} needs a path")));
+    }
+    Ok(path)
+}
+
 /// `-S`'s users: the password file `--sasl-pwdb` names, else
 /// `MEMCACHED_SASL_PWDB` (memcached's variable for the same file).
 fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
@@ -1132,25 +1128,28 @@ fn sasl_users(flag: Option<&str>) -> Result<Credentials, String> {
                 .into(),
         );
     };
-    let text = std::fs::read(&path)
-        .map_err(|e| format!("cannot read the SASL password file {path}: {e}"))?;
-    let users = Credentials::parse(&text).map_err(|e| format!("SASL password file {path}: {e}"))?;
-    if users.is_empty() {
-        eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
-    }
-    Ok(users)
+    read_users(&path, "the SASL password file", Credentials::parse)
 }
 
 /// `-Y`'s users, from memcached's authentication file format.
 fn ascii_users(path: &str) -> Result<Credentials, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read the authentication file {path}: {e}"))?;
-    let users = Credentials::parse_authfile(&text)
-        .map_err(|e| format!("authentication file {path}: {e}"))?;
+    read_users(path, "the authentication file", Credentials::parse_authfile)
+        .map(|users| users.with_source(path))
+}
+
+/// Reads the user file `path` (`what`, for messages) with `parse`; warns
+/// when it names nobody.
+fn read_users(
+    path: &str,
+    what: &str,
+    parse: fn(Vec<u8>) -> Result<Credentials, larder::memcached::CredentialsError>,
+) -> Result<Credentials, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
+    let users = parse(text).map_err(|e| format!("{what} {path}: {e}"))?;
     if users.is_empty() {
         eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
     }
-    Ok(users.with_source(path))
+    Ok(users)
 }
 
 #[cfg(test)]

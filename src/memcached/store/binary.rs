@@ -211,7 +211,7 @@ impl Store {
     /// The checks every storing command makes before touching the cache:
     /// `Some(status)` refuses the request (after dropping a `SET`'s old
     /// value, as memcached does when it cannot store the new one).
-    fn refuse_value(&self, request: &Request<'_>, check_fit: bool) -> Option<StatusCode> {
+    fn refuse_value(&self, request: &Request<'_>) -> Option<StatusCode> {
         let status = match request.value {
             Value::TooLarge(_) => {
                 self.counters.bump(Counter::StoreTooLarge);
@@ -225,7 +225,7 @@ impl Store {
                 self.counters.bump(Counter::StoreTooLarge);
                 StatusCode::TOO_LARGE
             }
-            Value::Data(data) if check_fit && !self.storable(request.key.len(), data.len()) => {
+            Value::Data(data) if !self.storable(request.key.len(), data.len()) => {
                 self.counters.bump(Counter::StoreNoMemory);
                 StatusCode::OUT_OF_MEMORY
             }
@@ -240,7 +240,7 @@ impl Store {
     fn binary_store(&self, request: &Request<'_>, now: u64) -> Change {
         let key = request.key;
         self.detail.record(key, DetailOp::Set);
-        if let Some(status) = self.refuse_value(request, true) {
+        if let Some(status) = self.refuse_value(request) {
             return Change::Failed(status);
         }
         // Counted once the request has passed the checks (see `store`).
@@ -303,7 +303,7 @@ impl Store {
         self.detail.record(key, DetailOp::Set);
         // The data alone needs an item first (memcached's order), so an
         // append with no room for it under `-M` is out of memory.
-        if let Some(status) = self.refuse_value(request, true) {
+        if let Some(status) = self.refuse_value(request) {
             return Change::Failed(status);
         }
         // Counted once the request has passed the checks (see `store`).

@@ -567,8 +567,7 @@ impl Store {
         // Items weigh up to a megabyte, so a shard's share may hold only a
         // few: the shards lend each other room, and the store evicts only
         // when `memory_limit` is reached, not when a share is.
-        cache.lend_between_shards();
-        cache.keep_live_when_full(!config.evictions);
+        cache.lend_between_shards(!config.evictions);
         let max_weight = config.memory_limit / cache.shard_count() as u64;
         let limits = Limits {
             max_item_size: config.max_item_size,
