@@ -118,7 +118,17 @@ fn run_to_exit(args: &[&str], sasl_pwdb: Option<&str>) -> (Option<i32>, String) 
 /// so that a failure leaves no server behind); returns the line,
 /// `meanwhile`'s result and the pid.
 fn first_line_of<T>(args: &[&OsStr], meanwhile: impl FnOnce(u32) -> T) -> (String, T, u32) {
-    let mut child = Command::new(BIN)
+    first_line_under(Command::new(BIN), args, meanwhile)
+}
+
+/// [`first_line_of`] for a server started by `command` (the server binary,
+/// or a program that execs it, such as `prlimit`).
+fn first_line_under<T>(
+    mut command: Command,
+    args: &[&OsStr],
+    meanwhile: impl FnOnce(u32) -> T,
+) -> (String, T, u32) {
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -393,4 +403,74 @@ fn sighup_leaves_the_server_running() {
     assert!(first.starts_with("listening on"), "{first:?}");
     assert!(reply.0.expect("kill runs").success());
     assert!(reply.1.starts_with(b"VERSION "), "{:?}", reply.1);
+}
+
+/// The soft and hard open-file limits of process `pid`, from `/proc`.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("/proc is readable");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a line for open files");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let soft = fields.next().expect("a soft limit").to_string();
+    (soft, fields.next().expect("a hard limit").to_string())
+}
+
+/// `prlimit` (util-linux) starting the server under these open-file limits.
+fn under_nofile(limits: &str) -> Command {
+    let mut command = Command::new("prlimit");
+    command.arg(format!("--nofile={limits}")).arg(BIN);
+    command
+}
+
+#[test]
+fn dash_c_raises_the_open_file_limit_to_hold_its_connections() {
+    // A soft limit of 40 under a hard one of 4,096: before, the server ran
+    // with 40 descriptors and `-c 1000` connections waited in the backlog
+    // after the 30th. As memcached, it raises the soft limit (with room for
+    // its own files: 64).
+    let args = ["-p", "0", "-l", "127.0.0.1", "-c", "1000"].map(OsStr::new);
+    let (first, limits, _) = first_line_under(under_nofile("40:4096"), &args, open_file_limits);
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
+    assert_eq!(limits, ("1064".to_string(), "4096".to_string()));
+
+    // A hard limit between -c and -c + 64: raised to it, with a warning
+    // (where the hard limit cannot be raised: root may raise it).
+    let (first, limits, _) = first_line_under(under_nofile("40:1030"), &args, open_file_limits);
+    if limits.1 == "1030" {
+        assert!(
+            first.contains("warning: the open-file limit is 1030"),
+            "{first:?}"
+        );
+        assert_eq!(limits.0, "1030");
+    } else {
+        assert_eq!(limits, ("1064".to_string(), "1064".to_string()));
+    }
+    // A soft limit above what -c needs is left as it is.
+    let few = ["-p", "0", "-l", "127.0.0.1", "-c", "10"].map(OsStr::new);
+    let (_, limits, _) = first_line_under(under_nofile("300:4096"), &few, open_file_limits);
+    assert_eq!(limits.0, "300");
+}
+
+#[test]
+fn a_connection_limit_the_open_file_limit_cannot_hold_ends_the_server() {
+    // Beyond the kernel's fs.nr_open on any usual machine (1,048,576), so
+    // even root cannot raise the limit that far: memcached's refusal, exit
+    // status 71 (EX_OSERR), before listening.
+    let (code, stderr) = run_to_exit(&["-p", "0", "-l", "127.0.0.1", "-c", "2000000"], None);
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    if nr_open >= 2_000_064 {
+        eprintln!("fs.nr_open is {nr_open}: root could raise the limit; not checked");
+        return;
+    }
+    assert_eq!(code, Some(71), "stderr: {stderr}");
+    assert!(
+        stderr.contains("cannot raise the open-file limit to 2000064 for -c 2000000"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "stderr: {stderr}");
 }

@@ -43,7 +43,9 @@ Unix domain socket)
                            running server listens on is not)
   -a, --unix-mask MASK     the socket file's permissions, in octal (default 700)
   -m, --memory-limit MB    item memory in megabytes (default 64)
-  -c, --conn-limit N       most simultaneous connections (default 1024)
+  -c, --conn-limit N       most simultaneous connections (default 1024); the
+                           open-file limit is raised to N + 64 at start, as
+                           memcached raises it (exit 71 if not even N fit)
   -I, --max-item-size SIZE largest item, with an optional k or m suffix (default
                            1m), counted as memcached counts it: the value, the key
                            and 59 bytes (63 with nonzero flags)
@@ -611,6 +613,51 @@ fn running_as_root() -> bool {
     nix::unistd::getuid().is_root() || nix::unistd::geteuid().is_root()
 }
 
+/// Descriptors the server may hold beyond its client connections: standard
+/// streams, the runtime's poller and wakers, listeners, the metrics
+/// endpoint's connections, replication links, snapshot and pid files.
+const FD_HEADROOM: u64 = 64;
+
+/// Makes room in the open-file limit for `-c` connections, as memcached does
+/// at start (before `-u`, so that root may raise the hard limit too). The
+/// soft limit is raised to `conns` + [`FD_HEADROOM`], never lowered; where the
+/// hard limit is lower and cannot be raised, to the hard limit, with a
+/// warning. Err (memcached's refusal) only when not even `conns`
+/// descriptors can be had: a server that cannot hold its `-c` would refuse
+/// connections long before it says so.
+fn raise_fd_limit(conns: usize) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let conns = u64::try_from(conns).unwrap_or(u64::MAX);
+    let want = conns.saturating_add(FD_HEADROOM);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
+    if soft == RLIM_INFINITY || soft >= want {
+        return Ok(());
+    }
+    // Raising the hard limit needs root (CAP_SYS_RESOURCE) and stops at the
+    // kernel's fs.nr_open; either way a refusal leaves the limits unchanged.
+    let raised_hard = hard != RLIM_INFINITY && hard < want;
+    if setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_ok() {
+        return Ok(());
+    }
+    let best = if raised_hard { hard } else { want };
+    let err = match setrlimit(Resource::RLIMIT_NOFILE, best, hard) {
+        Ok(()) if best >= conns => {
+            eprintln!(
+                "larder-server: warning: the open-file limit is {best} (hard limit), {want} \
+                 wanted for -c {conns} and the server's own files: near -c, accepts may wait"
+            );
+            return Ok(());
+        }
+        Ok(()) => format!("the hard limit is {best}"),
+        Err(e) => e.to_string(),
+    };
+    Err(format!(
+        "cannot raise the open-file limit to {want} for -c {conns} ({err}): \
+         start as root, raise the limit (ulimit -n, systemd's LimitNOFILE) or ask for a smaller -c"
+    ))
+}
+
 /// `-u`: started as root, becomes `name` (supplementary groups dropped,
 /// then its group and user), as memcached does; does nothing otherwise.
 fn switch_user(name: &str) -> Result<(), String> {
@@ -888,6 +935,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // As memcached: the open-file limit is raised first, while root may
+    // still raise the hard limit (exit status 71, EX_OSERR, as memcached's).
+    if let Err(e) = raise_fd_limit(options.conn_limit) {
+        eprintln!("larder-server: {e}");
+        return ExitCode::from(71);
+    }
     // As memcached: the user is switched before any file or socket is
     // opened, so all of them are opened as that user.
     if let Some(user) = &options.user {
