@@ -171,8 +171,7 @@ fn a_backlog_the_machine_cannot_hold_ends_the_server_with_a_message() {
 
 #[test]
 fn a_memcached_command_line_starts_a_server_that_writes_its_pid_file() {
-    let dir = std::env::temp_dir().join(format!("larder-cli-pid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let dir = scratch_dir("pid");
     let pidfile = dir.join("memcached.pid");
     let mut args = [
         "-p",
@@ -203,6 +202,22 @@ fn a_memcached_command_line_starts_a_server_that_writes_its_pid_file() {
     );
 }
 
+/// A new directory of this test process's, named after `name`.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("larder-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// A loopback port free when asked.
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string()
+}
+
 /// Sends `request` to a text-protocol server and reads until `end`.
 fn ask(addr: &str, request: &[u8], end: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
@@ -223,8 +238,7 @@ fn ask(addr: &str, request: &[u8], end: &[u8]) -> Vec<u8> {
 
 #[test]
 fn dash_d_returns_once_the_server_listens_and_the_server_runs_on_detached() {
-    let dir = std::env::temp_dir().join(format!("larder-cli-daemon-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let dir = scratch_dir("daemon");
     // A relative pid file: the daemon moves to `/`, yet must remove this one.
     let started = Command::new(BIN)
         .current_dir(&dir)
@@ -297,8 +311,7 @@ fn dash_d_exits_with_the_servers_error_when_it_cannot_listen() {
 
 #[test]
 fn dash_capital_s_and_dash_capital_y_need_readable_user_files() {
-    let dir = std::env::temp_dir().join(format!("larder-cli-sasl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let dir = scratch_dir("sasl");
     let bad = dir.join("bad");
     std::fs::write(&bad, "alice:pw\nbob\n").expect("written");
     let serve = |extra: &[&str], env: Option<&str>| {
@@ -386,11 +399,7 @@ fn dash_u_runs_the_server_as_that_user_when_started_as_root() {
 
 #[test]
 fn sighup_leaves_the_server_running() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-        .to_string();
+    let port = free_port();
     let args = ["-p", port.as_str(), "-l", "127.0.0.1"].map(OsStr::new);
     let (first, reply, _) = first_line_of(&args, |pid| {
         let hup = Command::new("kill")
@@ -473,4 +482,106 @@ fn a_connection_limit_the_open_file_limit_cannot_hold_ends_the_server() {
         "stderr: {stderr}"
     );
     assert!(!stderr.contains("listening on"), "stderr: {stderr}");
+}
+
+/// Sends `-Y`'s login (`user password` as a `set`'s data) on a new
+/// connection; the server's reply line.
+fn ascii_login(addr: &str, user: &str, password: &str) -> String {
+    let data = format!("{user} {password}");
+    let request = format!("set auth 0 0 {}\r\n{data}\r\n", data.len());
+    String::from_utf8_lossy(&ask(addr, request.as_bytes(), b"\r\n")).into_owned()
+}
+
+#[test]
+fn sighup_rereads_the_user_files_and_keeps_the_old_users_if_one_is_bad() {
+    use std::io::{Read, Write};
+    let dir = scratch_dir("hup");
+    let authfile = dir.join("authfile");
+    std::fs::write(&authfile, "alice:one\n").expect("the file is written");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["-p", &port, "-l", "127.0.0.1", "-Y"])
+        .arg(&authfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary runs");
+    let (lines, stderr) = std::sync::mpsc::channel();
+    let reader = BufReader::new(child.stderr.take().expect("piped stderr"));
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let wait_line = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match stderr.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => return String::new(),
+            }
+        }
+    };
+    let hup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Each check runs with the server alive; the assertions come after the
+    // kill, so a failure leaves no server behind.
+    let listening = wait_line("listening on");
+    let before = ascii_login(&addr, "alice", "one");
+    // A connection that logged in before the change.
+    let mut kept = std::net::TcpStream::connect(&addr).expect("the server accepts");
+    kept.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("a read timeout");
+    kept.write_all(b"set auth 0 0 9\r\nalice one\r\n")
+        .expect("sent");
+    let mut login = [0u8; 8];
+    let kept_login = kept.read_exact(&mut login).map(|()| login);
+
+    std::fs::write(&authfile, "bob:two\n").expect("the file is rewritten");
+    let sent = hup(child.id());
+    // The reload happens when the signal is handled: new logins are tried
+    // until one of the new user's passes (or 30 s pass).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut bob = ascii_login(&addr, "bob", "two");
+    while bob != "STORED\r\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        bob = ascii_login(&addr, "bob", "two");
+    }
+    let alice_after = ascii_login(&addr, "alice", "one");
+    kept.write_all(b"version\r\n").expect("sent");
+    let mut version = [0u8; 8];
+    let kept_after = kept.read_exact(&mut version).map(|()| version);
+
+    std::fs::write(&authfile, "no colon on this line\n").expect("the file is rewritten");
+    let sent_bad = hup(child.id());
+    let complaint = wait_line("SIGHUP");
+    let bob_after_bad = ascii_login(&addr, "bob", "two");
+
+    child.kill().expect("the server is still running");
+    child.wait().expect("the server exits");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(listening.starts_with("listening on"), "{listening:?}");
+    assert_eq!(before, "STORED\r\n");
+    assert_eq!(&kept_login.expect("a reply"), b"STORED\r\n");
+    assert!(sent && sent_bad, "kill -HUP runs");
+    assert_eq!(bob, "STORED\r\n", "the new user logs in after SIGHUP");
+    assert!(alice_after.starts_with("CLIENT_ERROR"), "{alice_after:?}");
+    assert_eq!(&kept_after.expect("a reply"), b"VERSION ");
+    assert!(
+        complaint.contains("the old users stay") && complaint.contains("line 1"),
+        "{complaint:?}"
+    );
+    assert_eq!(
+        bob_after_bad, "STORED\r\n",
+        "a bad file leaves the users as they were"
+    );
 }

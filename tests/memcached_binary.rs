@@ -1295,6 +1295,37 @@ fn with_sasl_a_sasl_command_starts_authentication_over_and_a_connection_authenti
 }
 
 #[test]
+fn replaced_sasl_users_take_the_next_logins_and_leave_logged_in_connections_in() {
+    let store = sasl_store();
+    let login = |user: &[u8]| {
+        let mut message = b"\0".to_vec();
+        message.extend_from_slice(user);
+        message.extend_from_slice(b"\0pass");
+        packet(0x21, b"PLAIN", b"", &message, 0)
+    };
+    let mut before = Session::new();
+    let (got, _) = exchange(&store, &mut before, &[login(b"user")]);
+    assert_eq!(statuses(&got), vec![(0x21, 0, b"Authenticated".to_vec())]);
+
+    let mut users = Credentials::new();
+    users.insert("other", "pass");
+    assert!(store.set_sasl_users(users));
+    // The old user's next login fails; the new one's succeeds.
+    let (got, _) = exchange(&store, &mut Session::new(), &[login(b"user")]);
+    assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0x20]);
+    let (got, _) = exchange(&store, &mut Session::new(), &[login(b"other")]);
+    assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0]);
+    // The connection that logged in before stays in.
+    let (got, closed) = exchange(&store, &mut before, &[keyed(0x00, b"k")]);
+    assert!(!closed);
+    assert_eq!(statuses(&got), vec![(0x00, 0x01, b"Not found".to_vec())]);
+    // A store without SASL has no users to replace.
+    assert!(!Store::new(StoreConfig::default())
+        .unwrap()
+        .set_sasl_users(Credentials::new()));
+}
+
+#[test]
 fn with_sasl_plain_may_send_its_message_in_a_step_after_an_empty_auth() {
     let store = sasl_store();
     let mut session = Session::new();

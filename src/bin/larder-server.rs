@@ -4,8 +4,9 @@
 //! `-c`, `-I`, `-t`, `-v`, `-d`, `-u`, `-M`, `-S`, `-Y`, ...), speaks the
 //! text, meta and binary protocols over TCP or a Unix domain socket (no
 //! UDP, no TLS), stops cleanly on SIGINT or SIGTERM, saving a snapshot first
-//! when `--snapshot` asks for one, and ignores SIGHUP (memcached rereads its
-//! `-Y` file then; larder-server reads its user files at start).
+//! when `--snapshot` asks for one, and on SIGHUP rereads its user files
+//! (`-Y`'s, as memcached does, and `-S`'s), keeping the old users if a file
+//! cannot be read.
 //! Arguments are parsed by hand: a bad flag or value prints the error and a
 //! usage line and exits with status 2.
 #![deny(unsafe_code)]
@@ -94,8 +95,8 @@ Unix domain socket)
   -Y, --auth-file FILE     text connections authenticate first, as memcached's
                            ASCII authentication: 'set <key> <flags> <exptime>
                            <bytes>' whose data is 'user password', checked
-                           against FILE's user:password lines (read at start);
-                           implies -B ascii
+                           against FILE's user:password lines (read at start
+                           and on SIGHUP, with -S's file); implies -B ascii
   -d, --daemon             run in the background: the command returns once the
                            server listens (status 0, after 'listening on'), or
                            with the server's error and status if it cannot
@@ -873,11 +874,11 @@ fn metrics_addr(text: &str) -> Result<SocketAddr, ArgError> {
         .ok_or_else(|| bad(format!("--metrics-listen: cannot resolve {text:?}")))
 }
 
-/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
-/// called, not when it is first polled: the server restores its snapshot
-/// before it polls it, and a signal in that window must stop it cleanly (with
-/// a save) rather than kill it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+/// Completes on SIGINT or SIGTERM; calls `on_hangup` at each SIGHUP. The
+/// handlers are installed when this is called, not when it is first polled:
+/// the server restores its snapshot before it polls it, and a signal in that
+/// window must stop it cleanly (with a save) rather than kill it.
+fn shutdown_signal(on_hangup: impl Fn() + Send + 'static) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let streams = {
         use tokio::signal::unix::{signal, SignalKind};
@@ -890,7 +891,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
     };
     // SIGHUP's default action would end the server without a save: it is
-    // taken, and ignored (memcached survives it too).
+    // taken, and rereads the user files (memcached survives it too, and
+    // rereads its -Y file).
     #[cfg(unix)]
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     async move {
@@ -907,8 +909,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
                             None => std::future::pending().await,
                         }
                     } => {
-                        if received.is_none() {
-                            hangup = None;
+                        match received {
+                            Some(()) => on_hangup(),
+                            None => hangup = None,
                         }
                     }
                 }
@@ -953,10 +956,19 @@ fn main() -> ExitCode {
         // The server leaves its directory once it listens: the paths it
         // uses later (the snapshot at stop, the pid file it removes) must
         // not depend on it.
+        // So are the user files SIGHUP rereads, the SASL one named by the
+        // variable too.
+        if options.sasl && options.sasl_pwdb.is_none() {
+            options.sasl_pwdb = std::env::var("MEMCACHED_SASL_PWDB")
+                .ok()
+                .filter(|p| !p.is_empty());
+        }
         let paths = [
             &mut options.snapshot,
             &mut options.pidfile,
             &mut options.unix_socket,
+            &mut options.auth_file,
+            &mut options.sasl_pwdb,
         ];
         for path in paths.into_iter().flatten() {
             match daemon::absolute(path) {
@@ -1106,7 +1118,12 @@ fn main() -> ExitCode {
         // The signal handlers exist before anyone is told where we listen: a
         // SIGTERM sent on reading `listening on` must stop the server cleanly,
         // not kill it by the default action.
-        let shutdown = shutdown_signal();
+        let shutdown = shutdown_signal(reload_users(
+            std::sync::Arc::clone(server.store()),
+            options.sasl.then(|| options.sasl_pwdb.clone()),
+            options.auth_file.clone(),
+            options.verbosity > 0,
+        ));
         if let Some(path) = &options.pidfile {
             if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
                 eprintln!("larder-server: cannot write the pid file {path}: {e}");
@@ -1159,6 +1176,42 @@ fn main() -> ExitCode {
         }
         code
     })
+}
+
+/// What SIGHUP does: rereads the user files the server started with (`-S`'s
+/// password file, `sasl` holding `--sasl-pwdb`'s path if given, and `-Y`'s
+/// file) and puts their users in place for the logins that follow. A file
+/// that cannot be read or parsed changes nothing, and says so on stderr
+/// (memcached keeps its old users too).
+fn reload_users(
+    store: std::sync::Arc<larder::memcached::Store>,
+    sasl: Option<Option<String>>,
+    auth_file: Option<String>,
+    verbose: bool,
+) -> impl Fn() + Send + 'static {
+    move || {
+        let reloads = [
+            sasl.as_ref()
+                .map(|flag| (sasl_users(flag.as_deref()), true)),
+            auth_file.as_deref().map(|path| (ascii_users(path), false)),
+        ];
+        for (users, is_sasl) in reloads.into_iter().flatten() {
+            match users {
+                Ok(users) => {
+                    let count = users.len();
+                    if is_sasl {
+                        store.set_sasl_users(users);
+                    } else {
+                        store.set_ascii_users(users);
+                    }
+                    if verbose {
+                        eprintln!("larder-server: SIGHUP: {count} users reloaded");
+                    }
+                }
+                Err(e) => eprintln!("larder-server: SIGHUP: the old users stay: {e}"),
+            }
+        }
+    }
 }
 
 /// A flag's value that names a file: not empty.

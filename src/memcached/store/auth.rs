@@ -59,6 +59,36 @@ pub struct Credentials {
     source: Option<String>,
 }
 
+/// The users a store checks logins against, replaceable while it serves
+/// ([`Store::set_sasl_users`](super::Store::set_sasl_users),
+/// [`Store::set_ascii_users`](super::Store::set_ascii_users)). A login
+/// checks against the users current when it arrives; connections that
+/// authenticated before a change stay authenticated, as in memcached.
+pub(super) struct Users(crate::sync::Mutex<crate::sync::Arc<Credentials>>);
+
+impl Users {
+    pub(super) fn new(users: Credentials) -> Users {
+        Users(crate::sync::Mutex::new(crate::sync::Arc::new(users)))
+    }
+
+    /// The users now.
+    pub(super) fn current(&self) -> crate::sync::Arc<Credentials> {
+        crate::sync::Arc::clone(&self.0.lock())
+    }
+
+    pub(super) fn replace(&self, users: Credentials) {
+        let old = std::mem::replace(&mut *self.0.lock(), crate::sync::Arc::new(users));
+        // Freed after the lock.
+        drop(old);
+    }
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.current().fmt(f)
+    }
+}
+
 /// A password file line [`Credentials::parse`] cannot read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialsError {
@@ -300,6 +330,40 @@ const AUTH_LINE_MAX: usize = 2048;
 const AUTH_TOKEN_MAX: usize = 2048;
 
 impl super::Store {
+    /// Replaces the users SASL logins are checked against
+    /// ([`StoreConfig::sasl`](super::StoreConfig::sasl)), for instance after
+    /// the password file changed: logins from now on use them, connections
+    /// already authenticated stay so. Returns `false`, changing nothing, when
+    /// the store was built without SASL (authentication cannot be turned on
+    /// while it serves).
+    ///
+    /// ```
+    /// use larder::memcached::{Credentials, Protocols, Store, StoreConfig};
+    /// let store = Store::new(StoreConfig {
+    ///     protocols: Protocols::Binary,
+    ///     sasl: Some(Credentials::parse("old:pw\n")?),
+    ///     ..StoreConfig::default()
+    /// })?;
+    /// assert!(store.set_sasl_users(Credentials::parse("new:pw\n")?));
+    /// assert!(!Store::new(StoreConfig::default())?.set_sasl_users(Credentials::new()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_sasl_users(&self, users: Credentials) -> bool {
+        self.sasl.as_ref().map(|now| now.replace(users)).is_some()
+    }
+
+    /// Replaces the users ASCII authentication checks against
+    /// ([`StoreConfig::ascii_auth`](super::StoreConfig::ascii_auth)), as
+    /// memcached rereads its `-Y` file on `SIGHUP`: logins from now on use
+    /// them, connections already authenticated stay so. Returns `false`,
+    /// changing nothing, when the store was built without them.
+    pub fn set_ascii_users(&self, users: Credentials) -> bool {
+        self.ascii_auth
+            .as_ref()
+            .map(|now| now.replace(users))
+            .is_some()
+    }
+
     /// A text connection of a store with `-Y` users that has not
     /// authenticated yet: its first request must be `set <key> <flags>
     /// <exptime> <bytes>` whose data is `user password`, as memcached
@@ -310,7 +374,7 @@ impl super::Store {
     /// whether to go on.
     pub(super) fn ascii_authenticate<S: Sink>(
         &self,
-        users: &Credentials,
+        users: &Users,
         session: &mut Session,
         input: &[u8],
         out: &mut S,
@@ -389,7 +453,7 @@ impl super::Store {
                 Response::ClientError("bad authentication token format").write_to(out.lines());
                 continue;
             };
-            let accepted = users.check(user, password);
+            let accepted = users.current().check(user, password);
             self.count_auth(accepted);
             if accepted {
                 session.authenticated = true;

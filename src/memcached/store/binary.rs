@@ -23,7 +23,7 @@
 //! an unknown opcode's body is always skipped and the connection goes on
 //! (memcached sometimes stops answering after a small one).
 
-use super::auth::{self, Credentials};
+use super::auth::{self, Users};
 use super::counters::Counter;
 use super::detail::DetailOp;
 use super::item::ItemRef;
@@ -520,7 +520,7 @@ impl Store {
     /// connection, as in memcached.
     fn run_authenticated<S: Sink>(
         &self,
-        users: &Credentials,
+        users: &Users,
         session: &mut Session,
         request: &Request<'_>,
         out: &mut S,
@@ -561,8 +561,9 @@ impl Store {
                     return Outcome::Continue;
                 }
                 let starts = request.opcode == Opcode::SaslAuth || pending;
-                let accepted =
-                    starts && plain && message.is_some_and(|message| users.check_plain(message));
+                let accepted = starts
+                    && plain
+                    && message.is_some_and(|message| users.current().check_plain(message));
                 self.count_auth(accepted);
                 if accepted {
                     session.sasl_done = true;

@@ -98,6 +98,7 @@ use crate::memcached::{Limits, Request};
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64};
 use crate::{Cache, Clock, Occupied, Policy, RemovalCause};
 
+use auth::Users;
 pub use auth::{Credentials, CredentialsError};
 use counters::{Counter, Counters};
 use item::{Block, Head, ItemRef, Meta};
@@ -445,10 +446,10 @@ pub struct Store {
     count_item_header: bool,
     /// Not [`StoreConfig::evictions`]: writers ask for room first.
     keep_live: bool,
-    /// [`StoreConfig::sasl`].
-    sasl: Option<Credentials>,
-    /// [`StoreConfig::ascii_auth`].
-    ascii_auth: Option<Credentials>,
+    /// [`StoreConfig::sasl`] (see [`Store::set_sasl_users`]).
+    sasl: Option<Users>,
+    /// [`StoreConfig::ascii_auth`] (see [`Store::set_ascii_users`]).
+    ascii_auth: Option<Users>,
     /// Heaviest item a shard can hold (its share of `memory_limit`).
     max_weight: AtomicU64,
     memory_limit: AtomicU64,
@@ -587,8 +588,8 @@ impl Store {
             limits,
             count_item_header: config.count_item_header,
             keep_live: !config.evictions,
-            sasl: config.sasl.clone(),
-            ascii_auth: config.ascii_auth.clone(),
+            sasl: config.sasl.clone().map(Users::new),
+            ascii_auth: config.ascii_auth.clone().map(Users::new),
             max_weight: AtomicU64::new(max_weight),
             memory_limit: AtomicU64::new(config.memory_limit),
             enable_shutdown: config.enable_shutdown,

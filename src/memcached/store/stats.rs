@@ -369,9 +369,10 @@ impl Store {
             "auth_enabled_sasl",
             if self.sasl.is_some() { "yes" } else { "no" },
         );
+        let ascii = self.ascii_auth.as_ref().map(|users| users.current());
         w.text(
             "auth_enabled_ascii",
-            match &self.ascii_auth {
+            match &ascii {
                 None => "no",
                 Some(users) => users.source().unwrap_or("yes"),
             },
