@@ -218,6 +218,17 @@ fn free_port() -> String {
         .to_string()
 }
 
+/// The first 8 bytes of the reply to `version` on a new connection to
+/// `addr` (`VERSION `), or the error that stopped it: for checks made while
+/// the server runs and asserted after it is killed.
+fn version_reply(addr: &str) -> std::io::Result<[u8; 8]> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.write_all(b"version\r\n")?;
+    let mut reply = [0u8; 8];
+    stream.read_exact(&mut reply).map(|()| reply)
+}
+
 /// Sends `request` to a text-protocol server and reads until `end`.
 fn ask(addr: &str, request: &[u8], end: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
@@ -584,4 +595,63 @@ fn sighup_rereads_the_user_files_and_keeps_the_old_users_if_one_is_bad() {
         bob_after_bad, "STORED\r\n",
         "a bad file leaves the users as they were"
     );
+}
+
+#[test]
+fn every_ipv4_and_every_ipv6_address_bind_together_on_one_port() {
+    // As memcached's `-l 0.0.0.0,::`: the IPv6 socket is IPv6-only, so the
+    // two wildcards do not collide (without IPV6_V6ONLY, `::` also claims
+    // IPv4's port on Linux, and the second bind failed).
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 on this machine: not checked");
+        return;
+    }
+    // Free on every address of both families (a dual-stack wildcard bind),
+    // not only on IPv4's loopback.
+    let port = std::net::TcpListener::bind("[::]:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let args = ["-p", port.as_str(), "-l", "0.0.0.0,::"].map(OsStr::new);
+    let (first, replies, _) = first_line_of(&args, |_| {
+        ["127.0.0.1", "[::1]"].map(|host| version_reply(&format!("{host}:{port}")))
+    });
+    assert_eq!(first.trim_end(), format!("listening on 0.0.0.0:{port}"));
+    for reply in replies {
+        assert_eq!(&reply.expect("a reply"), b"VERSION ");
+    }
+}
+
+#[test]
+fn a_closed_stderr_does_not_end_the_server_or_its_connections() {
+    // `first_line_of` closes its end of the server's stderr once it has
+    // the first line: every later log line (-vv logs each connection) meets
+    // a closed pipe. Before, `eprintln!` panicked there: in a connection's
+    // task (the connection reset), or in the server's main task (the
+    // server gone).
+    let port = free_port();
+    let args = ["-p", port.as_str(), "-l", "127.0.0.1", "-vv"].map(OsStr::new);
+    let (first, replies, _) = first_line_of(&args, |_| {
+        [1, 2].map(|_| version_reply(&format!("127.0.0.1:{port}")))
+    });
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first:?}");
+    for reply in replies {
+        assert_eq!(&reply.expect("a reply"), b"VERSION ");
+    }
+}
+
+#[test]
+fn help_into_a_closed_pipe_is_not_a_panic() {
+    let mut child = Command::new(BIN)
+        .arg("--help")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(output.status.code(), Some(0));
 }

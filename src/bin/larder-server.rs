@@ -11,6 +11,16 @@
 //! usage line and exits with status 2.
 #![deny(unsafe_code)]
 
+/// `eprintln!` that never panics: the server's stderr may close under it
+/// (a supervisor's log pipe gone, a terminal closed, `2>&-`), and losing a
+/// message must not end the server, as it does not end memcached.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -644,7 +654,7 @@ fn raise_fd_limit(conns: usize) -> Result<(), String> {
     let best = if raised_hard { hard } else { want };
     let err = match setrlimit(Resource::RLIMIT_NOFILE, best, hard) {
         Ok(()) if best >= conns => {
-            eprintln!(
+            say!(
                 "larder-server: warning: the open-file limit is {best} (hard limit), {want} \
                  wanted for -c {conns} and the server's own files: near -c, accepts may wait"
             );
@@ -926,29 +936,36 @@ fn main() -> ExitCode {
     let mut options = match utf8_args(std::env::args_os().skip(1)).and_then(parse_args) {
         Ok(Command::Serve(options)) => *options,
         Ok(Command::Help) => {
-            println!("{HELP}\n\n{USAGE}");
+            // `--help | head` closes stdout early: no panic for that.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "{HELP}\n\n{USAGE}");
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("larder-server {}", env!("CARGO_PKG_VERSION"));
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
+                "larder-server {}",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("larder-server: {e}\n{USAGE}");
+            say!("larder-server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     // As memcached: the open-file limit is raised first, while root may
     // still raise the hard limit (exit status 71, EX_OSERR, as memcached's).
     if let Err(e) = raise_fd_limit(options.conn_limit) {
-        eprintln!("larder-server: {e}");
+        say!("larder-server: {e}");
         return ExitCode::from(71);
     }
     // As memcached: the user is switched before any file or socket is
     // opened, so all of them are opened as that user.
     if let Some(user) = &options.user {
         if let Err(e) = switch_user(user) {
-            eprintln!("larder-server: {e}");
+            say!("larder-server: {e}");
             return ExitCode::from(2);
         }
     }
@@ -974,7 +991,7 @@ fn main() -> ExitCode {
             match daemon::absolute(path) {
                 Ok(absolute) => *path = absolute,
                 Err(e) => {
-                    eprintln!("larder-server: {path}: {e}");
+                    say!("larder-server: {path}: {e}");
                     return ExitCode::from(2);
                 }
             }
@@ -989,14 +1006,14 @@ fn main() -> ExitCode {
     let (sasl, ascii_auth) = match (sasl.transpose(), ascii_auth.transpose()) {
         (Ok(sasl), Ok(ascii_auth)) => (sasl, ascii_auth),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("larder-server: {e}");
+            say!("larder-server: {e}");
             return ExitCode::from(2);
         }
     };
     let listen = match listen_addrs(&options.listen, options.port) {
         Ok(addrs) => addrs,
         Err(e) => {
-            eprintln!("larder-server: {e}\n{USAGE}");
+            say!("larder-server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -1004,7 +1021,7 @@ fn main() -> ExitCode {
         None => None,
         Some(Ok(addr)) => Some(addr),
         Some(Err(e)) => {
-            eprintln!("larder-server: {e}\n{USAGE}");
+            say!("larder-server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -1068,7 +1085,7 @@ fn main() -> ExitCode {
             Ok(daemon::Side::Parent(code)) => return ExitCode::from(code),
             Ok(daemon::Side::Child(ready)) => Some(ready),
             Err(e) => {
-                eprintln!("larder-server: cannot start in the background: {e}");
+                say!("larder-server: cannot start in the background: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -1082,7 +1099,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("larder-server: cannot start the runtime: {e}");
+            say!("larder-server: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -1101,17 +1118,17 @@ fn main() -> ExitCode {
             (Err(ServerError::Bind(addr, e)), Some(fallback))
                 if addr.is_ipv6() && e.kind() == std::io::ErrorKind::AddrInUse =>
             {
-                eprintln!("larder-server: not listening on {addr}: {e}");
+                say!("larder-server: not listening on {addr}: {e}");
                 match Server::bind(fallback).await {
                     Ok(server) => server,
                     Err(e) => {
-                        eprintln!("larder-server: {e}");
+                        say!("larder-server: {e}");
                         return ExitCode::FAILURE;
                     }
                 }
             }
             (Err(e), _) => {
-                eprintln!("larder-server: {e}");
+                say!("larder-server: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -1126,31 +1143,31 @@ fn main() -> ExitCode {
         ));
         if let Some(path) = &options.pidfile {
             if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-                eprintln!("larder-server: cannot write the pid file {path}: {e}");
+                say!("larder-server: cannot write the pid file {path}: {e}");
                 return ExitCode::FAILURE;
             }
         }
         // `listening on` is the first line, as the help text promises.
         match server.unix_socket() {
             // memcached writes no port file when it serves a Unix socket.
-            Some(path) => eprintln!("listening on unix:{}", path.display()),
+            Some(path) => say!("listening on unix:{}", path.display()),
             None => {
                 if let Err(e) = write_port_file(server.local_addr()) {
-                    eprintln!("larder-server: cannot write MEMCACHED_PORT_FILENAME: {e}");
+                    say!("larder-server: cannot write MEMCACHED_PORT_FILENAME: {e}");
                     return ExitCode::FAILURE;
                 }
-                eprintln!("listening on {}", server.local_addr());
+                say!("listening on {}", server.local_addr());
                 for addr in server.local_addrs().iter().skip(1) {
-                    eprintln!("listening on {addr}");
+                    say!("listening on {addr}");
                 }
             }
         }
         if let Some(addr) = server.metrics_addr() {
-            eprintln!("metrics on {addr}");
+            say!("metrics on {addr}");
         }
         if let Some(ready) = ready {
             if let Err(e) = ready.listening(options.verbosity > 0) {
-                eprintln!("larder-server: cannot detach from the terminal: {e}");
+                say!("larder-server: cannot detach from the terminal: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -1161,12 +1178,12 @@ fn main() -> ExitCode {
         let code = match server.run(shutdown).await {
             Ok(()) => {
                 if options.verbosity > 0 {
-                    eprintln!("larder-server: stopped");
+                    say!("larder-server: stopped");
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("larder-server: {e}");
+                say!("larder-server: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -1205,10 +1222,10 @@ fn reload_users(
                         store.set_ascii_users(users);
                     }
                     if verbose {
-                        eprintln!("larder-server: SIGHUP: {count} users reloaded");
+                        say!("larder-server: SIGHUP: {count} users reloaded");
                     }
                 }
-                Err(e) => eprintln!("larder-server: SIGHUP: the old users stay: {e}"),
+                Err(e) => say!("larder-server: SIGHUP: the old users stay: {e}"),
             }
         }
     }
@@ -1253,7 +1270,7 @@ fn read_users(
     let text = std::fs::read(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
     let users = parse(text).map_err(|e| format!("{what} {path}: {e}"))?;
     if users.is_empty() {
-        eprintln!("larder-server: warning: {path} names no user: nobody can authenticate");
+        say!("larder-server: warning: {path} names no user: nobody can authenticate");
     }
     Ok(users)
 }

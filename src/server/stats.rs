@@ -311,9 +311,12 @@ impl Shared {
     }
 
     /// Writes a log line to stderr when the verbosity is at least `level`.
+    /// A line stderr cannot take is dropped: a closed stderr must not end
+    /// the connection that logs (`eprintln!` would panic in its task).
     pub(super) fn log(&self, level: u8, message: fmt::Arguments<'_>) {
         if self.verbosity >= level {
-            eprintln!("larder-server: {message}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "larder-server: {message}");
         }
     }
 
