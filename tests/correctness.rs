@@ -574,3 +574,47 @@ fn a_panicking_listener_sees_every_entry_of_one_write() {
     assert_eq!(c.len(), 1);
     c.validate();
 }
+
+#[test]
+fn light_entries_outlast_heavy_ones_that_were_used_as_little() {
+    // 4,000 keys, alternating 10 and 1,000 units, each written and read
+    // once (so it leaves probation for the main queue) and never again,
+    // into 100,000 units: about 20 times what fits. A size-blind queue
+    // keeps the last ones, as many light as heavy (about 99 of each). The
+    // S3-FIFO queues give an entry lighter than the mean one more turn
+    // before evicting it (the reasoning of size-aware policies: evicting one
+    // heavy entry makes room for many light ones), so light entries stay
+    // about twice as long and are held about twice as often, at the cost
+    // of a few heavy ones. (The default policy starts in its guarded
+    // placement, whose main queue such a stream does not turn over: it
+    // keeps the first keys, light and heavy alike.)
+    for policy in [Policy::s3fifo()] {
+        let (cache, _hand, _log) = weighed(100_000, policy.clone());
+        for k in 0..4_000u64 {
+            cache.insert(k, if k % 2 == 0 { 10 } else { 1_000 });
+            assert!(cache.get(&k).is_some());
+        }
+        let held = |parity: u64| {
+            (0..4_000u64)
+                .filter(|k| k % 2 == parity && cache.contains_key(k))
+                .count()
+        };
+        let (light, heavy) = (held(0), held(1));
+        assert!(cache.weight() <= 100_000, "{policy:?}");
+        assert!(heavy >= 90, "{policy:?}: {heavy} heavy entries held");
+        assert!(
+            light >= 2 * heavy - 10,
+            "{policy:?}: {light} light entries held against {heavy} heavy"
+        );
+    }
+    // With one weight for every entry nothing is lighter than the mean:
+    // the same keys at 10 units each, in 1,000 units, keep the last 100.
+    for policy in [Policy::adaptive(), Policy::s3fifo()] {
+        let (cache, _hand, _log) = weighed(1_000, policy.clone());
+        for k in 0..4_000u64 {
+            cache.insert(k, 10);
+        }
+        let kept: Vec<u64> = (0..4_000u64).filter(|k| cache.contains_key(k)).collect();
+        assert_eq!(kept.len(), 100, "{policy:?}");
+    }
+}

@@ -76,6 +76,19 @@ impl Policy {
     /// 64 evictions, so that entries not hit for that long drain away. One-hit
     /// wonders and scans pass through probation without displacing the working set.
     /// While the main queue has room (warm-up), new entries enter it directly.
+    ///
+    /// Where entries differ in weight (a [`weigher`](crate::CacheBuilder::weigher)),
+    /// an entry lighter than its shard's mean gets one more turn in either
+    /// queue before it can be evicted, as if it had been hit once: evicting one
+    /// heavy entry makes room for several light ones, so for the same evidence of
+    /// use a light entry is the cheaper one to keep (the reasoning of size-aware
+    /// policies such as GDSF). With every entry of one weight (the default
+    /// weigher) nothing changes. On the shared traces with memcached-like sizes
+    /// given to their keys (`examples/sized_hit_ratio.rs`, 42 rows) it raised the
+    /// mean object hit ratio by 2.5 to 3.7 points under the default policy and 3.0
+    /// to 3.5 under this one, whether popular keys were large, small or neither;
+    /// the byte hit ratio moved +0.3 to +0.4 points (default) and -0.7 to -1.9
+    /// (this one).
     pub fn s3fifo() -> Policy {
         Policy {
             kind: PolicyKind::S3Fifo,
@@ -151,11 +164,21 @@ impl fmt::Debug for Policy {
     }
 }
 
+/// In probation.
 const SMALL: u32 = 0;
 /// In the main queue, and passed by its hand at least once.
 const MAIN: u32 = 1;
 /// In the main queue, not yet passed by its hand.
 const MAIN_NEW: u32 = 2;
+/// In probation, and sent round it once more for being light (see
+/// [`S3Fifo::light`]).
+const SMALL_PASSED: u32 = 3;
+
+/// Whether a queue tag names probation.
+#[inline]
+fn in_probation(queue: u32) -> bool {
+    queue == SMALL || queue == SMALL_PASSED
+}
 
 /// Where an S3-FIFO shard puts new entries, and how it splits its weight; the
 /// adaptive policy switches between these (see `shadow`), the others keep `Narrow`.
@@ -429,6 +452,7 @@ impl PolicyState {
                 let queue = match u32::from(hint >> 2) & 0b11 {
                     MAIN => MAIN,
                     MAIN_NEW => MAIN_NEW,
+                    SMALL_PASSED => SMALL_PASSED,
                     _ => SMALL,
                 };
                 let e = slab.entry(idx);
@@ -475,7 +499,7 @@ impl PolicyState {
     pub(crate) fn on_reweigh<K, V>(&mut self, slab: &Slab<K, V>, idx: u32, old: u32) {
         if let PolicyState::S3Fifo(s) = self {
             let e = slab.entry(idx);
-            let slot = if e.queue() != SMALL {
+            let slot = if !in_probation(e.queue()) {
                 &mut s.main_weight
             } else {
                 &mut s.small_weight
@@ -496,7 +520,7 @@ impl PolicyState {
             PolicyState::S3Fifo(s) => {
                 let e = slab.entry(idx);
                 let w = u64::from(e.weight());
-                if e.queue() != SMALL {
+                if !in_probation(e.queue()) {
                     s.main_weight -= w;
                 } else {
                     s.small_weight -= w;
@@ -603,14 +627,14 @@ impl PolicyState {
                 s.small.for_each(slab, |i| {
                     visit(i);
                     if slab.is_full(i) {
-                        assert_eq!(slab.entry(i).queue(), SMALL);
+                        assert!(in_probation(slab.entry(i).queue()));
                         sw += u64::from(slab.entry(i).weight());
                     }
                 });
                 s.main.for_each(slab, |i| {
                     visit(i);
                     if slab.is_full(i) {
-                        assert_ne!(slab.entry(i).queue(), SMALL);
+                        assert!(!in_probation(slab.entry(i).queue()));
                         mw += u64::from(slab.entry(i).weight());
                     }
                 });
@@ -629,13 +653,29 @@ impl S3Fifo {
     fn enqueue<K, V>(&mut self, slab: &mut Slab<K, V>, idx: u32) {
         let e = slab.entry(idx);
         let w = u64::from(e.weight());
-        if e.queue() != SMALL {
+        if !in_probation(e.queue()) {
             self.main_weight += w;
             self.main.push_back(slab, idx);
         } else {
             self.small_weight += w;
             self.small.push_back(slab, idx);
         }
+    }
+
+    /// Whether an entry of `weight` is lighter than the shard's entries on
+    /// average (`uncounted`: weight of entries out of the queues' totals
+    /// but still live, such as the one being looked at). A queue's hand
+    /// passes such an entry once before it may evict it, as if it had been
+    /// hit once: where entries differ in weight, evicting one heavy entry
+    /// makes room for several light ones, so for the same evidence of use a
+    /// light entry is cheaper to keep (the reasoning of size-aware policies
+    /// such as GDSF). It doubles a light entry's first turn in a queue and
+    /// changes nothing where every entry weighs the same (the default
+    /// weigher's one unit: none is lighter than the mean).
+    #[inline]
+    fn light<K, V>(&self, slab: &Slab<K, V>, weight: u32, uncounted: u64) -> bool {
+        let total = self.small_weight + self.main_weight + uncounted;
+        u128::from(weight) * u128::from(slab.live) < u128::from(total)
     }
 
     /// Whether the main queue's next victim is cold: the hand has passed it at least
@@ -685,7 +725,10 @@ impl S3Fifo {
             }
             let e = slab.entry(idx);
             let f = e.freq();
-            let spared = f > 0 || (aging && self.guarded && e.queue() == MAIN_NEW);
+            let first_pass = e.queue() == MAIN_NEW;
+            let spared = f > 0
+                || (first_pass && self.light(slab, e.weight(), 0))
+                || (aging && self.guarded && first_pass);
             if spared && !expired(slab, idx, now) {
                 if f > 0 {
                     self.sketch.add(e.hash.get(), 1);
@@ -797,6 +840,11 @@ impl S3Fifo {
                 if (f > 0 || self.frequency) && self.admits(slab, w) {
                     e.set_freq(0);
                     e.set_queue(MAIN_NEW);
+                    self.enqueue(slab, idx);
+                    continue;
+                }
+                if e.queue() == SMALL && self.light(slab, e.weight(), w) {
+                    e.set_queue(SMALL_PASSED);
                     self.enqueue(slab, idx);
                     continue;
                 }
