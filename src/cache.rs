@@ -547,6 +547,7 @@ where
     /// With `keep_live` (memcached's `-M`), no live entry is ever evicted
     /// for room (expired ones still go), and a writer asks
     /// [`room_for`](Self::room_for) first.
+    #[cfg(any(test, feature = "memcached"))]
     pub(crate) fn lend_between_shards(&mut self, keep_live: bool) {
         let lending = crate::sync::Arc::new(crate::shard::Lending::new(
             self.capacity.load(Relaxed),

@@ -169,6 +169,7 @@ pub(crate) struct Lending {
 }
 
 impl Lending {
+    #[cfg(any(test, feature = "memcached"))]
     pub(crate) fn new(capacity: u64, keep_live: bool) -> Lending {
         Lending {
             capacity: AtomicU64::new(capacity),
@@ -185,6 +186,7 @@ impl Lending {
 
     /// Whether `extra` more weight fits within the capacity, by the weights
     /// the shards last published.
+    #[cfg(feature = "memcached")]
     pub(crate) fn has_room(&self, extra: u64) -> bool {
         self.used.load(Relaxed).saturating_add(extra) <= self.capacity.load(Relaxed)
     }
@@ -242,6 +244,7 @@ where
 
     /// Makes this shard share its capacity with the others through
     /// `lending` (see [`Lending`]).
+    #[cfg(any(test, feature = "memcached"))]
     pub(crate) fn lend_through(&mut self, lending: Arc<Lending>) {
         self.lending = Some((lending, 0));
         self.publish_weight();
@@ -597,6 +600,7 @@ where
 
     /// Whether an entry here has expired and not been swept yet, as far as
     /// the earliest deadline tells.
+    #[cfg(feature = "memcached")]
     pub(crate) fn expiry_due(&self, now: u64) -> bool {
         self.timed > 0 && self.rel(now) >= self.next_expiry
     }
