@@ -1,0 +1,97 @@
+//! `get` against `get_with` on 1 KB `Arc<[u8]>` values, interleaved: the
+//! throughput bench's `visit_1k_4k_keys` group (Zipf(0.99) over 4,096 keys,
+//! each read summing two bytes of the value) with the two read paths (and
+//! quick_cache's `get`) timed in alternation, 9 rounds of 4,000,000 reads each
+//! on one thread, so that a noisy host slows them alike. Prints each one's
+//! median (min, max) in ns per read, and `get` / `get_with` per round.
+//!
+//! `cargo run --release --example visit_probe [-- KEYS]`
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+const READS: usize = 4_000_000;
+const ROUNDS: usize = 9;
+
+/// Zipf(0.99) ranks over `n` keys, by inverse transform on a table of the
+/// cumulative weights (xorshift for the uniform draws).
+fn zipf(n: usize, count: usize) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(n);
+    let mut total = 0.0;
+    for rank in 1..=n {
+        total += 1.0 / (rank as f64).powf(0.99);
+        cdf.push(total);
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64 * total;
+            cdf.partition_point(|&c| c < u) as u64
+        })
+        .collect()
+}
+
+fn key_of(rank: u64) -> u64 {
+    rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("KEYS is a number"))
+        .unwrap_or(4_096);
+    let keys: Vec<u64> = zipf(n, 1 << 20).into_iter().map(key_of).collect();
+    let value = |k: u64| -> Arc<[u8]> { vec![k as u8; 1024].into() };
+    let ours: larder::Cache<u64, Arc<[u8]>> = larder::Cache::new(n as u64 * 5 / 4);
+    let theirs: quick_cache::sync::Cache<u64, Arc<[u8]>> = quick_cache::sync::Cache::new(n * 5 / 4);
+    for rank in 0..n as u64 {
+        ours.insert(key_of(rank), value(rank));
+        theirs.insert(key_of(rank), value(rank));
+    }
+    let read = |v: &[u8]| u32::from(v[0]) + u32::from(v[1023]);
+    type Read<'a> = &'a dyn Fn(u64) -> Option<u32>;
+    let ops: [(&str, Read); 3] = [
+        ("larder get", &|k| ours.get(&k).map(|v| read(&v))),
+        ("larder get_with", &|k| ours.get_with(&k, |v| read(v))),
+        ("quick_cache get", &|k| theirs.get(&k).map(|v| read(&v))),
+    ];
+    let mut times = vec![Vec::new(); ops.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, op)) in ops.iter().enumerate() {
+            let start = Instant::now();
+            let mut sum = 0u64;
+            for &k in keys.iter().cycle().take(READS) {
+                sum += u64::from(op(black_box(k)).expect("every key is held"));
+            }
+            black_box(sum);
+            times[i].push(start.elapsed().as_nanos() as f64 / READS as f64);
+        }
+    }
+    let ratios: Vec<String> = times[0]
+        .iter()
+        .zip(&times[1])
+        .map(|(g, w)| format!("{:.2}", g / w))
+        .collect();
+    for ((name, _), t) in ops.iter().zip(&mut times) {
+        let (lo, hi) = (
+            t.iter().cloned().fold(f64::MAX, f64::min),
+            t.iter().cloned().fold(0.0, f64::max),
+        );
+        println!(
+            "{name:<16} median {:6.2} ns per read (min {lo:.2}, max {hi:.2})",
+            median(t)
+        );
+    }
+    println!("get / get_with by round: {}", ratios.join(" "));
+}
