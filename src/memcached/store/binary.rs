@@ -417,7 +417,11 @@ impl Store {
                 };
                 match expiry {
                     Expiry::Expired => (nop(dead), done),
-                    e => (Self::put(e, block, self.fresh_state(now)), done),
+                    e => {
+                        // A new item, as a store makes one.
+                        self.counters.bump(Counter::TotalItems);
+                        (Self::put(e, block, self.fresh_state(now)), done)
+                    }
                 }
             }
         })

@@ -534,7 +534,11 @@ impl Store {
                 let done = block.cas();
                 let op = match expiry {
                     Expiry::Expired => nop(dead),
-                    e => Self::put(e, block, self.fresh_state(now)),
+                    e => {
+                        // A new item, as a store makes one.
+                        self.counters.bump(Counter::TotalItems);
+                        Self::put(e, block, self.fresh_state(now))
+                    }
                 };
                 return (op, Outcome::Done(Some(done)));
             };

@@ -437,11 +437,13 @@ impl Store {
     /// wrote `value`. memcached changes a number in place when its digits
     /// fit the old length (padded with spaces), and the item keeps its
     /// state (fetched, stale, win token); a longer number is a new item, with
-    /// a fresh state.
+    /// a fresh state, and counts in `total_items` as every item memcached
+    /// links does.
     pub(super) fn counter_state(&self, old: &ItemRef<'_>, value: &[u8], now: u64) -> u32 {
         if value.len() == old.block.value().len() {
             old.meta.state()
         } else {
+            self.counters.bump(Counter::TotalItems);
             self.fresh_state(now)
         }
     }
