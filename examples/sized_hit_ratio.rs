@@ -96,12 +96,12 @@ struct Score {
 }
 
 /// A cache under test: look a key up, store it with its size.
-trait Sized {
+trait SizedCache {
     fn hit(&mut self, key: u64) -> bool;
     fn insert(&mut self, key: u64, size: u32);
 }
 
-impl Sized for larder::Cache<u64, u32> {
+impl SizedCache for larder::Cache<u64, u32> {
     fn hit(&mut self, key: u64) -> bool {
         self.get(&key).is_some()
     }
@@ -119,7 +119,7 @@ impl quick_cache::Weighter<u64, u32> for BySize {
 }
 
 struct QuickCache(quick_cache::unsync::Cache<u64, u32, BySize>);
-impl Sized for QuickCache {
+impl SizedCache for QuickCache {
     fn hit(&mut self, key: u64) -> bool {
         self.0.get(&key).is_some()
     }
@@ -161,7 +161,7 @@ impl Slabs {
     }
 }
 
-impl Sized for Slabs {
+impl SizedCache for Slabs {
     fn hit(&mut self, key: u64) -> bool {
         match self.class_of.get(&key) {
             Some(&c) => self.classes[c].2.get(&key).is_some(),
@@ -189,7 +189,7 @@ impl Sized for Slabs {
     }
 }
 
-fn replay(cache: &mut impl Sized, keys: &[u64], size: &HashMap<u64, u32>) -> Score {
+fn replay(cache: &mut impl SizedCache, keys: &[u64], size: &HashMap<u64, u32>) -> Score {
     let mut score = Score::default();
     for &key in keys {
         let s = size[&key];
@@ -224,7 +224,11 @@ fn run(contender: &str, capacity: u64, keys: &[u64], size: &HashMap<u64, u32>, s
     }
     match contender {
         "quick_cache" => {
-            let items = (capacity / 500).max(16) as usize;
+            // Its item estimate sizes its ghost list: the entries the cache
+            // holds on average.
+            let mean =
+                (size.values().map(|&s| u64::from(s)).sum::<u64>() / size.len() as u64).max(1);
+            let items = (capacity / mean).max(16) as usize;
             let mut cache = QuickCache(quick_cache::unsync::Cache::with_weighter(
                 items, capacity, BySize,
             ));

@@ -284,7 +284,7 @@ fn with_mixed_sizes_light_items_are_held_longer_than_heavy_ones() {
     // each: 728 of the 10-byte values against 573 of the 10,000-byte ones
     // before), and more items in all: memcached, whose smallest slab
     // classes each get a page of their own, held 42,604 items of this mix at
-    // -m 64 where larder-server held 34,967 before and 53,697 after.
+    // -m 64 where larder-server held 34,967 before and 53,576 after.
     const SIZES: [usize; 7] = [10, 30, 100, 300, 1_000, 3_000, 10_000];
     let store = Store::new(StoreConfig {
         memory_limit: 8 << 20,

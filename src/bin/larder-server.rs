@@ -632,40 +632,45 @@ const FD_HEADROOM: u64 = 64;
 /// Makes room in the open-file limit for `-c` connections, as memcached does
 /// at start (before `-u`, so that root may raise the hard limit too). The
 /// soft limit is raised to `conns` + [`FD_HEADROOM`], never lowered; where the
-/// hard limit is lower and cannot be raised, to the hard limit, with a
-/// warning. Err (memcached's refusal) only when not even `conns`
-/// descriptors can be had: a server that cannot hold its `-c` would refuse
-/// connections long before it says so.
-fn raise_fd_limit(conns: usize) -> Result<(), String> {
+/// hard limit is lower and cannot be raised, to the hard limit, and the
+/// warning to print (once the server listens: `listening on` stays the
+/// first line) is returned. Err (memcached's refusal) only when not even
+/// `conns` descriptors can be had: a server that cannot hold its `-c` would
+/// refuse connections long before it says so.
+fn raise_fd_limit(conns: usize) -> Result<Option<String>, String> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
     let conns = u64::try_from(conns).unwrap_or(u64::MAX);
     let want = conns.saturating_add(FD_HEADROOM);
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
         .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
     if soft == RLIM_INFINITY || soft >= want {
-        return Ok(());
+        return Ok(None);
     }
     // Raising the hard limit needs root (CAP_SYS_RESOURCE) and stops at the
     // kernel's fs.nr_open; either way a refusal leaves the limits unchanged.
     let raised_hard = hard != RLIM_INFINITY && hard < want;
     if setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_ok() {
-        return Ok(());
+        return Ok(None);
     }
     let best = if raised_hard { hard } else { want };
     let err = match setrlimit(Resource::RLIMIT_NOFILE, best, hard) {
         Ok(()) if best >= conns => {
-            say!(
+            return Ok(Some(format!(
                 "larder-server: warning: the open-file limit is {best} (hard limit), {want} \
                  wanted for -c {conns} and the server's own files: near -c, accepts may wait"
-            );
-            return Ok(());
+            )));
         }
         Ok(()) => format!("the hard limit is {best}"),
         Err(e) => e.to_string(),
     };
+    let root = if running_as_root() {
+        ""
+    } else {
+        "start as root, "
+    };
     Err(format!(
         "cannot raise the open-file limit to {want} for -c {conns} ({err}): \
-         start as root, raise the limit (ulimit -n, systemd's LimitNOFILE) or ask for a smaller -c"
+         {root}raise the limit (ulimit -n, systemd's LimitNOFILE, fs.nr_open) or ask for a smaller -c"
     ))
 }
 
@@ -888,7 +893,9 @@ fn metrics_addr(text: &str) -> Result<SocketAddr, ArgError> {
 /// handlers are installed when this is called, not when it is first polled:
 /// the server restores its snapshot before it polls it, and a signal in that
 /// window must stop it cleanly (with a save) rather than kill it.
-fn shutdown_signal(on_hangup: impl Fn() + Send + 'static) -> impl std::future::Future<Output = ()> {
+fn shutdown_signal(
+    on_hangup: impl Fn() + Clone + Send + 'static,
+) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let streams = {
         use tokio::signal::unix::{signal, SignalKind};
@@ -920,7 +927,10 @@ fn shutdown_signal(on_hangup: impl Fn() + Send + 'static) -> impl std::future::F
                         }
                     } => {
                         match received {
-                            Some(()) => on_hangup(),
+                            // Files are read on a blocking thread: a slow
+                            // one (a stalled mount, a FIFO) must not stop
+                            // the accept loop this future is polled in.
+                            Some(()) => drop(tokio::task::spawn_blocking(on_hangup.clone())),
                             None => hangup = None,
                         }
                     }
@@ -957,10 +967,13 @@ fn main() -> ExitCode {
     };
     // As memcached: the open-file limit is raised first, while root may
     // still raise the hard limit (exit status 71, EX_OSERR, as memcached's).
-    if let Err(e) = raise_fd_limit(options.conn_limit) {
-        say!("larder-server: {e}");
-        return ExitCode::from(71);
-    }
+    let fd_warning = match raise_fd_limit(options.conn_limit) {
+        Ok(warning) => warning,
+        Err(e) => {
+            say!("larder-server: {e}");
+            return ExitCode::from(71);
+        }
+    };
     // As memcached: the user is switched before any file or socket is
     // opened, so all of them are opened as that user.
     if let Some(user) = &options.user {
@@ -1165,6 +1178,9 @@ fn main() -> ExitCode {
         if let Some(addr) = server.metrics_addr() {
             say!("metrics on {addr}");
         }
+        if let Some(warning) = &fd_warning {
+            say!("{warning}");
+        }
         if let Some(ready) = ready {
             if let Err(e) = ready.listening(options.verbosity > 0) {
                 say!("larder-server: cannot detach from the terminal: {e}");
@@ -1205,14 +1221,20 @@ fn reload_users(
     sasl: Option<Option<String>>,
     auth_file: Option<String>,
     verbose: bool,
-) -> impl Fn() + Send + 'static {
-    move || {
+) -> impl Fn() + Clone + Send + 'static {
+    let reload = std::sync::Arc::new(move || {
         let reloads = [
             sasl.as_ref()
                 .map(|flag| (sasl_users(flag.as_deref()), true)),
             auth_file.as_deref().map(|path| (ascii_users(path), false)),
         ];
         for (users, is_sasl) in reloads.into_iter().flatten() {
+            // A file that names nobody (truncated while being rewritten,
+            // say) would lock everyone out: the old users stay.
+            let users = users.and_then(|users| match users.is_empty() {
+                true => Err("the file names no user".to_string()),
+                false => Ok(users),
+            });
             match users {
                 Ok(users) => {
                     let count = users.len();
@@ -1228,7 +1250,8 @@ fn reload_users(
                 Err(e) => say!("larder-server: SIGHUP: the old users stay: {e}"),
             }
         }
-    }
+    });
+    move || reload()
 }
 
 /// A flag's value that names a file: not empty.
