@@ -677,9 +677,20 @@ impl S3Fifo {
     /// longer) are treated alike, and where every entry weighs the same (the
     /// default weigher's one unit) nothing changes.
     #[inline]
-    fn light<K, V>(&self, slab: &Slab<K, V>, weight: u32, uncounted: u64) -> bool {
+    fn light<K, V>(&self, slab: &Slab<K, V>, weight: u64, uncounted: u64) -> bool {
         let total = self.small_weight + self.main_weight + uncounted;
         2 * u128::from(weight) * u128::from(slab.live) <= u128::from(total)
+    }
+
+    /// Whether an entry can be [`light`](Self::light) at all here: the mean
+    /// weight is 2 units or more. Checked first, with no load from the
+    /// entries, so that shards of one-unit entries (the default weigher)
+    /// take exactly the path they took before the rule; below a mean of 2
+    /// only an entry of weight 0, which costs nothing to keep or to evict,
+    /// could have counted as light.
+    #[inline]
+    fn sized<K, V>(&self, slab: &Slab<K, V>, uncounted: u64) -> bool {
+        self.small_weight + self.main_weight + uncounted >= 2 * u64::from(slab.live)
     }
 
     /// Whether the main queue's next victim is cold: the hand has passed it at least
@@ -729,10 +740,11 @@ impl S3Fifo {
             }
             let e = slab.entry(idx);
             let f = e.freq();
-            let first_pass = e.queue() == MAIN_NEW;
             let spared = f > 0
-                || (first_pass && self.light(slab, e.weight(), 0))
-                || (aging && self.guarded && first_pass);
+                || (self.sized(slab, 0)
+                    && e.queue() == MAIN_NEW
+                    && self.light(slab, u64::from(e.weight()), 0))
+                || (aging && self.guarded && e.queue() == MAIN_NEW);
             if spared && !expired(slab, idx, now) {
                 if f > 0 {
                     self.sketch.add(e.hash.get(), 1);
@@ -847,7 +859,7 @@ impl S3Fifo {
                     self.enqueue(slab, idx);
                     continue;
                 }
-                if e.queue() == SMALL && self.light(slab, e.weight(), w) {
+                if self.light(slab, w, w) && e.queue() == SMALL {
                     e.set_queue(SMALL_PASSED);
                     self.enqueue(slab, idx);
                     // Not an eviction: the main queue ages by evictions.
