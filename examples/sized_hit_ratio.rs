@@ -203,7 +203,14 @@ fn replay(cache: &mut impl SizedCache, keys: &[u64], size: &HashMap<u64, u32>) -
     score
 }
 
-fn run(contender: &str, capacity: u64, keys: &[u64], size: &HashMap<u64, u32>, seed: u64) -> Score {
+fn run(
+    contender: &str,
+    capacity: u64,
+    mean: u64,
+    keys: &[u64],
+    size: &HashMap<u64, u32>,
+    seed: u64,
+) -> Score {
     let policy = match contender {
         "lru" => Some(Policy::lru()),
         "clock" => Some(Policy::clock()),
@@ -226,9 +233,7 @@ fn run(contender: &str, capacity: u64, keys: &[u64], size: &HashMap<u64, u32>, s
         "quick_cache" => {
             // Its item estimate sizes its ghost list: the entries the cache
             // holds on average.
-            let mean =
-                (size.values().map(|&s| u64::from(s)).sum::<u64>() / size.len() as u64).max(1);
-            let items = (capacity / mean).max(16) as usize;
+            let items = (capacity / mean.max(1)).max(16) as usize;
             let mut cache = QuickCache(quick_cache::unsync::Cache::with_weighter(
                 items, capacity, BySize,
             ));
@@ -343,7 +348,7 @@ fn main() -> ExitCode {
             let (cat, rows) = &mut sums[group];
             *rows += 1;
             for (i, c) in CONTENDERS.into_iter().enumerate() {
-                let score = run(c, capacity, &keys, &size, opts.seed);
+                let score = run(c, capacity, mean, &keys, &size, opts.seed);
                 let obj = 100.0 * score.hits as f64 / keys.len() as f64;
                 let byt = 100.0 * score.byte_hits as f64 / bytes as f64;
                 cat[i].0 += obj;

@@ -9,37 +9,16 @@
 
 #![allow(missing_docs)]
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::{key_of, zipf_keys};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
 const READS: usize = 4_000_000;
 const ROUNDS: usize = 9;
-
-/// Zipf(0.99) ranks over `n` keys, by inverse transform on a table of the
-/// cumulative weights (xorshift for the uniform draws).
-fn zipf(n: usize, count: usize) -> Vec<u64> {
-    let mut cdf = Vec::with_capacity(n);
-    let mut total = 0.0;
-    for rank in 1..=n {
-        total += 1.0 / (rank as f64).powf(0.99);
-        cdf.push(total);
-    }
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let u = (state >> 11) as f64 / (1u64 << 53) as f64 * total;
-            cdf.partition_point(|&c| c < u) as u64
-        })
-        .collect()
-}
-
-fn key_of(rank: u64) -> u64 {
-    rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -51,7 +30,8 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("KEYS is a number"))
         .unwrap_or(4_096);
-    let keys: Vec<u64> = zipf(n, 1 << 20).into_iter().map(key_of).collect();
+    // The bench's stream: the same distribution, sample count and seed.
+    let keys = zipf_keys(n, 0.99, 1 << 20, 11);
     let value = |k: u64| -> Arc<[u8]> { vec![k as u8; 1024].into() };
     // Room for twice the keys: with many CPUs (many shards) a capacity of
     // 5/4 of them leaves some shards too small for the keys they draw.

@@ -1222,7 +1222,7 @@ fn reload_users(
     auth_file: Option<String>,
     verbose: bool,
 ) -> impl Fn() + Clone + Send + 'static {
-    let reload = std::sync::Arc::new(move || {
+    move || {
         let reloads = [
             sasl.as_ref()
                 .map(|flag| (sasl_users(flag.as_deref()), true)),
@@ -1250,8 +1250,7 @@ fn reload_users(
                 Err(e) => say!("larder-server: SIGHUP: the old users stay: {e}"),
             }
         }
-    });
-    move || reload()
+    }
 }
 
 /// A flag's value that names a file: not empty.
