@@ -146,17 +146,18 @@ def run(name, argv, sizes, memory_mb, seed, cas_warm_up=0, settle=2.0):
         count = int(4 * memory_mb * (1 << 20) / (mean + 14))
         fill(conn, sizes, count, seed)
         rss_at_once = rss_kb(proc.pid)
+        time.sleep(settle)
+        rss_settled = rss_kb(proc.pid)
         s = stats(conn)
         items = int(s.get("curr_items", 0))
         held = value_bytes_held(conn, count)
-        time.sleep(settle)
         return {
             "values_mb": held / memory_mb / (1 << 20),
             "server": name,
             "items": items,
             "bytes": int(s.get("bytes", 0)),
             "rss_at_once_kb": rss_at_once,
-            "rss_kb": rss_kb(proc.pid),
+            "rss_kb": rss_settled,
             "per_mb": items / memory_mb,
         }
     finally:
@@ -177,6 +178,8 @@ def main():
     ap.add_argument("--only", nargs="+", metavar="RUN",
                     help="run only these: 10, 100, 1000, 10000, mixed")
     args = ap.parse_args()
+    if args.settle < 0:
+        sys.exit("--settle needs a number of seconds, 0 or more")
     if not os.path.exists(args.larder):
         sys.exit(f"{args.larder} is missing: cargo build --release --features server --bin larder-server")
     servers = [

@@ -1655,12 +1655,14 @@ mod malloc {
         }
     }
 
-    /// How often [`keep_trimmed`] looks at the heap.
+    /// How often [`keep_trimmed`] reads the resident set.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     const TRIM_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
-    /// Starts a thread that hands the heap's freed pages back to the system
-    /// once evictions have freed a 32nd of `limit` bytes (at least 1 MiB)
-    /// since it last did.
+    /// Starts a thread that hands the heap's free pages back to the system
+    /// (glibc's `malloc_trim`) whenever the resident set has grown by a 32nd
+    /// of `limit` bytes (at least 1 MiB) since the last trim, or since its
+    /// lowest reading after it.
     ///
     /// glibc returns freed memory to the system only from the top of the
     /// heap; a freed block in the middle stays resident until a block of its
@@ -1668,11 +1670,14 @@ mod malloc {
     /// where the mix held shifts (the eviction policy keeps light items
     /// longer than heavy ones, so a store filled with mixed sizes ends up
     /// holding more small items, in arena pages, and fewer large ones, on the
-    /// heap), the large items' blocks freed stay behind: filled with 10 B-10
-    /// KB values under `-m 64`, the resident set was 76.5 MiB with `bytes` at
-    /// the limit, against 72.7 MiB after `malloc_trim` (BENCHMARKS.md). The
-    /// check costs one `mallinfo2` a second; a trim (0.3-1.4 ms measured
-    /// there, under the allocator's lock) runs only after such a shift.
+    /// heap), the large items' freed blocks stay behind: filled with 10 B-10
+    /// KB values under `-m 64`, the resident set was 76.3-76.6 MiB with
+    /// `bytes` at the limit, and 72.4-72.5 MiB two seconds later with this
+    /// thread (BENCHMARKS.md, session 16). The check reads
+    /// `/proc/self/status` once a second and takes no lock; a trim (0.3-1.4
+    /// ms measured there, under the allocator's lock) runs only while the
+    /// resident set grows: a few dozen times while the store first fills,
+    /// then after shifts like the one above.
     pub(crate) fn keep_trimmed(limit: u64) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
@@ -1680,16 +1685,18 @@ mod malloc {
             let spawned = std::thread::Builder::new()
                 .name("larder-trim".into())
                 .spawn(move || {
-                    // The least free heap memory seen since the last trim:
-                    // what was freed before it is no longer resident.
-                    let mut floor = free_bytes();
+                    let Some(mut mark) = resident_bytes() else {
+                        return;
+                    };
                     loop {
                         std::thread::sleep(TRIM_TICK);
-                        let free = free_bytes();
-                        floor = floor.min(free);
-                        if free - floor >= step {
+                        let Some(now) = resident_bytes() else {
+                            return;
+                        };
+                        mark = mark.min(now);
+                        if now - mark >= step {
                             trim();
-                            floor = free;
+                            mark = resident_bytes().unwrap_or(now);
                         }
                     }
                 });
@@ -1701,14 +1708,13 @@ mod malloc {
         let _ = limit;
     }
 
-    /// Bytes the heap holds free (glibc's `mallinfo2().fordblks`).
+    /// The process's resident set in bytes (`VmRSS` in `/proc/self/status`).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    fn free_bytes() -> u64 {
-        // SAFETY: `mallinfo2` takes no arguments, returns a struct by value
-        // and only reads the allocator's own state under its lock.
-        let info = unsafe { libc::mallinfo2() };
-        info.fordblks as u64
+    fn resident_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// Returns the heap's free pages to the system (glibc's `malloc_trim`).

@@ -75,7 +75,9 @@ impl Policy {
     /// promotions push it past its share, and otherwise its hand moves one entry per
     /// 64 evictions, so that entries not hit for that long drain away. One-hit
     /// wonders and scans pass through probation without displacing the working set.
-    /// While the main queue has room (warm-up), new entries enter it directly.
+    /// While the main queue has room (warm-up, or after removals) and a new entry
+    /// gets in without evicting another, it enters the main queue directly; one
+    /// that displaced another waits in probation like the rest.
     ///
     /// Where entries differ in weight (a [`weigher`](crate::CacheBuilder::weigher)),
     /// an entry of at most half its shard's mean weight gets one more turn in
@@ -260,8 +262,9 @@ pub(crate) struct S3Fifo {
     entries_hint: usize,
     /// Probation evictions since the main queue's hand last moved.
     ticks: u32,
-    /// An entry was evicted since the last insert, other than by the aging
-    /// move ([`AGE_EVERY`]). A new entry then starts in probation even if
+    /// The insert under way evicted a live entry to make room (set from
+    /// [`PolicyState::before_insert`] on), other than by the aging move
+    /// ([`AGE_EVERY`]). A new entry then starts in probation even if
     /// the main queue has room for it: room in the main queue is for a cache
     /// that is filling, and a key that had to displace another to get in
     /// competes in probation like any other new key. Where every entry weighs
@@ -420,6 +423,15 @@ impl PolicyState {
         }
     }
 
+    /// An insert is about to make room for a new entry: from here to
+    /// [`on_insert`](Self::on_insert), evictions tell it whether the entry
+    /// displaced another (see `S3Fifo::displaced`).
+    pub(crate) fn before_insert(&mut self) {
+        if let PolicyState::S3Fifo(s) = self {
+            s.displaced = false;
+        }
+    }
+
     /// The table was rebuilt smaller, for `live` entries: the structures
     /// sized by how many entries the table held shrink with it.
     pub(crate) fn on_shrink(&mut self, live: usize) {
@@ -451,7 +463,6 @@ impl PolicyState {
                 let returning = !s.frequency && s.ghost.take(e.hash.get()) && s.admits(slab, w);
                 let to_main =
                     returning || (!s.displaced && s.main_weight + w <= s.main_cap) || s.recency;
-                s.displaced = false;
                 e.set_queue(if to_main { MAIN_NEW } else { SMALL });
                 s.enqueue(slab, idx);
             }
@@ -836,9 +847,11 @@ impl S3Fifo {
     }
 
     fn evict<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
-        let victim = self.evict_one(slab, now);
-        self.displaced |= victim.is_some_and(|(_, aged)| !aged);
-        victim.map(|(idx, _)| idx)
+        let (idx, aged) = self.evict_one(slab, now)?;
+        // An expired victim was dead already: it leaves room as a removal
+        // does.
+        self.displaced |= !aged && !expired(slab, idx, now);
+        Some(idx)
     }
 
     /// [`evict`](Self::evict)'s victim, and whether the aging hand chose it.
@@ -1186,7 +1199,39 @@ mod tests {
             }
             let kept = (0..4).filter(|k| t.find(hash(*k), k).is_some()).count();
             assert_eq!(kept, 3, "{placement:?}");
+            // A removal leaves room that the next key takes without
+            // evicting anything: into the main queue, as while filling.
+            let gone = (0..4).find(|k| t.find(hash(*k), k).is_some()).unwrap();
+            let idx = t.find(hash(gone), &gone).unwrap();
+            t.detach(idx);
+            let idx = t.find(hash(119), &119).unwrap();
+            t.detach(idx);
+            assert!(t.insert_new(200, (), hash(200), 240, placement));
+            let idx = t.find(hash(200), &200).unwrap();
+            assert_eq!(t.slab.entry(idx).queue(), MAIN_NEW, "{placement:?}");
+            t.validate(false);
         }
+        // The aging move evicts a stale main entry in place of a probation
+        // one, and the new key may take its room, as before the rule. 100
+        // unit-weight entries (main 97), then new keys never read again:
+        // each evicts one; every 64th eviction is the aging move's.
+        let mut t = Table::new(&Policy::s3fifo(), 100, 128, 1);
+        for k in 0..100 {
+            assert!(t.insert_new(k, (), hash(k), 1, Placement::Narrow));
+        }
+        let mut to_main = Vec::new();
+        for k in 1_000..1_200 {
+            assert!(t.insert_new(k, (), hash(k), 1, Placement::Narrow));
+            let idx = t.find(hash(k), &k).unwrap();
+            if t.slab.entry(idx).queue() == MAIN_NEW {
+                to_main.push(k);
+            }
+        }
+        // Every 64th new key follows an aging eviction and takes its room;
+        // the others displaced a probation entry and start in probation.
+        assert_eq!(to_main.len(), 200 / AGE_EVERY as usize, "{to_main:?}");
+        assert!(to_main.windows(2).all(|w| w[1] - w[0] == AGE_EVERY));
+        t.validate(false);
     }
 
     /// Reads `key` twice at once (as at the turn of a sweep), then pushes it out of
