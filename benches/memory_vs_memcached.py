@@ -26,7 +26,7 @@ ends. Items are written until the server has evicted for a while: the
 number of items written is 4 x (-m / item size), enough to reach a steady
 state with either server. RSS is read twice: as the last write is answered
 ("RSS at once") and `--settle` seconds later (default 2), once larder-server's
-trimmer (which runs each second) has handed back what the writes freed.
+trimmer (which looks ten times a second) has handed back what the writes freed.
 """
 
 import argparse

@@ -1657,7 +1657,7 @@ mod malloc {
 
     /// How often [`keep_trimmed`] reads the resident set.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    const TRIM_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+    const TRIM_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
     /// Starts a thread that hands the heap's free pages back to the system
     /// (glibc's `malloc_trim`) whenever the resident set has grown by a 32nd
@@ -1672,9 +1672,9 @@ mod malloc {
     /// holding more small items, in arena pages, and fewer large ones, on the
     /// heap), the large items' freed blocks stay behind: filled with 10 B-10
     /// KB values under `-m 64`, the resident set was 76.3-76.6 MiB with
-    /// `bytes` at the limit, and 72.4-72.5 MiB two seconds later with this
-    /// thread (BENCHMARKS.md, session 16). The check reads
-    /// `/proc/self/status` once a second and takes no lock; a trim (0.3-1.4
+    /// `bytes` at the limit, and 73.4-74.0 MiB with this thread (72.5 MiB
+    /// two seconds later; BENCHMARKS.md, session 16). The check reads
+    /// `/proc/self/status` ten times a second and takes no lock; a trim (0.3-1.4
     /// ms measured there, under the allocator's lock) runs only while the
     /// resident set grows: a few dozen times while the store first fills,
     /// then after shifts like the one above.
