@@ -127,7 +127,7 @@ def warm_cas(conn, sets):
     read_until(conn, b"MN\r\n")
 
 
-def run(name, argv, sizes, memory_mb, seed, cas_warm_up=0, settle=2.0):
+def run(name, argv, sizes, memory_mb, seed, cas_warm_up, settle):
     port = free_port()
     proc = subprocess.Popen(
         argv + ["-p", str(port), "-m", str(memory_mb)],

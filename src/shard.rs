@@ -731,8 +731,7 @@ where
             Mode::Fixed(placement) => *placement,
             Mode::Shadow(shadow) => shadow.placement(),
         };
-        self.table.policy.set_placement(placement);
-        self.table.policy.before_insert();
+        self.table.policy.before_insert(placement);
         self.make_room(u64::from(weight), now, garbage);
         self.maybe_compact();
         let idx = self.link(Entry::new(key, value, hash, weight, 0), deadline);

@@ -423,10 +423,11 @@ impl PolicyState {
         }
     }
 
-    /// An insert is about to make room for a new entry: from here to
-    /// [`on_insert`](Self::on_insert), evictions tell it whether the entry
-    /// displaced another (see `S3Fifo::displaced`).
-    pub(crate) fn before_insert(&mut self) {
+    /// An insert is about to make room for a new entry, to be placed by
+    /// `placement`: from here to [`on_insert`](Self::on_insert), evictions
+    /// tell it whether the entry displaced another (see `S3Fifo::displaced`).
+    pub(crate) fn before_insert(&mut self, placement: Placement) {
+        self.set_placement(placement);
         if let PolicyState::S3Fifo(s) = self {
             s.displaced = false;
         }
@@ -847,7 +848,7 @@ impl S3Fifo {
     }
 
     fn evict<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<u32> {
-        let (idx, aged) = self.evict_one(slab, now)?;
+        let (idx, aged) = self.pick_victim(slab, now)?;
         // An expired victim was dead already: it leaves room as a removal
         // does.
         self.displaced |= !aged && !expired(slab, idx, now);
@@ -855,7 +856,7 @@ impl S3Fifo {
     }
 
     /// [`evict`](Self::evict)'s victim, and whether the aging hand chose it.
-    fn evict_one<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<(u32, bool)> {
+    fn pick_victim<K, V>(&mut self, slab: &mut Slab<K, V>, now: u64) -> Option<(u32, bool)> {
         loop {
             if self.small_weight == 0 && self.main_weight == 0 {
                 return None;

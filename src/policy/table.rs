@@ -210,8 +210,7 @@ where
         if !self.fits(weight) {
             return false;
         }
-        self.policy.set_placement(placement);
-        self.policy.before_insert();
+        self.policy.before_insert(placement);
         while self.over(u64::from(weight)) && self.evict(0).is_some() {}
         self.maybe_compact();
         let (idx, _) = self.link(Entry::new(key, value, hash, weight, 0));
