@@ -1663,6 +1663,22 @@ where
         guard.visit_slice(from, max_slots, now, f)
     }
 
+    /// Shows `f` the entries at the front of every shard's eviction queues
+    /// (see `PolicyState::fronts`), one shard's read lock at a time: what
+    /// memcached's `stats items` calls the tail of the LRU.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn for_each_front(&self, mut f: impl FnMut(&K, &V)) {
+        for cell in self.cells.iter() {
+            let guard = cell.read();
+            let _held = crate::reentry::Held::enter(cell.addr());
+            let table = &guard.table;
+            table.policy.fronts(&table.slab, |idx| {
+                let entry = table.slab.entry(idx);
+                f(&entry.key, &entry.value);
+            });
+        }
+    }
+
     /// The index of the shard `key` maps to (tests place keys in chosen shards).
     #[doc(hidden)]
     pub fn shard_of<Q>(&self, key: &Q) -> usize
@@ -1770,6 +1786,50 @@ mod tests {
                 (shard.table.weight, shard.table.capacity)
             })
             .collect()
+    }
+
+    /// The keys `for_each_front` shows, sorted.
+    #[cfg(feature = "memcached")]
+    fn fronts(cache: &Cache<u64, u32>) -> Vec<u64> {
+        let mut keys = Vec::new();
+        cache.for_each_front(|&k, _| keys.push(k));
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Each policy shows the entry it would consider first for eviction:
+    /// the oldest for CLOCK, the least recently used for LRU, and the
+    /// oldest of each S3-FIFO queue; a read does not move an entry off a
+    /// FIFO's front (only a set access bit), an LRU's it does.
+    #[cfg(feature = "memcached")]
+    #[test]
+    fn for_each_front_shows_each_queues_next_candidate() {
+        let build = |policy: Policy| -> Cache<u64, u32> {
+            Cache::builder()
+                .max_weight(100)
+                .shards(1)
+                .policy(policy)
+                .build()
+                .expect("valid builder")
+        };
+        for (policy, after_read) in [
+            (Policy::clock(), vec![1]),
+            (Policy::lru(), vec![2]),
+            (Policy::s3fifo(), vec![1]),
+            (Policy::adaptive(), vec![1]),
+        ] {
+            let name = format!("{policy:?}");
+            let cache = build(policy);
+            assert_eq!(fronts(&cache), Vec::<u64>::new(), "{name}");
+            for k in 1..=3 {
+                cache.insert(k, 0);
+            }
+            assert_eq!(fronts(&cache), [1], "{name}");
+            assert!(cache.get(&1).is_some());
+            assert_eq!(fronts(&cache), after_read, "{name}");
+            cache.remove(&1);
+            assert_eq!(fronts(&cache), [2], "{name}");
+        }
     }
 
     fn lending_cache() -> Cache<u64, u32> {

@@ -872,7 +872,7 @@ const ERRORS_AND_MISC: &[Case] = &[
     case("stats items when empty", &[(b"stats items\r\n", b"END\r\n")]),
     case(
         "stats items reports every item in class 1",
-        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:mem_requested 56\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:crawler_reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
+        &[SET_K, (b"stats items\r\n", b"STAT items:1:number 1\r\nSTAT items:1:age 0\r\nSTAT items:1:mem_requested 56\r\nSTAT items:1:evicted 0\r\nSTAT items:1:evicted_time 0\r\nSTAT items:1:evicted_unfetched 0\r\nSTAT items:1:expired_unfetched 0\r\nSTAT items:1:reclaimed 0\r\nSTAT items:1:crawler_reclaimed 0\r\nSTAT items:1:outofmemory 0\r\nEND\r\n")],
     ),
     case("stats slabs when empty", &[(b"stats slabs\r\n", b"STAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n")]),
     case(
@@ -1740,8 +1740,14 @@ fn a_multi_get_pauses_at_the_output_limit_and_resumes_after_the_answered_keys() 
 // ---- stats ---------------------------------------------------------------
 
 fn stat(store: &Store, name: &str) -> u64 {
+    stat_of(store, "stats", name)
+}
+
+/// The figure `name` in the reply to `command` (`stats`, `stats items`, ...).
+fn stat_of(store: &Store, command: &str, name: &str) -> u64 {
     let mut out = Vec::new();
-    let _ = store.process(&mut Session::new(), b"stats\r\n", &mut out);
+    let input = format!("{command}\r\n");
+    let _ = store.process(&mut Session::new(), input.as_bytes(), &mut out);
     let text = String::from_utf8(out).unwrap();
     let prefix = format!("STAT {name} ");
     text.lines()
@@ -1828,6 +1834,78 @@ fn stats_count_evictions_and_unfetched_items() {
     assert_eq!(stat(&store, "evictions"), 1);
     assert_eq!(stat(&store, "evicted_unfetched"), 1);
     assert_eq!(stat(&store, "store_no_memory"), 0);
+}
+
+/// One field of `stats items` (class 1).
+fn item_stat(store: &Store, field: &str) -> u64 {
+    stat_of(store, "stats items", &format!("items:1:{field}"))
+}
+
+/// One shard of 2 KiB on a manual clock, values up to 1 KiB.
+fn one_shard_store() -> (Store, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    let store = Store::new(StoreConfig {
+        memory_limit: 2 << 10,
+        max_item_size: 1 << 10,
+        shards: Some(1),
+        clock,
+        unix_time: Some(START),
+        ..StoreConfig::default()
+    })
+    .expect("valid config");
+    (store, hand)
+}
+
+#[test]
+fn stats_items_age_is_how_long_the_item_next_in_line_went_unread() {
+    let (store, hand) = one_shard_store();
+    let secs = std::time::Duration::from_secs;
+    send(&store, b"set a 0 0 1\r\n1\r\n");
+    hand.advance(secs(10));
+    send(&store, b"set b 0 0 1\r\n2\r\n");
+    hand.advance(secs(5));
+    // `a`, stored first, is at the front of the queue, unread for 15 s.
+    assert_eq!(item_stat(&store, "age"), 15);
+    // Read, it is as fresh as its read; the age follows the clock from there.
+    send(&store, b"get a\r\n");
+    assert_eq!(item_stat(&store, "age"), 0);
+    hand.advance(secs(7));
+    assert_eq!(item_stat(&store, "age"), 7);
+    // Gone, the next in line is `b`, stored 12 s ago and never read.
+    send(&store, b"delete a\r\n");
+    assert_eq!(item_stat(&store, "age"), 12);
+}
+
+#[test]
+fn stats_items_evicted_time_is_how_long_the_last_evicted_item_went_unread() {
+    let (store, hand) = one_shard_store();
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(stat(&store, "evictions"), 0);
+    let value = [b'v'; 400];
+    let set = |key: &str| {
+        let mut input = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\n");
+        send(&store, &input)
+    };
+    assert_eq!(set("k0"), b"STORED\r\n");
+    hand.advance(secs(30));
+    // Sets of 400 bytes, a second apart, until one has to evict: the item
+    // evicted first is `k0`, unread since it was stored 30 s before.
+    let mut n = 1;
+    while stat(&store, "evictions") == 0 {
+        assert!(n < 20, "2 KiB never filled");
+        assert_eq!(set(&format!("k{n}")), b"STORED\r\n");
+        hand.advance(secs(1));
+        n += 1;
+    }
+    assert_eq!(stat(&store, "evictions"), 1);
+    assert_eq!(send(&store, b"get k0\r\n"), b"END\r\n");
+    // `k{n-1}` was set at second 30 + n - 2, evicting `k0` (set at 0).
+    assert_eq!(item_stat(&store, "evicted_time"), 30 + n - 2);
+    // `stats reset` zeroes it with the counters, as memcached does.
+    send(&store, b"stats reset\r\n");
+    assert_eq!(item_stat(&store, "evicted_time"), 0);
 }
 
 #[test]

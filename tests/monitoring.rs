@@ -225,6 +225,8 @@ fn the_metrics_endpoint_serves_the_exporters_names_with_the_stats_values() {
         // memcached counts cas in cmd_set; the exporter takes it out again.
         "memcached_commands_total{command=\"set\",status=\"hit\"} 1",
         "memcached_slab_current_items{slab=\"1\"} 1",
+        // Nothing evicted yet.
+        "memcached_slab_items_evicted_time_seconds{slab=\"1\"} 0",
         "memcached_slab_commands_total{slab=\"1\",command=\"get\",status=\"hit\"} 2",
     ] {
         assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
@@ -239,6 +241,8 @@ fn the_metrics_endpoint_serves_the_exporters_names_with_the_stats_values() {
         "memcached_connections_yielded_total ",
         "memcached_connections_listener_disabled_total ",
         "memcached_version{version=\"1.6.18\"",
+        // Seconds since `k` was last read: 0 or 1 by the wall clock.
+        "memcached_slab_items_age_seconds{slab=\"1\"} ",
     ] {
         assert!(
             body.lines().any(|l| l.starts_with(name)),

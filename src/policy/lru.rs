@@ -62,6 +62,12 @@ impl Lru {
         }
     }
 
+    /// The least recently used slot, left in place.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
     /// The least recently used slot, unlinked.
     pub(crate) fn pop_front<K, V>(&mut self, slab: &mut Slab<K, V>) -> Option<u32> {
         let idx = self.head;

@@ -587,6 +587,29 @@ impl PolicyState {
         }
     }
 
+    /// Shows `f` the entry at the front of each eviction queue: the next
+    /// candidates for eviction, before any second chance a hit has earned
+    /// them (one for CLOCK and LRU, two for the S3-FIFO queues). Changes
+    /// nothing, so it runs under the shard's read lock.
+    #[cfg(feature = "memcached")]
+    pub(crate) fn fronts<K, V>(&self, slab: &Slab<K, V>, mut f: impl FnMut(u32)) {
+        match self {
+            PolicyState::Clock(q) => q.first_full(slab).into_iter().for_each(f),
+            PolicyState::Lru(l) => l
+                .front()
+                .filter(|&idx| slab.is_full(idx))
+                .into_iter()
+                .for_each(f),
+            PolicyState::S3Fifo(s) => {
+                for q in [&s.small, &s.main] {
+                    if let Some(idx) = q.first_full(slab) {
+                        f(idx);
+                    }
+                }
+            }
+        }
+    }
+
     /// Drops dead slots from the queues.
     pub(crate) fn compact<K, V>(&mut self, slab: &mut Slab<K, V>) {
         match self {

@@ -467,6 +467,12 @@ const ITEM_FIELDS: &[(&str, &str, MetricType, &str)] = &[
         "Number of items currently stored in this slab class.",
     ),
     (
+        "age",
+        "memcached_slab_items_age_seconds",
+        MetricType::Gauge,
+        "Seconds since the last access of the oldest item next in line for eviction.",
+    ),
+    (
         "mem_requested",
         "memcached_slab_mem_requested_bytes",
         MetricType::Gauge,
@@ -477,6 +483,12 @@ const ITEM_FIELDS: &[(&str, &str, MetricType, &str)] = &[
         "memcached_slab_items_evicted",
         MetricType::Counter,
         "Total number of times an item had to be evicted from the LRU before it expired.",
+    ),
+    (
+        "evicted_time",
+        "memcached_slab_items_evicted_time_seconds",
+        MetricType::Gauge,
+        "Seconds the most recently evicted item had gone without an access when it was evicted.",
     ),
     (
         "evicted_unfetched",

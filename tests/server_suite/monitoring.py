@@ -47,6 +47,7 @@ EXPECTED = [
     "memcached_items_reclaimed", "memcached_item_too_large", "memcached_item_no_memory",
     "memcached_commands", "memcached_malloced_bytes", "memcached_slab_current_items",
     "memcached_slab_mem_requested_bytes", "memcached_slab_items_evicted",
+    "memcached_slab_items_age_seconds", "memcached_slab_items_evicted_time_seconds",
     "memcached_slab_chunk_size_bytes", "memcached_slab_commands",
 ]
 

@@ -81,6 +81,9 @@ struct Stripe([AtomicU64; COUNTERS + 1]);
 
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
+    /// Seconds between the last access and the eviction of the item evicted
+    /// last (memcached's `evicted_time`): a gauge, so not striped.
+    evicted_age: AtomicU64,
 }
 
 thread_local! {
@@ -99,7 +102,19 @@ impl Counters {
             stripes: (0..STRIPES)
                 .map(|_| Stripe(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
+            evicted_age: AtomicU64::new(0),
         }
+    }
+
+    /// Records the age (seconds since its last access) of an item just
+    /// evicted.
+    pub(crate) fn set_evicted_age(&self, secs: u64) {
+        self.evicted_age.store(secs, Relaxed);
+    }
+
+    /// The age of the item evicted last (0 before any eviction).
+    pub(crate) fn evicted_age(&self) -> u64 {
+        self.evicted_age.load(Relaxed)
     }
 
     #[inline]
@@ -132,6 +147,7 @@ impl Counters {
     }
 
     pub(crate) fn reset(&self) {
+        self.evicted_age.store(0, Relaxed);
         for stripe in self.stripes.iter() {
             for c in &stripe.0[..COUNTERS] {
                 c.store(0, Relaxed);

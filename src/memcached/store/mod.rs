@@ -539,6 +539,8 @@ impl Store {
         };
         let counters = Arc::new(Counters::new());
         let listener_counters = Arc::clone(&counters);
+        let time = Time::new(config.clock.clone(), config.unix_time);
+        let listener_time = time.clone();
         let mut cache = Cache::builder()
             .max_weight(config.memory_limit)
             .weigher(|block: &Block, _: &Meta| block_weight(block))
@@ -550,6 +552,9 @@ impl Store {
                 match cause {
                     RemovalCause::Evicted => {
                         listener_counters.bump(Counter::Evictions);
+                        let now = listener_time.uptime_secs(listener_time.now_ms());
+                        let age = now.saturating_sub(Meta::last_access(meta.state()));
+                        listener_counters.set_evicted_age(u64::from(age));
                         if unfetched {
                             listener_counters.bump(Counter::EvictedUnfetched);
                         }
@@ -579,7 +584,7 @@ impl Store {
         };
         Ok(Store {
             cache,
-            time: Time::new(config.clock, config.unix_time),
+            time,
             next_cas: AtomicU64::new(config.cas_start),
             epoch: AtomicU32::new(0),
             flush_pending: AtomicU64::new(0),

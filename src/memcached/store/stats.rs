@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::counters::Counter;
 use super::dump::DumpCursor;
+use super::item::Meta;
 use super::Store;
 use crate::memcached::{Response, Tokens};
 
@@ -415,8 +416,13 @@ impl Store {
 
     /// `stats items`: larder has no slab classes, so every item is in one
     /// class, `1`, and the class's figures are the store's. Like memcached,
-    /// a class with no items is not listed. Figures larder does not keep
-    /// (the oldest item's age, the segmented LRU's queues) are left out
+    /// a class with no items is not listed. `age` is memcached's "age of the
+    /// oldest item in the LRU", the seconds since the last access of the
+    /// least recently used item at the front of an eviction queue (the next
+    /// in line, before any second chance a hit has earned it), the oldest
+    /// over the shards' queues; `evicted_time` is how long the item evicted
+    /// last had gone unread. Figures larder does not keep (the segmented
+    /// LRU's queues, evictions of items with an expiry time) are left out
     /// rather than made up.
     fn item_stats(&self, w: &mut StatWriter<'_>) {
         let items = self.cache.len() as u64;
@@ -425,8 +431,10 @@ impl Store {
         }
         let counter = |c| self.counters.get(c);
         w.number("items:1:number", items);
+        w.number("items:1:age", u64::from(self.oldest_front_age()));
         w.number("items:1:mem_requested", self.cache.weight());
         w.number("items:1:evicted", counter(Counter::Evictions));
+        w.number("items:1:evicted_time", self.counters.evicted_age());
         w.number(
             "items:1:evicted_unfetched",
             counter(Counter::EvictedUnfetched),
@@ -441,6 +449,17 @@ impl Store {
             counter(Counter::CrawlerReclaimed),
         );
         w.number("items:1:outofmemory", counter(Counter::StoreNoMemory));
+    }
+
+    /// Seconds since the last access of the oldest item at the front of
+    /// an eviction queue (0 when the store is empty).
+    fn oldest_front_age(&self) -> u32 {
+        let now = self.time.uptime_secs(self.time.now_ms());
+        let mut oldest = 0;
+        self.cache.for_each_front(|_, meta| {
+            oldest = oldest.max(now.saturating_sub(Meta::last_access(meta.state())));
+        });
+        oldest
     }
 
     /// `stats slabs`: the one class, `1`, describes the store itself. A

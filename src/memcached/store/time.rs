@@ -41,6 +41,7 @@ impl Expiry {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Time {
     clock: Clock,
     origin_ms: u64,
