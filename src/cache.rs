@@ -265,12 +265,6 @@ impl Lookups {
             (h + slot.hits.load(Relaxed), m + slot.misses.load(Relaxed))
         })
     }
-
-    /// Lookups so far, hits and misses.
-    pub(crate) fn total(&self) -> u64 {
-        let (hits, misses) = self.split();
-        hits.wrapping_add(misses)
-    }
 }
 
 /// A concurrent, bounded cache with per-entry TTL.
@@ -1830,6 +1824,45 @@ mod tests {
             cache.remove(&1);
             assert_eq!(fronts(&cache), [2], "{name}");
         }
+    }
+
+    /// The shadows rest once a workload has settled, and a new workload
+    /// still moves the placement: the shadow test
+    /// `a_loop_keeps_probation_and_a_recency_workload_switches`, run
+    /// through a real cache (every key sampled at 256 entries).
+    #[test]
+    fn a_resting_adaptive_cache_still_follows_a_new_workload() {
+        use crate::policy::Placement;
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_weight(256)
+            .shards(1)
+            .policy(Policy::adaptive())
+            .build()
+            .expect("valid builder");
+        let shadow = cache.shadow.clone().expect("adaptive");
+        let read = |k: u32| {
+            if cache.get(&k).is_none() {
+                cache.insert(k, k);
+            }
+        };
+        // A loop over 300 keys in 256 entries.
+        let mut rested = 0;
+        for _ in 0..200 {
+            for k in 1_000_000..1_000_300 {
+                read(k);
+                rested += u32::from(shadow.is_resting());
+            }
+        }
+        assert!(rested > 15_000, "rested for {rested} lookups of 60,000");
+        let p = shadow.placement();
+        assert!(matches!(p, Placement::Narrow | Placement::Guarded), "{p:?}");
+        // Each key read twice, 100 keys apart, never again: recency wins.
+        for i in 0..20_000u32 {
+            read(i);
+            read(i.wrapping_sub(100));
+        }
+        let p = shadow.placement();
+        assert!(matches!(p, Placement::Recency | Placement::Wide), "{p:?}");
     }
 
     fn lending_cache() -> Cache<u64, u32> {

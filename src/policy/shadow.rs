@@ -52,7 +52,7 @@
 use crate::cache::Lookups;
 use crate::policy::table::Table;
 use crate::policy::Placement;
-use crate::sync::{Arc, AtomicU32, Mutex};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex};
 use crate::Policy;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
@@ -88,6 +88,22 @@ const MARGIN: u32 = 32;
 /// (-0.6 points); with 1/64 it switches within a few periods (+0.2, and gcc at 50
 /// +1.1, sprite at 100 -0.4).
 const MARGIN_NEAR: u32 = 64;
+
+/// Decisions in a row that keep the placement, each also its period's best,
+/// before the shadows rest (see [`Shadow::decide`]): as many as the scores
+/// remember, so that the placement has led over the whole of their memory.
+const SETTLED: u32 = DECAY;
+
+/// The longest rest, in periods' worth of the real cache's lookups. Rests
+/// double from one period up to this while the placement holds, so that a
+/// settled cache pays for its shadows in about 2 periods of every 18 (one to
+/// refill them, one to score), and a change of workload is seen within
+/// about as many periods as the longest rest.
+const MAX_REST: u32 = 16;
+
+/// Sampled lookups a thread lets pass, while the shadows rest, between two
+/// looks at whether the rest is over (a look sums the lookup counters).
+const REST_CHECK: u32 = 64;
 
 /// Where a new cache starts: the guarded placement. Before the shadows have seen
 /// anything, the placement that changes the cache's contents only on evidence loses
@@ -129,6 +145,9 @@ pub(crate) struct Shadow {
     bits: AtomicU32,
     /// Events a thread queues before replaying them: see [`batch_len`].
     batch: AtomicU32,
+    /// While the shadows rest, the real cache's lookup count at which they
+    /// wake; 0 while they run.
+    rest_until: AtomicU64,
     sims: Mutex<Sims>,
 }
 
@@ -148,10 +167,26 @@ struct Sims {
     seen_at: u64,
     /// Periods ended so far.
     periods: u32,
+    /// Decisions in a row that kept the placement while it was also the
+    /// best of its period.
+    kept: u32,
+    /// Periods the next rest lasts.
+    rest: u32,
+    /// The period under way refills the shadows after a rest: it is not
+    /// scored.
+    warming: bool,
+    /// The real cache's hit count when the period began.
+    hits_at: u64,
+    /// The real cache's hits and lookups in the last scored period, kept
+    /// through a rest to compare the rest's with.
+    rested_on: (u64, u64),
 }
 
 impl Sims {
-    fn new(capacity: u64, bits: u32, seen_at: u64) -> Self {
+    /// Simulations of a cache of `capacity` units sampled at `bits`, from
+    /// the real cache's `(hits, misses)` so far.
+    fn new(capacity: u64, bits: u32, (hits_at, misses_at): (u64, u64)) -> Self {
+        let seen_at = hits_at.wrapping_add(misses_at);
         let scaled = (capacity >> bits).max(1);
         let hint = usize::try_from(scaled).unwrap_or(usize::MAX);
         let tables = Placement::ALL.map(|_| Table::new(&Policy::s3fifo(), scaled, hint, 1));
@@ -165,7 +200,31 @@ impl Sims {
             weighed: 0,
             seen_at,
             periods: 0,
+            kept: 0,
+            rest: 1,
+            warming: false,
+            hits_at,
+            rested_on: (0, 0),
         }
+    }
+
+    /// Whether the real cache, resting since the last scored period (its
+    /// counts were `hits_at` and `seen_at` then), has hit a smaller share
+    /// of its lookups since, by more than one in [`MARGIN`], over at least
+    /// a period's worth of them: the workload changed under the placement,
+    /// and the shadows wake before the rest is over.
+    fn worse_since(&self, hits: u64, seen: u64) -> bool {
+        let (base_hits, base) = self.rested_on;
+        let n = seen.wrapping_sub(self.seen_at);
+        let period = u64::from(self.period()) << self.bits;
+        if base == 0 || n < period || n > u64::MAX >> 8 {
+            return false;
+        }
+        let since = u128::from(hits.wrapping_sub(self.hits_at));
+        let (n, base_hits, base) = (u128::from(n), u128::from(base_hits), u128::from(base));
+        // since / n + 1 / MARGIN < base_hits / base
+        let margin = u128::from(MARGIN);
+        since * base * margin + n * base < base_hits * n * margin
     }
 
     /// Sampled lookups between two decisions: twice what a shadow holds, so that a
@@ -207,12 +266,13 @@ impl Shadow {
     /// lookups in `seen`.
     pub(crate) fn new(capacity: u64, seen: Arc<Lookups>) -> Self {
         let bits = sampling_bits(capacity);
-        let sims = Sims::new(capacity, bits, seen.total());
+        let sims = Sims::new(capacity, bits, seen.split());
         Shadow {
             placement: AtomicU32::new(START.index() as u32),
             seen,
             bits: AtomicU32::new(bits),
             batch: AtomicU32::new(batch_len(0)),
+            rest_until: AtomicU64::new(0),
             sims: Mutex::new(sims),
         }
     }
@@ -225,8 +285,15 @@ impl Shadow {
         // many bits fewer than the default as before.
         let learned = sampling_bits(sims.capacity).saturating_sub(sims.bits);
         let bits = sampling_bits(capacity).saturating_sub(learned);
-        *sims = Sims::new(capacity, bits, self.seen.total());
+        *sims = Sims::new(capacity, bits, self.seen.split());
         self.bits.store(bits, Relaxed);
+        self.rest_until.store(0, Relaxed);
+    }
+
+    /// Whether the shadows rest (see [`Shadow::decide`]).
+    #[cfg(all(test, not(larder_loom)))]
+    pub(crate) fn is_resting(&self) -> bool {
+        self.rest_until.load(Relaxed) != 0
     }
 
     /// Where new entries should go.
@@ -323,7 +390,34 @@ impl Shadow {
 
     /// Ends a period: picks the placement whose shadow scores best, if by more than
     /// the margin.
+    ///
+    /// Rests: the placement seldom changes once a workload has settled, yet
+    /// the shadows cost every sampled lookup five table operations (every
+    /// lookup of a cache of up to [`SIM_CAPACITY`] units, which read four to
+    /// seven times slower than under a fixed policy, and scaled to no second
+    /// thread, all of them replaying under one mutex). So once the placement
+    /// has held for [`SETTLED`] decisions in a row, each time also the best
+    /// of its own period, the shadows stop replaying for a number of
+    /// periods' worth of the real cache's lookups, doubling from one up to
+    /// [`MAX_REST`] while it keeps holding. On waking they refill for a
+    /// period that is not scored (their contents are as old as the rest),
+    /// then score one; a period whose best is not the placement keeps them
+    /// awake, with rests back to one period, until it has held again. A rest
+    /// also ends early when the real cache's hit ratio falls more than one
+    /// lookup in [`MARGIN`] under its last scored period's (see
+    /// `Sims::worse_since`): a new workload wakes them at once.
     fn decide(&self, sims: &mut Sims) {
+        let (real_hits, real_misses) = self.seen.split();
+        let seen = real_hits.wrapping_add(real_misses);
+        let period_hits = real_hits.wrapping_sub(sims.hits_at);
+        sims.hits_at = real_hits;
+        if sims.warming {
+            sims.warming = false;
+            sims.hits = [0; SHADOWS];
+            sims.lookups = 0;
+            sims.seen_at = seen;
+            return;
+        }
         // Scores remember about DECAY periods, so a placement must win over several:
         // each switch costs the real cache a turnover that the shadows, fixed in
         // their placements, do not pay.
@@ -346,8 +440,8 @@ impl Shadow {
         // share a slot can lose each other's increments, so the total may
         // even step back: the wrapped difference is then huge and the
         // minimum below takes the sample's count for that period.
-        let seen = self.seen.total();
-        let real = seen.wrapping_sub(sims.seen_at) >> sims.bits;
+        let period_lookups = seen.wrapping_sub(sims.seen_at);
+        let real = period_lookups >> sims.bits;
         sims.seen_at = seen;
         let expected = u32::try_from(real).unwrap_or(u32::MAX).min(sims.lookups);
         sims.weighed = (sims.weighed - sims.weighed / DECAY).saturating_add(expected);
@@ -357,11 +451,78 @@ impl Shadow {
             .unwrap_or(current);
         let margin = (sims.weighed / margin_divisor(current, best)).max(2);
         sims.periods = sims.periods.saturating_add(1);
-        if sims.periods >= FIRST_DECISION && sims.scores[best] > sims.scores[current] + margin {
+        let switch =
+            sims.periods >= FIRST_DECISION && sims.scores[best] > sims.scores[current] + margin;
+        if switch {
             self.placement.store(best as u32, Relaxed);
+        }
+        // Whether the placement also led this period alone (within the
+        // period's share of the margin).
+        let period_best = (0..SHADOWS)
+            .max_by_key(|&i| sims.hits[i])
+            .unwrap_or(current);
+        let period_margin = (expected / margin_divisor(current, period_best)).max(2);
+        let led = sims.hits[current] + period_margin >= sims.hits[period_best];
+        if switch || !led {
+            sims.kept = 0;
+            sims.rest = 1;
+        } else if sims.periods >= FIRST_DECISION {
+            sims.kept += 1;
+        }
+        if sims.kept >= SETTLED {
+            // The rest's length varies by up to half again, so that the
+            // periods scored between rests do not fall on the same phase of
+            // a periodic workload each time (a loop, a zigzag), which would
+            // score the placements on that phase alone.
+            let lookups = u64::from(sims.period()) << sims.bits;
+            let rest = lookups * u64::from(sims.rest);
+            let jitter = u64::from(mix(
+                NonZeroU32::new(seen as u32 | 1).unwrap_or(NonZeroU32::MIN)
+            ));
+            let rest = rest + ((rest / 2).saturating_mul(jitter) >> 32);
+            let until = seen.saturating_add(rest).max(1);
+            sims.rested_on = (period_hits, period_lookups);
+            self.rest_until.store(until, Relaxed);
+            sims.rest = (sims.rest * 2).min(MAX_REST);
+            // Waking, one scored period that holds rests again.
+            sims.kept = SETTLED - 1;
         }
         sims.hits = [0; SHADOWS];
         sims.lookups = 0;
+    }
+
+    /// While the shadows rest: every [`REST_CHECK`]th sampled lookup a
+    /// thread records looks whether the rest is over, and the first to find
+    /// it over wakes the shadows.
+    #[cold]
+    fn rest(&self) {
+        #[cfg(not(larder_loom))]
+        {
+            let due = REST_TICKS.with(|ticks| {
+                let t = ticks.get().wrapping_add(1);
+                ticks.set(t);
+                t % REST_CHECK == 0
+            });
+            if !due {
+                return;
+            }
+        }
+        let mut sims = self.sims.lock();
+        let until = self.rest_until.load(Relaxed);
+        if until == 0 {
+            return;
+        }
+        let (hits, misses) = self.seen.split();
+        let seen = hits.wrapping_add(misses);
+        if seen < until && !sims.worse_since(hits, seen) {
+            return;
+        }
+        sims.hits = [0; SHADOWS];
+        sims.lookups = 0;
+        sims.seen_at = seen;
+        sims.hits_at = hits;
+        sims.warming = true;
+        self.rest_until.store(0, Relaxed);
     }
 
     /// A new key with this hash and weight was stored in the real cache.
@@ -387,7 +548,7 @@ impl Shadow {
             && probe.len() < MIN_SIM_ENTRIES
         {
             let bits = sims.bits - 1;
-            *sims = Sims::new(sims.capacity, bits, self.seen.total());
+            *sims = Sims::new(sims.capacity, bits, self.seen.split());
             self.bits.store(bits, Relaxed);
         }
     }
@@ -508,6 +669,9 @@ impl Drop for Batch {
 #[cfg(not(larder_loom))]
 thread_local! {
     static QUEUED: std::cell::RefCell<Option<Batch>> = const { std::cell::RefCell::new(None) };
+    /// Sampled lookups this thread let pass while shadows rested (see
+    /// [`Shadow::rest`]).
+    static REST_TICKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 impl Shadow {
@@ -516,6 +680,10 @@ impl Shadow {
     /// thread-locals are being torn down).
     #[inline]
     fn record(this: &Arc<Shadow>, event: Event) {
+        if this.rest_until.load(Relaxed) != 0 {
+            this.rest();
+            return;
+        }
         #[cfg(not(larder_loom))]
         {
             let queued = QUEUED.try_with(|cell| {
@@ -619,6 +787,96 @@ mod tests {
             shadow.on_insert(hash(u32::MAX - i), 1);
         }
         assert_eq!(shadow.batch.load(Relaxed), batch_len(n as usize));
+    }
+
+    /// A lookup as the cache makes it: counted, then recorded if sampled
+    /// (hits of `weight`; 0 is a miss, and the key is then stored).
+    fn looked_up(shadow: &Arc<Shadow>, h: NonZeroU32, weight: u32) {
+        shadow.seen.count(0, weight > 0);
+        if shadow.sampled(h) {
+            Shadow::record_lookup(shadow, h, weight);
+            if weight == 0 {
+                Shadow::record_insert(shadow, h, 1);
+            }
+        }
+    }
+
+    fn resting(shadow: &Shadow) -> bool {
+        shadow.is_resting()
+    }
+
+    /// Reads the 50 keys `fill` stored in turn, all hits, until the shadows
+    /// rest or `most` lookups were made; returns how many were.
+    fn read_until_resting(shadow: &Arc<Shadow>, most: u32) -> u32 {
+        let mut n = 0;
+        while !resting(shadow) && n < most {
+            looked_up(shadow, hash(u32::MAX - n % 50), 1);
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn settled_shadows_rest_longer_each_time_and_refill_before_scoring() {
+        // Every key sampled, 50 keys that every shadow holds: every
+        // placement hits every lookup, so the start placement holds and
+        // leads every period alike.
+        let shadow = Arc::new(shadow(100));
+        fill(&shadow, 50);
+        let period = shadow.sims.lock().period();
+        let n = read_until_resting(&shadow, 20 * period);
+        assert!(resting(&shadow), "never rested");
+        // The first decision at the end of the second period, then four
+        // kept decisions: the shadows rest at the end of the fifth.
+        assert_eq!(n, (FIRST_DECISION - 1 + SETTLED) * period);
+        for rest in [1, 2, 4] {
+            let replayed = lookups(&shadow);
+            let periods = shadow.sims.lock().periods;
+            // Resting, nothing is replayed; the rest lasts `rest` periods'
+            // worth of lookups (each thread looks every REST_CHECK).
+            let mut n = 0;
+            while resting(&shadow) {
+                assert!(n <= rest * period + REST_CHECK, "rest {rest} overran");
+                looked_up(&shadow, hash(u32::MAX - n % 50), 1);
+                n += 1;
+            }
+            assert!(n >= rest * period, "rest {rest} ended after {n}");
+            assert_eq!(lookups(&shadow), replayed, "replayed while resting");
+            // Awake: a period that refills the shadows and is not scored,
+            // then a scored one that holds and rests again, twice as long.
+            assert!(shadow.sims.lock().warming);
+            Shadow::flush_thread(&shadow);
+            let n = read_until_resting(&shadow, 4 * period);
+            assert_eq!(shadow.sims.lock().periods, periods + 1, "one period scored");
+            assert!(n.abs_diff(2 * period) <= BATCH as u32, "{n} lookups awake");
+            assert_eq!(shadow.sims.lock().rest, (rest * 4).min(MAX_REST));
+        }
+    }
+
+    #[test]
+    fn a_falling_hit_ratio_wakes_resting_shadows_early() {
+        let shadow = Arc::new(shadow(100));
+        fill(&shadow, 50);
+        let period = shadow.sims.lock().period();
+        // Through rests of one, two and four periods to one of eight.
+        for _ in 0..3 {
+            read_until_resting(&shadow, 20 * period);
+            while resting(&shadow) {
+                looked_up(&shadow, hash(u32::MAX), 1);
+            }
+            Shadow::flush_thread(&shadow);
+        }
+        read_until_resting(&shadow, 20 * period);
+        assert!(resting(&shadow));
+        assert_eq!(shadow.sims.lock().rest, 16, "this rest is of eight periods");
+        // New keys, all misses: the shadows wake once a period's worth of
+        // lookups shows it (at the next look), not after eight.
+        let mut n = 0;
+        while resting(&shadow) {
+            looked_up(&shadow, hash(n), 0);
+            n += 1;
+        }
+        assert!(n >= period && n <= period + REST_CHECK, "woke after {n}");
     }
 
     #[test]
