@@ -95,14 +95,18 @@ const MARGIN_NEAR: u32 = 64;
 const SETTLED: u32 = DECAY;
 
 /// The longest rest, in periods' worth of the real cache's lookups. Rests
-/// double from one period up to this while the placement holds, so that a
-/// settled cache pays for its shadows in about 2 periods of every 18 (one to
-/// refill them, one to score), and a change of workload is seen within
-/// about as many periods as the longest rest.
+/// double from one period up to this while the placement holds (each drawn
+/// up to half again longer), so that a settled cache pays for its shadows in
+/// about 2 periods of every 22 (one to refill them, one to score), and a
+/// change of workload is seen within about as many periods as the longest
+/// rest.
 const MAX_REST: u32 = 16;
 
 /// Sampled lookups a thread lets pass, while the shadows rest, between two
-/// looks at whether the rest is over (a look sums the lookup counters).
+/// looks at whether the rest is over (a look sums the lookup counters). A
+/// thread looks at its first one too, so threads that live for a few
+/// lookups each still end a rest.
+#[cfg(not(larder_loom))]
 const REST_CHECK: u32 = 64;
 
 /// Where a new cache starts: the guarded placement. Before the shadows have seen
@@ -175,6 +179,8 @@ struct Sims {
     /// The period under way refills the shadows after a rest: it is not
     /// scored.
     warming: bool,
+    /// A shadow missed a lookup (or took a new key) in the period under way.
+    missed: bool,
     /// The real cache's hit count when the period began.
     hits_at: u64,
     /// The real cache's hits and lookups in the last scored period, kept
@@ -203,6 +209,7 @@ impl Sims {
             kept: 0,
             rest: 1,
             warming: false,
+            missed: false,
             hits_at,
             rested_on: (0, 0),
         }
@@ -216,11 +223,14 @@ impl Sims {
     fn worse_since(&self, hits: u64, seen: u64) -> bool {
         let (base_hits, base) = self.rested_on;
         let n = seen.wrapping_sub(self.seen_at);
+        let since = hits.wrapping_sub(self.hits_at);
         let period = u64::from(self.period()) << self.bits;
-        if base == 0 || n < period || n > u64::MAX >> 8 {
+        // Counters that stepped back (threads sharing a slot lose
+        // increments) read as huge differences: no verdict from those.
+        if base == 0 || base_hits > base || n < period || since > n || n > u64::MAX >> 8 {
             return false;
         }
-        let since = u128::from(hits.wrapping_sub(self.hits_at));
+        let since = u128::from(since);
         let (n, base_hits, base) = (u128::from(n), u128::from(base_hits), u128::from(base));
         // since / n + 1 / MARGIN < base_hits / base
         let margin = u128::from(MARGIN);
@@ -326,6 +336,7 @@ impl Shadow {
     #[cfg(all(test, not(larder_loom)))]
     pub(crate) fn on_lookup(&self, hash: NonZeroU32, weight: u32) {
         self.seen.count(0, weight > 0);
+        self.stay_awake();
         if self.sampled(hash) {
             self.replay(&[Event::lookup(hash, weight)]);
         }
@@ -354,6 +365,13 @@ impl Shadow {
         let mut sims = self.sims.lock();
         let sims = &mut *sims;
         for event in events {
+            // Resting (the batch's own lookups may have started the rest,
+            // or it was queued before): the rest of it is dropped, as the
+            // events recorded during the rest are. `rest_until` changes only
+            // under this mutex.
+            if self.rest_until.load(Relaxed) != 0 {
+                break;
+            }
             let (hash, weight) = (event.hash(), event.weight());
             if !Shadow::sampled_at(sims.bits, hash) {
                 continue;
@@ -378,8 +396,11 @@ impl Shadow {
             if let Some(idx) = table.find_noting(hash, &hash.get()) {
                 table.touch_locked(idx);
                 sims.hits[i] += 1;
-            } else if weight > 0 {
-                table.insert_new(hash.get(), (), hash, weight, placement);
+            } else {
+                sims.missed = true;
+                if weight > 0 {
+                    table.insert_new(hash.get(), (), hash, weight, placement);
+                }
             }
         }
         sims.lookups += 1;
@@ -397,20 +418,34 @@ impl Shadow {
     /// seven times slower than under a fixed policy, and scaled to no second
     /// thread, all of them replaying under one mutex). So once the placement
     /// has held for [`SETTLED`] decisions in a row, each time also the best
-    /// of its own period, the shadows stop replaying for a number of
+    /// of its own period and made on full shadows (or on a period in which
+    /// no shadow missed), the shadows stop replaying for a number of
     /// periods' worth of the real cache's lookups, doubling from one up to
     /// [`MAX_REST`] while it keeps holding. On waking they refill for a
     /// period that is not scored (their contents are as old as the rest),
     /// then score one; a period whose best is not the placement keeps them
     /// awake, with rests back to one period, until it has held again. A rest
-    /// also ends early when the real cache's hit ratio falls more than one
-    /// lookup in [`MARGIN`] under its last scored period's (see
-    /// `Sims::worse_since`): a new workload wakes them at once.
+    /// also ends early when the real cache's hit ratio since it began falls
+    /// more than one lookup in [`MARGIN`] under its last scored period's
+    /// (see `Sims::worse_since`): a workload that hits less wakes them after
+    /// a period's worth of lookups, or later when the rest is old and the
+    /// fall small (the ratio is the whole rest's). Events queued before a
+    /// rest began are dropped with the ones recorded during it.
     fn decide(&self, sims: &mut Sims) {
         let (real_hits, real_misses) = self.seen.split();
         let seen = real_hits.wrapping_add(real_misses);
         let period_hits = real_hits.wrapping_sub(sims.hits_at);
         sims.hits_at = real_hits;
+        // While the shadows fill, every placement keeps every new key and
+        // they tie, whatever the workload: such a period is no evidence that
+        // the placement suits it. A period counts toward a rest once the
+        // shadows are full (7/8 of their units: they evict), or if no shadow
+        // missed at all (the keys fit: any placement hits them all).
+        let evidence = !std::mem::take(&mut sims.missed)
+            || sims
+                .tables
+                .iter()
+                .all(|t| u128::from(t.weight) * 8 >= u128::from(t.capacity) * 7);
         if sims.warming {
             sims.warming = false;
             sims.hits = [0; SHADOWS];
@@ -466,7 +501,7 @@ impl Shadow {
         if switch || !led {
             sims.kept = 0;
             sims.rest = 1;
-        } else if sims.periods >= FIRST_DECISION {
+        } else if sims.periods >= FIRST_DECISION && evidence {
             sims.kept += 1;
         }
         if sims.kept >= SETTLED {
@@ -481,7 +516,10 @@ impl Shadow {
             ));
             let rest = rest + ((rest / 2).saturating_mul(jitter) >> 32);
             let until = seen.saturating_add(rest).max(1);
-            sims.rested_on = (period_hits, period_lookups);
+            sims.rested_on = match period_lookups <= u64::MAX >> 8 {
+                true => (period_hits, period_lookups),
+                false => (0, 0),
+            };
             self.rest_until.store(until, Relaxed);
             sims.rest = (sims.rest * 2).min(MAX_REST);
             // Waking, one scored period that holds rests again.
@@ -499,14 +537,30 @@ impl Shadow {
         #[cfg(not(larder_loom))]
         {
             let due = REST_TICKS.with(|ticks| {
-                let t = ticks.get().wrapping_add(1);
-                ticks.set(t);
+                let t = ticks.get();
+                ticks.set(t.wrapping_add(1));
                 t % REST_CHECK == 0
             });
             if !due {
                 return;
             }
         }
+        self.wake_if_due();
+    }
+
+    /// Ends any rest at once, without a refill (the unbuffered test paths,
+    /// [`Shadow::on_lookup`] and [`Shadow::on_insert`], replay every event:
+    /// tests of the decisions themselves; rests are tested through the
+    /// buffered path).
+    #[cfg(all(test, not(larder_loom)))]
+    fn stay_awake(&self) {
+        let _sims = self.sims.lock();
+        self.rest_until.store(0, Relaxed);
+    }
+
+    /// Wakes resting shadows if their rest is over or the real cache's hit
+    /// ratio fell (see [`Shadow::decide`]).
+    fn wake_if_due(&self) {
         let mut sims = self.sims.lock();
         let until = self.rest_until.load(Relaxed);
         if until == 0 {
@@ -529,6 +583,7 @@ impl Shadow {
     /// Applied at once (the buffered path is [`Shadow::record_insert`]).
     #[cfg(all(test, not(larder_loom)))]
     pub(crate) fn on_insert(&self, hash: NonZeroU32, weight: u32) {
+        self.stay_awake();
         if self.sampled(hash) {
             self.replay(&[Event::insert(hash, weight)]);
         }
@@ -537,6 +592,7 @@ impl Shadow {
     fn insert_locked(&self, sims: &mut Sims, hash: NonZeroU32, weight: u32) {
         for (table, placement) in sims.tables.iter_mut().zip(Placement::ALL) {
             if table.find_noting(hash, &hash.get()).is_none() {
+                sims.missed = true;
                 table.insert_new(hash.get(), (), hash, weight, placement);
             }
         }
@@ -826,21 +882,27 @@ mod tests {
         let period = shadow.sims.lock().period();
         let n = read_until_resting(&shadow, 20 * period);
         assert!(resting(&shadow), "never rested");
-        // The first decision at the end of the second period, then four
-        // kept decisions: the shadows rest at the end of the fifth.
+        // The first decision at the end of the second period, then SETTLED
+        // kept decisions in all: the shadows rest at the end of the ninth.
         assert_eq!(n, (FIRST_DECISION - 1 + SETTLED) * period);
+        let mut longer = 0;
         for rest in [1, 2, 4] {
             let replayed = lookups(&shadow);
             let periods = shadow.sims.lock().periods;
             // Resting, nothing is replayed; the rest lasts `rest` periods'
             // worth of lookups (each thread looks every REST_CHECK).
+            // (Each rest is drawn up to half again longer.)
             let mut n = 0;
             while resting(&shadow) {
-                assert!(n <= rest * period + REST_CHECK, "rest {rest} overran");
+                assert!(
+                    n <= rest * period * 3 / 2 + REST_CHECK,
+                    "rest {rest} overran"
+                );
                 looked_up(&shadow, hash(u32::MAX - n % 50), 1);
                 n += 1;
             }
             assert!(n >= rest * period, "rest {rest} ended after {n}");
+            longer += u32::from(n > rest * period + REST_CHECK);
             assert_eq!(lookups(&shadow), replayed, "replayed while resting");
             // Awake: a period that refills the shadows and is not scored,
             // then a scored one that holds and rests again, twice as long.
@@ -851,6 +913,7 @@ mod tests {
             assert!(n.abs_diff(2 * period) <= BATCH as u32, "{n} lookups awake");
             assert_eq!(shadow.sims.lock().rest, (rest * 4).min(MAX_REST));
         }
+        assert!(longer > 0, "no rest was drawn longer than its periods");
     }
 
     #[test]
@@ -877,6 +940,8 @@ mod tests {
             n += 1;
         }
         assert!(n >= period && n <= period + REST_CHECK, "woke after {n}");
+        // Nothing the thread had queued was replayed while they rested.
+        assert!(shadow.sims.lock().warming);
     }
 
     #[test]
