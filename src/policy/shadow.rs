@@ -89,17 +89,19 @@ const MARGIN: u32 = 32;
 /// +1.1, sprite at 100 -0.4).
 const MARGIN_NEAR: u32 = 64;
 
-/// Decisions in a row that keep the placement, each also its period's best,
-/// before the shadows rest (see [`Shadow::decide`]): as many as the scores
-/// remember, so that the placement has led over the whole of their memory.
+/// Decisions that keep the placement, each also its period's best and made
+/// on evidence (see [`Shadow::decide`]), before the shadows rest: as many as
+/// the scores remember, so that the placement has led over the whole of
+/// their memory. A period without evidence neither counts nor resets them;
+/// one the placement does not lead resets them.
 const SETTLED: u32 = DECAY;
 
 /// The longest rest, in periods' worth of the real cache's lookups. Rests
 /// double from one period up to this while the placement holds (each drawn
 /// up to half again longer), so that a settled cache pays for its shadows in
 /// about 2 periods of every 22 (one to refill them, one to score), and a
-/// change of workload is seen within about as many periods as the longest
-/// rest.
+/// change of workload that does not lower the hit ratio is seen within the
+/// longest rest drawn, 24 periods.
 const MAX_REST: u32 = 16;
 
 /// Sampled lookups a thread lets pass, while the shadows rest, between two
@@ -396,11 +398,13 @@ impl Shadow {
             if let Some(idx) = table.find_noting(hash, &hash.get()) {
                 table.touch_locked(idx);
                 sims.hits[i] += 1;
-            } else {
+            } else if weight > 0 {
+                // The real cache held it and this shadow did not. (A key
+                // the real cache missed too is no evidence of filling until
+                // it is stored: `insert_locked` counts that. A lookup of a
+                // key that is never stored misses in every shadow alike.)
                 sims.missed = true;
-                if weight > 0 {
-                    table.insert_new(hash.get(), (), hash, weight, placement);
-                }
+                table.insert_new(hash.get(), (), hash, weight, placement);
             }
         }
         sims.lookups += 1;
@@ -417,9 +421,9 @@ impl Shadow {
     /// lookup of a cache of up to [`SIM_CAPACITY`] units, which read four to
     /// seven times slower than under a fixed policy, and scaled to no second
     /// thread, all of them replaying under one mutex). So once the placement
-    /// has held for [`SETTLED`] decisions in a row, each time also the best
-    /// of its own period and made on full shadows (or on a period in which
-    /// no shadow missed), the shadows stop replaying for a number of
+    /// has held for [`SETTLED`] decisions, each time also the best of its
+    /// own period and made on full shadows (or on a period in which no
+    /// shadow took a new key), the shadows stop replaying for a number of
     /// periods' worth of the real cache's lookups, doubling from one up to
     /// [`MAX_REST`] while it keeps holding. On waking they refill for a
     /// period that is not scored (their contents are as old as the rest),
@@ -429,8 +433,10 @@ impl Shadow {
     /// more than one lookup in [`MARGIN`] under its last scored period's
     /// (see `Sims::worse_since`): a workload that hits less wakes them after
     /// a period's worth of lookups, or later when the rest is old and the
-    /// fall small (the ratio is the whole rest's). Events queued before a
-    /// rest began are dropped with the ones recorded during it.
+    /// fall small (the ratio is the whole rest's). The rest of the batch
+    /// that started a rest, and batches flushed during it, are dropped;
+    /// other threads' part-filled batches are replayed after it, into the
+    /// refill period, which is not scored.
     fn decide(&self, sims: &mut Sims) {
         let (real_hits, real_misses) = self.seen.split();
         let seen = real_hits.wrapping_add(real_misses);
@@ -439,13 +445,15 @@ impl Shadow {
         // While the shadows fill, every placement keeps every new key and
         // they tie, whatever the workload: such a period is no evidence that
         // the placement suits it. A period counts toward a rest once the
-        // shadows are full (7/8 of their units: they evict), or if no shadow
-        // missed at all (the keys fit: any placement hits them all).
-        let evidence = !std::mem::take(&mut sims.missed)
-            || sims
-                .tables
-                .iter()
-                .all(|t| u128::from(t.weight) * 8 >= u128::from(t.capacity) * 7);
+        // shadows are full (7/8 of their units, or no room for another entry
+        // of their mean weight: they evict), or if no shadow took a new key
+        // (the keys fit: any placement hits them all).
+        let full = |t: &Table<u32, ()>| {
+            let (weight, capacity) = (u128::from(t.weight), u128::from(t.capacity));
+            let mean = weight / t.len().max(1) as u128;
+            weight * 8 >= capacity * 7 || weight + mean > capacity
+        };
+        let evidence = !std::mem::take(&mut sims.missed) || sims.tables.iter().all(full);
         if sims.warming {
             sims.warming = false;
             sims.hits = [0; SHADOWS];
@@ -914,6 +922,24 @@ mod tests {
             assert_eq!(shadow.sims.lock().rest, (rest * 4).min(MAX_REST));
         }
         assert!(longer > 0, "no rest was drawn longer than its periods");
+    }
+
+    #[test]
+    fn lookups_of_keys_never_stored_do_not_keep_the_shadows_awake() {
+        // The 50 keys fit, and every other lookup is of a key no one
+        // stores: a miss in every shadow alike, which says nothing about
+        // the placement, so the shadows still rest.
+        let shadow = Arc::new(shadow(100));
+        fill(&shadow, 50);
+        let period = shadow.sims.lock().period();
+        let mut n = 0;
+        while !resting(&shadow) && n < 40 * period {
+            looked_up(&shadow, hash(u32::MAX - n % 50), 1);
+            shadow.seen.count(0, false);
+            Shadow::record_lookup(&shadow, hash(n), 0);
+            n += 1;
+        }
+        assert!(resting(&shadow), "never rested");
     }
 
     #[test]
