@@ -173,15 +173,16 @@ struct Sims {
     seen_at: u64,
     /// Periods ended so far.
     periods: u32,
-    /// Decisions in a row that kept the placement while it was also the
-    /// best of its period.
+    /// Decisions that kept the placement while it was also the best of its
+    /// period (see [`SETTLED`]).
     kept: u32,
     /// Periods the next rest lasts.
     rest: u32,
     /// The period under way refills the shadows after a rest: it is not
     /// scored.
     warming: bool,
-    /// A shadow missed a lookup (or took a new key) in the period under way.
+    /// A shadow took a new key in the period under way: one the real cache
+    /// held, or one it stored (the shadows are still filling, or evicting).
     missed: bool,
     /// The real cache's hit count when the period began.
     hits_at: u64,
@@ -215,6 +216,14 @@ impl Sims {
             hits_at,
             rested_on: (0, 0),
         }
+    }
+
+    /// Starts a period at the real cache's counts `hits` and `seen`.
+    fn start_period(&mut self, hits: u64, seen: u64) {
+        self.hits = [0; SHADOWS];
+        self.lookups = 0;
+        self.hits_at = hits;
+        self.seen_at = seen;
     }
 
     /// Whether the real cache, resting since the last scored period (its
@@ -303,7 +312,7 @@ impl Shadow {
     }
 
     /// Whether the shadows rest (see [`Shadow::decide`]).
-    #[cfg(all(test, not(larder_loom)))]
+    #[inline]
     pub(crate) fn is_resting(&self) -> bool {
         self.rest_until.load(Relaxed) != 0
     }
@@ -371,7 +380,7 @@ impl Shadow {
             // or it was queued before): the rest of it is dropped, as the
             // events recorded during the rest are. `rest_until` changes only
             // under this mutex.
-            if self.rest_until.load(Relaxed) != 0 {
+            if self.is_resting() {
                 break;
             }
             let (hash, weight) = (event.hash(), event.weight());
@@ -441,7 +450,6 @@ impl Shadow {
         let (real_hits, real_misses) = self.seen.split();
         let seen = real_hits.wrapping_add(real_misses);
         let period_hits = real_hits.wrapping_sub(sims.hits_at);
-        sims.hits_at = real_hits;
         // While the shadows fill, every placement keeps every new key and
         // they tie, whatever the workload: such a period is no evidence that
         // the placement suits it. A period counts toward a rest once the
@@ -456,9 +464,7 @@ impl Shadow {
         let evidence = !std::mem::take(&mut sims.missed) || sims.tables.iter().all(full);
         if sims.warming {
             sims.warming = false;
-            sims.hits = [0; SHADOWS];
-            sims.lookups = 0;
-            sims.seen_at = seen;
+            sims.start_period(real_hits, seen);
             return;
         }
         // Scores remember about DECAY periods, so a placement must win over several:
@@ -485,7 +491,6 @@ impl Shadow {
         // minimum below takes the sample's count for that period.
         let period_lookups = seen.wrapping_sub(sims.seen_at);
         let real = period_lookups >> sims.bits;
-        sims.seen_at = seen;
         let expected = u32::try_from(real).unwrap_or(u32::MAX).min(sims.lookups);
         sims.weighed = (sims.weighed - sims.weighed / DECAY).saturating_add(expected);
         let current = self.placement.load(Relaxed) as usize;
@@ -533,8 +538,7 @@ impl Shadow {
             // Waking, one scored period that holds rests again.
             sims.kept = SETTLED - 1;
         }
-        sims.hits = [0; SHADOWS];
-        sims.lookups = 0;
+        sims.start_period(real_hits, seen);
     }
 
     /// While the shadows rest: every [`REST_CHECK`]th sampled lookup a
@@ -579,10 +583,7 @@ impl Shadow {
         if seen < until && !sims.worse_since(hits, seen) {
             return;
         }
-        sims.hits = [0; SHADOWS];
-        sims.lookups = 0;
-        sims.seen_at = seen;
-        sims.hits_at = hits;
+        sims.start_period(hits, seen);
         sims.warming = true;
         self.rest_until.store(0, Relaxed);
     }
@@ -744,7 +745,7 @@ impl Shadow {
     /// thread-locals are being torn down).
     #[inline]
     fn record(this: &Arc<Shadow>, event: Event) {
-        if this.rest_until.load(Relaxed) != 0 {
+        if this.is_resting() {
             this.rest();
             return;
         }
